@@ -1,0 +1,195 @@
+/*  zjq_client.h: the zjq asynchronous client library (public C ABI).
+
+    A client submits jobs to a zjq broker and learns their outcome, without
+    ever blocking its caller. It is driven from the caller's event loop:
+
+        fd = zjq_client_fd (client);         // watch for readability
+        ms = zjq_client_timeout (client);    // and wake up after this long
+        zjq_client_process (client);         // then let the client work
+
+    Call zjq_client_process () whenever the fd is readable, when the timeout
+    passes, and after issuing requests (it sends what is queued). The fd is
+    libzmq's ZMQ_FD: edge-triggered, so process () always drains everything.
+    For scripts, zjq_client_run () and zjq_wait () block on the same calls.
+
+    Callbacks run inside zjq_client_process () (or run/wait), on the caller's
+    thread. Callbacks take (client, status, ..., arg) where arg is the
+    caller's pointer. If a request function returns an error, its callbacks
+    are never called; otherwise each callback is called exactly once (a
+    result callback may also be called with an error, e.g. ZJQ_ETIMEDOUT).
+    Pointers passed to callbacks are valid only during the call.
+
+    Thread safety: a zjq_client_t must be used by one thread at a time, and
+    callbacks come on that thread. Separate clients are independent.
+
+    All functions return 0 (or a count) on success and a negative ZJQ_E*
+    code on failure; see zjq_error.h and zjq_strerror ().                   */
+
+#ifndef ZJQ_CLIENT_H_INCLUDED
+#define ZJQ_CLIENT_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+#include "zjq_error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct _zjq_client_t zjq_client_t;
+
+//  Options for a submit. Zero fields take the broker's defaults; initialise
+//  with zjq_submit_opts_init () so that later fields stay zero.
+typedef struct {
+    int priority;               //  -1000..1000, higher runs first (0)
+    int max_attempts;           //  attempts before the job fails (0: default)
+    int64_t job_timeout_ms;     //  per attempt (0: broker default)
+    int64_t result_ttl_ms;      //  how long the outcome is kept (0: default)
+    const char *key;            //  idempotency key, or NULL
+} zjq_submit_opts_t;
+
+//  What a job looks like now (status and cancel replies).
+typedef struct {
+    const char *id;             //  job id
+    const char *queue;          //  queue name
+    int state;                  //  zjq_state_t
+    int attempt;                //  current or last attempt (0: not yet run)
+    int max_attempts;           //  attempt limit
+    int priority;               //  priority
+    const char *error;          //  reason of failure/cancel or of the last
+                                //  failed attempt, or NULL
+    double progress;            //  0..1 as reported by the worker, or -1
+    const char *progress_message;   //  worker's progress text, or NULL
+    const char *worker;         //  id of the worker running it, or NULL
+    int64_t created_ms;         //  Unix ms
+    int64_t started_ms;         //  Unix ms of the last dispatch, or 0
+    int64_t finished_ms;        //  Unix ms of the end, or 0
+    int64_t expires_ms;         //  Unix ms when the outcome is dropped, or 0
+    int64_t result_size;        //  bytes of result, or 0
+} zjq_job_info_t;
+
+//  The outcome of a job that has ended.
+typedef struct {
+    const char *id;             //  job id
+    int state;                  //  SUCCEEDED, FAILED or CANCELLED
+    int attempt;                //  the attempt that ended it
+    const char *error;          //  reason, unless succeeded (else NULL)
+    const void *data;           //  result bytes (succeeded), else NULL
+    size_t size;                //  result size
+} zjq_result_t;
+
+//  Submit answered: status 0 and the new job id, or a negative code
+//  (ZJQ_EQUEUEFULL, ZJQ_ETOOBIG, ZJQ_EINVAL, ZJQ_EUNREACHABLE, ...) and NULL.
+typedef void (zjq_submit_cb) (zjq_client_t *client, int status,
+                              const char *job_id, void *arg);
+//  A job's outcome: status 0 with a succeeded result, ZJQ_EFAILED or
+//  ZJQ_ECANCELLED with the result describing it, or another negative code
+//  (ZJQ_ENOTREADY, ZJQ_ENOTFOUND, ZJQ_EEXPIRED, ZJQ_ETIMEDOUT,
+//  ZJQ_EUNREACHABLE, ZJQ_ECLOSED, ...) with result NULL.
+typedef void (zjq_result_cb) (zjq_client_t *client, int status,
+                              const zjq_result_t *result, void *arg);
+//  A job's state: status 0 with info, or a negative code with NULL.
+typedef void (zjq_status_cb) (zjq_client_t *client, int status,
+                              const zjq_job_info_t *info, void *arg);
+//  Broker statistics as a JSON text (status 0), or a negative code and NULL.
+typedef void (zjq_stats_cb) (zjq_client_t *client, int status,
+                             const char *json, void *arg);
+//  Plain completion (ping): status 0 or a negative code.
+typedef void (zjq_done_cb) (zjq_client_t *client, int status, void *arg);
+
+//  Fill opts with defaults (all zero).
+void
+    zjq_submit_opts_init (zjq_submit_opts_t *opts);
+
+//  Create a client for a broker endpoint ("tcp://127.0.0.1:5555",
+//  "ipc:///run/zjq.sock"). Connecting is asynchronous: this never waits for
+//  the broker, and requests issued before the connection is up are sent
+//  when it is. Returns NULL if the endpoint is invalid or on out of memory.
+zjq_client_t *
+    zjq_client_new (const char *endpoint);
+
+//  Destroy a client; idempotent; nulls the caller's pointer. Callbacks of
+//  requests still pending are called with ZJQ_ECLOSED first.
+void
+    zjq_client_destroy (zjq_client_t **self_p);
+
+//  How long to wait for the broker to answer a request before failing it
+//  with ZJQ_EUNREACHABLE (default 5000 ms). Affects later requests.
+int
+    zjq_client_set_request_timeout (zjq_client_t *self, int timeout_ms);
+
+//  File descriptor to watch for readability (edge-triggered; see above).
+int
+    zjq_client_fd (zjq_client_t *self);
+
+//  Milliseconds until zjq_client_process () must run for timers, or -1 if
+//  no timer is pending. 0 means call it now.
+int
+    zjq_client_timeout (zjq_client_t *self);
+
+//  Do all the work that can be done now without blocking: send queued
+//  requests, read every reply, fire callbacks, fail requests whose time has
+//  run out. Returns the number of callbacks fired, or a negative code on a
+//  fatal socket error.
+int
+    zjq_client_process (zjq_client_t *self);
+
+//  Requests and watches still waiting for an answer.
+int
+    zjq_client_pending (zjq_client_t *self);
+
+//  Block, processing, until nothing is pending or timeout_ms passes (-1:
+//  no limit). Returns 0 when idle, ZJQ_ETIMEDOUT if time ran out.
+int
+    zjq_client_run (zjq_client_t *self, int timeout_ms);
+
+//  Submit a job: payload bytes (copied) to a queue. on_accepted (may be
+//  NULL) fires when the broker accepts or rejects it. If on_done is not
+//  NULL, the broker is asked to notify this client when the job ends, and
+//  on_done fires then, once (it never fires if the submit is rejected).
+//  Returns 0, or ZJQ_EINVAL (bad queue name or options), ZJQ_ENOMEM.
+int
+    zjq_submit (zjq_client_t *self, const char *queue,
+                const void *payload, size_t size,
+                const zjq_submit_opts_t *opts,
+                zjq_submit_cb *on_accepted, zjq_result_cb *on_done, void *arg);
+
+//  Ask for a job's state. Returns 0 or a negative code.
+int
+    zjq_status (zjq_client_t *self, const char *job_id,
+                zjq_status_cb *callback, void *arg);
+
+//  Ask for a job's outcome. timeout_ms 0: answer at once (ZJQ_ENOTREADY
+//  while the job has not ended); > 0: wait up to that long for the end
+//  (then ZJQ_ETIMEDOUT); -1: wait without limit. Waiting survives broker
+//  restarts and reconnects. Returns 0 or a negative code.
+int
+    zjq_result (zjq_client_t *self, const char *job_id, int timeout_ms,
+                zjq_result_cb *callback, void *arg);
+
+//  Cancel a job: a queued one is removed, a running one is killed on its
+//  worker. The callback gets the job's new state (cancelled), or ESTATE if
+//  it had already ended. Returns 0 or a negative code.
+int
+    zjq_cancel (zjq_client_t *self, const char *job_id,
+                zjq_status_cb *callback, void *arg);
+
+//  Ask for the broker's statistics (JSON). Returns 0 or a negative code.
+int
+    zjq_stats (zjq_client_t *self, zjq_stats_cb *callback, void *arg);
+
+//  Check that the broker answers. Returns 0 or a negative code.
+int
+    zjq_ping (zjq_client_t *self, zjq_done_cb *callback, void *arg);
+
+//  Blocking: wait up to timeout_ms (-1: no limit) for a job's outcome,
+//  calling callback (which may be NULL) with it, and return the status that
+//  the callback got.
+int
+    zjq_wait (zjq_client_t *self, const char *job_id, int timeout_ms,
+              zjq_result_cb *callback, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,60 @@
+/*  zjq_selftest.c: runs the self-test of one class, or of all of them.
+    Usage: zjq_selftest [-v] [--test NAME]                                  */
+
+#include "zjq_proto.h"
+#include "zjq_heap.h"
+#include "zjq_jobid.h"
+#include "zjq_json.h"
+#include "zjq_util.h"
+#include "zjq_queue.h"
+#include "zjq_jobtable.h"
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    void (*test) (bool verbose);
+} s_test_t;
+
+static const s_test_t s_tests [] = {
+    { "util",     zjq_util_test },
+    { "heap",     zjq_heap_test },
+    { "jobid",    zjq_jobid_test },
+    { "json",     zjq_json_test },
+    { "proto",    zjq_proto_test },
+    { "queue",    zjq_queue_test },
+    { "jobtable", zjq_jobtable_test },
+};
+
+int
+main (int argc, char *argv [])
+{
+    bool verbose = false;
+    const char *only = NULL;
+    for (int arg = 1; arg < argc; arg++) {
+        if (streq (argv [arg], "-v"))
+            verbose = true;
+        else
+        if (streq (argv [arg], "--test") && arg + 1 < argc)
+            only = argv [++arg];
+        else {
+            fprintf (stderr, "usage: zjq_selftest [-v] [--test NAME]\n");
+            return 2;
+        }
+    }
+    int ran = 0;
+    for (size_t index = 0; index < sizeof (s_tests) / sizeof (s_tests [0]); index++) {
+        if (only && strcmp (only, s_tests [index].name) != 0)
+            continue;
+        printf (" * %s: ", s_tests [index].name);
+        fflush (stdout);
+        s_tests [index].test (verbose);
+        printf ("OK\n");
+        ran++;
+    }
+    if (ran == 0) {
+        fprintf (stderr, "zjq_selftest: no test named '%s'\n", only);
+        return 2;
+    }
+    return 0;
+}
