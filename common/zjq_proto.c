@@ -1,0 +1,997 @@
+/*  zjq_proto.c: the zjq wire protocol codec. See zjq_proto.h and
+    docs/protocol.md.
+
+    Building: fields are packed as they are put, into a msgpack buffer that
+    starts with a map32 header whose count is patched in at send time, so
+    nothing is packed twice. The packed buffer is handed to libzmq without a
+    copy. Decoding: the fields frame stays alive as a zmq_msg_t and the
+    unpacked msgpack objects point into it; strings are copied (with a NUL)
+    only when a getter asks for them.                                       */
+
+#include "zjq_proto.h"
+#include "zjq_error.h"
+#include <assert.h>
+#include <string.h>
+
+struct _zjq_msg_t {
+    int role;                   //  ZJQ_ROLE_*
+    int command;                //  ZJQ_CMD_*
+    int version;                //  header version (received messages)
+    zframe_t *routing_id;       //  ROUTER peer, or NULL
+    zframe_t *payload;          //  payload frame, or NULL
+    //  Building
+    msgpack_sbuffer buffer;     //  map32 header + packed fields
+    msgpack_packer packer;      //  packs into buffer
+    uint32_t put_count;         //  fields put so far
+    //  Decoding
+    bool decoded;               //  fields below are valid
+    zmq_msg_t fields_part;      //  the received fields frame
+    msgpack_unpacked unpacked;  //  objects pointing into fields_part
+    msgpack_object_map *map;    //  the fields map
+    char **strings;             //  NUL-terminated copies, per field, lazily
+    //  Errors of a malformed message
+    int error_code;             //  ZJQ_EPROTO, ZJQ_EVERSION, ZJQ_ECOMMAND
+    char error [160];           //  what was wrong
+};
+
+#define ZJQ_MAP32_HEADER 5
+
+static const struct {
+    int command;
+    const char *name;
+    const char *senders;        //  roles that may send it
+    bool payload;
+} s_commands [] = {
+    { ZJQ_CMD_SUBMIT,      "SUBMIT",      "C",  true },
+    { ZJQ_CMD_STATUS,      "STATUS",      "C",  false },
+    { ZJQ_CMD_RESULT,      "RESULT",      "C",  false },
+    { ZJQ_CMD_CANCEL,      "CANCEL",      "C",  false },
+    { ZJQ_CMD_STATS,       "STATS",       "C",  false },
+    { ZJQ_CMD_PING,        "PING",        "C",  false },
+    { ZJQ_CMD_READY,       "READY",       "W",  false },
+    { ZJQ_CMD_HEARTBEAT,   "HEARTBEAT",   "WB", false },
+    { ZJQ_CMD_WORK_RESULT, "WORK_RESULT", "W",  true },
+    { ZJQ_CMD_PROGRESS,    "PROGRESS",    "W",  false },
+    { ZJQ_CMD_DISCONNECT,  "DISCONNECT",  "WB", false },
+    { ZJQ_CMD_ACCEPTED,    "ACCEPTED",    "B",  false },
+    { ZJQ_CMD_REJECTED,    "REJECTED",    "B",  false },
+    { ZJQ_CMD_JOB_STATUS,  "JOB_STATUS",  "B",  false },
+    { ZJQ_CMD_JOB_RESULT,  "JOB_RESULT",  "B",  true },
+    { ZJQ_CMD_DONE,        "DONE",        "B",  true },
+    { ZJQ_CMD_STATS_REPLY, "STATS_REPLY", "B",  false },
+    { ZJQ_CMD_PONG,        "PONG",        "B",  false },
+    { ZJQ_CMD_ERROR,       "ERROR",       "B",  false },
+    { ZJQ_CMD_JOB,         "JOB",         "B",  true },
+    { ZJQ_CMD_JOB_CANCEL,  "JOB_CANCEL",  "B",  false },
+};
+#define ZJQ_COMMAND_COUNT (sizeof (s_commands) / sizeof (s_commands [0]))
+
+static int
+s_command_index (int command)
+{
+    for (size_t index = 0; index < ZJQ_COMMAND_COUNT; index++)
+        if (s_commands [index].command == command)
+            return (int) index;
+    return -1;
+}
+
+const char *
+zjq_proto_command_name (int command)
+{
+    int index = s_command_index (command);
+    return index < 0? NULL: s_commands [index].name;
+}
+
+bool
+zjq_proto_command_has_payload (int command)
+{
+    int index = s_command_index (command);
+    return index >= 0 && s_commands [index].payload;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Constructor and destructor
+
+static zjq_msg_t *
+s_msg_alloc (void)
+{
+    zjq_msg_t *self = (zjq_msg_t *) calloc (1, sizeof (zjq_msg_t));
+    if (!self)
+        return NULL;
+    msgpack_sbuffer_init (&self->buffer);
+    msgpack_packer_init (&self->packer, &self->buffer, msgpack_sbuffer_write);
+    zmq_msg_init (&self->fields_part);
+    msgpack_unpacked_init (&self->unpacked);
+    return self;
+}
+
+zjq_msg_t *
+zjq_msg_new (int role, int command)
+{
+    zjq_msg_t *self = s_msg_alloc ();
+    if (!self)
+        return NULL;
+    self->role = role;
+    self->command = command;
+    self->version = ZJQ_PROTO_VERSION;
+    //  map32 header; the count is patched in by s_fields_finish
+    static const char map32 [ZJQ_MAP32_HEADER] = { (char) 0xdf, 0, 0, 0, 0 };
+    msgpack_sbuffer_write (&self->buffer, map32, sizeof (map32));
+    return self;
+}
+
+void
+zjq_msg_destroy (zjq_msg_t **self_p)
+{
+    assert (self_p);
+    zjq_msg_t *self = *self_p;
+    if (!self)
+        return;
+    zframe_destroy (&self->routing_id);
+    zframe_destroy (&self->payload);
+    msgpack_sbuffer_destroy (&self->buffer);
+    if (self->strings) {
+        for (uint32_t index = 0; self->map && index < self->map->size; index++)
+            free (self->strings [index]);
+        free (self->strings);
+    }
+    msgpack_unpacked_destroy (&self->unpacked);
+    zmq_msg_close (&self->fields_part);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+zjq_msg_role (zjq_msg_t *self)
+{
+    assert (self);
+    return self->role;
+}
+
+int
+zjq_msg_command (zjq_msg_t *self)
+{
+    assert (self);
+    return self->command;
+}
+
+int
+zjq_msg_version (zjq_msg_t *self)
+{
+    assert (self);
+    return self->version;
+}
+
+zframe_t *
+zjq_msg_routing_id (zjq_msg_t *self)
+{
+    assert (self);
+    return self->routing_id;
+}
+
+void
+zjq_msg_set_routing_id (zjq_msg_t *self, zframe_t *routing_id)
+{
+    assert (self);
+    zframe_destroy (&self->routing_id);
+    if (routing_id)
+        self->routing_id = zframe_dup (routing_id);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Building fields
+
+static void
+s_put_key (zjq_msg_t *self, const char *key)
+{
+    assert (self);
+    assert (key);
+    size_t len = strlen (key);
+    msgpack_pack_str (&self->packer, len);
+    msgpack_pack_str_body (&self->packer, key, len);
+    self->put_count++;
+}
+
+void
+zjq_msg_put_strn (zjq_msg_t *self, const char *key, const char *value, size_t len)
+{
+    s_put_key (self, key);
+    msgpack_pack_str (&self->packer, len);
+    msgpack_pack_str_body (&self->packer, value, len);
+}
+
+void
+zjq_msg_put_str (zjq_msg_t *self, const char *key, const char *value)
+{
+    assert (value);
+    zjq_msg_put_strn (self, key, value, strlen (value));
+}
+
+void
+zjq_msg_put_int (zjq_msg_t *self, const char *key, int64_t value)
+{
+    s_put_key (self, key);
+    msgpack_pack_int64 (&self->packer, value);
+}
+
+void
+zjq_msg_put_bool (zjq_msg_t *self, const char *key, bool value)
+{
+    s_put_key (self, key);
+    if (value)
+        msgpack_pack_true (&self->packer);
+    else
+        msgpack_pack_false (&self->packer);
+}
+
+void
+zjq_msg_put_double (zjq_msg_t *self, const char *key, double value)
+{
+    s_put_key (self, key);
+    msgpack_pack_double (&self->packer, value);
+}
+
+void
+zjq_msg_put_strlist (zjq_msg_t *self, const char *key, const char **values, size_t count)
+{
+    s_put_key (self, key);
+    msgpack_pack_array (&self->packer, count);
+    for (size_t index = 0; index < count; index++) {
+        size_t len = strlen (values [index]);
+        msgpack_pack_str (&self->packer, len);
+        msgpack_pack_str_body (&self->packer, values [index], len);
+    }
+}
+
+void
+zjq_msg_put_packed (zjq_msg_t *self, const char *key, const void *data, size_t size)
+{
+    s_put_key (self, key);
+    msgpack_sbuffer_write (&self->buffer, (const char *) data, size);
+}
+
+//  Patch the field count into the map32 header
+static void
+s_fields_finish (zjq_msg_t *self)
+{
+    if (self->buffer.size < ZJQ_MAP32_HEADER) {
+        //  A received message being re-sent has no builder buffer: give it
+        //  an empty map.
+        static const char map32 [ZJQ_MAP32_HEADER] = { (char) 0xdf, 0, 0, 0, 0 };
+        msgpack_sbuffer_write (&self->buffer, map32, sizeof (map32));
+    }
+    unsigned char *data = (unsigned char *) self->buffer.data;
+    data [1] = (unsigned char) (self->put_count >> 24);
+    data [2] = (unsigned char) (self->put_count >> 16);
+    data [3] = (unsigned char) (self->put_count >> 8);
+    data [4] = (unsigned char) (self->put_count);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Payload
+
+void
+zjq_msg_set_payload (zjq_msg_t *self, zframe_t **frame_p)
+{
+    assert (self);
+    assert (frame_p);
+    zframe_destroy (&self->payload);
+    self->payload = *frame_p;
+    *frame_p = NULL;
+}
+
+void
+zjq_msg_set_payload_mem (zjq_msg_t *self, const void *data, size_t size)
+{
+    assert (self);
+    zframe_t *frame = zframe_new (data, size);
+    zjq_msg_set_payload (self, &frame);
+}
+
+zframe_t *
+zjq_msg_payload (zjq_msg_t *self)
+{
+    assert (self);
+    return self->payload;
+}
+
+zframe_t *
+zjq_msg_take_payload (zjq_msg_t *self)
+{
+    assert (self);
+    zframe_t *frame = self->payload;
+    self->payload = NULL;
+    return frame;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Sending
+
+static void
+s_free_buffer (void *data, void *hint)
+{
+    free (data);
+}
+
+int
+zjq_msg_send (zjq_msg_t **self_p, void *socket, bool dontwait)
+{
+    assert (self_p);
+    zjq_msg_t *self = *self_p;
+    assert (self);
+    void *handle = zsock_resolve (socket);
+    assert (handle);
+    int flags = dontwait? ZMQ_DONTWAIT: 0;
+    bool has_payload = zjq_proto_command_has_payload (self->command);
+    int rc = 0;
+
+    if (self->routing_id) {
+        zmq_msg_t part;
+        zmq_msg_init_size (&part, zframe_size (self->routing_id));
+        memcpy (zmq_msg_data (&part), zframe_data (self->routing_id), zframe_size (self->routing_id));
+        rc = zmq_msg_send (&part, handle, flags | ZMQ_SNDMORE);
+        if (rc == -1) {
+            int saved = errno;
+            zmq_msg_close (&part);
+            zjq_msg_destroy (self_p);
+            errno = saved;
+            return -1;
+        }
+    }
+    //  After the first part is accepted, libzmq accepts the rest of the
+    //  message: the remaining sends cannot block or fail for lack of room.
+    unsigned char header [ZJQ_HEADER_SIZE] = {
+        'Z', 'J', 'Q', ZJQ_PROTO_VERSION, (unsigned char) self->role, (unsigned char) self->command
+    };
+    rc = zmq_send (handle, header, sizeof (header), flags | ZMQ_SNDMORE);
+    if (rc == -1) {
+        int saved = errno;
+        zjq_msg_destroy (self_p);
+        errno = saved;
+        return -1;
+    }
+    s_fields_finish (self);
+    zmq_msg_t fields;
+    size_t fields_size = self->buffer.size;
+    char *fields_data = msgpack_sbuffer_release (&self->buffer);
+    zmq_msg_init_data (&fields, fields_data, fields_size, s_free_buffer, NULL);
+    rc = zmq_msg_send (&fields, handle, flags | (has_payload? ZMQ_SNDMORE: 0));
+    if (rc == -1)
+        zmq_msg_close (&fields);
+    else
+    if (has_payload) {
+        zframe_t *payload = self->payload? self->payload: zframe_new_empty ();
+        self->payload = NULL;
+        rc = zframe_send (&payload, handle, dontwait? ZFRAME_DONTWAIT: 0);
+        zframe_destroy (&payload);
+    }
+    int saved = errno;
+    zjq_msg_destroy (self_p);
+    errno = saved;
+    return rc == -1? -1: 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Decoding
+
+static zjq_recv_t
+s_malformed (zjq_msg_t *self, int code, const char *reason)
+{
+    self->error_code = code;
+    snprintf (self->error, sizeof (self->error), "%s", reason);
+    return ZJQ_RECV_MALFORMED;
+}
+
+//  Check that bytes hold exactly one well-formed msgpack value, without
+//  allocating. msgpack-c sizes its zone from the counts a container claims,
+//  so a few hostile bytes claiming 2^32 entries would make it allocate
+//  gigabytes: every claimed element must fit in the bytes that remain (each
+//  takes at least one), which bounds the unpacker's work by the frame size.
+static bool
+s_msgpack_valid (const unsigned char *data, size_t size)
+{
+    size_t pos = 0;
+    uint64_t pending = 1;               //  values still to read
+    while (pending) {
+        if (pos >= size)
+            return false;
+        pending--;
+        unsigned char byte = data [pos++];
+        uint64_t skip = 0;              //  bytes of body to skip
+        uint64_t items = 0;             //  values the container adds
+        size_t width = 0;               //  size of a length field
+        if (byte <= 0x7f || byte >= 0xe0 || byte == 0xc0 || byte == 0xc2 || byte == 0xc3)
+            ;
+        else
+        if (byte >= 0x80 && byte <= 0x8f)
+            items = 2 * (uint64_t) (byte & 0x0f);
+        else
+        if (byte >= 0x90 && byte <= 0x9f)
+            items = byte & 0x0f;
+        else
+        if (byte >= 0xa0 && byte <= 0xbf)
+            skip = byte & 0x1f;
+        else
+        switch (byte) {
+            case 0xc4: case 0xd9: width = 1; break;         //  bin8, str8
+            case 0xc5: case 0xda: width = 2; break;         //  bin16, str16
+            case 0xc6: case 0xdb: width = 4; break;         //  bin32, str32
+            case 0xc7: width = 1; skip = 1; break;          //  ext8 (+ type)
+            case 0xc8: width = 2; skip = 1; break;
+            case 0xc9: width = 4; skip = 1; break;
+            case 0xca: skip = 4; break;
+            case 0xcb: skip = 8; break;
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xce: case 0xd2: skip = 4; break;
+            case 0xcf: case 0xd3: skip = 8; break;
+            case 0xd4: skip = 2; break;                     //  fixext 1..16
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xdc: case 0xde: width = 2; break;         //  array16, map16
+            case 0xdd: case 0xdf: width = 4; break;         //  array32, map32
+            default: return false;                          //  0xc1
+        }
+        if (width) {
+            if (size - pos < width)
+                return false;
+            uint64_t length = 0;
+            for (size_t index = 0; index < width; index++)
+                length = (length << 8) | data [pos++];
+            if (byte == 0xdc || byte == 0xdd)
+                items = length;
+            else
+            if (byte == 0xde || byte == 0xdf)
+                items = 2 * length;
+            else
+                skip += length;
+        }
+        if (skip > size - pos)
+            return false;
+        pos += (size_t) skip;
+        pending += items;
+        if (pending > size - pos)
+            return false;               //  claims more values than bytes left
+    }
+    return pos == size;
+}
+
+//  Decode the header and the fields part (taken over by the message).
+static zjq_recv_t
+s_decode (zjq_msg_t *self, const void *header, size_t header_size, zmq_msg_t *fields_part,
+          zframe_t **payload_p, bool payload_expected_present, size_t extra_frames)
+{
+    const unsigned char *bytes = (const unsigned char *) header;
+    if (header_size != ZJQ_HEADER_SIZE || memcmp (bytes, "ZJQ", 3) != 0)
+        return s_malformed (self, ZJQ_EPROTO, "first frame is not a ZJQ header");
+    self->version = bytes [3];
+    self->role = bytes [4];
+    self->command = bytes [5];
+    if (self->version != ZJQ_PROTO_VERSION) {
+        char reason [80];
+        snprintf (reason, sizeof (reason), "protocol version %d is not supported (this is version %d)",
+                  self->version, ZJQ_PROTO_VERSION);
+        return s_malformed (self, ZJQ_EVERSION, reason);
+    }
+    if (self->role != ZJQ_ROLE_CLIENT && self->role != ZJQ_ROLE_WORKER && self->role != ZJQ_ROLE_BROKER)
+        return s_malformed (self, ZJQ_EPROTO, "unknown role in header");
+    int index = s_command_index (self->command);
+    if (index < 0) {
+        char reason [60];
+        snprintf (reason, sizeof (reason), "unknown command 0x%02x", self->command);
+        return s_malformed (self, ZJQ_ECOMMAND, reason);
+    }
+    if (!strchr (s_commands [index].senders, self->role)) {
+        char reason [80];
+        snprintf (reason, sizeof (reason), "command %s may not be sent by role '%c'",
+                  s_commands [index].name, self->role);
+        return s_malformed (self, ZJQ_ECOMMAND, reason);
+    }
+    if (!fields_part)
+        return s_malformed (self, ZJQ_EPROTO, "fields frame missing");
+    zmq_msg_move (&self->fields_part, fields_part);
+    size_t size = zmq_msg_size (&self->fields_part);
+    if (size > ZJQ_MAX_FIELDS_SIZE)
+        return s_malformed (self, ZJQ_EPROTO, "fields frame larger than 64 KiB");
+    if (!s_msgpack_valid ((const unsigned char *) zmq_msg_data (&self->fields_part), size))
+        return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
+    size_t offset = 0;
+    msgpack_unpack_return ret = msgpack_unpack_next (&self->unpacked,
+        (const char *) zmq_msg_data (&self->fields_part), size, &offset);
+    if (ret != MSGPACK_UNPACK_SUCCESS || offset != size)
+        return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
+    if (self->unpacked.data.type != MSGPACK_OBJECT_MAP)
+        return s_malformed (self, ZJQ_EPROTO, "fields frame is not a msgpack map");
+    self->map = &self->unpacked.data.via.map;
+    if (self->map->size > ZJQ_MAX_FIELDS)
+        return s_malformed (self, ZJQ_EPROTO, "too many fields");
+    for (uint32_t field = 0; field < self->map->size; field++)
+        if (self->map->ptr [field].key.type != MSGPACK_OBJECT_STR)
+            return s_malformed (self, ZJQ_EPROTO, "field key is not a string");
+    self->decoded = true;       //  fields can be read, even if frames below are wrong
+
+    if (s_commands [index].payload) {
+        if (!payload_expected_present)
+            return s_malformed (self, ZJQ_EPROTO, "payload frame missing");
+        if (payload_p) {
+            self->payload = *payload_p;
+            *payload_p = NULL;
+        }
+    }
+    else
+    if (payload_expected_present)
+        return s_malformed (self, ZJQ_EPROTO, "unexpected extra frame");
+    if (extra_frames)
+        return s_malformed (self, ZJQ_EPROTO, "too many frames");
+    return ZJQ_RECV_OK;
+}
+
+zjq_recv_t
+zjq_msg_decode (const void *header, size_t header_size,
+                const void *fields, size_t fields_size,
+                zframe_t **payload_p, zjq_msg_t **msg_p)
+{
+    assert (msg_p);
+    zjq_msg_t *self = s_msg_alloc ();
+    assert (self);
+    *msg_p = self;
+    zmq_msg_t part;
+    zmq_msg_t *part_p = NULL;
+    if (fields) {
+        zmq_msg_init_size (&part, fields_size);
+        memcpy (zmq_msg_data (&part), fields, fields_size);
+        part_p = &part;
+    }
+    zjq_recv_t rc = s_decode (self, header, header_size, part_p, payload_p,
+                              payload_p && *payload_p, 0);
+    if (part_p)
+        zmq_msg_close (&part);
+    return rc;
+}
+
+#define ZJQ_RECV_PARTS 4        //  header, fields, payload, one to spot extras
+
+zjq_recv_t
+zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
+{
+    assert (msg_p);
+    *msg_p = NULL;
+    void *handle = zsock_resolve (socket);
+    assert (handle);
+
+    zmq_msg_t first;
+    zmq_msg_init (&first);
+    if (zmq_msg_recv (&first, handle, dontwait? ZMQ_DONTWAIT: 0) == -1) {
+        zmq_msg_close (&first);
+        return ZJQ_RECV_INTERRUPTED;
+    }
+    zjq_msg_t *self = s_msg_alloc ();
+    assert (self);
+    *msg_p = self;
+
+    //  Read the whole multipart message: routing id, then up to
+    //  ZJQ_RECV_PARTS parts; anything beyond is drained and counted.
+    zmq_msg_t parts [ZJQ_RECV_PARTS];
+    size_t count = 0;
+    size_t extra = 0;
+    bool more = zmq_msg_more (&first);
+    if (from_router) {
+        self->routing_id = zframe_new (zmq_msg_data (&first), zmq_msg_size (&first));
+        zmq_msg_close (&first);
+    }
+    else {
+        zmq_msg_init (&parts [0]);
+        zmq_msg_move (&parts [0], &first);
+        zmq_msg_close (&first);
+        count = 1;
+    }
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init (&part);
+        if (zmq_msg_recv (&part, handle, 0) == -1) {
+            zmq_msg_close (&part);
+            break;              //  context terminated mid-message
+        }
+        more = zmq_msg_more (&part);
+        if (count < ZJQ_RECV_PARTS) {
+            zmq_msg_init (&parts [count]);
+            zmq_msg_move (&parts [count++], &part);
+        }
+        else
+            extra++;
+        zmq_msg_close (&part);
+    }
+
+    zjq_recv_t rc;
+    if (count == 0)
+        rc = s_malformed (self, ZJQ_EPROTO, "empty message");
+    else {
+        zframe_t *payload = NULL;
+        if (count >= 3)
+            payload = zframe_new (zmq_msg_data (&parts [2]), zmq_msg_size (&parts [2]));
+        if (count == ZJQ_RECV_PARTS)
+            extra++;
+        rc = s_decode (self, zmq_msg_data (&parts [0]), zmq_msg_size (&parts [0]),
+                       count >= 2? &parts [1]: NULL, &payload, count >= 3, extra);
+        zframe_destroy (&payload);
+    }
+    for (size_t index = 0; index < count; index++)
+        zmq_msg_close (&parts [index]);
+    return rc;
+}
+
+const char *
+zjq_msg_error (zjq_msg_t *self)
+{
+    assert (self);
+    return self->error_code? self->error: NULL;
+}
+
+int
+zjq_msg_error_code (zjq_msg_t *self)
+{
+    assert (self);
+    return self->error_code;
+}
+
+int
+zjq_msg_encode (zjq_msg_t *self, zchunk_t **header_p, zchunk_t **fields_p)
+{
+    assert (self);
+    assert (header_p && fields_p);
+    unsigned char header [ZJQ_HEADER_SIZE] = {
+        'Z', 'J', 'Q', ZJQ_PROTO_VERSION, (unsigned char) self->role, (unsigned char) self->command
+    };
+    s_fields_finish (self);
+    *header_p = zchunk_new (header, sizeof (header));
+    *fields_p = zchunk_new (self->buffer.data, self->buffer.size);
+    return (*header_p && *fields_p)? 0: -1;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Reading fields of a received message
+
+static int
+s_find (zjq_msg_t *self, const char *key)
+{
+    assert (self);
+    assert (key);
+    if (!self->decoded)
+        return -1;
+    size_t len = strlen (key);
+    for (uint32_t index = 0; index < self->map->size; index++) {
+        const msgpack_object_str *name = &self->map->ptr [index].key.via.str;
+        if (name->size == len && memcmp (name->ptr, key, len) == 0)
+            return (int) index;
+    }
+    return -1;
+}
+
+const msgpack_object *
+zjq_msg_get (zjq_msg_t *self, const char *key)
+{
+    int index = s_find (self, key);
+    return index < 0? NULL: &self->map->ptr [index].val;
+}
+
+bool
+zjq_msg_has (zjq_msg_t *self, const char *key)
+{
+    return s_find (self, key) >= 0;
+}
+
+size_t
+zjq_msg_field_count (zjq_msg_t *self)
+{
+    assert (self);
+    return self->decoded? self->map->size: self->put_count;
+}
+
+const char *
+zjq_msg_get_str (zjq_msg_t *self, const char *key)
+{
+    int index = s_find (self, key);
+    if (index < 0)
+        return NULL;
+    const msgpack_object *value = &self->map->ptr [index].val;
+    if (value->type != MSGPACK_OBJECT_STR)
+        return NULL;
+    if (memchr (value->via.str.ptr, 0, value->via.str.size))
+        return NULL;
+    if (!self->strings) {
+        self->strings = (char **) calloc (self->map->size, sizeof (char *));
+        if (!self->strings)
+            return NULL;
+    }
+    if (!self->strings [index]) {
+        char *copy = (char *) malloc (value->via.str.size + 1);
+        if (!copy)
+            return NULL;
+        memcpy (copy, value->via.str.ptr, value->via.str.size);
+        copy [value->via.str.size] = 0;
+        self->strings [index] = copy;
+    }
+    return self->strings [index];
+}
+
+bool
+zjq_msg_get_int (zjq_msg_t *self, const char *key, int64_t *value)
+{
+    assert (value);
+    const msgpack_object *object = zjq_msg_get (self, key);
+    if (!object)
+        return false;
+    if (object->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (object->via.u64 > (uint64_t) INT64_MAX)
+            return false;
+        *value = (int64_t) object->via.u64;
+        return true;
+    }
+    if (object->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *value = object->via.i64;
+        return true;
+    }
+    return false;
+}
+
+bool
+zjq_msg_get_bool (zjq_msg_t *self, const char *key, bool *value)
+{
+    assert (value);
+    const msgpack_object *object = zjq_msg_get (self, key);
+    if (!object || object->type != MSGPACK_OBJECT_BOOLEAN)
+        return false;
+    *value = object->via.boolean;
+    return true;
+}
+
+bool
+zjq_msg_get_double (zjq_msg_t *self, const char *key, double *value)
+{
+    assert (value);
+    const msgpack_object *object = zjq_msg_get (self, key);
+    if (!object)
+        return false;
+    switch (object->type) {
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            *value = object->via.f64;
+            return true;
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            *value = (double) object->via.u64;
+            return true;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            *value = (double) object->via.i64;
+            return true;
+        default:
+            return false;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Self test
+
+static zjq_recv_t
+s_roundtrip (zjq_msg_t **msg_p)
+{
+    zchunk_t *header, *fields;
+    int rc = zjq_msg_encode (*msg_p, &header, &fields);
+    assert (rc == 0);
+    zframe_t *payload = zjq_msg_take_payload (*msg_p);
+    bool with_payload = zjq_proto_command_has_payload (zjq_msg_command (*msg_p));
+    if (with_payload && !payload)
+        payload = zframe_new_empty ();
+    zjq_msg_destroy (msg_p);
+    zjq_recv_t result = zjq_msg_decode (zchunk_data (header), zchunk_size (header),
+                                        zchunk_data (fields), zchunk_size (fields),
+                                        with_payload? &payload: NULL, msg_p);
+    zframe_destroy (&payload);
+    zchunk_destroy (&header);
+    zchunk_destroy (&fields);
+    return result;
+}
+
+static zjq_recv_t
+s_decode_raw (const void *header, size_t header_size, const char *fields, size_t fields_size,
+              bool with_payload, zjq_msg_t **msg_p)
+{
+    zframe_t *payload = with_payload? zframe_new ("x", 1): NULL;
+    zjq_recv_t result = zjq_msg_decode (header, header_size, fields, fields_size,
+                                        with_payload? &payload: NULL, msg_p);
+    zframe_destroy (&payload);
+    return result;
+}
+
+void
+zjq_proto_test (bool verbose)
+{
+    //  Round trip of every field type and a payload
+    zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_CLIENT, ZJQ_CMD_SUBMIT);
+    zjq_msg_put_int (msg, "req", 42);
+    zjq_msg_put_str (msg, "queue", "hash");
+    zjq_msg_put_int (msg, "priority", -7);
+    zjq_msg_put_bool (msg, "notify", true);
+    zjq_msg_put_double (msg, "progress", 0.25);
+    const char *queues [] = { "a", "bb" };
+    zjq_msg_put_strlist (msg, "queues", queues, 2);
+    //  A nested map, packed by the caller
+    msgpack_sbuffer nested;
+    msgpack_sbuffer_init (&nested);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &nested, msgpack_sbuffer_write);
+    msgpack_pack_map (&packer, 1);
+    msgpack_pack_str_with_body (&packer, "n", 1);
+    msgpack_pack_int (&packer, 5);
+    zjq_msg_put_packed (msg, "stats", nested.data, nested.size);
+    msgpack_sbuffer_destroy (&nested);
+    zjq_msg_put_strn (msg, "nul", "a\0b", 3);
+    zjq_msg_set_payload_mem (msg, "\0\1\2", 3);
+    assert (zjq_msg_field_count (msg) == 8);
+
+    assert (s_roundtrip (&msg) == ZJQ_RECV_OK);
+    assert (zjq_msg_role (msg) == ZJQ_ROLE_CLIENT);
+    assert (zjq_msg_command (msg) == ZJQ_CMD_SUBMIT);
+    assert (zjq_msg_field_count (msg) == 8);
+    int64_t number = 0;
+    assert (zjq_msg_get_int (msg, "req", &number) && number == 42);
+    assert (zjq_msg_get_int (msg, "priority", &number) && number == -7);
+    assert (streq (zjq_msg_get_str (msg, "queue"), "hash"));
+    assert (zjq_msg_get_str (msg, "queue") == zjq_msg_get_str (msg, "queue"));
+    bool flag = false;
+    assert (zjq_msg_get_bool (msg, "notify", &flag) && flag);
+    double fraction = 0;
+    assert (zjq_msg_get_double (msg, "progress", &fraction) && fraction == 0.25);
+    assert (zjq_msg_get_double (msg, "req", &fraction) && fraction == 42);
+    const msgpack_object *list = zjq_msg_get (msg, "queues");
+    assert (list && list->type == MSGPACK_OBJECT_ARRAY && list->via.array.size == 2);
+    const msgpack_object *stats = zjq_msg_get (msg, "stats");
+    assert (stats && stats->type == MSGPACK_OBJECT_MAP && stats->via.map.size == 1);
+    //  Wrong types and absent keys read as absent
+    assert (zjq_msg_get_str (msg, "req") == NULL);
+    assert (!zjq_msg_get_int (msg, "queue", &number));
+    assert (!zjq_msg_get_bool (msg, "missing", &flag));
+    assert (zjq_msg_get_str (msg, "nul") == NULL);      //  embedded NUL
+    assert (zjq_msg_has (msg, "nul") && !zjq_msg_has (msg, "absent"));
+    assert (zjq_msg_payload (msg) && zframe_size (zjq_msg_payload (msg)) == 3);
+    assert (memcmp (zframe_data (zjq_msg_payload (msg)), "\0\1\2", 3) == 0);
+    zjq_msg_destroy (&msg);
+    zjq_msg_destroy (&msg);     //  idempotent
+
+    //  A command without payload and without fields
+    msg = zjq_msg_new (ZJQ_ROLE_WORKER, ZJQ_CMD_HEARTBEAT);
+    assert (s_roundtrip (&msg) == ZJQ_RECV_OK);
+    assert (zjq_msg_field_count (msg) == 0 && zjq_msg_payload (msg) == NULL);
+    zjq_msg_destroy (&msg);
+
+    //  Malformed input is reported, never trusted
+    const char empty_map [] = { (char) 0x80 };
+    const unsigned char ping [] = { 'Z', 'J', 'Q', 1, 'C', ZJQ_CMD_PING };
+    assert (s_decode_raw (ping, sizeof (ping), empty_map, 1, false, &msg) == ZJQ_RECV_OK);
+    zjq_msg_destroy (&msg);
+
+    assert (s_decode_raw ("ZJQ", 3, empty_map, 1, false, &msg) == ZJQ_RECV_MALFORMED);
+    assert (zjq_msg_error_code (msg) == ZJQ_EPROTO && zjq_msg_error (msg));
+    zjq_msg_destroy (&msg);
+
+    const unsigned char bad_magic [] = { 'X', 'J', 'Q', 1, 'C', ZJQ_CMD_PING };
+    assert (s_decode_raw (bad_magic, 6, empty_map, 1, false, &msg) == ZJQ_RECV_MALFORMED);
+    zjq_msg_destroy (&msg);
+
+    const unsigned char version2 [] = { 'Z', 'J', 'Q', 2, 'C', ZJQ_CMD_PING };
+    assert (s_decode_raw (version2, 6, empty_map, 1, false, &msg) == ZJQ_RECV_MALFORMED);
+    assert (zjq_msg_error_code (msg) == ZJQ_EVERSION);
+    assert (zjq_msg_role (msg) == ZJQ_ROLE_CLIENT);
+    zjq_msg_destroy (&msg);
+
+    const unsigned char unknown [] = { 'Z', 'J', 'Q', 1, 'C', 0x7e };
+    assert (s_decode_raw (unknown, 6, empty_map, 1, false, &msg) == ZJQ_RECV_MALFORMED);
+    assert (zjq_msg_error_code (msg) == ZJQ_ECOMMAND);
+    zjq_msg_destroy (&msg);
+
+    const unsigned char wrong_role [] = { 'Z', 'J', 'Q', 1, 'C', ZJQ_CMD_READY };
+    assert (s_decode_raw (wrong_role, 6, empty_map, 1, false, &msg) == ZJQ_RECV_MALFORMED);
+    assert (zjq_msg_error_code (msg) == ZJQ_ECOMMAND);
+    zjq_msg_destroy (&msg);
+
+    assert (s_decode_raw (ping, 6, NULL, 0, false, &msg) == ZJQ_RECV_MALFORMED);
+    zjq_msg_destroy (&msg);
+
+    const char not_a_map [] = { (char) 0x93, 1, 2, 3 };
+    assert (s_decode_raw (ping, 6, not_a_map, sizeof (not_a_map), false, &msg) == ZJQ_RECV_MALFORMED);
+    zjq_msg_destroy (&msg);
+
+    const char truncated [] = { (char) 0x81, (char) 0xa3, 'r', 'e' };
+    assert (s_decode_raw (ping, 6, truncated, sizeof (truncated), false, &msg) == ZJQ_RECV_MALFORMED);
+    zjq_msg_destroy (&msg);
+
+    const char trailing [] = { (char) 0x80, 0x01 };
+    assert (s_decode_raw (ping, 6, trailing, sizeof (trailing), false, &msg) == ZJQ_RECV_MALFORMED);
+    zjq_msg_destroy (&msg);
+
+    const char int_key [] = { (char) 0x81, 0x01, 0x02 };
+    assert (s_decode_raw (ping, 6, int_key, sizeof (int_key), false, &msg) == ZJQ_RECV_MALFORMED);
+    zjq_msg_destroy (&msg);
+
+    const unsigned char submit [] = { 'Z', 'J', 'Q', 1, 'C', ZJQ_CMD_SUBMIT };
+    assert (s_decode_raw (submit, 6, empty_map, 1, false, &msg) == ZJQ_RECV_MALFORMED);
+    zjq_msg_destroy (&msg);
+    assert (s_decode_raw (ping, 6, empty_map, 1, true, &msg) == ZJQ_RECV_MALFORMED);
+    zjq_msg_destroy (&msg);
+
+    //  Containers claiming more entries than there are bytes are refused
+    //  before msgpack-c would allocate for them
+    const char huge_map [] = { (char) 0xdf, (char) 0xff, (char) 0xff, (char) 0xff, (char) 0xff };
+    assert (s_decode_raw (ping, 6, huge_map, sizeof (huge_map), false, &msg) == ZJQ_RECV_MALFORMED);
+    zjq_msg_destroy (&msg);
+    const char huge_str [] = { (char) 0x81, (char) 0xdb, (char) 0x7f, 0, 0, 0 };
+    assert (s_decode_raw (ping, 6, huge_str, sizeof (huge_str), false, &msg) == ZJQ_RECV_MALFORMED);
+    zjq_msg_destroy (&msg);
+    const char nested_ok [] = { (char) 0x81, (char) 0xa1, 'a', (char) 0x91, (char) 0x91, (char) 0x80 };
+    assert (s_decode_raw (ping, 6, nested_ok, sizeof (nested_ok), false, &msg) == ZJQ_RECV_OK);
+    zjq_msg_destroy (&msg);
+
+    //  Fuzz: random bytes never crash the decoder
+    unsigned int seed = 1;
+    for (int round = 0; round < 20000; round++) {
+        unsigned char junk [64];
+        size_t size = rand_r (&seed) % sizeof (junk);
+        for (size_t index = 0; index < size; index++)
+            junk [index] = (unsigned char) rand_r (&seed);
+        zjq_msg_decode (ping, 6, junk, size, NULL, &msg);
+        zjq_msg_get_str (msg, "req");
+        zjq_msg_destroy (&msg);
+    }
+
+    //  Over real sockets: DEALER to ROUTER and back, with routing id
+    zsock_t *router = zsock_new_router ("inproc://zjq-proto-test");
+    zsock_t *dealer = zsock_new_dealer ("inproc://zjq-proto-test");
+    assert (router && dealer);
+    msg = zjq_msg_new (ZJQ_ROLE_WORKER, ZJQ_CMD_WORK_RESULT);
+    zjq_msg_put_str (msg, "id", "abc-1");
+    zjq_msg_set_payload_mem (msg, "result", 6);
+    assert (zjq_msg_send (&msg, dealer, false) == 0);
+    assert (msg == NULL);
+    assert (zjq_msg_recv (router, true, false, &msg) == ZJQ_RECV_OK);
+    assert (zjq_msg_routing_id (msg));
+    assert (streq (zjq_msg_get_str (msg, "id"), "abc-1"));
+    assert (zframe_streq (zjq_msg_payload (msg), "result"));
+    zjq_msg_t *reply = zjq_msg_new (ZJQ_ROLE_BROKER, ZJQ_CMD_JOB_CANCEL);
+    zjq_msg_set_routing_id (reply, zjq_msg_routing_id (msg));
+    zjq_msg_put_str (reply, "id", "abc-1");
+    assert (zjq_msg_send (&reply, router, true) == 0);
+    zjq_msg_destroy (&msg);
+    assert (zjq_msg_recv (dealer, false, false, &msg) == ZJQ_RECV_OK);
+    assert (zjq_msg_command (msg) == ZJQ_CMD_JOB_CANCEL);
+    zjq_msg_destroy (&msg);
+    //  A payload command sent without a payload gets an empty frame
+    msg = zjq_msg_new (ZJQ_ROLE_CLIENT, ZJQ_CMD_SUBMIT);
+    assert (zjq_msg_send (&msg, dealer, false) == 0);
+    assert (zjq_msg_recv (router, true, false, &msg) == ZJQ_RECV_OK);
+    assert (zjq_msg_payload (msg) && zframe_size (zjq_msg_payload (msg)) == 0);
+    zjq_msg_destroy (&msg);
+    //  Extra frames are drained and reported
+    zstr_sendm (dealer, "ZJQ\001C\006");
+    zstr_sendm (dealer, "\x80");
+    zstr_sendm (dealer, "x");
+    zstr_sendm (dealer, "y");
+    zstr_send (dealer, "z");
+    assert (zjq_msg_recv (router, true, false, &msg) == ZJQ_RECV_MALFORMED);
+    assert (zjq_msg_routing_id (msg));
+    zjq_msg_destroy (&msg);
+    //  Nothing left over, nothing to read
+    assert (zjq_msg_recv (router, true, true, &msg) == ZJQ_RECV_INTERRUPTED);
+    assert (msg == NULL);
+    zsock_destroy (&dealer);
+    zsock_destroy (&router);
+    if (verbose)
+        printf ("(codec ok) ");
+}
