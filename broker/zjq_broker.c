@@ -1,0 +1,1628 @@
+/*  zjq_broker.c: the zjq broker. See zjq_broker.h and docs/protocol.md.
+
+    Structure:
+    - zjq_jobtable_t holds every job (records + bookkeeping) and the single
+      deadline heap (attempt timeouts, outcome expiries).
+    - zjq_queue_t per queue name: the heap of waiting jobs and the list of
+      workers with free credit. Invariant: one of the two is empty.
+    - zjq_peer_t per worker connection (keyed by routing id): its queues, its
+      capacity, and the (id, attempt) pairs it still owes a WORK_RESULT for.
+      Clients have no state beyond the waiters registered on jobs.
+    - The loop polls the ROUTER and the signal fd with a timeout from the
+      data, drains the ROUTER (bounded per turn so timers get their turn),
+      fires due deadlines and, once per heartbeat tick, scans the workers.   */
+
+#include "zjq_broker.h"
+#include "zjq_proto.h"
+#include "zjq_jobtable.h"
+#include "zjq_queue.h"
+#include "zjq_jobid.h"
+#include "zjq_util.h"
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ZJQ_DRAIN_BATCH     4096    //  messages per loop turn before timers run
+#define ZJQ_DEADLINE_BATCH  4096    //  deadlines fired per loop turn
+#define ZJQ_POLL_MAX_MS     1000    //  longest poll, as a safety net
+#define ZJQ_HWM             100000  //  ROUTER send and receive high-water marks
+#define ZJQ_LIVENESS        3       //  heartbeats a worker may miss
+#define ZJQ_KEY_MAX         256     //  idempotency key bytes
+#define ZJQ_TEXT_MAX        256     //  worker id, host, version, progress message
+#define ZJQ_ERROR_MAX       1024    //  error text kept from a worker
+#define ZJQ_WORKER_QUEUES   64      //  queues one worker may serve
+#define ZJQ_DURATION_MAX_MS (10LL * 366 * 24 * 3600 * 1000)    //  longer is forever
+#define ZJQ_RID_KEY_MAX     (2 * 256 + 1)                       //  hex routing id
+#define ZJQ_SLOT_KEY_MAX    (ZJQ_JOBID_MAX + 16)                //  "id/attempt"
+#define ZJQ_WARN_PER_SECOND 10      //  warnings about bad input, then quiet
+
+//  A worker connection
+struct _zjq_peer_t {
+    zframe_t *routing_id;       //  its ROUTER routing id
+    char *key;                  //  routing id in hex: its key in broker->peers
+    char *worker_id;            //  from READY
+    char *host;                 //  from READY
+    char *version;              //  from READY
+    long long pid;              //  from READY
+    zjq_queue_t **queues;       //  queues it serves, queue_count of them
+    void **handles;             //  its place in each queue's worker list, or NULL
+    size_t queue_count;
+    int64_t capacity;           //  jobs it runs at once
+    int64_t heartbeat_ms;       //  its heartbeat interval
+    int64_t last_seen;          //  monotonic ms of its last message
+    int64_t last_sent;          //  monotonic ms of our last message to it
+    zhashx_t *outstanding;      //  "id/attempt" of JOBs it has not answered yet
+    uint64_t completed;         //  results applied
+    bool listed;                //  on its queues' worker lists (has credit)
+    bool draining;              //  takes no more jobs
+    bool unreachable;           //  a send failed: forget it at the next scan
+};
+
+//  Broker-wide counters for STATS (the job table counts the rest)
+typedef struct {
+    uint64_t succeeded;
+    uint64_t failed;
+    uint64_t cancelled;
+    uint64_t rejected;
+    uint64_t malformed;
+    uint64_t stale_results;
+} s_counters_t;
+
+struct _zjq_broker_t {
+    //  Settings
+    uint64_t max_payload;       //  largest payload and result
+    uint64_t max_jobs;          //  queued + running
+    uint64_t max_queued_bytes;  //  payload bytes of queued + running jobs
+    uint64_t max_result_bytes;  //  stored result bytes
+    int64_t result_ttl_ms;      //  defaults for SUBMIT
+    int64_t job_timeout_ms;
+    int max_attempts;
+    bool verbose;               //  per-message debug logs
+    //  State
+    zsock_t *router;            //  the one socket
+    uint64_t generation;        //  start time, Unix ms: the id generation
+    char instance [16];         //  generation in base 36
+    int64_t started;            //  monotonic ms at start
+    int64_t now;                //  monotonic ms, refreshed per message
+    zjq_jobtable_t *jobs;       //  every job
+    zhashx_t *queues;           //  name -> zjq_queue_t (owned)
+    zhashx_t *peers;            //  hex routing id -> zjq_peer_t (owned)
+    int64_t next_check;         //  monotonic ms of the next worker scan
+    bool reap;                  //  a peer became unreachable
+    s_counters_t counters;
+    //  Rate limit for warnings caused by peers
+    int64_t warn_window;        //  start of the current one-second window
+    unsigned warn_count;        //  warnings logged in it
+    uint64_t warn_suppressed;   //  warnings not logged in it
+};
+
+
+//  --------------------------------------------------------------------------
+//  Small helpers
+
+//  Hex of a routing id into buf (ZJQ_RID_KEY_MAX bytes)
+static char *
+s_rid_key (zframe_t *routing_id, char *buf)
+{
+    static const char hex [] = "0123456789abcdef";
+    const byte *data = zframe_data (routing_id);
+    size_t size = zframe_size (routing_id);
+    if (size > 256)
+        size = 256;
+    for (size_t index = 0; index < size; index++) {
+        buf [2 * index] = hex [data [index] >> 4];
+        buf [2 * index + 1] = hex [data [index] & 15];
+    }
+    buf [2 * size] = 0;
+    return buf;
+}
+
+static void
+s_slot_key (char *buf, const char *id, int attempt)
+{
+    snprintf (buf, ZJQ_SLOT_KEY_MAX, "%s/%d", id, attempt);
+}
+
+static int64_t
+s_min (int64_t a, int64_t b)
+{
+    return a < b? a: b;
+}
+
+//  Log a warning about input from a peer, at most ZJQ_WARN_PER_SECOND a
+//  second, so garbage cannot flood the log.
+static void
+s_warn (zjq_broker_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static void
+s_warn (zjq_broker_t *self, const char *format, ...)
+{
+    if (self->now - self->warn_window >= 1000) {
+        if (self->warn_suppressed)
+            zsys_warning ("%llu more warnings about bad input were not logged",
+                          (unsigned long long) self->warn_suppressed);
+        self->warn_window = self->now;
+        self->warn_count = 0;
+        self->warn_suppressed = 0;
+    }
+    if (self->warn_count >= ZJQ_WARN_PER_SECOND) {
+        self->warn_suppressed++;
+        return;
+    }
+    self->warn_count++;
+    char text [512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof (text), format, args);
+    va_end (args);
+    zsys_warning ("%s", text);
+}
+
+//  --- msgpack into a small stack buffer, to echo req exactly
+typedef struct {
+    char data [16];
+    size_t size;
+} s_smallbuf_t;
+
+static int
+s_smallbuf_write (void *data, const char *buf, size_t len)
+{
+    s_smallbuf_t *smallbuf = (s_smallbuf_t *) data;
+    if (smallbuf->size + len > sizeof (smallbuf->data))
+        return -1;
+    memcpy (smallbuf->data + smallbuf->size, buf, len);
+    smallbuf->size += len;
+    return 0;
+}
+
+//  True if the request carries an integer req
+static bool
+s_has_req (zjq_msg_t *request)
+{
+    const msgpack_object *req = zjq_msg_get (request, "req");
+    return req && (req->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                || req->type == MSGPACK_OBJECT_NEGATIVE_INTEGER);
+}
+
+//  Copy the request's req (any integer, up to uint64) into a reply
+static void
+s_put_req (zjq_msg_t *reply, zjq_msg_t *request)
+{
+    const msgpack_object *req = zjq_msg_get (request, "req");
+    if (!req)
+        return;
+    if (req->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        s_smallbuf_t smallbuf = { .size = 0 };
+        msgpack_packer packer;
+        msgpack_packer_init (&packer, &smallbuf, s_smallbuf_write);
+        msgpack_pack_uint64 (&packer, req->via.u64);
+        zjq_msg_put_packed (reply, "req", smallbuf.data, smallbuf.size);
+    }
+    else
+    if (req->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        zjq_msg_put_int (reply, "req", req->via.i64);
+}
+
+//  A new broker message to a routing id
+static zjq_msg_t *
+s_msg_to (zframe_t *routing_id, int command)
+{
+    zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_BROKER, command);
+    assert (msg);               //  out of memory
+    zjq_msg_set_routing_id (msg, routing_id);
+    return msg;
+}
+
+//  A new reply to a request: same routing id, req echoed
+static zjq_msg_t *
+s_reply_new (zjq_msg_t *request, int command)
+{
+    zjq_msg_t *reply = s_msg_to (zjq_msg_routing_id (request), command);
+    s_put_req (reply, request);
+    return reply;
+}
+
+//  Send a message to a client; a client that has gone is not an error.
+static void
+s_send (zjq_broker_t *self, zjq_msg_t **msg_p)
+{
+    int command = zjq_msg_command (*msg_p);
+    if (zjq_msg_send (msg_p, self->router, true) == -1 && self->verbose)
+        zsys_debug ("could not send %s to a client: %s",
+                    zjq_proto_command_name (command), zmq_strerror (errno));
+}
+
+static void s_peer_unlist (zjq_peer_t *peer);
+
+//  Send a message to a worker. If the worker is gone (or, for a JOB, cannot
+//  take it), mark it unreachable: the next scan requeues its jobs.
+static void
+s_send_peer (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t **msg_p)
+{
+    int command = zjq_msg_command (*msg_p);
+    if (zjq_msg_send (msg_p, self->router, true) == 0) {
+        peer->last_sent = self->now;
+        return;
+    }
+    int error = errno;
+    if (self->verbose)
+        zsys_debug ("could not send %s to worker %s: %s",
+                    zjq_proto_command_name (command), peer->worker_id, zmq_strerror (error));
+    if ((error == EHOSTUNREACH || (error == EAGAIN && command == ZJQ_CMD_JOB))
+    &&  !peer->unreachable) {
+        peer->unreachable = true;
+        s_peer_unlist (peer);
+        self->reap = true;
+    }
+}
+
+static void
+s_send_error (zjq_broker_t *self, zjq_msg_t *request, int code, const char *format, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+static void
+s_send_error (zjq_broker_t *self, zjq_msg_t *request, int code, const char *format, ...)
+{
+    char text [256];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof (text), format, args);
+    va_end (args);
+    if (self->verbose)
+        zsys_debug ("ERROR %s to %c: %s", zjq_errname (code), zjq_msg_role (request), text);
+    zjq_msg_t *reply = s_reply_new (request, ZJQ_CMD_ERROR);
+    zjq_msg_put_int (reply, "code", code);
+    zjq_msg_put_str (reply, "message", text);
+    s_send (self, &reply);
+}
+
+static void
+s_send_rejected (zjq_broker_t *self, zjq_msg_t *request, int code, const char *format, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+static void
+s_send_rejected (zjq_broker_t *self, zjq_msg_t *request, int code, const char *format, ...)
+{
+    char text [256];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof (text), format, args);
+    va_end (args);
+    self->counters.rejected++;
+    if (self->verbose)
+        zsys_debug ("SUBMIT rejected: %s", text);
+    zjq_msg_t *reply = s_reply_new (request, ZJQ_CMD_REJECTED);
+    zjq_msg_put_int (reply, "code", code);
+    zjq_msg_put_str (reply, "message", text);
+    s_send (self, &reply);
+}
+
+//  An optional integer field. Returns 0 if it is absent (value unchanged)
+//  or an integer in [min, max]; -1 if it is present and not.
+static int
+s_opt_int (zjq_msg_t *msg, const char *key, int64_t min, int64_t max, int64_t *value)
+{
+    if (!zjq_msg_has (msg, key))
+        return 0;
+    int64_t number;
+    if (!zjq_msg_get_int (msg, key, &number) || number < min || number > max)
+        return -1;
+    *value = number;
+    return 0;
+}
+
+//  An optional boolean field; same contract as s_opt_int.
+static int
+s_opt_bool (zjq_msg_t *msg, const char *key, bool *value)
+{
+    if (!zjq_msg_has (msg, key))
+        return 0;
+    return zjq_msg_get_bool (msg, key, value)? 0: -1;
+}
+
+//  An optional string field of at most max_len bytes; NULL if absent.
+//  Returns -1 if present and not such a string.
+static int
+s_opt_str (zjq_msg_t *msg, const char *key, size_t max_len, const char **value)
+{
+    *value = NULL;
+    if (!zjq_msg_has (msg, key))
+        return 0;
+    *value = zjq_msg_get_str (msg, key);
+    return (*value && strlen (*value) <= max_len)? 0: -1;
+}
+
+//  The queue of that name, created if new; NULL if out of memory.
+static zjq_queue_t *
+s_queue_require (zjq_broker_t *self, const char *name)
+{
+    zjq_queue_t *queue = (zjq_queue_t *) zhashx_lookup (self->queues, name);
+    if (!queue) {
+        queue = zjq_queue_new (name);
+        if (queue && zhashx_insert (self->queues, zjq_queue_name (queue), queue) != 0)
+            zjq_queue_destroy (&queue);
+    }
+    return queue;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Workers: credit and the available lists
+
+static int64_t
+s_peer_credit (zjq_peer_t *peer)
+{
+    return peer->capacity - (int64_t) zhashx_size (peer->outstanding);
+}
+
+static bool
+s_peer_can_take (zjq_peer_t *peer)
+{
+    return !peer->draining && !peer->unreachable && s_peer_credit (peer) > 0;
+}
+
+static void
+s_peer_list (zjq_peer_t *peer)
+{
+    for (size_t index = 0; index < peer->queue_count; index++) {
+        assert (!peer->handles [index]);
+        peer->handles [index] = zjq_queue_worker_append (peer->queues [index], peer);
+        assert (peer->handles [index]);     //  out of memory
+    }
+    peer->listed = true;
+}
+
+static void
+s_peer_unlist (zjq_peer_t *peer)
+{
+    if (!peer->listed)
+        return;
+    for (size_t index = 0; index < peer->queue_count; index++)
+        zjq_queue_worker_remove (peer->queues [index], &peer->handles [index]);
+    peer->listed = false;
+}
+
+static void
+s_peer_destroy (zjq_peer_t **peer_p)
+{
+    zjq_peer_t *peer = *peer_p;
+    if (!peer)
+        return;
+    zframe_destroy (&peer->routing_id);
+    zhashx_destroy (&peer->outstanding);
+    free (peer->key);
+    free (peer->worker_id);
+    free (peer->host);
+    free (peer->version);
+    free (peer->queues);
+    free (peer->handles);
+    free (peer);
+    *peer_p = NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Jobs: dispatch, ends, failed attempts
+
+static void s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
+                       const char *error, zframe_t **result_p);
+
+//  Start the next attempt of a job (out of its queue heap) on a worker
+//  with credit, and send it the JOB.
+static void
+s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
+{
+    assert (s_peer_can_take (peer));
+    zjq_job_t *job = &entry->job;
+    zjq_jobtable_start (self->jobs, entry, self->now);
+    entry->peer = peer;
+    zjq_queue_counters (entry->queue)->running++;
+    char slot [ZJQ_SLOT_KEY_MAX];
+    s_slot_key (slot, job->id, job->attempt);
+    if (zhashx_insert (peer->outstanding, slot, peer) != 0)
+        //  (id, attempt) is unique, so this is out of memory
+        zsys_error ("out of memory tracking job %s on worker %s", job->id, peer->worker_id);
+    if (s_peer_credit (peer) == 0)
+        s_peer_unlist (peer);
+
+    zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_JOB);
+    zjq_msg_put_str (msg, "id", job->id);
+    zjq_msg_put_int (msg, "attempt", job->attempt);
+    zjq_msg_put_str (msg, "queue", job->queue);
+    zjq_msg_put_int (msg, "timeout_ms", job->job_timeout_ms);
+    zframe_t *payload = zframe_dup (job->payload);
+    zjq_msg_set_payload (msg, &payload);
+    if (self->verbose)
+        zsys_debug ("job %s attempt %d -> worker %s", job->id, job->attempt, peer->worker_id);
+    s_send_peer (self, peer, &msg);
+}
+
+//  Give waiting jobs of a queue to its available workers, round robin.
+static void
+s_queue_pump (zjq_broker_t *self, zjq_queue_t *queue)
+{
+    void *handle;
+    zjq_peer_t *peer;
+    while (zjq_queue_size (queue)
+       && (peer = (zjq_peer_t *) zjq_queue_worker_first (queue, &handle))) {
+        s_dispatch (self, zjq_queue_pop (queue), peer);
+        if (peer->listed)
+            zjq_queue_worker_rotate (queue, handle);
+    }
+}
+
+//  Fill a worker's free credit with the best jobs across all its queues;
+//  with credit left over, it waits on its queues' worker lists.
+static void
+s_peer_pump (zjq_broker_t *self, zjq_peer_t *peer)
+{
+    while (s_peer_can_take (peer)) {
+        zjq_queue_t *best = NULL;
+        zjq_jobentry_t *best_entry = NULL;
+        for (size_t index = 0; index < peer->queue_count; index++) {
+            zjq_jobentry_t *top = zjq_queue_top (peer->queues [index]);
+            if (top && (!best_entry || zjq_queue_before (top, best_entry))) {
+                best = peer->queues [index];
+                best_entry = top;
+            }
+        }
+        if (!best)
+            break;
+        s_dispatch (self, zjq_queue_pop (best), peer);
+    }
+    if (s_peer_can_take (peer) && !peer->listed)
+        s_peer_list (peer);
+}
+
+//  Put a queued job (new or retried) in its queue and dispatch if possible.
+static void
+s_enqueue (zjq_broker_t *self, zjq_jobentry_t *entry)
+{
+    if (zjq_queue_push (entry->queue, entry) != 0) {
+        zsys_error ("out of memory queueing job %s", entry->job.id);
+        s_job_end (self, entry, ZJQ_STATE_FAILED, "broker out of memory", NULL);
+        return;
+    }
+    s_queue_pump (self, entry->queue);
+}
+
+//  Put the outcome of an ended job into a JOB_RESULT or DONE.
+static void
+s_put_outcome (zjq_msg_t *msg, zjq_jobentry_t *entry)
+{
+    zjq_job_t *job = &entry->job;
+    zjq_msg_put_str (msg, "id", job->id);
+    zjq_msg_put_str (msg, "state", zjq_state_name (job->state));
+    zjq_msg_put_int (msg, "attempt", job->attempt);
+    if (job->state != ZJQ_STATE_SUCCEEDED)
+        zjq_msg_put_str (msg, "error", job->error? job->error: zjq_state_name (job->state));
+    if (job->state == ZJQ_STATE_SUCCEEDED && job->result) {
+        zframe_t *result = zframe_dup (job->result);
+        zjq_msg_set_payload (msg, &result);
+    }
+}
+
+//  A DONE for an ended job to one client.
+static void
+s_send_done (zjq_broker_t *self, zjq_jobentry_t *entry, zframe_t *routing_id)
+{
+    zjq_msg_t *msg = s_msg_to (routing_id, ZJQ_CMD_DONE);
+    s_put_outcome (msg, entry);
+    s_send (self, &msg);
+}
+
+//  End a queued or running job. Sends DONE to its waiters. The entry may be
+//  gone when this returns (a stored result can push older ones, or itself,
+//  out under the result memory bound): do not use it afterwards.
+static void
+s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
+           const char *error, zframe_t **result_p)
+{
+    zjq_queue_counters_t *counters = zjq_queue_counters (entry->queue);
+    if (entry->job.state == ZJQ_STATE_RUNNING)
+        counters->running--;
+    else
+    if (entry->queue_index != ZJQ_HEAP_NONE)
+        zjq_queue_remove (entry->queue, entry);
+    zjq_jobtable_finish (self->jobs, entry, state, error, result_p, self->now);
+    switch (state) {
+        case ZJQ_STATE_SUCCEEDED:
+            counters->succeeded++;
+            self->counters.succeeded++;
+            break;
+        case ZJQ_STATE_FAILED:
+            counters->failed++;
+            self->counters.failed++;
+            break;
+        default:
+            counters->cancelled++;
+            self->counters.cancelled++;
+            break;
+    }
+    if (self->verbose)
+        zsys_debug ("job %s %s after %d attempt(s)%s%s", entry->job.id, zjq_state_name (state),
+                    entry->job.attempt, error? ": ": "", error? error: "");
+    for (uint32_t index = 0; index < entry->waiter_count; index++)
+        s_send_done (self, entry, entry->waiters [index]);
+    zjq_jobentry_clear_waiters (entry);
+    if (entry->job.result)
+        zjq_jobtable_trim_results (self->jobs, self->max_result_bytes);
+}
+
+//  A running job's attempt failed (error says why, with the attempt count):
+//  requeue it if attempts are left, else it fails.
+static void
+s_attempt_failed (zjq_broker_t *self, zjq_jobentry_t *entry, const char *error)
+{
+    assert (entry->job.state == ZJQ_STATE_RUNNING);
+    if (entry->job.attempt < entry->job.max_attempts) {
+        if (self->verbose)
+            zsys_debug ("job %s requeued: %s", entry->job.id, error);
+        zjq_queue_counters (entry->queue)->running--;
+        zjq_jobtable_requeue (self->jobs, entry, error);
+        s_enqueue (self, entry);
+    }
+    else
+        s_job_end (self, entry, ZJQ_STATE_FAILED, error, NULL);
+}
+
+//  "<reason> (attempt n of m)" into buf
+static const char *
+s_attempt_error (char *buf, size_t size, zjq_jobentry_t *entry, const char *reason)
+{
+    snprintf (buf, size, "%s (attempt %d of %d)", reason,
+              entry->job.attempt, entry->job.max_attempts);
+    return buf;
+}
+
+//  Tell a worker to stop an attempt it no longer owns. Its slot stays busy
+//  until it answers.
+static void
+s_send_job_cancel (zjq_broker_t *self, zjq_peer_t *peer, zjq_jobentry_t *entry,
+                   const char *reason)
+{
+    zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_JOB_CANCEL);
+    zjq_msg_put_str (msg, "id", entry->job.id);
+    zjq_msg_put_int (msg, "attempt", entry->job.attempt);
+    zjq_msg_put_str (msg, "reason", reason);
+    s_send_peer (self, peer, &msg);
+}
+
+//  A running job's attempt timed out (it is out of the deadline heap).
+static void
+s_job_timeout (zjq_broker_t *self, zjq_jobentry_t *entry)
+{
+    if (entry->peer)
+        s_send_job_cancel (self, entry->peer, entry, "timeout");
+    char reason [64];
+    snprintf (reason, sizeof (reason), "job timeout after %lld ms",
+              (long long) entry->job.job_timeout_ms);
+    char error [128];
+    s_attempt_failed (self, entry, s_attempt_error (error, sizeof (error), entry, reason));
+}
+
+
+//  --------------------------------------------------------------------------
+//  Forgetting workers
+
+//  Forget a worker: it gets no more jobs, the jobs it runs count a failed
+//  attempt ("<why> (host/pid) on attempt n of m") and go back to their
+//  queues or fail. The peer is destroyed.
+static void
+s_peer_forget (zjq_broker_t *self, zjq_peer_t *peer, const char *why)
+{
+    s_peer_unlist (peer);
+    peer->draining = true;
+    //  Collect the jobs still running on it, then fail their attempts
+    size_t count = 0;
+    zjq_jobentry_t **running = NULL;
+    if (zhashx_size (peer->outstanding)) {
+        running = (zjq_jobentry_t **) calloc (zhashx_size (peer->outstanding),
+                                              sizeof (zjq_jobentry_t *));
+        assert (running);
+    }
+    for (void *item = zhashx_first (peer->outstanding); item;
+         item = zhashx_next (peer->outstanding)) {
+        char slot [ZJQ_SLOT_KEY_MAX];
+        snprintf (slot, sizeof (slot), "%s", (const char *) zhashx_cursor (peer->outstanding));
+        char *slash = strrchr (slot, '/');
+        assert (slash);
+        *slash = 0;
+        zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, slot);
+        if (entry && entry->peer == peer && entry->job.state == ZJQ_STATE_RUNNING
+        &&  entry->job.attempt == atoi (slash + 1))
+            running [count++] = entry;
+    }
+    for (size_t index = 0; index < count; index++) {
+        zjq_jobentry_t *entry = running [index];
+        char error [ZJQ_TEXT_MAX * 2];
+        snprintf (error, sizeof (error), "%s (%s/%lld) on attempt %d of %d", why, peer->host,
+                  peer->pid, entry->job.attempt, entry->job.max_attempts);
+        s_attempt_failed (self, entry, error);
+    }
+    free (running);
+    for (size_t index = 0; index < peer->queue_count; index++)
+        zjq_queue_counters (peer->queues [index])->workers--;
+    zhashx_delete (self->peers, peer->key);
+    s_peer_destroy (&peer);
+}
+
+//  Send heartbeats that are due, and forget workers that went silent or
+//  unreachable. Sets the time of the next scan.
+static void
+s_check_peers (zjq_broker_t *self)
+{
+    int64_t next = INT64_MAX;
+    zlistx_t *gone = NULL;
+    self->reap = false;         //  a failed send below sets it again
+    for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
+         peer = (zjq_peer_t *) zhashx_next (self->peers)) {
+        int64_t silence = self->now - peer->last_seen;
+        if (peer->unreachable || silence > ZJQ_LIVENESS * peer->heartbeat_ms) {
+            if (!gone)
+                gone = zlistx_new ();
+            zlistx_add_end (gone, peer);
+            continue;
+        }
+        if (self->now - peer->last_sent >= peer->heartbeat_ms) {
+            zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_HEARTBEAT);
+            s_send_peer (self, peer, &msg);
+            //  Retry a failed heartbeat at the next interval
+            peer->last_sent = self->now;
+        }
+        next = s_min (next, peer->last_sent + peer->heartbeat_ms);
+        next = s_min (next, peer->last_seen + ZJQ_LIVENESS * peer->heartbeat_ms + 1);
+    }
+    if (gone) {
+        for (zjq_peer_t *peer = (zjq_peer_t *) zlistx_first (gone); peer;
+             peer = (zjq_peer_t *) zlistx_next (gone)) {
+            if (peer->unreachable)
+                zsys_info ("worker %s (%s/%lld) is unreachable; requeueing its jobs",
+                           peer->worker_id, peer->host, peer->pid);
+            else
+                zsys_info ("worker %s (%s/%lld) is dead: silent for %lld ms; requeueing its jobs",
+                           peer->worker_id, peer->host, peer->pid,
+                           (long long) (self->now - peer->last_seen));
+            s_peer_forget (self, peer, "worker lost");
+        }
+        zlistx_destroy (&gone);
+    }
+    self->next_check = next;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Client commands
+
+static void
+s_put_status (zjq_msg_t *msg, zjq_jobentry_t *entry)
+{
+    zjq_job_t *job = &entry->job;
+    zjq_msg_put_str (msg, "id", job->id);
+    zjq_msg_put_str (msg, "queue", job->queue);
+    zjq_msg_put_str (msg, "state", zjq_state_name (job->state));
+    zjq_msg_put_int (msg, "attempt", job->attempt);
+    zjq_msg_put_int (msg, "max_attempts", job->max_attempts);
+    zjq_msg_put_int (msg, "priority", job->priority);
+    zjq_msg_put_int (msg, "created_ms", job->created_ms);
+    if (job->started_ms)
+        zjq_msg_put_int (msg, "started_ms", job->started_ms);
+    if (job->finished_ms)
+        zjq_msg_put_int (msg, "finished_ms", job->finished_ms);
+    if (job->expires_ms)
+        zjq_msg_put_int (msg, "expires_ms", job->expires_ms);
+    if (job->error)
+        zjq_msg_put_str (msg, "error", job->error);
+    if (job->progress >= 0)
+        zjq_msg_put_double (msg, "progress", job->progress);
+    if (job->progress_message)
+        zjq_msg_put_str (msg, "progress_message", job->progress_message);
+    if (entry->peer)
+        zjq_msg_put_str (msg, "worker", entry->peer->worker_id);
+    if (job->state == ZJQ_STATE_SUCCEEDED)
+        zjq_msg_put_int (msg, "result_size", job->result? (int64_t) zframe_size (job->result): 0);
+}
+
+static void
+s_send_status (zjq_broker_t *self, zjq_msg_t *request, zjq_jobentry_t *entry)
+{
+    zjq_msg_t *reply = s_reply_new (request, ZJQ_CMD_JOB_STATUS);
+    s_put_status (reply, entry);
+    s_send (self, &reply);
+}
+
+//  Register a client for DONE; if the job has already ended, send it now.
+static void
+s_add_waiter (zjq_broker_t *self, zjq_jobentry_t *entry, zframe_t *routing_id)
+{
+    if (zjq_job_ended (&entry->job))
+        s_send_done (self, entry, routing_id);
+    else
+    if (zjq_jobentry_add_waiter (entry, routing_id) == -1)
+        zsys_error ("out of memory registering a waiter on job %s", entry->job.id);
+}
+
+static void
+s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    if (!s_has_req (msg)) {
+        s_send_rejected (self, msg, ZJQ_EINVAL, "missing or invalid field 'req' (an integer)");
+        return;
+    }
+    const char *queue_name = zjq_msg_get_str (msg, "queue");
+    if (!queue_name) {
+        s_send_rejected (self, msg, ZJQ_EINVAL, "missing or invalid field 'queue' (a string)");
+        return;
+    }
+    if (!zjq_queue_name_valid (queue_name)) {
+        s_send_rejected (self, msg, ZJQ_EINVAL,
+                         "invalid queue name: use 1-128 characters of A-Z a-z 0-9 _ . : -");
+        return;
+    }
+    int64_t priority = 0;
+    int64_t max_attempts = self->max_attempts;
+    int64_t job_timeout_ms = self->job_timeout_ms;
+    int64_t result_ttl_ms = self->result_ttl_ms;
+    const char *key = NULL;
+    bool notify = false;
+    if (s_opt_int (msg, "priority", -1000, 1000, &priority)) {
+        s_send_rejected (self, msg, ZJQ_EINVAL,
+                         "field 'priority' must be an integer from -1000 to 1000");
+        return;
+    }
+    if (s_opt_int (msg, "max_attempts", 1, 1000, &max_attempts)) {
+        s_send_rejected (self, msg, ZJQ_EINVAL,
+                         "field 'max_attempts' must be an integer from 1 to 1000");
+        return;
+    }
+    if (s_opt_int (msg, "job_timeout_ms", 1, INT64_MAX, &job_timeout_ms)) {
+        s_send_rejected (self, msg, ZJQ_EINVAL, "field 'job_timeout_ms' must be an integer > 0");
+        return;
+    }
+    if (s_opt_int (msg, "result_ttl_ms", 1, INT64_MAX, &result_ttl_ms)) {
+        s_send_rejected (self, msg, ZJQ_EINVAL, "field 'result_ttl_ms' must be an integer > 0");
+        return;
+    }
+    if (s_opt_str (msg, "key", ZJQ_KEY_MAX, &key) || (key && !*key)) {
+        s_send_rejected (self, msg, ZJQ_EINVAL, "field 'key' must be a string of 1-256 bytes");
+        return;
+    }
+    if (s_opt_bool (msg, "notify", &notify)) {
+        s_send_rejected (self, msg, ZJQ_EINVAL, "field 'notify' must be a boolean");
+        return;
+    }
+    zframe_t *input = zjq_msg_payload (msg);        //  the codec ensures one
+    size_t size = input? zframe_size (input): 0;
+    if (size > self->max_payload) {
+        s_send_rejected (self, msg, ZJQ_ETOOBIG,
+                         "payload of %zu bytes is over the limit of %llu bytes",
+                         size, (unsigned long long) self->max_payload);
+        return;
+    }
+    zframe_t *routing_id = zjq_msg_routing_id (msg);
+    if (key) {
+        zjq_jobentry_t *existing = zjq_jobtable_lookup_key (self->jobs, queue_name, key);
+        if (existing) {
+            zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
+            zjq_msg_put_str (reply, "id", existing->job.id);
+            zjq_msg_put_bool (reply, "duplicate", true);
+            s_send (self, &reply);
+            if (notify)
+                s_add_waiter (self, existing, routing_id);
+            return;
+        }
+    }
+    const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
+    if (stats->queued + stats->running >= self->max_jobs) {
+        s_send_rejected (self, msg, ZJQ_EQUEUEFULL, "job limit reached (max-jobs %llu)",
+                         (unsigned long long) self->max_jobs);
+        return;
+    }
+    if (stats->queued_bytes + size > self->max_queued_bytes) {
+        s_send_rejected (self, msg, ZJQ_EQUEUEFULL,
+                         "payload bytes limit reached (max-queued-bytes %llu)",
+                         (unsigned long long) self->max_queued_bytes);
+        return;
+    }
+    zjq_queue_t *queue = s_queue_require (self, queue_name);
+    zjq_job_t spec = {
+        .queue = queue? zjq_queue_name (queue): NULL,
+        .key = (char *) key,
+        .priority = (int) priority,
+        .max_attempts = (int) max_attempts,
+        .job_timeout_ms = s_min (job_timeout_ms, ZJQ_DURATION_MAX_MS),
+        .result_ttl_ms = s_min (result_ttl_ms, ZJQ_DURATION_MAX_MS)
+    };
+    zframe_t *payload = input? zjq_msg_take_payload (msg): zframe_new_empty ();
+    zjq_jobentry_t *entry = NULL;
+    if (queue && payload)
+        entry = zjq_jobtable_insert (self->jobs, &spec, queue, &payload);
+    if (!entry) {
+        zframe_destroy (&payload);
+        zsys_error ("out of memory accepting a job");
+        s_send_rejected (self, msg, ZJQ_EUNAVAILABLE, "broker out of memory");
+        return;
+    }
+    if (notify)
+        s_add_waiter (self, entry, routing_id);
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
+    zjq_msg_put_str (reply, "id", entry->job.id);
+    zjq_msg_put_bool (reply, "duplicate", false);
+    s_send (self, &reply);
+    if (self->verbose)
+        zsys_debug ("job %s accepted on %s (%zu bytes, priority %d)",
+                    entry->job.id, queue_name, size, entry->job.priority);
+    s_enqueue (self, entry);
+}
+
+//  Common start of STATUS, RESULT and CANCEL: the job named by 'id', or
+//  NULL after replying ERROR.
+static zjq_jobentry_t *
+s_request_job (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    if (!s_has_req (msg)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
+        return NULL;
+    }
+    const char *id = zjq_msg_get_str (msg, "id");
+    if (!id) {
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'id' (a string)");
+        return NULL;
+    }
+    zjq_jobentry_t *entry;
+    const char *message;
+    int code = zjq_jobtable_find (self->jobs, id, &entry, &message);
+    if (code) {
+        s_send_error (self, msg, code, "%s", message);
+        return NULL;
+    }
+    return entry;
+}
+
+static void
+s_handle_status (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    zjq_jobentry_t *entry = s_request_job (self, msg);
+    if (entry)
+        s_send_status (self, msg, entry);
+}
+
+static void
+s_handle_result (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    bool wait = false;
+    if (s_opt_bool (msg, "wait", &wait)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "field 'wait' must be a boolean");
+        return;
+    }
+    zjq_jobentry_t *entry = s_request_job (self, msg);
+    if (!entry)
+        return;
+    if (zjq_job_ended (&entry->job)) {
+        zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_JOB_RESULT);
+        s_put_outcome (reply, entry);
+        s_send (self, &reply);
+    }
+    else {
+        s_send_status (self, msg, entry);
+        if (wait)
+            s_add_waiter (self, entry, zjq_msg_routing_id (msg));
+    }
+}
+
+static void
+s_handle_cancel (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    zjq_jobentry_t *entry = s_request_job (self, msg);
+    if (!entry)
+        return;
+    if (zjq_job_ended (&entry->job)) {
+        s_send_error (self, msg, ZJQ_ESTATE, "job has already ended (%s)",
+                      zjq_state_name (entry->job.state));
+        return;
+    }
+    if (entry->peer)
+        s_send_job_cancel (self, entry->peer, entry, "cancelled");
+    //  A cancelled job holds no result, so the entry survives s_job_end
+    s_job_end (self, entry, ZJQ_STATE_CANCELLED, "cancelled by client", NULL);
+    s_send_status (self, msg, entry);
+}
+
+static void
+s_pack_str (msgpack_packer *packer, const char *text)
+{
+    size_t len = strlen (text);
+    msgpack_pack_str (packer, len);
+    msgpack_pack_str_body (packer, text, len);
+}
+
+static void
+s_pack_uint (msgpack_packer *packer, const char *key, uint64_t value)
+{
+    s_pack_str (packer, key);
+    msgpack_pack_uint64 (packer, value);
+}
+
+static void
+s_handle_stats (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    if (!s_has_req (msg)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
+        return;
+    }
+    const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&packer, 3);
+
+    s_pack_str (&packer, "broker");
+    msgpack_pack_map (&packer, 18);
+    s_pack_str (&packer, "version");
+    s_pack_str (&packer, zjq_version ());
+    s_pack_str (&packer, "instance");
+    s_pack_str (&packer, self->instance);
+    s_pack_uint (&packer, "uptime_ms", (uint64_t) (self->now - self->started));
+    s_pack_uint (&packer, "jobs", stats->jobs);
+    s_pack_uint (&packer, "queued", stats->queued);
+    s_pack_uint (&packer, "running", stats->running);
+    s_pack_uint (&packer, "results", stats->ended);
+    s_pack_uint (&packer, "result_bytes", stats->result_bytes);
+    s_pack_uint (&packer, "queued_bytes", stats->queued_bytes);
+    s_pack_uint (&packer, "submitted", stats->inserted);
+    s_pack_uint (&packer, "succeeded", self->counters.succeeded);
+    s_pack_uint (&packer, "failed", self->counters.failed);
+    s_pack_uint (&packer, "cancelled", self->counters.cancelled);
+    s_pack_uint (&packer, "expired", stats->expired);
+    s_pack_uint (&packer, "rejected", self->counters.rejected);
+    s_pack_uint (&packer, "malformed", self->counters.malformed);
+    s_pack_uint (&packer, "stale_results", self->counters.stale_results);
+    s_pack_uint (&packer, "workers", zhashx_size (self->peers));
+
+    s_pack_str (&packer, "queues");
+    msgpack_pack_map (&packer, zhashx_size (self->queues));
+    for (zjq_queue_t *queue = (zjq_queue_t *) zhashx_first (self->queues); queue;
+         queue = (zjq_queue_t *) zhashx_next (self->queues)) {
+        zjq_queue_counters_t *counters = zjq_queue_counters (queue);
+        s_pack_str (&packer, zjq_queue_name (queue));
+        msgpack_pack_map (&packer, 6);
+        s_pack_uint (&packer, "queued", zjq_queue_size (queue));
+        s_pack_uint (&packer, "running", counters->running);
+        s_pack_uint (&packer, "succeeded", counters->succeeded);
+        s_pack_uint (&packer, "failed", counters->failed);
+        s_pack_uint (&packer, "cancelled", counters->cancelled);
+        s_pack_uint (&packer, "workers", counters->workers);
+    }
+
+    s_pack_str (&packer, "workers");
+    msgpack_pack_array (&packer, zhashx_size (self->peers));
+    for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
+         peer = (zjq_peer_t *) zhashx_next (self->peers)) {
+        msgpack_pack_map (&packer, 9);
+        s_pack_str (&packer, "id");
+        s_pack_str (&packer, peer->worker_id);
+        s_pack_str (&packer, "host");
+        s_pack_str (&packer, peer->host);
+        s_pack_str (&packer, "pid");
+        msgpack_pack_int64 (&packer, peer->pid);
+        s_pack_str (&packer, "queues");
+        msgpack_pack_array (&packer, peer->queue_count);
+        for (size_t index = 0; index < peer->queue_count; index++)
+            s_pack_str (&packer, zjq_queue_name (peer->queues [index]));
+        s_pack_uint (&packer, "capacity", (uint64_t) peer->capacity);
+        s_pack_uint (&packer, "running", zhashx_size (peer->outstanding));
+        s_pack_uint (&packer, "completed", peer->completed);
+        s_pack_uint (&packer, "last_seen_ms_ago", (uint64_t) (self->now - peer->last_seen));
+        s_pack_str (&packer, "version");
+        s_pack_str (&packer, peer->version);
+    }
+
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_STATS_REPLY);
+    zjq_msg_put_packed (reply, "stats", buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    s_send (self, &reply);
+}
+
+static void
+s_handle_ping (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    if (!s_has_req (msg)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
+        return;
+    }
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_PONG);
+    zjq_msg_put_str (reply, "instance", self->instance);
+    zjq_msg_put_str (reply, "version", zjq_version ());
+    s_send (self, &reply);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Worker commands
+
+//  A READY from a new connection: validate it, create the peer, give it work.
+static void
+s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
+{
+    const char *worker_id = zjq_msg_get_str (msg, "worker_id");
+    const msgpack_object *queues = zjq_msg_get (msg, "queues");
+    int64_t capacity = 0, heartbeat_ms = 0, pid = 0;
+    const char *host = NULL, *version = NULL;
+    const char *problem = NULL;
+    if (!worker_id || !*worker_id || strlen (worker_id) > ZJQ_TEXT_MAX)
+        problem = "missing or invalid field 'worker_id' (a string of 1-256 bytes)";
+    else
+    if (!queues || queues->type != MSGPACK_OBJECT_ARRAY
+    ||  queues->via.array.size < 1 || queues->via.array.size > ZJQ_WORKER_QUEUES)
+        problem = "missing or invalid field 'queues' (an array of 1-64 queue names)";
+    else
+    if (!zjq_msg_get_int (msg, "capacity", &capacity) || capacity < 1 || capacity > 10000)
+        problem = "missing or invalid field 'capacity' (an integer from 1 to 10000)";
+    else
+    if (!zjq_msg_get_int (msg, "heartbeat_ms", &heartbeat_ms)
+    ||  heartbeat_ms < 100 || heartbeat_ms > 60000)
+        problem = "missing or invalid field 'heartbeat_ms' (an integer from 100 to 60000)";
+    else
+    if (s_opt_str (msg, "host", ZJQ_TEXT_MAX, &host))
+        problem = "invalid field 'host' (a string of at most 256 bytes)";
+    else
+    if (s_opt_int (msg, "pid", 0, INT64_MAX, &pid))
+        problem = "invalid field 'pid' (an integer >= 0)";
+    else
+    if (s_opt_str (msg, "version", ZJQ_TEXT_MAX, &version))
+        problem = "invalid field 'version' (a string of at most 256 bytes)";
+    else {
+        for (uint32_t index = 0; index < queues->via.array.size; index++) {
+            const msgpack_object *name = &queues->via.array.ptr [index];
+            char text [ZJQ_QUEUE_NAME_MAX + 1];
+            if (name->type != MSGPACK_OBJECT_STR || name->via.str.size > ZJQ_QUEUE_NAME_MAX) {
+                problem = "invalid queue name in 'queues'";
+                break;
+            }
+            memcpy (text, name->via.str.ptr, name->via.str.size);
+            text [name->via.str.size] = 0;
+            if (!zjq_queue_name_valid (text)) {
+                problem = "invalid queue name in 'queues'";
+                break;
+            }
+        }
+    }
+    if (problem) {
+        s_warn (self, "bad READY from %.40s: %s", rid_key, problem);
+        s_send_error (self, msg, ZJQ_EPROTO, "READY: %s", problem);
+        return;
+    }
+
+    zjq_peer_t *peer = (zjq_peer_t *) calloc (1, sizeof (zjq_peer_t));
+    assert (peer);
+    peer->routing_id = zframe_dup (zjq_msg_routing_id (msg));
+    peer->key = strdup (rid_key);
+    peer->worker_id = strdup (worker_id);
+    peer->host = strdup (host? host: "?");
+    peer->version = strdup (version? version: "?");
+    peer->pid = pid;
+    peer->capacity = capacity;
+    peer->heartbeat_ms = heartbeat_ms;
+    peer->last_seen = self->now;
+    peer->last_sent = self->now;
+    peer->outstanding = zhashx_new ();
+    uint32_t count = queues->via.array.size;
+    peer->queues = (zjq_queue_t **) calloc (count, sizeof (zjq_queue_t *));
+    peer->handles = (void **) calloc (count, sizeof (void *));
+    assert (peer->routing_id && peer->key && peer->worker_id && peer->host && peer->version
+         && peer->outstanding && peer->queues && peer->handles);
+    char names [512] = "";
+    size_t names_len = 0;
+    for (uint32_t index = 0; index < count; index++) {
+        const msgpack_object *name = &queues->via.array.ptr [index];
+        char text [ZJQ_QUEUE_NAME_MAX + 1];
+        memcpy (text, name->via.str.ptr, name->via.str.size);
+        text [name->via.str.size] = 0;
+        zjq_queue_t *queue = s_queue_require (self, text);
+        assert (queue);         //  out of memory
+        bool duplicate = false;
+        for (size_t other = 0; other < peer->queue_count; other++)
+            duplicate |= peer->queues [other] == queue;
+        if (duplicate)
+            continue;
+        peer->queues [peer->queue_count++] = queue;
+        zjq_queue_counters (queue)->workers++;
+        if (names_len < sizeof (names))
+            names_len += snprintf (names + names_len, sizeof (names) - names_len, "%s%s",
+                                   names_len? ",": "", text);
+    }
+    if (zhashx_insert (self->peers, peer->key, peer) != 0) {
+        //  The caller looked it up, so only out of memory
+        zsys_error ("out of memory registering worker %s", peer->worker_id);
+        for (size_t index = 0; index < peer->queue_count; index++)
+            zjq_queue_counters (peer->queues [index])->workers--;
+        s_peer_destroy (&peer);
+        return;
+    }
+    zsys_info ("worker %s joined (%s/%lld): queues %s, capacity %lld, heartbeat %lld ms",
+               peer->worker_id, peer->host, peer->pid, names,
+               (long long) peer->capacity, (long long) peer->heartbeat_ms);
+    self->next_check = s_min (self->next_check, self->now + peer->heartbeat_ms);
+    s_peer_pump (self, peer);
+}
+
+static void
+s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
+{
+    const char *id = zjq_msg_get_str (msg, "id");
+    const char *status = zjq_msg_get_str (msg, "status");
+    int64_t attempt = 0;
+    if (!id) {
+        s_send_error (self, msg, ZJQ_EPROTO,
+                      "WORK_RESULT: missing or invalid field 'id' (a string)");
+        return;
+    }
+    if (!zjq_msg_get_int (msg, "attempt", &attempt) || attempt < 1 || attempt > 1000) {
+        s_send_error (self, msg, ZJQ_EPROTO, "WORK_RESULT: missing or invalid field 'attempt'");
+        return;
+    }
+    if (!status
+    ||  !(streq (status, "ok") || streq (status, "error") || streq (status, "cancelled"))) {
+        s_send_error (self, msg, ZJQ_EPROTO,
+                      "WORK_RESULT: field 'status' must be 'ok', 'error' or 'cancelled'");
+        return;
+    }
+    const char *error = NULL;
+    if (zjq_msg_has (msg, "error") && !(error = zjq_msg_get_str (msg, "error"))) {
+        s_send_error (self, msg, ZJQ_EPROTO, "WORK_RESULT: field 'error' must be a string");
+        return;
+    }
+    //  The slot is free again, whatever happens to the result
+    char slot [ZJQ_SLOT_KEY_MAX];
+    s_slot_key (slot, id, (int) attempt);
+    bool was_outstanding = zhashx_lookup (peer->outstanding, slot) != NULL;
+    if (was_outstanding)
+        zhashx_delete (peer->outstanding, slot);
+
+    zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, id);
+    if (entry && entry->job.state == ZJQ_STATE_RUNNING && entry->peer == peer
+    &&  entry->job.attempt == attempt) {
+        peer->completed++;
+        char text [ZJQ_ERROR_MAX + 64];
+        char reason [ZJQ_ERROR_MAX];
+        if (streq (status, "ok")) {
+            zframe_t *result = zjq_msg_take_payload (msg);
+            size_t size = result? zframe_size (result): 0;
+            if (size > self->max_payload) {
+                zframe_destroy (&result);
+                snprintf (reason, sizeof (reason), "result too large (%zu bytes, limit %llu)",
+                          size, (unsigned long long) self->max_payload);
+                s_attempt_failed (self, entry,
+                                  s_attempt_error (text, sizeof (text), entry, reason));
+            }
+            else {
+                if (size == 0)
+                    zframe_destroy (&result);
+                s_job_end (self, entry, ZJQ_STATE_SUCCEEDED, NULL, &result);
+                zframe_destroy (&result);
+            }
+        }
+        else {
+            snprintf (reason, sizeof (reason), "%.*s", ZJQ_ERROR_MAX - 1,
+                      error && *error? error:
+                      streq (status, "error")? "failed": "cancelled by worker");
+            s_attempt_failed (self, entry, s_attempt_error (text, sizeof (text), entry, reason));
+        }
+    }
+    else {
+        self->counters.stale_results++;
+        if (self->verbose)
+            zsys_debug ("stale WORK_RESULT for %s attempt %lld from worker %s",
+                        id, (long long) attempt, peer->worker_id);
+    }
+    if (was_outstanding)
+        s_peer_pump (self, peer);
+}
+
+static void
+s_handle_progress (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
+{
+    const char *id = zjq_msg_get_str (msg, "id");
+    int64_t attempt = 0;
+    double progress = 0;
+    const char *message = NULL;
+    if (!id) {
+        s_send_error (self, msg, ZJQ_EPROTO, "PROGRESS: missing or invalid field 'id' (a string)");
+        return;
+    }
+    if (!zjq_msg_get_int (msg, "attempt", &attempt)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "PROGRESS: missing or invalid field 'attempt'");
+        return;
+    }
+    if (!zjq_msg_get_double (msg, "progress", &progress) || !(progress >= 0 && progress <= 1)) {
+        s_send_error (self, msg, ZJQ_EPROTO,
+                      "PROGRESS: field 'progress' must be a number from 0 to 1");
+        return;
+    }
+    if (s_opt_str (msg, "message", ZJQ_TEXT_MAX, &message)) {
+        s_send_error (self, msg, ZJQ_EPROTO,
+                      "PROGRESS: field 'message' must be a string of at most 256 bytes");
+        return;
+    }
+    zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, id);
+    if (entry && entry->job.state == ZJQ_STATE_RUNNING && entry->peer == peer
+    &&  entry->job.attempt == attempt) {
+        entry->job.progress = progress;
+        if (message) {
+            char *copy = strdup (message);
+            if (copy) {
+                free (entry->job.progress_message);
+                entry->job.progress_message = copy;
+            }
+        }
+    }
+}
+
+static void
+s_handle_disconnect (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
+{
+    bool drain = false;
+    if (s_opt_bool (msg, "drain", &drain)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "DISCONNECT: field 'drain' must be a boolean");
+        return;
+    }
+    if (drain) {
+        if (!peer->draining)
+            zsys_info ("worker %s (%s/%lld) is draining: %zu job(s) still running",
+                       peer->worker_id, peer->host, peer->pid, zhashx_size (peer->outstanding));
+        peer->draining = true;
+        s_peer_unlist (peer);
+    }
+    else {
+        zsys_info ("worker %s (%s/%lld) left", peer->worker_id, peer->host, peer->pid);
+        s_peer_forget (self, peer, "worker left");
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Message routing
+
+static void
+s_handle_client (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    switch (zjq_msg_command (msg)) {
+        case ZJQ_CMD_SUBMIT: s_handle_submit (self, msg); break;
+        case ZJQ_CMD_STATUS: s_handle_status (self, msg); break;
+        case ZJQ_CMD_RESULT: s_handle_result (self, msg); break;
+        case ZJQ_CMD_CANCEL: s_handle_cancel (self, msg); break;
+        case ZJQ_CMD_STATS:  s_handle_stats (self, msg); break;
+        case ZJQ_CMD_PING:   s_handle_ping (self, msg); break;
+        default:
+            self->counters.malformed++;
+            s_send_error (self, msg, ZJQ_ECOMMAND, "command %s is not a client command",
+                          zjq_proto_command_name (zjq_msg_command (msg)));
+    }
+}
+
+static void
+s_handle_worker (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    int command = zjq_msg_command (msg);
+    char rid_key [ZJQ_RID_KEY_MAX];
+    s_rid_key (zjq_msg_routing_id (msg), rid_key);
+    zjq_peer_t *peer = (zjq_peer_t *) zhashx_lookup (self->peers, rid_key);
+    if (command == ZJQ_CMD_READY) {
+        if (peer) {
+            s_warn (self, "worker %s (%s/%lld) sent READY twice; forgetting it",
+                    peer->worker_id, peer->host, peer->pid);
+            s_send_error (self, msg, ZJQ_EPROTO, "READY: duplicate READY on this connection");
+            s_peer_forget (self, peer, "worker re-registered");
+        }
+        else
+            s_handle_ready (self, msg, rid_key);
+        return;
+    }
+    if (!peer) {
+        //  A worker we declared dead, or from before a restart: it must
+        //  reconnect and say READY again.
+        if (command == ZJQ_CMD_WORK_RESULT)
+            self->counters.stale_results++;
+        if (command != ZJQ_CMD_DISCONNECT) {
+            if (self->verbose)
+                zsys_debug ("%s from unknown worker %.40s: sending DISCONNECT",
+                            zjq_proto_command_name (command), rid_key);
+            zjq_msg_t *reply = s_msg_to (zjq_msg_routing_id (msg), ZJQ_CMD_DISCONNECT);
+            zjq_msg_put_str (reply, "reason", "unknown worker: send READY first");
+            s_send (self, &reply);
+        }
+        return;
+    }
+    peer->last_seen = self->now;
+    switch (command) {
+        case ZJQ_CMD_HEARTBEAT:   break;
+        case ZJQ_CMD_WORK_RESULT: s_handle_work_result (self, peer, msg); break;
+        case ZJQ_CMD_PROGRESS:    s_handle_progress (self, peer, msg); break;
+        case ZJQ_CMD_DISCONNECT:  s_handle_disconnect (self, peer, msg); break;
+        default:
+            self->counters.malformed++;
+            s_send_error (self, msg, ZJQ_ECOMMAND, "command %s is not a worker command",
+                          zjq_proto_command_name (command));
+    }
+}
+
+static void
+s_handle_malformed (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    self->counters.malformed++;
+    zframe_t *routing_id = zjq_msg_routing_id (msg);
+    if (!routing_id)
+        return;
+    char rid_key [ZJQ_RID_KEY_MAX];
+    s_rid_key (routing_id, rid_key);
+    zjq_peer_t *peer = (zjq_peer_t *) zhashx_lookup (self->peers, rid_key);
+    if (peer)
+        peer->last_seen = self->now;    //  still a sign of life
+    const char *error = zjq_msg_error (msg);
+    int code = zjq_msg_error_code (msg);
+    s_warn (self, "malformed message from %s %.40s: %s", peer? "worker": "peer",
+            peer? peer->worker_id: rid_key, error? error: "unknown error");
+    s_send_error (self, msg, code? code: ZJQ_EPROTO, "%s", error? error: "malformed message");
+}
+
+static void
+s_handle_message (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    if (self->verbose) {
+        char rid_key [ZJQ_RID_KEY_MAX];
+        zsys_debug ("recv %s from %c %.40s", zjq_proto_command_name (zjq_msg_command (msg)),
+                    zjq_msg_role (msg), s_rid_key (zjq_msg_routing_id (msg), rid_key));
+    }
+    switch (zjq_msg_role (msg)) {
+        case ZJQ_ROLE_CLIENT: s_handle_client (self, msg); break;
+        case ZJQ_ROLE_WORKER: s_handle_worker (self, msg); break;
+        default:
+            self->counters.malformed++;
+            s_send_error (self, msg, ZJQ_ECOMMAND, "command %s may not be sent to a broker",
+                          zjq_proto_command_name (zjq_msg_command (msg)));
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Setup
+
+static bool
+s_is_loopback (const char *endpoint)
+{
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return true;            //  ipc://, inproc:// stay on this host
+    const char *host = endpoint + 6;
+    const char *semicolon = strchr (host, ';');     //  "source;destination"
+    if (semicolon)
+        host = semicolon + 1;
+    return strncmp (host, "127.", 4) == 0 || strncmp (host, "localhost:", 10) == 0
+        || strncmp (host, "[::1]:", 6) == 0 || strncmp (host, "lo:", 3) == 0;
+}
+
+//  Write the bound endpoints, one per line, via a temporary file and rename.
+static int
+s_write_endpoint_file (const char *path, zlistx_t *endpoints)
+{
+    char tmp [4096];
+    snprintf (tmp, sizeof (tmp), "%s.tmp.%d", path, (int) getpid ());
+    FILE *file = fopen (tmp, "w");
+    if (!file)
+        return -1;
+    for (const char *endpoint = (const char *) zlistx_first (endpoints); endpoint;
+         endpoint = (const char *) zlistx_next (endpoints))
+        fprintf (file, "%s\n", endpoint);
+    bool ok = fflush (file) == 0 && fsync (fileno (file)) == 0;
+    ok = fclose (file) == 0 && ok;
+    if (!ok || rename (tmp, path) != 0) {
+        unlink (tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_setsockopt_int (void *socket, int option, int value)
+{
+    return zmq_setsockopt (socket, option, &value, sizeof (value));
+}
+
+zjq_broker_t *
+zjq_broker_new (const zjq_broker_config_t *config)
+{
+    assert (config);
+    zjq_broker_t *self = (zjq_broker_t *) calloc (1, sizeof (zjq_broker_t));
+    if (!self)
+        return NULL;
+    self->max_payload = config->max_payload;
+    self->max_jobs = config->max_jobs;
+    self->max_queued_bytes = config->max_queued_bytes;
+    self->max_result_bytes = config->max_result_bytes;
+    self->result_ttl_ms = config->result_ttl_ms;
+    self->job_timeout_ms = config->job_timeout_ms;
+    self->max_attempts = config->max_attempts;
+    self->verbose = config->verbose;
+    self->generation = (uint64_t) zjq_wall_ms ();
+    zjq_base36 (self->instance, self->generation);
+    self->started = self->now = zjq_mono_ms ();
+    self->warn_window = self->now;
+    self->next_check = INT64_MAX;
+    zlistx_t *endpoints = zlistx_new ();
+    self->jobs = zjq_jobtable_new (self->generation);
+    self->queues = zhashx_new ();
+    self->peers = zhashx_new ();
+    self->router = zsock_new (ZMQ_ROUTER);
+    if (!endpoints || !self->jobs || !self->queues || !self->peers || !self->router) {
+        zsys_error ("cannot create the broker: out of memory or sockets");
+        goto err;
+    }
+    zlistx_set_destructor (endpoints, (zlistx_destructor_fn *) zstr_free);
+    zhashx_set_destructor (self->queues, (zhashx_destructor_fn *) zjq_queue_destroy);
+
+    void *handle = zsock_resolve (self->router);
+    int64_t max_message = (int64_t) self->max_payload + (1 << 20);
+    if (s_setsockopt_int (handle, ZMQ_ROUTER_HANDOVER, 1)
+    ||  s_setsockopt_int (handle, ZMQ_ROUTER_MANDATORY, 1)
+    ||  zmq_setsockopt (handle, ZMQ_MAXMSGSIZE, &max_message, sizeof (max_message))
+    ||  s_setsockopt_int (handle, ZMQ_SNDHWM, ZJQ_HWM)
+    ||  s_setsockopt_int (handle, ZMQ_RCVHWM, ZJQ_HWM)
+    ||  s_setsockopt_int (handle, ZMQ_LINGER, 0)) {
+        zsys_error ("cannot set socket options: %s", zmq_strerror (errno));
+        goto err;
+    }
+    for (size_t index = 0; index < config->bind_count; index++) {
+        const char *endpoint = config->binds [index];
+        if (zmq_bind (handle, endpoint) == -1) {
+            zsys_error ("cannot bind %s: %s", endpoint, zmq_strerror (errno));
+            goto err;
+        }
+        char resolved [1024] = "";
+        size_t size = sizeof (resolved);
+        if (zmq_getsockopt (handle, ZMQ_LAST_ENDPOINT, resolved, &size) == -1 || !*resolved)
+            snprintf (resolved, sizeof (resolved), "%s", endpoint);
+        zlistx_add_end (endpoints, strdup (resolved));
+        if (!s_is_loopback (resolved))
+            zsys_warning ("%s is not a loopback address: traffic on it is plaintext and "
+                          "unauthenticated (CURVE security is not available yet)", resolved);
+        zsys_info ("listening on %s", resolved);
+    }
+    if (config->endpoint_file
+    &&  s_write_endpoint_file (config->endpoint_file, endpoints) == -1) {
+        zsys_error ("cannot write endpoint file %s: %s", config->endpoint_file, strerror (errno));
+        goto err;
+    }
+    zlistx_destroy (&endpoints);
+    zsys_info ("zjq-broker %s started: instance %s", zjq_version (), self->instance);
+    return self;
+
+err:
+    zlistx_destroy (&endpoints);
+    zjq_broker_destroy (&self);
+    return NULL;
+}
+
+void
+zjq_broker_destroy (zjq_broker_t **self_p)
+{
+    assert (self_p);
+    zjq_broker_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->peers) {
+        for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
+             peer = (zjq_peer_t *) zhashx_next (self->peers))
+            s_peer_destroy (&peer);
+        zhashx_destroy (&self->peers);
+    }
+    //  Queues first: they let go of the jobs in their heaps; the jobs'
+    //  queue names are not read again
+    zhashx_destroy (&self->queues);
+    zjq_jobtable_destroy (&self->jobs);
+    zsock_destroy (&self->router);
+    free (self);
+    *self_p = NULL;
+}
+
+
+//  --------------------------------------------------------------------------
+//  The loop
+
+//  Handle waiting messages, at most ZJQ_DRAIN_BATCH. Returns true if it
+//  stopped at the bound (more may be waiting).
+static bool
+s_drain (zjq_broker_t *self)
+{
+    for (size_t count = 0; count < ZJQ_DRAIN_BATCH; count++) {
+        zjq_msg_t *msg = NULL;
+        zjq_recv_t rc = zjq_msg_recv (self->router, true, true, &msg);
+        if (rc == ZJQ_RECV_INTERRUPTED)
+            return false;
+        self->now = zjq_mono_ms ();
+        if (rc == ZJQ_RECV_MALFORMED)
+            s_handle_malformed (self, msg);
+        else
+            s_handle_message (self, msg);
+        zjq_msg_destroy (&msg);
+    }
+    return true;
+}
+
+//  Fire due deadlines, at most ZJQ_DEADLINE_BATCH. Returns true if it
+//  stopped at the bound.
+static bool
+s_fire_deadlines (zjq_broker_t *self)
+{
+    for (size_t count = 0; count < ZJQ_DEADLINE_BATCH; count++) {
+        zjq_jobentry_t *entry = zjq_jobtable_pop_due (self->jobs, self->now);
+        if (!entry)
+            return false;
+        if (entry->job.state == ZJQ_STATE_RUNNING)
+            s_job_timeout (self, entry);
+        else {
+            if (self->verbose)
+                zsys_debug ("job %s outcome expired", entry->job.id);
+            zjq_jobtable_remove (self->jobs, &entry);
+        }
+    }
+    return true;
+}
+
+int
+zjq_broker_run (zjq_broker_t *self, int signal_fd)
+{
+    assert (self);
+    zmq_pollitem_t items [2] = {
+        { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
+        { NULL, signal_fd, ZMQ_POLLIN, 0 }
+    };
+    int item_count = signal_fd >= 0? 2: 1;
+    bool backlog = false;
+    int rc = 0;
+    while (true) {
+        self->now = zjq_mono_ms ();
+        int64_t next = s_min (zjq_jobtable_next_deadline (self->jobs), self->next_check);
+        long timeout = (backlog || self->reap)? 0: (long) s_min (ZJQ_POLL_MAX_MS, next - self->now);
+        if (timeout < 0)
+            timeout = 0;
+        if (zmq_poll (items, item_count, timeout) == -1) {
+            if (errno == EINTR)
+                continue;
+            zsys_error ("zmq_poll failed: %s", zmq_strerror (errno));
+            rc = -1;
+            break;
+        }
+        if (item_count == 2 && (items [1].revents & ZMQ_POLLIN)) {
+            int signum = zjq_signalfd_read (signal_fd);
+            if (signum) {
+                zsys_info ("%s received: shutting down",
+                           signum == SIGTERM? "SIGTERM": signum == SIGINT? "SIGINT": "signal");
+                break;
+            }
+        }
+        backlog = s_drain (self);
+        self->now = zjq_mono_ms ();
+        backlog |= s_fire_deadlines (self);
+        if (self->reap || self->now >= self->next_check)
+            s_check_peers (self);
+    }
+    //  Say goodbye to the workers; give the socket a moment to flush that
+    size_t peers = zhashx_size (self->peers);
+    for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
+         peer = (zjq_peer_t *) zhashx_next (self->peers)) {
+        zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_DISCONNECT);
+        zjq_msg_put_str (msg, "reason", "broker shutting down");
+        zjq_msg_send (&msg, self->router, true);
+    }
+    if (peers)
+        zsock_set_linger (self->router, 100);
+    zsys_info ("stopped: %llu job(s) in the table, %zu worker(s) told to disconnect",
+               (unsigned long long) zjq_jobtable_stats (self->jobs)->jobs, peers);
+    return rc;
+}

@@ -1,0 +1,70 @@
+/*  zjq_broker_config.h: zjq-broker settings from the command line and an
+    optional config file.
+
+    The file has one `option = value` per line, with the long option names
+    without "--" (`bind` may repeat; `verbose = true`), `#` comments and
+    blank lines. Command-line options override the file; any --bind on the
+    command line replaces all of the file's binds.                          */
+
+#ifndef ZJQ_BROKER_CONFIG_H_INCLUDED
+#define ZJQ_BROKER_CONFIG_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ZJQ_BROKER_DEFAULT_BIND "tcp://127.0.0.1:5555"
+
+typedef struct {
+    char **binds;               //  endpoints to bind, bind_count of them
+    size_t bind_count;
+    char *endpoint_file;        //  where to write the bound endpoints, or NULL
+    uint64_t max_payload;       //  largest SUBMIT payload and stored result
+    uint64_t max_jobs;          //  queued + running jobs at once
+    uint64_t max_queued_bytes;  //  payload bytes of queued + running jobs
+    uint64_t max_result_bytes;  //  bytes of stored results
+    int64_t result_ttl_ms;      //  default result TTL
+    int64_t job_timeout_ms;     //  default per-attempt timeout
+    int max_attempts;           //  default attempts
+    bool verbose;               //  per-message debug logs
+} zjq_broker_config_t;
+
+//  What zjq_broker_config_parse decided.
+typedef enum {
+    ZJQ_CONFIG_RUN = 0,         //  settings complete: run the broker
+    ZJQ_CONFIG_EXIT = 1,        //  --help or --version was printed: exit 0
+    ZJQ_CONFIG_USAGE = 2        //  bad usage, message printed: exit 2
+} zjq_config_result_t;
+
+//  Create settings with the defaults (no binds yet: parse adds the default
+//  bind if none is given). Returns NULL if out of memory.
+zjq_broker_config_t *
+    zjq_broker_config_new (void);
+
+//  Destroy settings; idempotent; nulls the pointer.
+void
+    zjq_broker_config_destroy (zjq_broker_config_t **self_p);
+
+//  Apply the command line (argv [0] is the program name), reading the
+//  --config file first. Errors and --help/--version go to stderr/stdout.
+zjq_config_result_t
+    zjq_broker_config_parse (zjq_broker_config_t *self, int argc, char *argv []);
+
+//  Set one option by its long name without "--" to a text value. Returns 0,
+//  or -1 with a message in error (error_size bytes) for an unknown name or
+//  a bad value.
+int
+    zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *value,
+                           char *error, size_t error_size);
+
+//  Read a config file. Returns 0, or -1 with "file:line: what" (or the
+//  reason the file could not be read) in error.
+int
+    zjq_broker_config_load (zjq_broker_config_t *self, const char *path,
+                            char *error, size_t error_size);
+
+//  Print the usage text to a stream (FILE *).
+void
+    zjq_broker_config_usage (void *stream);
+
+#endif
