@@ -1,0 +1,229 @@
+/*  main.c: zjq-worker, serves queues with a built-in handler or a command.
+    Parses options, builds a worker (zjq_worker.h) and runs it.            */
+
+#include "zjq_worker.h"
+#include "zjq_handlers.h"
+#include "zjq_util.h"
+
+#include <czmq.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define s_DEFAULT_BROKER "tcp://127.0.0.1:5555"
+#define s_MAX_QUEUES     64
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+"Usage: zjq-worker [--broker ENDPOINT] --queue NAME [--queue NAME]...\n"
+"                  (--builtin echo|sleep|sha256 | --exec 'COMMAND ARGS')\n"
+"                  [--concurrency N] [--heartbeat MS] [--grace SECONDS]\n"
+"                  [--max-result BYTES] [-v] [--help] [--version]\n"
+"\n"
+"Connects to a zjq broker and runs the jobs of the given queues, all with the\n"
+"one handler chosen.\n"
+"\n"
+"  -b, --broker ENDPOINT   broker to connect to (default $ZJQ_BROKER, else %s)\n"
+"  -q, --queue NAME        queue to serve (1-128 of A-Za-z0-9_.:-); repeat for\n"
+"                          more, up to %d\n"
+"  -c, --concurrency N     jobs run at once, 1..1000 (default 1): N handler\n"
+"                          threads in this one process; with --exec, up to N\n"
+"                          child processes at once\n"
+"      --builtin NAME      echo:   the result is the payload\n"
+"                          sleep:  payload = milliseconds (0..86400000) to sleep;\n"
+"                                  the result is that number\n"
+"                          sha256: payload = N:DATA; hashes DATA, then the digest\n"
+"                                  N-1 more times (N 1..1000000000); the result\n"
+"                                  is the last digest in hex\n"
+"  -e, --exec 'COMMAND'    run /bin/sh -c COMMAND per job, in its own process\n"
+"                          group: payload on stdin, stdout is the result, exit\n"
+"                          status 0 means success (otherwise the error names\n"
+"                          the status and the end of stderr). Environment:\n"
+"                          ZJQ_JOB_ID, ZJQ_QUEUE, ZJQ_ATTEMPT. On cancel or\n"
+"                          timeout the process group is killed (SIGKILL), and\n"
+"                          so is whatever is left in it when the command exits\n"
+"      --heartbeat MS      heartbeat interval, 100..60000 (default 1000); the\n"
+"                          broker is presumed gone after 3 silent intervals\n"
+"  -g, --grace SECONDS     on SIGTERM/SIGINT, time running jobs get to finish\n"
+"                          (default 30; also 250ms, 5m); a second signal aborts\n"
+"                          them at once, and the broker requeues them\n"
+"  -m, --max-result BYTES  largest result (default 16M; k, m, g suffixes)\n"
+"  -v, --verbose           log every job's start and end\n"
+"  -h, --help              show this help\n"
+"      --version           show the version\n"
+"\n"
+"Exit status: 0 after a clean stop, 1 if the worker could not start, 2 on a\n"
+"usage error.\n",
+             s_DEFAULT_BROKER, s_MAX_QUEUES);
+}
+
+static void
+s_usage_error (const char *format, const char *value)
+{
+    fprintf (stderr, "zjq-worker: ");
+    fprintf (stderr, format, value);
+    fprintf (stderr, "\nTry 'zjq-worker --help' for more information.\n");
+    exit (2);
+}
+
+//  A child must be able to dup2 its pipes onto 0-2: make sure they are open.
+static void
+s_open_std_fds (void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl (fd, F_GETFD) < 0) {
+            int null = open ("/dev/null", O_RDWR);
+            if (null >= 0 && null != fd) {
+                dup2 (null, fd);
+                close (null);
+            }
+        }
+}
+
+int
+main (int argc, char *argv [])
+{
+    zsys_handler_set (NULL);            //  zjq_worker_run handles the signals
+    zsys_set_logident ("zjq-worker");
+    zsys_set_logstream (stderr);
+    s_open_std_fds ();
+    signal (SIGPIPE, SIG_IGN);          //  a child may close its stdin early
+
+    const char *broker = getenv ("ZJQ_BROKER");
+    if (!broker || !*broker)
+        broker = s_DEFAULT_BROKER;
+    const char *queues [s_MAX_QUEUES];
+    int queue_count = 0;
+    const char *builtin = NULL;
+    const char *command = NULL;
+    int64_t concurrency = 1;
+    int64_t heartbeat = 1000;
+    int64_t grace_ms = 30000;
+    uint64_t max_result = 16 * 1024 * 1024;
+    bool verbose = false;
+
+    enum { OPT_BUILTIN = 256, OPT_HEARTBEAT, OPT_VERSION };
+    static const struct option options [] = {
+        { "broker",      required_argument, NULL, 'b' },
+        { "queue",       required_argument, NULL, 'q' },
+        { "concurrency", required_argument, NULL, 'c' },
+        { "builtin",     required_argument, NULL, OPT_BUILTIN },
+        { "exec",        required_argument, NULL, 'e' },
+        { "heartbeat",   required_argument, NULL, OPT_HEARTBEAT },
+        { "grace",       required_argument, NULL, 'g' },
+        { "max-result",  required_argument, NULL, 'm' },
+        { "verbose",     no_argument,       NULL, 'v' },
+        { "help",        no_argument,       NULL, 'h' },
+        { "version",     no_argument,       NULL, OPT_VERSION },
+        { NULL, 0, NULL, 0 }
+    };
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long (argc, argv, ":b:q:c:e:g:m:vh", options, NULL)) != -1) {
+        switch (opt) {
+            case 'b':
+                broker = optarg;
+                break;
+            case 'q':
+                if (queue_count == s_MAX_QUEUES)
+                    s_usage_error ("too many queues (at most 64): %s", optarg);
+                queues [queue_count++] = optarg;
+                break;
+            case 'c':
+                if (zjq_parse_int (optarg, 1, 1000, &concurrency) != 0)
+                    s_usage_error ("--concurrency must be a whole number from 1 to 1000, "
+                                   "not '%s'", optarg);
+                break;
+            case OPT_BUILTIN:
+                if (builtin || command)
+                    s_usage_error ("give one handler: --builtin or --exec, once (%s)", optarg);
+                builtin = optarg;
+                break;
+            case 'e':
+                if (builtin || command)
+                    s_usage_error ("give one handler: --builtin or --exec, once (%s)", optarg);
+                command = optarg;
+                break;
+            case OPT_HEARTBEAT:
+                if (zjq_parse_int (optarg, 100, 60000, &heartbeat) != 0)
+                    s_usage_error ("--heartbeat must be milliseconds from 100 to 60000, "
+                                   "not '%s'", optarg);
+                break;
+            case 'g':
+                if (zjq_parse_duration (optarg, &grace_ms) != 0 || grace_ms > INT_MAX)
+                    s_usage_error ("--grace must be a duration such as 30, 0.5 or 250ms, "
+                                   "not '%s'", optarg);
+                break;
+            case 'm':
+                if (zjq_parse_size (optarg, &max_result) != 0 || max_result > SIZE_MAX)
+                    s_usage_error ("--max-result must be a size such as 1048576, 512k or 16M, "
+                                   "not '%s'", optarg);
+                break;
+            case 'v':
+                verbose = true;
+                break;
+            case 'h':
+                s_usage (stdout);
+                return 0;
+            case OPT_VERSION:
+                printf ("zjq-worker %s\n", zjq_version ());
+                return 0;
+            case ':':
+                s_usage_error ("option '%s' needs a value", argv [optind - 1]);
+                break;
+            default:
+                s_usage_error ("unknown option '%s'", argv [optind - 1]);
+        }
+    }
+    if (optind < argc)
+        s_usage_error ("unexpected argument '%s'", argv [optind]);
+    if (queue_count == 0)
+        s_usage_error ("%s", "give at least one --queue");
+    if (!builtin && !command)
+        s_usage_error ("%s", "give a handler: --builtin echo|sleep|sha256 or --exec 'COMMAND'");
+    if (command && !*command)
+        s_usage_error ("%s", "--exec needs a command");
+
+    zjq_handlers_t *handlers = builtin ? zjq_handlers_new_builtin (builtin)
+                                       : zjq_handlers_new_exec (command, (size_t) max_result);
+    if (!handlers) {
+        if (builtin)
+            s_usage_error ("unknown built-in handler '%s' (echo, sleep, sha256)", builtin);
+        fprintf (stderr, "zjq-worker: cannot set up the handler\n");
+        return 1;
+    }
+    zjq_handlers_set_verbose (handlers, verbose);
+
+    zjq_worker_t *worker = zjq_worker_new (broker);
+    if (!worker)
+        s_usage_error ("invalid broker endpoint '%s' (e.g. tcp://127.0.0.1:5555)", broker);
+    for (int i = 0; i < queue_count; i++)
+        if (zjq_worker_handle (worker, queues [i], zjq_handlers_run, handlers) != 0)
+            s_usage_error ("invalid or repeated queue name '%s' (1-128 of A-Za-z0-9_.:-)",
+                           queues [i]);
+    int rc = zjq_worker_set_concurrency (worker, (int) concurrency);
+    if (rc == 0)
+        rc = zjq_worker_set_heartbeat (worker, (int) heartbeat);
+    if (rc == 0)
+        rc = zjq_worker_set_grace (worker, (int) grace_ms);
+    if (rc == 0)
+        rc = zjq_worker_set_max_result (worker, (size_t) max_result);
+    if (rc == 0) {
+        zsys_info ("zjq-worker %s: %s, %d queue(s), handler %s, concurrency %d",
+                   zjq_version (), zjq_worker_id (worker), queue_count,
+                   zjq_handlers_name (handlers), (int) concurrency);
+        rc = zjq_worker_run (worker);
+    }
+    if (rc != 0)
+        fprintf (stderr, "zjq-worker: %s\n", zjq_strerror (rc));
+    zjq_worker_destroy (&worker);
+    zjq_handlers_destroy (&handlers);
+    return rc == 0 ? 0 : 1;
+}
