@@ -109,7 +109,8 @@ zjq_client_t *
     zjq_client_new (const char *endpoint);
 
 //  Destroy a client; idempotent; nulls the caller's pointer. Callbacks of
-//  requests still pending are called with ZJQ_ECLOSED first.
+//  requests still pending are called with ZJQ_ECLOSED first. Must not be
+//  called from inside one of the client's own callbacks.
 void
     zjq_client_destroy (zjq_client_t **self_p);
 
@@ -146,7 +147,8 @@ int
 //  Submit a job: payload bytes (copied) to a queue. on_accepted (may be
 //  NULL) fires when the broker accepts or rejects it. If on_done is not
 //  NULL, the broker is asked to notify this client when the job ends, and
-//  on_done fires then, once (it never fires if the submit is rejected).
+//  on_done fires then, once (it never fires if the submit is rejected,
+//  unless on_accepted is NULL: then on_done gets the rejection's code).
 //  Returns 0, or ZJQ_EINVAL (bad queue name or options), ZJQ_ENOMEM.
 int
     zjq_submit (zjq_client_t *self, const char *queue,

@@ -1,0 +1,1485 @@
+/*  zjq_client.c: the zjq asynchronous client library. See zjq_client.h.
+
+    One client owns one libzmq context and one DEALER socket (raw libzmq,
+    never czmq's zsock/zsys, so no signal handlers are installed inside the
+    host application). Everything happens in zjq_client_process ():
+
+    - Requests are encoded at once and wait in the outbox until the socket
+      can take them (ZMQ_IMMEDIATE: only while a connection is up). Every
+      request has a deadline from the moment it was issued; one that is
+      still unsent then fails with ZJQ_EUNREACHABLE and is never sent.
+    - Sent requests wait in a hash by their `req` id for the reply.
+    - A watch waits for a job's DONE notice (zjq_result with a timeout, or
+      zjq_submit with on_done). Watches are grouped by job id, so one DONE
+      completes all of them. The broker keeps DONE registrations per
+      connection and per generation, so while any watch exists the client
+      pings every second and registers again (RESULT wait) for every
+      watched job when it reconnects (socket monitor), when the broker's
+      instance changes, or when a ping was lost.
+    - Request and watch deadlines live in one heap; zjq_client_timeout ()
+      is the time to its top, or to the next ping.                         */
+
+#include "zjq_client_private.h"
+#include "zjq_heap.h"
+#include "zjq_json.h"
+#include "zjq_proto.h"
+#include "zjq_util.h"
+
+#include <czmq.h>
+#include <zmq.h>
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ZJQ_CLIENT_REQUEST_TIMEOUT  5000    //  default, ms
+#define ZJQ_CLIENT_PING_INTERVAL    1000    //  while watches exist, ms
+#define ZJQ_CLIENT_RECONNECT_IVL    100     //  ms
+#define ZJQ_CLIENT_RECONNECT_MAX    2000    //  ms
+#define ZJQ_CLIENT_ROUTING_ID_SIZE  16
+#define ZJQ_QUEUE_NAME_MAX          128
+#define ZJQ_KEY_MAX                 256
+#define ZJQ_JOB_ID_TEXT_MAX         256     //  longest id we pass on
+#define ZJQ_CLIENT_MONITOR          "inproc://zjq-client-monitor"   //  own context
+
+//  A deadline in the heap. First member of request_t and watch_t, so a heap
+//  item can be cast to its owner after looking at the type.
+typedef enum { TIMER_REQUEST, TIMER_WATCH } timer_type_t;
+
+typedef struct {
+    int64_t when;               //  zjq_mono_ms () time it fires
+    uint64_t order;             //  tie-break: FIFO among equal times
+    size_t index;               //  heap position, ZJQ_HEAP_NONE if not in
+    timer_type_t type;
+} s_timer_t;
+
+typedef enum {
+    REQUEST_SUBMIT,
+    REQUEST_STATUS,
+    REQUEST_RESULT,
+    REQUEST_CANCEL,
+    REQUEST_STATS,
+    REQUEST_PING,
+    REQUEST_KEEPALIVE,          //  internal ping while watches exist
+    REQUEST_REWATCH             //  internal RESULT wait for a watched job
+} request_kind_t;
+
+typedef struct _request_t request_t;
+struct _request_t {
+    s_timer_t timer;            //  request deadline (must come first)
+    uint64_t req;               //  id echoed by the broker (hash key)
+    request_kind_t kind;
+    zchunk_t *header;           //  encoded frames, until sent
+    zchunk_t *fields;
+    void *payload;              //  SUBMIT payload copy, until sent
+    size_t payload_size;
+    bool queued;                //  in the outbox (not sent yet)
+    request_t *prev, *next;     //  outbox links
+    union {
+        zjq_submit_cb *submit;
+        zjq_status_cb *status;
+        zjq_result_cb *result;
+        zjq_stats_cb *stats;
+        zjq_done_cb *done;
+    } callback;                 //  by kind; may be NULL
+    zjq_result_cb *on_done;     //  SUBMIT: watch the job once accepted
+    void *arg;                  //  caller's pointer
+    char *job_id;               //  RESULT, REWATCH, STATUS, CANCEL
+    int64_t wait_deadline;      //  RESULT: -2 no wait, -1 no limit, else mono ms
+    bool expires_as_timeout;    //  RESULT: its deadline is the caller's
+};
+
+typedef struct _jobwatch_t jobwatch_t;
+typedef struct _watch_t watch_t;
+
+struct _watch_t {
+    s_timer_t timer;            //  caller's deadline, if any (first member)
+    jobwatch_t *job;            //  the job it waits for
+    zjq_result_cb *callback;    //  may be NULL
+    void *arg;
+    watch_t *prev, *next;       //  siblings on the same job
+};
+
+//  All watches on one job id
+struct _jobwatch_t {
+    char *id;                   //  job id (also the hash key)
+    watch_t *first;             //  at least one while in the hash
+    size_t count;               //  watches in the chain
+    uint64_t rewatch_req;       //  last RESULT wait sent for it, or 0
+};
+
+struct _zjq_client_t {
+    void *context;              //  own libzmq context
+    void *dealer;               //  DEALER to the broker
+    void *monitor;              //  PAIR receiving socket events
+    char *endpoint;
+    int request_timeout;        //  ms
+    uint64_t next_req;          //  request id counter
+    uint64_t timer_order;       //  tie-break counter
+    zhashx_t *requests;         //  req -> request_t, every live request
+    request_t *outbox_head;     //  unsent requests, oldest first
+    request_t *outbox_tail;
+    zjq_heap_t *timers;         //  request and watch deadlines
+    zhashx_t *jobs;             //  job id -> jobwatch_t
+    size_t watches;             //  watch_t count
+    size_t user_requests;       //  requests with a caller behind them
+    uint64_t keepalive_req;     //  ping in flight, or 0
+    int64_t next_ping;          //  mono ms
+    bool ping_lost;             //  a keepalive timed out since the last PONG
+    char *instance;             //  broker instance from the last PONG
+    size_t connects;            //  successful connects seen by the monitor
+    uint64_t fired;             //  callbacks fired so far
+    uint64_t malformed;         //  replies dropped
+    int depth;                  //  callbacks running (nesting)
+    bool closing;               //  destroy is failing what is pending
+    zjq_msg_t *reply;           //  reply being dispatched (for callbacks)
+};
+
+
+//  --------------------------------------------------------------------------
+//  Small helpers
+
+static bool
+s_timer_before (const void *a, const void *b)
+{
+    const s_timer_t *x = (const s_timer_t *) a;
+    const s_timer_t *y = (const s_timer_t *) b;
+    return x->when < y->when || (x->when == y->when && x->order < y->order);
+}
+
+static void
+s_timer_set_index (void *item, size_t index)
+{
+    ((s_timer_t *) item)->index = index;
+}
+
+static size_t
+s_req_hash (const void *key)
+{
+    uint64_t value = *(const uint64_t *) key;
+    value ^= value >> 33;
+    value *= 0xff51afd7ed558ccdULL;
+    value ^= value >> 33;
+    return (size_t) value;
+}
+
+static int
+s_req_compare (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a;
+    uint64_t y = *(const uint64_t *) b;
+    return x < y? -1: x > y? 1: 0;
+}
+
+//  Arm a timer. Returns 0, or ZJQ_ENOMEM (timer not armed).
+static int
+s_timer_start (zjq_client_t *self, s_timer_t *timer, timer_type_t type, int64_t when)
+{
+    timer->type = type;
+    timer->when = when;
+    timer->order = ++self->timer_order;
+    if (zjq_heap_push (self->timers, timer) != 0) {
+        timer->index = ZJQ_HEAP_NONE;
+        return ZJQ_ENOMEM;
+    }
+    return 0;
+}
+
+static void
+s_timer_stop (zjq_client_t *self, s_timer_t *timer)
+{
+    if (timer->index != ZJQ_HEAP_NONE)
+        zjq_heap_remove (self->timers, timer->index);
+    timer->index = ZJQ_HEAP_NONE;
+}
+
+static bool
+s_valid_queue_name (const char *queue)
+{
+    size_t len = strlen (queue);
+    if (len < 1 || len > ZJQ_QUEUE_NAME_MAX)
+        return false;
+    for (size_t index = 0; index < len; index++) {
+        char c = queue [index];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+        ||    c == '_' || c == '.' || c == ':' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+//  A job id we are willing to send: the broker decides whether it is one
+//  of its ids (EBADID); we only refuse what cannot be sent.
+static bool
+s_valid_job_id (const char *job_id)
+{
+    return job_id && *job_id && strlen (job_id) <= ZJQ_JOB_ID_TEXT_MAX;
+}
+
+static void
+s_free_hint (void *data, void *hint)
+{
+    free (data);
+}
+
+static int
+s_clamp_int (int64_t value)
+{
+    return value < INT_MIN? INT_MIN: value > INT_MAX? INT_MAX: (int) value;
+}
+
+//  ZMQ_EVENTS, retrying on EINTR. Returns the events, or -1 on a fatal error.
+static int
+s_socket_events (zjq_client_t *self)
+{
+    int events = 0;
+    size_t size = sizeof (events);
+    while (zmq_getsockopt (self->dealer, ZMQ_EVENTS, &events, &size) == -1) {
+        if (errno != EINTR)
+            return -1;
+        size = sizeof (events);
+    }
+    return events;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Callbacks: every user callback goes through here, so the count of fired
+//  callbacks and the nesting depth stay right.
+
+#define S_CALLBACK(self, call) do {     \
+    (self)->depth++;                    \
+    (self)->fired++;                    \
+    call;                               \
+    (self)->depth--;                    \
+} while (0)
+
+//  Fail a request's caller with a code (no reply).
+static void
+s_request_fail (zjq_client_t *self, request_t *request, int code)
+{
+    switch (request->kind) {
+        case REQUEST_SUBMIT:
+            if (request->callback.submit)
+                S_CALLBACK (self, request->callback.submit (self, code, NULL, request->arg));
+            else
+            if (request->on_done)
+                //  Nobody would learn of the failure otherwise
+                S_CALLBACK (self, request->on_done (self, code, NULL, request->arg));
+            break;
+        case REQUEST_STATUS:
+        case REQUEST_CANCEL:
+            if (request->callback.status)
+                S_CALLBACK (self, request->callback.status (self, code, NULL, request->arg));
+            break;
+        case REQUEST_RESULT:
+            if (request->callback.result)
+                S_CALLBACK (self, request->callback.result (self, code, NULL, request->arg));
+            break;
+        case REQUEST_STATS:
+            if (request->callback.stats)
+                S_CALLBACK (self, request->callback.stats (self, code, NULL, request->arg));
+            break;
+        case REQUEST_PING:
+            if (request->callback.done)
+                S_CALLBACK (self, request->callback.done (self, code, request->arg));
+            break;
+        case REQUEST_KEEPALIVE:
+        case REQUEST_REWATCH:
+            break;
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Requests
+
+static bool
+s_request_is_user (request_t *request)
+{
+    return request->kind != REQUEST_KEEPALIVE && request->kind != REQUEST_REWATCH;
+}
+
+static void
+s_request_free (request_t **request_p)
+{
+    request_t *request = *request_p;
+    if (request) {
+        zchunk_destroy (&request->header);
+        zchunk_destroy (&request->fields);
+        free (request->payload);
+        free (request->job_id);
+        free (request);
+        *request_p = NULL;
+    }
+}
+
+static void
+s_outbox_unlink (zjq_client_t *self, request_t *request)
+{
+    if (!request->queued)
+        return;
+    if (request->prev)
+        request->prev->next = request->next;
+    else
+        self->outbox_head = request->next;
+    if (request->next)
+        request->next->prev = request->prev;
+    else
+        self->outbox_tail = request->prev;
+    request->prev = request->next = NULL;
+    request->queued = false;
+}
+
+//  Take a request out of every structure (the caller then frees it).
+static void
+s_request_detach (zjq_client_t *self, request_t *request)
+{
+    s_outbox_unlink (self, request);
+    s_timer_stop (self, &request->timer);
+    zhashx_delete (self->requests, &request->req);
+    if (s_request_is_user (request)) {
+        assert (self->user_requests > 0);
+        self->user_requests--;
+    }
+    if (request->kind == REQUEST_KEEPALIVE && self->keepalive_req == request->req)
+        self->keepalive_req = 0;
+}
+
+//  Start a request message: the caller adds its fields, then s_request_queue.
+static request_t *
+s_request_new (zjq_client_t *self, request_kind_t kind)
+{
+    request_t *request = (request_t *) calloc (1, sizeof (request_t));
+    if (!request)
+        return NULL;
+    request->kind = kind;
+    request->req = ++self->next_req;
+    request->timer.index = ZJQ_HEAP_NONE;
+    request->wait_deadline = -2;
+    return request;
+}
+
+//  Encode the message for a request, arm its deadline and put it in the
+//  outbox. Takes ownership of the request and of the message in any case.
+//  Returns 0, or ZJQ_ENOMEM (the request is freed, its callbacks not called).
+static int
+s_request_queue (zjq_client_t *self, request_t *request, zjq_msg_t **msg_p, int64_t deadline)
+{
+    int rc = zjq_msg_encode (*msg_p, &request->header, &request->fields);
+    zjq_msg_destroy (msg_p);
+    if (rc != 0)
+        goto nomem;
+    if (zhashx_insert (self->requests, &request->req, request) != 0)
+        goto nomem;
+    if (s_timer_start (self, &request->timer, TIMER_REQUEST, deadline) != 0) {
+        zhashx_delete (self->requests, &request->req);
+        goto nomem;
+    }
+    request->queued = true;
+    request->prev = self->outbox_tail;
+    if (self->outbox_tail)
+        self->outbox_tail->next = request;
+    else
+        self->outbox_head = request;
+    self->outbox_tail = request;
+    if (s_request_is_user (request))
+        self->user_requests++;
+    return 0;
+nomem:
+    s_request_free (&request);
+    return ZJQ_ENOMEM;
+}
+
+static zjq_msg_t *
+s_request_msg (request_t *request, int command)
+{
+    zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_CLIENT, command);
+    if (msg)
+        zjq_msg_put_int (msg, "req", (int64_t) request->req);
+    return msg;
+}
+
+//  Start a request that names a job (STATUS, CANCEL, RESULT, REWATCH).
+//  Returns the request and its message in *msg_p, or NULL out of memory.
+static request_t *
+s_job_request_new (zjq_client_t *self, request_kind_t kind, int command,
+                   const char *job_id, bool wait, zjq_msg_t **msg_p)
+{
+    request_t *request = s_request_new (self, kind);
+    if (!request)
+        return NULL;
+    request->job_id = strdup (job_id);
+    zjq_msg_t *msg = s_request_msg (request, command);
+    if (!request->job_id || !msg) {
+        zjq_msg_destroy (&msg);
+        s_request_free (&request);
+        return NULL;
+    }
+    zjq_msg_put_str (msg, "id", job_id);
+    if (command == ZJQ_CMD_RESULT)
+        zjq_msg_put_bool (msg, "wait", wait);
+    *msg_p = msg;
+    return request;
+}
+
+//  Send queued requests while the socket takes them; *events is kept
+//  current. Returns 1 if anything was sent, 0 if not, or ZJQ_ESYS on a
+//  fatal socket error.
+static int
+s_flush_outbox (zjq_client_t *self, int *events)
+{
+    int progress = 0;
+    while (self->outbox_head && (*events & ZMQ_POLLOUT)) {
+        request_t *request = self->outbox_head;
+        bool has_payload = request->kind == REQUEST_SUBMIT;
+        if (zmq_send (self->dealer, zchunk_data (request->header), zchunk_size (request->header),
+                      ZMQ_DONTWAIT | ZMQ_SNDMORE) == -1) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;              //  stays queued for the next round
+            return ZJQ_ESYS;
+        }
+        //  Once the first part is in, libzmq takes the rest of the message
+        int rc = zmq_send (self->dealer, zchunk_data (request->fields),
+                           zchunk_size (request->fields),
+                           ZMQ_DONTWAIT | (has_payload? ZMQ_SNDMORE: 0));
+        if (rc != -1 && has_payload) {
+            zmq_msg_t part;
+            if (request->payload_size) {
+                zmq_msg_init_data (&part, request->payload, request->payload_size,
+                                   s_free_hint, NULL);
+                request->payload = NULL;        //  libzmq frees it now
+            }
+            else
+                zmq_msg_init (&part);
+            rc = zmq_msg_send (&part, self->dealer, ZMQ_DONTWAIT);
+            if (rc == -1)
+                zmq_msg_close (&part);
+        }
+        if (rc == -1)
+            return ZJQ_ESYS;
+        s_outbox_unlink (self, request);
+        zchunk_destroy (&request->header);
+        zchunk_destroy (&request->fields);
+        progress = 1;
+        *events = s_socket_events (self);
+        if (*events < 0)
+            return ZJQ_ESYS;
+    }
+    return progress;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Watches
+
+//  Add a watch on a job, with a deadline (mono ms) or -1. Returns 0, or
+//  ZJQ_ENOMEM (nothing changed).
+static int
+s_watch_add (zjq_client_t *self, const char *job_id, zjq_result_cb *callback, void *arg,
+             int64_t deadline)
+{
+    watch_t *watch = (watch_t *) calloc (1, sizeof (watch_t));
+    if (!watch)
+        return ZJQ_ENOMEM;
+    watch->timer.index = ZJQ_HEAP_NONE;
+    watch->callback = callback;
+    watch->arg = arg;
+    jobwatch_t *job = (jobwatch_t *) zhashx_lookup (self->jobs, job_id);
+    bool created = false;
+    if (!job) {
+        job = (jobwatch_t *) calloc (1, sizeof (jobwatch_t));
+        if (job)
+            job->id = strdup (job_id);
+        if (!job || !job->id || zhashx_insert (self->jobs, job->id, job) != 0) {
+            if (job)
+                free (job->id);
+            free (job);
+            free (watch);
+            return ZJQ_ENOMEM;
+        }
+        created = true;
+    }
+    if (deadline >= 0 && s_timer_start (self, &watch->timer, TIMER_WATCH, deadline) != 0) {
+        if (created) {
+            zhashx_delete (self->jobs, job->id);
+            free (job->id);
+            free (job);
+        }
+        free (watch);
+        return ZJQ_ENOMEM;
+    }
+    //  Append, so watches on one job fire in the order they were made
+    watch->job = job;
+    if (job->first) {
+        watch_t *last = job->first;
+        while (last->next)
+            last = last->next;
+        last->next = watch;
+        watch->prev = last;
+    }
+    else
+        job->first = watch;
+    job->count++;
+    if (self->watches++ == 0)
+        self->next_ping = zjq_mono_ms ();       //  learn the instance now
+    return 0;
+}
+
+//  Take one watch out of its job; frees the job when it was the last.
+static void
+s_watch_unlink (zjq_client_t *self, watch_t *watch)
+{
+    jobwatch_t *job = watch->job;
+    s_timer_stop (self, &watch->timer);
+    if (watch->prev)
+        watch->prev->next = watch->next;
+    else
+        job->first = watch->next;
+    if (watch->next)
+        watch->next->prev = watch->prev;
+    watch->prev = watch->next = NULL;
+    job->count--;
+    self->watches--;
+    if (!job->first) {
+        zhashx_delete (self->jobs, job->id);
+        free (job->id);
+        free (job);
+    }
+    watch->job = NULL;
+}
+
+//  A job has ended (or can no longer be watched): complete every watch on
+//  it. status and result as for zjq_result_cb.
+static void
+s_job_complete (zjq_client_t *self, const char *job_id, int status, const zjq_result_t *result)
+{
+    jobwatch_t *job = (jobwatch_t *) zhashx_lookup (self->jobs, job_id);
+    if (!job)
+        return;                 //  nobody waits (late or duplicate DONE)
+    //  Detach the whole chain first: callbacks may add watches on this id
+    zhashx_delete (self->jobs, job->id);
+    watch_t *watch = job->first;
+    for (watch_t *item = watch; item; item = item->next) {
+        s_timer_stop (self, &item->timer);
+        self->watches--;
+    }
+    while (watch) {
+        watch_t *next = watch->next;
+        if (watch->callback)
+            S_CALLBACK (self, watch->callback (self, status, result, watch->arg));
+        free (watch);
+        watch = next;
+    }
+    free (job->id);
+    free (job);
+}
+
+//  Register again with the broker for DONE on one watched job, unless a
+//  registration is already waiting in the outbox.
+static void
+s_rewatch (zjq_client_t *self, jobwatch_t *job)
+{
+    if (job->rewatch_req) {
+        request_t *pending = (request_t *) zhashx_lookup (self->requests, &job->rewatch_req);
+        if (pending && pending->queued)
+            return;
+    }
+    zjq_msg_t *msg = NULL;
+    request_t *request =
+        s_job_request_new (self, REQUEST_REWATCH, ZJQ_CMD_RESULT, job->id, true, &msg);
+    if (!request)
+        return;                 //  out of memory: the next trigger retries
+    uint64_t req = request->req;
+    if (s_request_queue (self, request, &msg, zjq_mono_ms () + self->request_timeout) == 0)
+        job->rewatch_req = req;
+}
+
+static void
+s_rewatch_all (zjq_client_t *self)
+{
+    //  s_rewatch does not change self->jobs, so iterating is safe
+    for (jobwatch_t *job = (jobwatch_t *) zhashx_first (self->jobs); job;
+         job = (jobwatch_t *) zhashx_next (self->jobs))
+        s_rewatch (self, job);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Decoding replies
+
+//  The error code of a REJECTED or ERROR reply. Returns false if absent or
+//  not a negative int.
+static bool
+s_reply_code (zjq_msg_t *msg, int *code)
+{
+    int64_t value;
+    if (!zjq_msg_get_int (msg, "code", &value) || value >= 0 || value < INT_MIN)
+        return false;
+    *code = (int) value;
+    return true;
+}
+
+//  Read a job outcome from JOB_RESULT or DONE. Returns true and the status
+//  for the callback (0, ZJQ_EFAILED, ZJQ_ECANCELLED), or false if malformed.
+static bool
+s_reply_result (zjq_msg_t *msg, zjq_result_t *result, int *status)
+{
+    memset (result, 0, sizeof (*result));
+    result->id = zjq_msg_get_str (msg, "id");
+    int state = zjq_state_from_name (zjq_msg_get_str (msg, "state"));
+    if (!result->id
+    || (state != ZJQ_STATE_SUCCEEDED && state != ZJQ_STATE_FAILED && state != ZJQ_STATE_CANCELLED))
+        return false;
+    int64_t attempt = 0;
+    zjq_msg_get_int (msg, "attempt", &attempt);
+    result->state = state;
+    result->attempt = s_clamp_int (attempt);
+    if (state == ZJQ_STATE_SUCCEEDED) {
+        zframe_t *payload = zjq_msg_payload (msg);
+        result->size = payload? zframe_size (payload): 0;
+        result->data = result->size? (const void *) zframe_data (payload): (const void *) "";
+        *status = 0;
+    }
+    else {
+        result->error = zjq_msg_get_str (msg, "error");
+        if (!result->error)
+            result->error = state == ZJQ_STATE_FAILED? "failed": "cancelled";
+        *status = state == ZJQ_STATE_FAILED? ZJQ_EFAILED: ZJQ_ECANCELLED;
+    }
+    return true;
+}
+
+//  Read a JOB_STATUS. Returns false if malformed.
+static bool
+s_reply_info (zjq_msg_t *msg, zjq_job_info_t *info)
+{
+    memset (info, 0, sizeof (*info));
+    info->id = zjq_msg_get_str (msg, "id");
+    const char *state = zjq_msg_get_str (msg, "state");
+    if (!info->id || !state)
+        return false;
+    info->state = zjq_state_from_name (state);
+    info->queue = zjq_msg_get_str (msg, "queue");
+    if (!info->queue)
+        info->queue = "";
+    int64_t value;
+    if (zjq_msg_get_int (msg, "attempt", &value))
+        info->attempt = s_clamp_int (value);
+    if (zjq_msg_get_int (msg, "max_attempts", &value))
+        info->max_attempts = s_clamp_int (value);
+    if (zjq_msg_get_int (msg, "priority", &value))
+        info->priority = s_clamp_int (value);
+    zjq_msg_get_int (msg, "created_ms", &info->created_ms);
+    zjq_msg_get_int (msg, "started_ms", &info->started_ms);
+    zjq_msg_get_int (msg, "finished_ms", &info->finished_ms);
+    zjq_msg_get_int (msg, "expires_ms", &info->expires_ms);
+    zjq_msg_get_int (msg, "result_size", &info->result_size);
+    info->progress = -1;
+    zjq_msg_get_double (msg, "progress", &info->progress);
+    info->error = zjq_msg_get_str (msg, "error");
+    info->progress_message = zjq_msg_get_str (msg, "progress_message");
+    info->worker = zjq_msg_get_str (msg, "worker");
+    return true;
+}
+
+//  PONG: re-register watches if the broker restarted or a ping was lost.
+//  Returns false if malformed.
+static bool
+s_handle_pong (zjq_client_t *self, zjq_msg_t *msg)
+{
+    const char *instance = zjq_msg_get_str (msg, "instance");
+    if (!instance)
+        return false;
+    bool restarted = self->instance && strcmp (self->instance, instance) != 0;
+    if (restarted || self->ping_lost)
+        s_rewatch_all (self);
+    self->ping_lost = false;
+    if (!self->instance || restarted) {
+        char *copy = strdup (instance);
+        if (copy) {
+            free (self->instance);
+            self->instance = copy;
+        }
+    }
+    return true;
+}
+
+//  The reply to a request we hold. Returns false if it does not fit the
+//  request (the request stays pending).
+static bool
+s_handle_reply (zjq_client_t *self, request_t *request, zjq_msg_t *msg)
+{
+    int command = zjq_msg_command (msg);
+    int code = 0;
+    bool is_error = (command == ZJQ_CMD_ERROR
+                 || (command == ZJQ_CMD_REJECTED && request->kind == REQUEST_SUBMIT));
+    if (is_error) {
+        if (!s_reply_code (msg, &code))
+            return false;
+        s_request_detach (self, request);
+        if (request->kind == REQUEST_REWATCH) {
+            if (code == ZJQ_ENOTFOUND || code == ZJQ_EEXPIRED || code == ZJQ_EBADID)
+                s_job_complete (self, request->job_id, code, NULL);
+        }
+        else
+            s_request_fail (self, request, code);
+        return true;
+    }
+    switch (request->kind) {
+        case REQUEST_SUBMIT: {
+            if (command != ZJQ_CMD_ACCEPTED)
+                return false;
+            const char *job_id = zjq_msg_get_str (msg, "id");
+            if (!job_id)
+                return false;
+            bool duplicate = false;
+            zjq_msg_get_bool (msg, "duplicate", &duplicate);
+            s_request_detach (self, request);
+            int watch_rc = 0;
+            if (request->on_done) {
+                watch_rc = s_watch_add (self, job_id, request->on_done, request->arg, -1);
+                //  A duplicate may have ended already: DONE would never come
+                if (watch_rc == 0 && duplicate)
+                    s_rewatch (self, (jobwatch_t *) zhashx_lookup (self->jobs, job_id));
+            }
+            if (request->callback.submit)
+                S_CALLBACK (self, request->callback.submit (self, 0, job_id, request->arg));
+            if (watch_rc != 0)
+                S_CALLBACK (self, request->on_done (self, watch_rc, NULL, request->arg));
+            return true;
+        }
+        case REQUEST_STATUS:
+        case REQUEST_CANCEL: {
+            zjq_job_info_t info;
+            if (command != ZJQ_CMD_JOB_STATUS || !s_reply_info (msg, &info))
+                return false;
+            s_request_detach (self, request);
+            if (request->callback.status)
+                S_CALLBACK (self, request->callback.status (self, 0, &info, request->arg));
+            return true;
+        }
+        case REQUEST_RESULT:
+        case REQUEST_REWATCH: {
+            bool rewatch = request->kind == REQUEST_REWATCH;
+            if (command == ZJQ_CMD_JOB_RESULT) {
+                zjq_result_t result;
+                int status;
+                if (!s_reply_result (msg, &result, &status))
+                    return false;
+                s_request_detach (self, request);
+                if (rewatch)
+                    s_job_complete (self, request->job_id, status, &result);
+                else
+                if (request->callback.result)
+                    S_CALLBACK (self,
+                                request->callback.result (self, status, &result, request->arg));
+                return true;
+            }
+            if (command != ZJQ_CMD_JOB_STATUS || !zjq_msg_get_str (msg, "id"))
+                return false;
+            s_request_detach (self, request);
+            if (rewatch)
+                ;               //  registered again: DONE will come
+            else
+            if (request->wait_deadline == -2) {
+                if (request->callback.result)
+                    S_CALLBACK (self,
+                                request->callback.result (self, ZJQ_ENOTREADY, NULL, request->arg));
+            }
+            else {
+                int rc = s_watch_add (self, request->job_id, request->callback.result,
+                                      request->arg, request->wait_deadline);
+                if (rc != 0 && request->callback.result)
+                    S_CALLBACK (self, request->callback.result (self, rc, NULL, request->arg));
+            }
+            return true;
+        }
+        case REQUEST_STATS: {
+            const msgpack_object *stats = zjq_msg_get (msg, "stats");
+            if (command != ZJQ_CMD_STATS_REPLY || !stats || stats->type != MSGPACK_OBJECT_MAP)
+                return false;
+            s_request_detach (self, request);
+            char *json = request->callback.stats? zjq_json_from_msgpack (stats): NULL;
+            if (request->callback.stats)
+                S_CALLBACK (self, request->callback.stats (self, json? 0: ZJQ_ENOMEM, json,
+                                                           request->arg));
+            free (json);
+            return true;
+        }
+        case REQUEST_PING:
+        case REQUEST_KEEPALIVE:
+            if (command != ZJQ_CMD_PONG || !s_handle_pong (self, msg))
+                return false;
+            s_request_detach (self, request);
+            if (request->kind == REQUEST_PING && request->callback.done)
+                S_CALLBACK (self, request->callback.done (self, 0, request->arg));
+            return true;
+    }
+    return false;
+}
+
+//  DONE: a watched job has ended.
+static bool
+s_handle_done (zjq_client_t *self, zjq_msg_t *msg)
+{
+    zjq_result_t result;
+    int status;
+    if (!s_reply_result (msg, &result, &status))
+        return false;
+    s_job_complete (self, result.id, status, &result);
+    return true;
+}
+
+static void
+s_dispatch (zjq_client_t *self, zjq_msg_t *msg)
+{
+    zjq_msg_t *outer = self->reply;
+    self->reply = msg;
+    bool ok = false;
+    if (zjq_msg_role (msg) == ZJQ_ROLE_BROKER) {
+        if (zjq_msg_command (msg) == ZJQ_CMD_DONE)
+            ok = s_handle_done (self, msg);
+        else {
+            int64_t req;
+            if (zjq_msg_get_int (msg, "req", &req) && req > 0) {
+                uint64_t key = (uint64_t) req;
+                request_t *request = (request_t *) zhashx_lookup (self->requests, &key);
+                if (!request || request->queued)
+                    ok = true;      //  a late reply to a request that timed out
+                else
+                if (s_handle_reply (self, request, msg)) {
+                    s_request_free (&request);
+                    ok = true;
+                }
+            }
+        }
+    }
+    if (!ok)
+        self->malformed++;
+    self->reply = outer;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Timers and the socket monitor
+
+//  Fire every timer that is due. Returns how many fired.
+static int
+s_expire (zjq_client_t *self)
+{
+    int64_t now = zjq_mono_ms ();
+    int expired = 0;
+    s_timer_t *timer;
+    while ((timer = (s_timer_t *) zjq_heap_top (self->timers)) && timer->when <= now) {
+        expired++;
+        if (timer->type == TIMER_REQUEST) {
+            request_t *request = (request_t *) timer;
+            s_request_detach (self, request);
+            if (request->kind == REQUEST_KEEPALIVE)
+                self->ping_lost = true;
+            s_request_fail (self, request,
+                            request->expires_as_timeout? ZJQ_ETIMEDOUT: ZJQ_EUNREACHABLE);
+            s_request_free (&request);
+        }
+        else {
+            watch_t *watch = (watch_t *) timer;
+            s_watch_unlink (self, watch);
+            if (watch->callback)
+                S_CALLBACK (self, watch->callback (self, ZJQ_ETIMEDOUT, NULL, watch->arg));
+            free (watch);
+        }
+    }
+    return expired;
+}
+
+//  Ping the broker every interval while watches exist, one ping at a time.
+static void
+s_keepalive (zjq_client_t *self)
+{
+    if (!self->watches || self->keepalive_req)
+        return;
+    int64_t now = zjq_mono_ms ();
+    if (now < self->next_ping)
+        return;
+    self->next_ping = now + ZJQ_CLIENT_PING_INTERVAL;
+    request_t *request = s_request_new (self, REQUEST_KEEPALIVE);
+    zjq_msg_t *msg = request? s_request_msg (request, ZJQ_CMD_PING): NULL;
+    if (!msg) {
+        s_request_free (&request);
+        return;
+    }
+    uint64_t req = request->req;
+    if (s_request_queue (self, request, &msg, now + self->request_timeout) == 0)
+        self->keepalive_req = req;
+}
+
+//  Read socket events: a connect after the first one is a reconnect, and
+//  the broker has forgotten our DONE registrations on the old connection.
+static void
+s_monitor_drain (zjq_client_t *self)
+{
+    if (!self->monitor)
+        return;
+    while (true) {
+        zmq_msg_t part;
+        zmq_msg_init (&part);
+        if (zmq_msg_recv (&part, self->monitor, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (&part);
+            break;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size (&part) >= sizeof (event))
+            memcpy (&event, zmq_msg_data (&part), sizeof (event));
+        bool more = zmq_msg_more (&part);
+        zmq_msg_close (&part);
+        while (more) {
+            zmq_msg_init (&part);
+            if (zmq_msg_recv (&part, self->monitor, ZMQ_DONTWAIT) == -1)
+                more = false;
+            else
+                more = zmq_msg_more (&part);
+            zmq_msg_close (&part);
+        }
+        if (event == ZMQ_EVENT_CONNECTED && ++self->connects > 1)
+            s_rewatch_all (self);
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Construction and destruction
+
+void
+zjq_submit_opts_init (zjq_submit_opts_t *opts)
+{
+    assert (opts);
+    memset (opts, 0, sizeof (*opts));
+}
+
+//  16 random bytes, the first one not zero (libzmq reserves ids that
+//  start with a zero byte for the ones it makes up).
+static void
+s_random_routing_id (unsigned char *id, size_t size)
+{
+    ssize_t got = getrandom (id, size, GRND_NONBLOCK);
+    if (got != (ssize_t) size) {
+        static uint64_t counter;
+        struct timespec now;
+        clock_gettime (CLOCK_REALTIME, &now);
+        uint64_t state = ((uint64_t) now.tv_sec * 1000000007ULL) ^ (uint64_t) now.tv_nsec
+                       ^ ((uint64_t) getpid () << 32) ^ (uint64_t) (uintptr_t) id ^ ++counter;
+        for (size_t index = 0; index < size; index++) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            id [index] = (unsigned char) (state >> 24);
+        }
+    }
+    if (id [0] == 0)
+        id [0] = 1;
+}
+
+static void
+s_client_free (zjq_client_t *self)
+{
+    if (self->monitor)
+        zmq_close (self->monitor);
+    if (self->dealer) {
+        zmq_socket_monitor (self->dealer, NULL, 0);
+        zmq_close (self->dealer);
+    }
+    if (self->context)
+        zmq_ctx_term (self->context);
+    zhashx_destroy (&self->requests);
+    zhashx_destroy (&self->jobs);
+    zjq_heap_destroy (&self->timers);
+    free (self->endpoint);
+    free (self->instance);
+    free (self);
+}
+
+zjq_client_t *
+zjq_client_new (const char *endpoint)
+{
+    if (!endpoint || !*endpoint)
+        return NULL;
+    zjq_client_t *self = (zjq_client_t *) calloc (1, sizeof (zjq_client_t));
+    if (!self)
+        return NULL;
+    self->request_timeout = ZJQ_CLIENT_REQUEST_TIMEOUT;
+    self->endpoint = strdup (endpoint);
+    self->requests = zhashx_new ();
+    self->jobs = zhashx_new ();
+    self->timers = zjq_heap_new (s_timer_before, s_timer_set_index);
+    if (!self->endpoint || !self->requests || !self->jobs || !self->timers)
+        goto err;
+    zhashx_set_key_hasher (self->requests, s_req_hash);
+    zhashx_set_key_comparator (self->requests, s_req_compare);
+    zhashx_set_key_duplicator (self->requests, NULL);
+    zhashx_set_key_destructor (self->requests, NULL);
+    zhashx_set_key_duplicator (self->jobs, NULL);       //  key is job->id
+    zhashx_set_key_destructor (self->jobs, NULL);
+
+    self->context = zmq_ctx_new ();
+    if (!self->context)
+        goto err;
+    zmq_ctx_set (self->context, ZMQ_BLOCKY, 0);
+    self->dealer = zmq_socket (self->context, ZMQ_DEALER);
+    if (!self->dealer)
+        goto err;
+    unsigned char routing_id [ZJQ_CLIENT_ROUTING_ID_SIZE];
+    s_random_routing_id (routing_id, sizeof (routing_id));
+    int zero = 0, one = 1;
+    int reconnect = ZJQ_CLIENT_RECONNECT_IVL, reconnect_max = ZJQ_CLIENT_RECONNECT_MAX;
+    if (zmq_setsockopt (self->dealer, ZMQ_ROUTING_ID, routing_id, sizeof (routing_id))
+    ||  zmq_setsockopt (self->dealer, ZMQ_IMMEDIATE, &one, sizeof (one))
+    ||  zmq_setsockopt (self->dealer, ZMQ_LINGER, &zero, sizeof (zero))
+    ||  zmq_setsockopt (self->dealer, ZMQ_RECONNECT_IVL, &reconnect, sizeof (reconnect))
+    ||  zmq_setsockopt (self->dealer, ZMQ_RECONNECT_IVL_MAX, &reconnect_max,
+                        sizeof (reconnect_max)))
+        goto err;
+    //  The monitor only tells us about reconnects; a client works without
+    //  it (the keepalive pings still catch lost registrations).
+    if (zmq_socket_monitor (self->dealer, ZJQ_CLIENT_MONITOR, ZMQ_EVENT_CONNECTED) == 0) {
+        self->monitor = zmq_socket (self->context, ZMQ_PAIR);
+        if (self->monitor) {
+            zmq_setsockopt (self->monitor, ZMQ_LINGER, &zero, sizeof (zero));
+            if (zmq_connect (self->monitor, ZJQ_CLIENT_MONITOR) != 0) {
+                zmq_close (self->monitor);
+                self->monitor = NULL;
+            }
+        }
+    }
+    if (zmq_connect (self->dealer, endpoint) != 0)
+        goto err;
+    return self;
+err:
+    s_client_free (self);
+    return NULL;
+}
+
+void
+zjq_client_destroy (zjq_client_t **self_p)
+{
+    assert (self_p);
+    zjq_client_t *self = *self_p;
+    if (!self)
+        return;
+    //  Destroying the client from one of its own callbacks is not allowed
+    assert (self->depth == 0);
+    assert (!self->closing);
+    self->closing = true;
+    //  Fail what is pending; callbacks cannot start anything new now
+    //  (requests return ZJQ_ECLOSED), so this ends.
+    request_t *request;
+    while ((request = (request_t *) zhashx_first (self->requests))) {
+        s_request_detach (self, request);
+        s_request_fail (self, request, ZJQ_ECLOSED);
+        s_request_free (&request);
+    }
+    jobwatch_t *job;
+    while ((job = (jobwatch_t *) zhashx_first (self->jobs)))
+        //  job->id is only used for the lookup, before the job is freed
+        s_job_complete (self, job->id, ZJQ_ECLOSED, NULL);
+    s_client_free (self);
+    *self_p = NULL;
+}
+
+int
+zjq_client_set_request_timeout (zjq_client_t *self, int timeout_ms)
+{
+    if (!self || timeout_ms <= 0)
+        return ZJQ_EINVAL;
+    self->request_timeout = timeout_ms;
+    return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Event loop integration
+
+int
+zjq_client_fd (zjq_client_t *self)
+{
+    if (!self)
+        return ZJQ_EINVAL;
+    int fd = -1;
+    size_t size = sizeof (fd);
+    if (zmq_getsockopt (self->dealer, ZMQ_FD, &fd, &size) != 0)
+        return ZJQ_ESYS;
+    return fd;
+}
+
+int
+zjq_client_timeout (zjq_client_t *self)
+{
+    if (!self || self->closing)
+        return -1;
+    //  Reading ZMQ_EVENTS resets the edge of the fd: whatever it shows must
+    //  be handled now, or poll () could sleep on input already here.
+    int events = s_socket_events (self);
+    if (events < 0 || (events & ZMQ_POLLIN) || (self->outbox_head && (events & ZMQ_POLLOUT)))
+        return 0;
+    int64_t when = -1;
+    s_timer_t *top = (s_timer_t *) zjq_heap_top (self->timers);
+    if (top)
+        when = top->when;
+    if (self->watches && !self->keepalive_req && (when < 0 || self->next_ping < when))
+        when = self->next_ping;
+    if (when < 0)
+        return -1;
+    int64_t left = when - zjq_mono_ms ();
+    return left <= 0? 0: left > INT_MAX? INT_MAX: (int) left;
+}
+
+int
+zjq_client_process (zjq_client_t *self)
+{
+    if (!self)
+        return ZJQ_EINVAL;
+    if (self->closing)
+        return ZJQ_ECLOSED;
+    uint64_t fired = self->fired;
+    //  Called from a callback, callbacks fired here are not about the
+    //  reply being dispatched outside
+    zjq_msg_t *outer_reply = self->reply;
+    self->reply = NULL;
+    int rc = 0;
+    while (rc == 0) {
+        bool progress = false;
+        s_monitor_drain (self);
+        if (s_expire (self))
+            progress = true;
+        s_keepalive (self);
+        int events = s_socket_events (self);
+        if (events < 0) {
+            rc = ZJQ_ESYS;
+            break;
+        }
+        int sent = s_flush_outbox (self, &events);
+        if (sent < 0) {
+            rc = sent;
+            break;
+        }
+        if (sent > 0)
+            progress = true;
+        if (events & ZMQ_POLLIN) {
+            zjq_msg_t *msg = NULL;
+            zjq_recv_t recv = zjq_msg_recv (self->dealer, false, true, &msg);
+            if (recv == ZJQ_RECV_OK) {
+                s_dispatch (self, msg);
+                progress = true;
+            }
+            else
+            if (recv == ZJQ_RECV_MALFORMED) {
+                self->malformed++;
+                progress = true;
+            }
+            else
+            if (errno != EAGAIN && errno != EINTR)
+                rc = ZJQ_ESYS;
+            zjq_msg_destroy (&msg);
+        }
+        if (!progress)
+            break;
+    }
+    self->reply = outer_reply;
+    if (rc < 0)
+        return rc;
+    uint64_t count = self->fired - fired;
+    return count > INT_MAX? INT_MAX: (int) count;
+}
+
+int
+zjq_client_pending (zjq_client_t *self)
+{
+    if (!self)
+        return ZJQ_EINVAL;
+    size_t pending = self->user_requests + self->watches;
+    return pending > INT_MAX? INT_MAX: (int) pending;
+}
+
+//  Sleep until the client's fd is readable or timeout_ms passes.
+static void
+s_poll (zjq_client_t *self, int timeout_ms)
+{
+    if (timeout_ms == 0)
+        return;
+    struct pollfd item = { .fd = zjq_client_fd (self), .events = POLLIN };
+    if (item.fd >= 0)
+        poll (&item, 1, timeout_ms);        //  EINTR: just go round again
+}
+
+int
+zjq_client_run (zjq_client_t *self, int timeout_ms)
+{
+    if (!self)
+        return ZJQ_EINVAL;
+    if (self->closing)
+        return ZJQ_ECLOSED;
+    int64_t deadline = timeout_ms < 0? -1: zjq_mono_ms () + timeout_ms;
+    while (true) {
+        int rc = zjq_client_process (self);
+        if (rc < 0)
+            return rc;
+        if (zjq_client_pending (self) == 0)
+            return 0;
+        int wait = zjq_client_timeout (self);
+        if (deadline >= 0) {
+            int64_t left = deadline - zjq_mono_ms ();
+            if (left <= 0)
+                return ZJQ_ETIMEDOUT;
+            if (wait < 0 || wait > left)
+                wait = (int) left;
+        }
+        s_poll (self, wait);
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  Requests
+
+int
+zjq_submit (zjq_client_t *self, const char *queue,
+            const void *payload, size_t size,
+            const zjq_submit_opts_t *opts,
+            zjq_submit_cb *on_accepted, zjq_result_cb *on_done, void *arg)
+{
+    if (!self || !queue || (!payload && size))
+        return ZJQ_EINVAL;
+    if (self->closing)
+        return ZJQ_ECLOSED;
+    zjq_submit_opts_t defaults;
+    if (!opts) {
+        zjq_submit_opts_init (&defaults);
+        opts = &defaults;
+    }
+    if (!s_valid_queue_name (queue)
+    ||  opts->priority < -1000 || opts->priority > 1000
+    ||  opts->max_attempts < 0 || opts->max_attempts > 1000
+    ||  opts->job_timeout_ms < 0 || opts->result_ttl_ms < 0
+    ||  (opts->key && (!*opts->key || strlen (opts->key) > ZJQ_KEY_MAX)))
+        return ZJQ_EINVAL;
+
+    request_t *request = s_request_new (self, REQUEST_SUBMIT);
+    if (!request)
+        return ZJQ_ENOMEM;
+    request->payload = malloc (size? size: 1);
+    zjq_msg_t *msg = s_request_msg (request, ZJQ_CMD_SUBMIT);
+    if (!request->payload || !msg) {
+        zjq_msg_destroy (&msg);
+        s_request_free (&request);
+        return ZJQ_ENOMEM;
+    }
+    if (size)
+        memcpy (request->payload, payload, size);
+    request->payload_size = size;
+    zjq_msg_put_str (msg, "queue", queue);
+    if (opts->priority)
+        zjq_msg_put_int (msg, "priority", opts->priority);
+    if (opts->max_attempts)
+        zjq_msg_put_int (msg, "max_attempts", opts->max_attempts);
+    if (opts->job_timeout_ms)
+        zjq_msg_put_int (msg, "job_timeout_ms", opts->job_timeout_ms);
+    if (opts->result_ttl_ms)
+        zjq_msg_put_int (msg, "result_ttl_ms", opts->result_ttl_ms);
+    if (opts->key)
+        zjq_msg_put_str (msg, "key", opts->key);
+    if (on_done)
+        zjq_msg_put_bool (msg, "notify", true);
+    request->callback.submit = on_accepted;
+    request->on_done = on_done;
+    request->arg = arg;
+    return s_request_queue (self, request, &msg, zjq_mono_ms () + self->request_timeout);
+}
+
+//  STATUS and CANCEL
+static int
+s_status_request (zjq_client_t *self, request_kind_t kind, int command, const char *job_id,
+                  zjq_status_cb *callback, void *arg)
+{
+    if (!self || !s_valid_job_id (job_id))
+        return ZJQ_EINVAL;
+    if (self->closing)
+        return ZJQ_ECLOSED;
+    zjq_msg_t *msg = NULL;
+    request_t *request = s_job_request_new (self, kind, command, job_id, false, &msg);
+    if (!request)
+        return ZJQ_ENOMEM;
+    request->callback.status = callback;
+    request->arg = arg;
+    return s_request_queue (self, request, &msg, zjq_mono_ms () + self->request_timeout);
+}
+
+int
+zjq_status (zjq_client_t *self, const char *job_id, zjq_status_cb *callback, void *arg)
+{
+    return s_status_request (self, REQUEST_STATUS, ZJQ_CMD_STATUS, job_id, callback, arg);
+}
+
+int
+zjq_cancel (zjq_client_t *self, const char *job_id, zjq_status_cb *callback, void *arg)
+{
+    return s_status_request (self, REQUEST_CANCEL, ZJQ_CMD_CANCEL, job_id, callback, arg);
+}
+
+int
+zjq_result (zjq_client_t *self, const char *job_id, int timeout_ms,
+            zjq_result_cb *callback, void *arg)
+{
+    if (!self || !s_valid_job_id (job_id) || timeout_ms < -1)
+        return ZJQ_EINVAL;
+    if (self->closing)
+        return ZJQ_ECLOSED;
+    zjq_msg_t *msg = NULL;
+    request_t *request = s_job_request_new (self, REQUEST_RESULT, ZJQ_CMD_RESULT, job_id,
+                                            timeout_ms != 0, &msg);
+    if (!request)
+        return ZJQ_ENOMEM;
+    request->callback.result = callback;
+    request->arg = arg;
+    int64_t now = zjq_mono_ms ();
+    int64_t deadline = now + self->request_timeout;
+    if (timeout_ms > 0) {
+        request->wait_deadline = now + timeout_ms;
+        //  The caller's limit holds while the request is out too
+        if (request->wait_deadline < deadline) {
+            deadline = request->wait_deadline;
+            request->expires_as_timeout = true;
+        }
+    }
+    else
+    if (timeout_ms == -1)
+        request->wait_deadline = -1;
+    return s_request_queue (self, request, &msg, deadline);
+}
+
+int
+zjq_stats (zjq_client_t *self, zjq_stats_cb *callback, void *arg)
+{
+    if (!self)
+        return ZJQ_EINVAL;
+    if (self->closing)
+        return ZJQ_ECLOSED;
+    request_t *request = s_request_new (self, REQUEST_STATS);
+    zjq_msg_t *msg = request? s_request_msg (request, ZJQ_CMD_STATS): NULL;
+    if (!msg) {
+        s_request_free (&request);
+        return ZJQ_ENOMEM;
+    }
+    request->callback.stats = callback;
+    request->arg = arg;
+    return s_request_queue (self, request, &msg, zjq_mono_ms () + self->request_timeout);
+}
+
+int
+zjq_ping (zjq_client_t *self, zjq_done_cb *callback, void *arg)
+{
+    if (!self)
+        return ZJQ_EINVAL;
+    if (self->closing)
+        return ZJQ_ECLOSED;
+    request_t *request = s_request_new (self, REQUEST_PING);
+    zjq_msg_t *msg = request? s_request_msg (request, ZJQ_CMD_PING): NULL;
+    if (!msg) {
+        s_request_free (&request);
+        return ZJQ_ENOMEM;
+    }
+    request->callback.done = callback;
+    request->arg = arg;
+    return s_request_queue (self, request, &msg, zjq_mono_ms () + self->request_timeout);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Blocking wait
+
+typedef struct {
+    zjq_result_cb *callback;    //  the caller's, or NULL
+    void *arg;
+    bool done;
+    int status;
+} s_wait_t;
+
+static void
+s_wait_done (zjq_client_t *client, int status, const zjq_result_t *result, void *arg)
+{
+    s_wait_t *wait = (s_wait_t *) arg;
+    wait->done = true;
+    wait->status = status;
+    if (wait->callback)
+        wait->callback (client, status, result, wait->arg);
+}
+
+//  Drop, without calling it, whatever request or watch still points at a
+//  wait that is being abandoned.
+static void
+s_forget_wait (zjq_client_t *self, s_wait_t *wait)
+{
+    for (request_t *request = (request_t *) zhashx_first (self->requests); request;
+         request = (request_t *) zhashx_next (self->requests))
+        if (request->kind == REQUEST_RESULT && request->arg == wait) {
+            s_request_detach (self, request);
+            s_request_free (&request);
+            break;
+        }
+    for (jobwatch_t *job = (jobwatch_t *) zhashx_first (self->jobs); job;
+         job = (jobwatch_t *) zhashx_next (self->jobs))
+        for (watch_t *watch = job->first; watch; watch = watch->next)
+            if (watch->arg == wait && watch->callback == s_wait_done) {
+                s_watch_unlink (self, watch);
+                free (watch);
+                return;
+            }
+}
+
+int
+zjq_wait (zjq_client_t *self, const char *job_id, int timeout_ms,
+          zjq_result_cb *callback, void *arg)
+{
+    s_wait_t wait = { callback, arg, false, 0 };
+    int rc = zjq_result (self, job_id, timeout_ms, s_wait_done, &wait);
+    if (rc != 0)
+        return rc;
+    //  Each request and watch ends by its reply or its deadline, so this
+    //  loop ends.
+    while (!wait.done) {
+        rc = zjq_client_process (self);
+        if (rc < 0) {
+            s_forget_wait (self, &wait);
+            return rc;
+        }
+        if (!wait.done)
+            s_poll (self, zjq_client_timeout (self));
+    }
+    return wait.status;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Private API for the CLI (zjq_client_private.h)
+
+zjq_msg_t *
+zjq_client_reply (zjq_client_t *self)
+{
+    assert (self);
+    return self->reply;
+}
+
+uint64_t
+zjq_client_malformed (zjq_client_t *self)
+{
+    assert (self);
+    return self->malformed;
+}
