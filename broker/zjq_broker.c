@@ -77,6 +77,7 @@ struct _zjq_broker_t {
     //  Settings
     uint64_t max_payload;       //  largest payload and result
     uint64_t max_jobs;          //  queued + running
+    uint64_t max_queues;        //  distinct queue names
     uint64_t max_queued_bytes;  //  payload bytes of queued + running jobs
     uint64_t max_result_bytes;  //  stored result bytes
     int64_t result_ttl_ms;      //  defaults for SUBMIT
@@ -336,6 +337,16 @@ s_opt_str (zjq_msg_t *msg, const char *key, size_t max_len, const char **value)
         return 0;
     *value = zjq_msg_get_str (msg, key);
     return (*value && strlen (*value) <= max_len)? 0: -1;
+}
+
+//  True if holding a queue of that name would exceed --max-queues: queues
+//  are never freed, so the cap is what bounds their memory.
+static bool
+s_queue_over_limit (zjq_broker_t *self, const char *name, size_t also_new)
+{
+    if (zhashx_lookup (self->queues, name))
+        return false;
+    return zhashx_size (self->queues) + also_new + 1 > self->max_queues;
 }
 
 //  The queue of that name, created if new; NULL if out of memory.
@@ -830,6 +841,11 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
                          (unsigned long long) self->max_queued_bytes);
         return;
     }
+    if (s_queue_over_limit (self, queue_name, 0)) {
+        s_send_rejected (self, msg, ZJQ_EQUEUEFULL, "queue limit reached (max-queues %llu)",
+                         (unsigned long long) self->max_queues);
+        return;
+    }
     zjq_queue_t *queue = s_queue_require (self, queue_name);
     zjq_job_t spec = {
         .queue = queue? zjq_queue_name (queue): NULL,
@@ -1079,6 +1095,7 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
     if (s_opt_str (msg, "version", ZJQ_TEXT_MAX, &version))
         problem = "invalid field 'version' (a string of at most 256 bytes)";
     else {
+        size_t new_queues = 0;
         for (uint32_t index = 0; index < queues->via.array.size; index++) {
             const msgpack_object *name = &queues->via.array.ptr [index];
             char text [ZJQ_QUEUE_NAME_MAX + 1];
@@ -1092,6 +1109,12 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
                 problem = "invalid queue name in 'queues'";
                 break;
             }
+            if (s_queue_over_limit (self, text, new_queues)) {
+                problem = "queue limit reached (max-queues)";
+                break;
+            }
+            if (!zhashx_lookup (self->queues, text))
+                new_queues++;   //  (a name repeated in READY counts twice: harmless)
         }
     }
     if (problem) {
@@ -1443,6 +1466,7 @@ zjq_broker_new (const zjq_broker_config_t *config)
         return NULL;
     self->max_payload = config->max_payload;
     self->max_jobs = config->max_jobs;
+    self->max_queues = config->max_queues;
     self->max_queued_bytes = config->max_queued_bytes;
     self->max_result_bytes = config->max_result_bytes;
     self->result_ttl_ms = config->result_ttl_ms;

@@ -23,6 +23,7 @@ zjq_broker_config_new (void)
         return NULL;
     self->max_payload = 16ULL << 20;
     self->max_jobs = 2000000;
+    self->max_queues = 10000;
     self->max_queued_bytes = 1ULL << 30;
     self->max_result_bytes = 256ULL << 20;
     self->result_ttl_ms = 3600 * 1000;
@@ -126,6 +127,12 @@ zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *
         if (zjq_parse_int (value, 1, INT64_MAX, &number))
             return s_fail (error, error_size, "max-jobs: '%s' is not a positive number", value);
         self->max_jobs = (uint64_t) number;
+    }
+    else
+    if (streq (name, "max-queues")) {
+        if (zjq_parse_int (value, 1, INT64_MAX, &number))
+            return s_fail (error, error_size, "max-queues: '%s' is not a positive number", value);
+        self->max_queues = (uint64_t) number;
     }
     else
     if (streq (name, "max-queued-bytes")) {
@@ -256,6 +263,7 @@ zjq_broker_config_usage (void *stream)
         "  --endpoint-file FILE     write the bound endpoints, one per line, atomically\n"
         "  --max-payload BYTES      largest job payload and stored result (default 16M)\n"
         "  --max-jobs N             queued + running jobs at once (default 2000000)\n"
+        "  --max-queues N           distinct queue names at once (default 10000)\n"
         "  --max-queued-bytes BYTES payload bytes of queued + running jobs (default 1G)\n"
         "  --max-result-bytes BYTES bytes of stored results; beyond it the results\n"
         "                           closest to expiry are dropped early (default 256M)\n"
@@ -275,7 +283,7 @@ static bool
 s_takes_value (const char *name)
 {
     return streq (name, "bind") || streq (name, "config") || streq (name, "endpoint-file")
-        || streq (name, "max-payload") || streq (name, "max-jobs")
+        || streq (name, "max-payload") || streq (name, "max-jobs") || streq (name, "max-queues")
         || streq (name, "max-queued-bytes") || streq (name, "max-result-bytes")
         || streq (name, "result-ttl") || streq (name, "job-timeout")
         || streq (name, "max-attempts");

@@ -21,6 +21,7 @@ typedef struct {
     char *endpoint_file;        //  where to write the bound endpoints, or NULL
     uint64_t max_payload;       //  largest SUBMIT payload and stored result
     uint64_t max_jobs;          //  queued + running jobs at once
+    uint64_t max_queues;        //  distinct queue names held at once
     uint64_t max_queued_bytes;  //  payload bytes of queued + running jobs
     uint64_t max_result_bytes;  //  bytes of stored results
     int64_t result_ttl_ms;      //  default result TTL

@@ -55,3 +55,30 @@ def test_config_file(zjq):
     broker = zjq.start_broker("--config", config, "--max-attempts", 2)
     job_id = zjq.submit("nobody", "x", endpoint=broker.endpoint)
     assert zjq.status(job_id, endpoint=broker.endpoint)["max_attempts"] == 2
+
+
+def test_max_queues(zjq):
+    """Queue objects are never freed, so --max-queues bounds how many names a
+    client (or a worker's READY) can make the broker hold."""
+    broker = zjq.start_broker("--max-queues", 3)
+    for name in ("q1", "q2", "q3"):
+        zjq.submit(name, "x")
+    # An existing queue still takes jobs; a fourth name is refused.
+    zjq.submit("q2", "again")
+    rc, out, err = zjq.zjq("submit", "q4", "x")
+    assert rc == 7, (rc, out, err)
+    assert re.search(r"queue limit", err), err
+    with zt.RawPeer(broker.endpoint) as peer:
+        reply = peer.request(CMD["SUBMIT"], {"queue": "q5"}, payload=b"z")
+        assert reply.name == "REJECTED" and reply["code"] == ERR["EQUEUEFULL"], reply
+    # A worker asking for a new queue past the limit is refused too; one
+    # serving existing queues joins and runs their jobs.
+    zjq.start_worker(["q1", "q9"], builtin="echo", wait=False)
+    zt.wait_until(lambda: b"queue limit reached" in broker.log(), zt.T(20),
+                  "the broker to refuse the worker's READY")
+    zjq.start_worker("q1", builtin="echo")
+    zt.wait_until(lambda: zjq.stats()["queues"]["q1"]["succeeded"] >= 1, zt.T(30),
+                  "the q1 job to run")
+    stats = zjq.stats()
+    assert sorted(stats["queues"]) == ["q1", "q2", "q3"], stats["queues"].keys()
+    assert len(stats["workers"]) == 1, stats["workers"]
