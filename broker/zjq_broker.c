@@ -13,9 +13,9 @@
       fires due deadlines and, once per heartbeat tick, scans the workers.
     - With a journal (zjq_journal.h), the table appends every change; the
       loop writes them once per turn, before it polls, and holds every
-      message to a client until the journal says the records before it are
-      durable (in order, so a client never hears of a job before its
-      ACCEPTED). Messages to workers go at once: a worker may run a job whose
+      promise to a client (ACCEPTED, DONE, JOB_RESULT, the JOB_STATUS of a
+      cancel) until the journal says the records before it are durable, in
+      order. Other replies (STATUS, errors) go at once. Messages to workers go at once: a worker may run a job whose
       submit was then lost, but no client was told it was accepted.         */
 
 #include "zjq_broker.h"
@@ -248,7 +248,7 @@ s_reply_new (zjq_msg_t *request, int command)
     return reply;
 }
 
-static void s_send_now (zjq_broker_t *self, zjq_msg_t **msg_p);
+static void s_send (zjq_broker_t *self, zjq_msg_t **msg_p);
 
 //  Hold a client message until the journal is durable up to its LSN.
 //  Returns -1 if out of memory.
@@ -289,16 +289,20 @@ s_release (zjq_broker_t *self, bool all)
         if (slot->lsn > durable)
             zjq_msg_destroy (&slot->msg);
         else
-            s_send_now (self, &slot->msg);
+            s_send (self, &slot->msg);
         self->held_head = (self->held_head + 1) % self->held_max;
         self->held_count--;
     }
 }
 
-//  Send a message to a client, or hold it while the journal has records
-//  that are not durable yet: it may tell of them.
+//  Send a promise to a client (ACCEPTED, DONE, JOB_RESULT, the JOB_STATUS
+//  of a cancel), or hold it while the journal has records that are not
+//  durable yet: it may depend on them. Held promises keep their order.
+//  Other replies (STATUS, REJECTED, ERROR, ...) promise nothing and go at
+//  once through s_send, so a client hears EUNAVAILABLE while the journal
+//  cannot be written.
 static void
-s_send (zjq_broker_t *self, zjq_msg_t **msg_p)
+s_send_promise (zjq_broker_t *self, zjq_msg_t **msg_p)
 {
     if (self->journal) {
         uint64_t lsn = zjq_journal_lsn (self->journal);
@@ -307,12 +311,14 @@ s_send (zjq_broker_t *self, zjq_msg_t **msg_p)
             return;
         //  Out of memory holding it: the journal state is lost, not the reply
     }
-    s_send_now (self, msg_p);
+    s_send (self, msg_p);
 }
+
+
 
 //  Send a message to a client; a client that has gone is not an error.
 static void
-s_send_now (zjq_broker_t *self, zjq_msg_t **msg_p)
+s_send (zjq_broker_t *self, zjq_msg_t **msg_p)
 {
     int command = zjq_msg_command (*msg_p);
     if (zjq_msg_send (msg_p, self->router, true) == -1 && self->verbose)
@@ -596,7 +602,7 @@ s_send_done (zjq_broker_t *self, zjq_jobentry_t *entry, zframe_t *routing_id)
 {
     zjq_msg_t *msg = s_msg_to (routing_id, ZJQ_CMD_DONE);
     s_put_outcome (msg, entry);
-    s_send (self, &msg);
+    s_send_promise (self, &msg);
 }
 
 //  End a queued or running job. Sends DONE to its waiters. The entry may be
@@ -894,7 +900,7 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
             zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
             zjq_msg_put_str (reply, "id", existing->job.id);
             zjq_msg_put_bool (reply, "duplicate", true);
-            s_send (self, &reply);
+            s_send_promise (self, &reply);
             if (notify)
                 s_add_waiter (self, existing, routing_id);
             return;
@@ -941,7 +947,7 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
     zjq_msg_put_str (reply, "id", entry->job.id);
     zjq_msg_put_bool (reply, "duplicate", false);
-    s_send (self, &reply);
+    s_send_promise (self, &reply);
     if (self->verbose)
         zsys_debug ("job %s accepted on %s (%zu bytes, priority %d)",
                     entry->job.id, queue_name, size, entry->job.priority);
@@ -994,7 +1000,7 @@ s_handle_result (zjq_broker_t *self, zjq_msg_t *msg)
     if (zjq_job_ended (&entry->job)) {
         zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_JOB_RESULT);
         s_put_outcome (reply, entry);
-        s_send (self, &reply);
+        s_send_promise (self, &reply);
     }
     else {
         s_send_status (self, msg, entry);
@@ -1018,7 +1024,9 @@ s_handle_cancel (zjq_broker_t *self, zjq_msg_t *msg)
         s_send_job_cancel (self, entry->peer, entry, "cancelled");
     //  A cancelled job holds no result, so the entry survives s_job_end
     s_job_end (self, entry, ZJQ_STATE_CANCELLED, "cancelled by client", NULL);
-    s_send_status (self, msg, entry);
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_JOB_STATUS);
+    s_put_status (reply, entry);
+    s_send_promise (self, &reply);
 }
 
 static void
