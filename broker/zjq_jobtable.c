@@ -877,6 +877,29 @@ zjq_jobtable_test (bool verbose)
     assert (stats->jobs == 1 && stats->queued == 1);   //  'second' still queued
     assert (stats->ended == 0 && stats->expired == 5 + 10000);
 
+    //  A scan sees the jobs there when it starts, oldest first, and skips
+    //  the ones removed meanwhile; later ones are not its business
+    zjq_jobentry_t *scan1 = s_test_insert (table, "scan", NULL, 1000, 0);
+    zjq_jobentry_t *scan2 = s_test_insert (table, "scan", NULL, 1000, 0);
+    zjq_jobtable_scan_start (table);
+    assert (zjq_jobtable_scan_next (table) == second);
+    s_test_insert (table, "scan", NULL, 1000, 0);
+    zjq_jobtable_remove (table, &scan2);
+    assert (zjq_jobtable_scan_next (table) == scan1);
+    assert (zjq_jobtable_scan_next (table) == NULL);
+    assert (zjq_jobtable_scan_next (table) == NULL);
+
+    //  Generations: the current one first, then the ones added
+    uint64_t gen, last;
+    zjq_jobtable_add_generation (table, generation - 5, 7);
+    assert (zjq_jobtable_generation_at (table, 0, &gen, &last) && gen == generation);
+    assert (zjq_jobtable_generation_at (table, 1, &gen, &last) && gen == generation - 5);
+    assert (last == 7 && !zjq_jobtable_generation_at (table, 2, &gen, &last));
+    zjq_jobid_format (id, generation - 5, 7);
+    assert (zjq_jobtable_find (table, id, &found, &message) == ZJQ_EEXPIRED);
+    zjq_jobid_format (id, generation - 5, 8);
+    assert (zjq_jobtable_find (table, id, &found, &message) == ZJQ_ENOTFOUND);
+
     //  Destroy frees whatever is left (second with its waiter)
     zjq_jobtable_destroy (&table);
     zjq_jobtable_destroy (&table);

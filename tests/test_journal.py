@@ -264,9 +264,9 @@ def test_compaction_keeps_the_file_bounded(zjq):
     biggest = max(biggest, os.path.getsize(path))
     journal_stats = broker_stats(zjq)["journal"]
     assert journal_stats["compactions"] >= 3, journal_stats
-    # Over a million records (~60 MB of history) went through a file that
+    # Some 800,000 records (~50 MB of history) went through a file that
     # stays near its 4M trigger.
-    assert journal_stats["records"] > 4 * total, journal_stats
+    assert journal_stats["records"] > 3 * total, journal_stats
     assert biggest < 16 * 1024 * 1024, (biggest, journal_stats)
     assert journal_stats["bytes"] < 8 * 1024 * 1024, journal_stats
 
