@@ -1257,7 +1257,8 @@ zjq_journal_restore (zjq_journal_t *self, zjq_jobtable_t *table, zjq_journal_res
             rjobs [index++] = rjob;
     if (self->replayed)
         zhashx_purge (self->replayed);
-    qsort (rjobs, count, sizeof (s_rjob_t *), s_by_order);
+    if (count)
+        qsort (rjobs, count, sizeof (s_rjob_t *), s_by_order);
     for (index = 0; index < count; index++) {
         fn (arg, &rjobs [index]->job, rjobs [index]->queue);
         s_rjob_free (&rjobs [index]);
