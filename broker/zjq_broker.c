@@ -10,13 +10,20 @@
       Clients have no state beyond the waiters registered on jobs.
     - The loop polls the ROUTER and the signal fd with a timeout from the
       data, drains the ROUTER (bounded per turn so timers get their turn),
-      fires due deadlines and, once per heartbeat tick, scans the workers.   */
+      fires due deadlines and, once per heartbeat tick, scans the workers.
+    - With a journal (zjq_journal.h), the table appends every change; the
+      loop writes them once per turn, before it polls, and holds every
+      promise to a client (ACCEPTED, DONE, JOB_RESULT, the JOB_STATUS of a
+      cancel) until the journal says the records before it are durable, in
+      order. Other replies (STATUS, errors) go at once. Messages to workers go at once: a worker may run a job whose
+      submit was then lost, but no client was told it was accepted.         */
 
 #include "zjq_broker.h"
 #include "zjq_proto.h"
 #include "zjq_jobtable.h"
 #include "zjq_queue.h"
 #include "zjq_jobid.h"
+#include "zjq_journal.h"
 #include "zjq_util.h"
 #include <assert.h>
 #include <errno.h>
@@ -63,6 +70,12 @@ struct _zjq_peer_t {
     bool unreachable;           //  a send failed: forget it at the next scan
 };
 
+//  A client message waiting for the journal to reach its LSN
+typedef struct {
+    zjq_msg_t *msg;
+    uint64_t lsn;
+} s_held_t;
+
 //  Broker-wide counters for STATS (the job table counts the rest)
 typedef struct {
     uint64_t succeeded;
@@ -100,6 +113,13 @@ struct _zjq_broker_t {
     int64_t warn_window;        //  start of the current one-second window
     unsigned warn_count;        //  warnings logged in it
     uint64_t warn_suppressed;   //  warnings not logged in it
+    //  Journal
+    zjq_journal_t *journal;     //  or NULL: memory only
+    int64_t journal_wait;       //  ms the journal lets the loop sleep
+    s_held_t *held;             //  ring of client messages held for the journal
+    size_t held_head;           //  index of the oldest
+    size_t held_count;          //  messages in the ring
+    size_t held_max;            //  ring size
 };
 
 
@@ -228,6 +248,74 @@ s_reply_new (zjq_msg_t *request, int command)
     s_put_req (reply, request);
     return reply;
 }
+
+static void s_send (zjq_broker_t *self, zjq_msg_t **msg_p);
+
+//  Hold a client message until the journal is durable up to its LSN.
+//  Returns -1 if out of memory.
+static int
+s_hold (zjq_broker_t *self, zjq_msg_t **msg_p, uint64_t lsn)
+{
+    if (self->held_count == self->held_max) {
+        size_t max = self->held_max? self->held_max * 2: 1024;
+        s_held_t *held = (s_held_t *) malloc (max * sizeof (s_held_t));
+        if (!held)
+            return -1;
+        for (size_t index = 0; index < self->held_count; index++)
+            held [index] = self->held [(self->held_head + index) % self->held_max];
+        free (self->held);
+        self->held = held;
+        self->held_head = 0;
+        self->held_max = max;
+    }
+    s_held_t *slot = &self->held [(self->held_head + self->held_count) % self->held_max];
+    slot->msg = *msg_p;
+    slot->lsn = lsn;
+    *msg_p = NULL;
+    self->held_count++;
+    return 0;
+}
+
+//  Send the held messages whose records are durable, oldest first; with
+//  all, send every one (or, if the journal failed, drop what it never made
+//  durable).
+static void
+s_release (zjq_broker_t *self, bool all)
+{
+    uint64_t durable = zjq_journal_durable (self->journal);
+    while (self->held_count) {
+        s_held_t *slot = &self->held [self->held_head];
+        if (slot->lsn > durable && !all)
+            break;
+        if (slot->lsn > durable)
+            zjq_msg_destroy (&slot->msg);
+        else
+            s_send (self, &slot->msg);
+        self->held_head = (self->held_head + 1) % self->held_max;
+        self->held_count--;
+    }
+}
+
+//  Send a promise to a client (ACCEPTED, DONE, JOB_RESULT, the JOB_STATUS
+//  of a cancel), or hold it while the journal has records that are not
+//  durable yet: it may depend on them. Held promises keep their order.
+//  Other replies (STATUS, REJECTED, ERROR, ...) promise nothing and go at
+//  once through s_send, so a client hears EUNAVAILABLE while the journal
+//  cannot be written.
+static void
+s_send_promise (zjq_broker_t *self, zjq_msg_t **msg_p)
+{
+    if (self->journal) {
+        uint64_t lsn = zjq_journal_lsn (self->journal);
+        if ((self->held_count || lsn > zjq_journal_durable (self->journal))
+        &&  s_hold (self, msg_p, lsn) == 0)
+            return;
+        //  Out of memory holding it: the journal state is lost, not the reply
+    }
+    s_send (self, msg_p);
+}
+
+
 
 //  Send a message to a client; a client that has gone is not an error.
 static void
@@ -525,7 +613,7 @@ s_send_done (zjq_broker_t *self, zjq_jobentry_t *entry, zframe_t *routing_id)
 {
     zjq_msg_t *msg = s_msg_to (routing_id, ZJQ_CMD_DONE);
     s_put_outcome (msg, entry);
-    s_send (self, &msg);
+    s_send_promise (self, &msg);
 }
 
 //  End a queued or running job. Sends DONE to its waiters. The entry may be
@@ -823,11 +911,16 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
             zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
             zjq_msg_put_str (reply, "id", existing->job.id);
             zjq_msg_put_bool (reply, "duplicate", true);
-            s_send (self, &reply);
+            s_send_promise (self, &reply);
             if (notify)
                 s_add_waiter (self, existing, routing_id);
             return;
         }
+    }
+    const char *reason = NULL;
+    if (self->journal && !zjq_journal_healthy (self->journal, &reason)) {
+        s_send_rejected (self, msg, ZJQ_EUNAVAILABLE, "journal unavailable: %s", reason);
+        return;
     }
     const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
     if (stats->queued + stats->running >= self->max_jobs) {
@@ -870,7 +963,7 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
     zjq_msg_put_str (reply, "id", entry->job.id);
     zjq_msg_put_bool (reply, "duplicate", false);
-    s_send (self, &reply);
+    s_send_promise (self, &reply);
     if (self->verbose)
         zsys_debug ("job %s accepted on %s (%zu bytes, priority %d)",
                     entry->job.id, queue_name, size, entry->job.priority);
@@ -923,7 +1016,7 @@ s_handle_result (zjq_broker_t *self, zjq_msg_t *msg)
     if (zjq_job_ended (&entry->job)) {
         zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_JOB_RESULT);
         s_put_outcome (reply, entry);
-        s_send (self, &reply);
+        s_send_promise (self, &reply);
     }
     else {
         s_send_status (self, msg, entry);
@@ -947,7 +1040,9 @@ s_handle_cancel (zjq_broker_t *self, zjq_msg_t *msg)
         s_send_job_cancel (self, entry->peer, entry, "cancelled");
     //  A cancelled job holds no result, so the entry survives s_job_end
     s_job_end (self, entry, ZJQ_STATE_CANCELLED, "cancelled by client", NULL);
-    s_send_status (self, msg, entry);
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_JOB_STATUS);
+    s_put_status (reply, entry);
+    s_send_promise (self, &reply);
 }
 
 static void
@@ -980,7 +1075,7 @@ s_handle_stats (zjq_broker_t *self, zjq_msg_t *msg)
     msgpack_pack_map (&packer, 3);
 
     s_pack_str (&packer, "broker");
-    msgpack_pack_map (&packer, 18);
+    msgpack_pack_map (&packer, self->journal? 19: 18);
     s_pack_str (&packer, "version");
     s_pack_str (&packer, zjq_version ());
     s_pack_str (&packer, "instance");
@@ -1001,6 +1096,27 @@ s_handle_stats (zjq_broker_t *self, zjq_msg_t *msg)
     s_pack_uint (&packer, "malformed", self->counters.malformed);
     s_pack_uint (&packer, "stale_results", self->counters.stale_results);
     s_pack_uint (&packer, "workers", zhashx_size (self->peers));
+    if (self->journal) {
+        const zjq_journal_stats_t *journal = zjq_journal_stats (self->journal);
+        s_pack_str (&packer, "journal");
+        msgpack_pack_map (&packer, 9);
+        s_pack_str (&packer, "path");
+        s_pack_str (&packer, zjq_journal_path (self->journal));
+        s_pack_uint (&packer, "bytes", journal->bytes);
+        s_pack_uint (&packer, "live_bytes", journal->live_bytes);
+        s_pack_str (&packer, "fsync");
+        s_pack_str (&packer, zjq_journal_policy_name (self->journal));
+        s_pack_str (&packer, "healthy");
+        if (zjq_journal_healthy (self->journal, NULL))
+            msgpack_pack_true (&packer);
+        else
+            msgpack_pack_false (&packer);
+        s_pack_str (&packer, "last_error");
+        s_pack_str (&packer, zjq_journal_last_error (self->journal));
+        s_pack_uint (&packer, "compactions", journal->compactions);
+        s_pack_uint (&packer, "records", journal->records);
+        s_pack_uint (&packer, "held_replies", self->held_count);
+    }
 
     s_pack_str (&packer, "queues");
     msgpack_pack_map (&packer, zhashx_size (self->queues));
@@ -1457,6 +1573,59 @@ s_setsockopt_int (void *socket, int option, int value)
     return zmq_setsockopt (socket, option, &value, sizeof (value));
 }
 
+//  A job read back from the journal: into the table, and into its queue
+static void
+s_restore_job (void *arg, zjq_job_t *job, const char *queue_name)
+{
+    zjq_broker_t *self = (zjq_broker_t *) arg;
+    zjq_queue_t *queue = zjq_queue_name_valid (queue_name)? s_queue_require (self, queue_name): NULL;
+    if (!queue) {
+        zsys_error ("journal: job %s dropped: bad queue name or out of memory", job->id);
+        free (job->key);
+        free (job->error);
+        zframe_destroy (&job->payload);
+        zframe_destroy (&job->result);
+        return;
+    }
+    job->queue = zjq_queue_name (queue);
+    zjq_jobentry_t *entry = zjq_jobtable_restore (self->jobs, job, queue, self->now);
+    if (entry && entry->job.state == ZJQ_STATE_QUEUED && zjq_queue_push (queue, entry) != 0) {
+        zsys_error ("journal: out of memory queueing job %s", entry->job.id);
+        zjq_jobtable_remove (self->jobs, &entry);
+    }
+}
+
+//  Open and replay the journal, then create the job table of a generation
+//  greater than any it has seen, restore the jobs and start journaling.
+static int
+s_journal_open (zjq_broker_t *self, const zjq_broker_config_t *config)
+{
+    zjq_journal_config_t settings = {
+        .dir = config->journal,
+        .policy = (zjq_fsync_policy_t) config->fsync_policy,
+        .interval_ms = config->fsync_interval_ms,
+        .compact_size = config->journal_compact_size,
+        .salvage = config->journal_salvage
+    };
+    self->journal = zjq_journal_new (&settings);
+    if (!self->journal || zjq_journal_replay (self->journal) == -1)
+        return -1;
+    uint64_t latest = zjq_journal_max_generation (self->journal);
+    if (self->generation <= latest)
+        self->generation = latest + 1;
+    zjq_base36 (self->instance, self->generation);
+    zjq_jobtable_destroy (&self->jobs);
+    self->jobs = zjq_jobtable_new (self->generation);
+    if (!self->jobs)
+        return -1;
+    size_t count = zjq_journal_restore (self->journal, self->jobs, s_restore_job, self);
+    const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
+    if (count)
+        zsys_info ("journal: restored %llu queued job(s) and %llu stored outcome(s)",
+                   (unsigned long long) stats->queued, (unsigned long long) stats->ended);
+    return zjq_journal_start (self->journal, self->jobs);
+}
+
 zjq_broker_t *
 zjq_broker_new (const zjq_broker_config_t *config)
 {
@@ -1489,6 +1658,13 @@ zjq_broker_new (const zjq_broker_config_t *config)
     }
     zlistx_set_destructor (endpoints, (zlistx_destructor_fn *) zstr_free);
     zhashx_set_destructor (self->queues, (zhashx_destructor_fn *) zjq_queue_destroy);
+    if (config->journal && s_journal_open (self, config) == -1) {
+        zsys_error ("cannot start with journal %s", config->journal);
+        goto err;
+    }
+    if (!config->journal)
+        zsys_info ("no --journal: jobs are kept in memory only and are lost when the "
+                   "broker stops");
 
     void *handle = zsock_resolve (self->router);
     int64_t max_message = (int64_t) self->max_payload + (1 << 20);
@@ -1545,6 +1721,15 @@ zjq_broker_destroy (zjq_broker_t **self_p)
             s_peer_destroy (&peer);
         zhashx_destroy (&self->peers);
     }
+    //  Replies still held were never promised: drop them
+    while (self->held_count) {
+        zjq_msg_destroy (&self->held [self->held_head].msg);
+        self->held_head = (self->held_head + 1) % self->held_max;
+        self->held_count--;
+    }
+    free (self->held);
+    //  The journal before the table it journals (it flushes and syncs)
+    zjq_journal_destroy (&self->journal);
     //  Queues first: they let go of the jobs in their heaps; the jobs'
     //  queue names are not read again
     zhashx_destroy (&self->queues);
@@ -1602,16 +1787,31 @@ int
 zjq_broker_run (zjq_broker_t *self, int signal_fd)
 {
     assert (self);
-    zmq_pollitem_t items [2] = {
-        { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 },
-        { NULL, signal_fd, ZMQ_POLLIN, 0 }
-    };
-    int item_count = signal_fd >= 0? 2: 1;
+    zmq_pollitem_t items [3] = { { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 } };
+    int item_count = 1;
+    int signal_item = -1, journal_item = -1;
+    if (signal_fd >= 0) {
+        signal_item = item_count++;
+        items [signal_item] = (zmq_pollitem_t) { NULL, signal_fd, ZMQ_POLLIN, 0 };
+    }
+    if (self->journal) {
+        journal_item = item_count++;
+        items [journal_item] = (zmq_pollitem_t) {
+            NULL, zjq_journal_fd (self->journal), ZMQ_POLLIN, 0 };
+        self->journal_wait = 0;
+    }
     bool backlog = false;
     int rc = 0;
     while (true) {
+        if (self->journal) {
+            //  One write per turn for everything the turn appended
+            zjq_journal_flush (self->journal);
+            s_release (self, false);
+        }
         self->now = zjq_mono_ms ();
         int64_t next = s_min (zjq_jobtable_next_deadline (self->jobs), self->next_check);
+        if (self->journal)
+            next = s_min (next, self->now + self->journal_wait);
         long timeout = (backlog || self->reap)? 0: (long) s_min (ZJQ_POLL_MAX_MS, next - self->now);
         if (timeout < 0)
             timeout = 0;
@@ -1622,7 +1822,11 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
             rc = -1;
             break;
         }
-        if (item_count == 2 && (items [1].revents & ZMQ_POLLIN)) {
+        if (journal_item >= 0 && (items [journal_item].revents & ZMQ_POLLIN)) {
+            zjq_journal_process (self->journal);
+            s_release (self, false);
+        }
+        if (signal_item >= 0 && (items [signal_item].revents & ZMQ_POLLIN)) {
             int signum = zjq_signalfd_read (signal_fd);
             if (signum) {
                 zsys_info ("%s received: shutting down",
@@ -1635,6 +1839,15 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         backlog |= s_fire_deadlines (self);
         if (self->reap || self->now >= self->next_check)
             s_check_peers (self);
+        if (self->journal)
+            self->journal_wait = zjq_journal_tick (self->journal, self->jobs);
+    }
+    //  Make what was promised durable, then deliver the held replies
+    if (self->journal) {
+        if (zjq_journal_sync_now (self->journal) == -1)
+            zsys_error ("journal: could not make the last records durable: %s",
+                        zjq_journal_last_error (self->journal));
+        s_release (self, true);
     }
     //  Say goodbye to the workers; give the socket a moment to flush that
     size_t peers = zhashx_size (self->peers);

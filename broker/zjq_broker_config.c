@@ -3,6 +3,7 @@
 #include "zjq_broker_config.h"
 #include "zjq_error.h"
 #include "zjq_util.h"
+#include "zjq_journal.h"
 #include <czmq.h>
 #include <assert.h>
 #include <ctype.h>
@@ -29,6 +30,9 @@ zjq_broker_config_new (void)
     self->result_ttl_ms = 3600 * 1000;
     self->job_timeout_ms = 1800 * 1000;
     self->max_attempts = 3;
+    self->fsync_policy = ZJQ_FSYNC_INTERVAL;
+    self->fsync_interval_ms = 5;
+    self->journal_compact_size = 64ULL << 20;
     return self;
 }
 
@@ -51,6 +55,7 @@ zjq_broker_config_destroy (zjq_broker_config_t **self_p)
         return;
     s_clear_binds (self);
     free (self->endpoint_file);
+    free (self->journal);
     free (self);
     *self_p = NULL;
 }
@@ -177,6 +182,46 @@ zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *
             return s_fail (error, error_size, "verbose: '%s' is not true or false", value);
     }
     else
+    if (streq (name, "journal")) {
+        if (!*value)
+            return s_fail (error, error_size, "journal: empty directory name");
+        free (self->journal);
+        self->journal = strdup (value);
+    }
+    else
+    if (streq (name, "fsync")) {
+        zjq_fsync_policy_t policy;
+        if (zjq_journal_policy_parse (value, &policy))
+            return s_fail (error, error_size,
+                           "fsync: '%s' is not always, interval or never", value);
+        self->fsync_policy = policy;
+    }
+    else
+    if (streq (name, "fsync-interval")) {
+        //  Plain numbers are milliseconds here; 5ms, 0.01s work too
+        if (zjq_parse_int (value, 1, 60000, &number) == 0)
+            self->fsync_interval_ms = number;
+        else
+        if (zjq_parse_duration (value, &number) == 0 && number >= 1 && number <= 60000)
+            self->fsync_interval_ms = number;
+        else
+            return s_fail (error, error_size,
+                           "fsync-interval: '%s' is not a number of ms from 1 to 60000", value);
+    }
+    else
+    if (streq (name, "journal-compact-size")) {
+        if (zjq_parse_size (value, &bytes) || bytes < 4096)
+            return s_fail (error, error_size,
+                           "journal-compact-size: '%s' is not a size of at least 4k", value);
+        self->journal_compact_size = bytes;
+    }
+    else
+    if (streq (name, "journal-salvage")) {
+        if (s_parse_bool (value, &self->journal_salvage))
+            return s_fail (error, error_size,
+                           "journal-salvage: '%s' is not true or false", value);
+    }
+    else
         return s_fail (error, error_size, "unknown option '%s'", name);
     return 0;
 }
@@ -270,6 +315,21 @@ zjq_broker_config_usage (void *stream)
         "  --result-ttl SECONDS     how long outcomes are kept (default 3600)\n"
         "  --job-timeout SECONDS    default per-attempt job timeout (default 1800)\n"
         "  --max-attempts N         default attempts per job, 1..1000 (default 3)\n"
+        "  --journal DIR            keep an append-only journal in DIR and replay it\n"
+        "                           on start; without it every job is in memory\n"
+        "                           only and lost when the broker stops\n"
+        "  --fsync POLICY           when the journal is fdatasync'ed; replies wait:\n"
+        "                           always: after every batch of messages;\n"
+        "                           interval (default): at most every --fsync-interval,\n"
+        "                           one sync for everything in between (both survive\n"
+        "                           power loss); never: replies follow write () and\n"
+        "                           survive a broker crash, not power loss\n"
+        "  --fsync-interval MS      group commit interval for 'interval' (default 5)\n"
+        "  --journal-compact-size BYTES\n"
+        "                           rewrite the journal to its live state once it is\n"
+        "                           this big and twice the last rewrite (default 64M)\n"
+        "  --journal-salvage        start even if the journal is corrupt in the\n"
+        "                           middle: skip bad records (logged), keep the rest\n"
         "  -v, --verbose            log every message (debug)\n"
         "  -h, --help               show this help\n"
         "      --version            show the version\n"
@@ -286,7 +346,8 @@ s_takes_value (const char *name)
         || streq (name, "max-payload") || streq (name, "max-jobs") || streq (name, "max-queues")
         || streq (name, "max-queued-bytes") || streq (name, "max-result-bytes")
         || streq (name, "result-ttl") || streq (name, "job-timeout")
-        || streq (name, "max-attempts");
+        || streq (name, "max-attempts") || streq (name, "journal") || streq (name, "fsync")
+        || streq (name, "fsync-interval") || streq (name, "journal-compact-size");
 }
 
 static zjq_config_result_t
@@ -338,7 +399,8 @@ s_next_option (int argc, char *argv [], int *arg_p, char *name, size_t name_size
         }
     }
     else
-    if (streq (name, "verbose") || streq (name, "help") || streq (name, "version")) {
+    if (streq (name, "verbose") || streq (name, "help") || streq (name, "version")
+    ||  streq (name, "journal-salvage")) {
         if (equals) {
             s_usage_error ("option '--%s' takes no value", name);
             return -1;

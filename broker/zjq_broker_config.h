@@ -28,6 +28,11 @@ typedef struct {
     int64_t job_timeout_ms;     //  default per-attempt timeout
     int max_attempts;           //  default attempts
     bool verbose;               //  per-message debug logs
+    char *journal;              //  journal directory, or NULL: memory only
+    int fsync_policy;           //  zjq_fsync_policy_t
+    int64_t fsync_interval_ms;  //  for fsync interval
+    uint64_t journal_compact_size;  //  file size that triggers a rewrite
+    bool journal_salvage;       //  start past corrupt journal records
 } zjq_broker_config_t;
 
 //  What zjq_broker_config_parse decided.

@@ -23,6 +23,13 @@ struct _zjq_jobtable_t {
     zjq_heap_t *deadlines;      //  running (timeout) and ended (expiry) jobs
     zjq_heap_t *results;        //  ended jobs with result bytes, by expiry
     zjq_jobtable_stats_t stats; //  counters
+    zjq_journal_t *journal;     //  where changes are appended, or NULL
+    zjq_jobentry_t *oldest;     //  insertion-order list of every entry
+    zjq_jobentry_t *newest;
+    zjq_jobentry_t *scan_next;  //  next entry of a scan, or NULL
+    uint64_t scan_limit;        //  a scan stops at entries of this order or later
+    uint64_t *generations;      //  earlier generations: (generation, last sequence)
+    size_t generation_count;    //  pairs in generations
 };
 
 
@@ -147,6 +154,7 @@ zjq_jobtable_destroy (zjq_jobtable_t **self_p)
     zhashx_destroy (&self->by_key);
     zjq_heap_destroy (&self->deadlines);
     zjq_heap_destroy (&self->results);
+    free (self->generations);
     free (self);
     *self_p = NULL;
 }
@@ -156,6 +164,61 @@ zjq_jobtable_generation (zjq_jobtable_t *self)
 {
     assert (self);
     return self->generation;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Insertion order (for scans)
+
+static void
+s_link (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    entry->older = self->newest;
+    entry->newer = NULL;
+    if (self->newest)
+        self->newest->newer = entry;
+    else
+        self->oldest = entry;
+    self->newest = entry;
+}
+
+static void
+s_unlink (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    zjq_jobentry_t *older = (zjq_jobentry_t *) entry->older;
+    zjq_jobentry_t *newer = (zjq_jobentry_t *) entry->newer;
+    if (self->scan_next == entry)
+        self->scan_next = newer;
+    if (older)
+        older->newer = newer;
+    else
+        self->oldest = newer;
+    if (newer)
+        newer->older = older;
+    else
+        self->newest = older;
+    entry->older = entry->newer = NULL;
+}
+
+void
+zjq_jobtable_scan_start (zjq_jobtable_t *self)
+{
+    assert (self);
+    self->scan_next = self->oldest;
+    self->scan_limit = self->next_order;
+}
+
+zjq_jobentry_t *
+zjq_jobtable_scan_next (zjq_jobtable_t *self)
+{
+    assert (self);
+    zjq_jobentry_t *entry = self->scan_next;
+    if (!entry || entry->job.order >= self->scan_limit) {
+        self->scan_next = NULL;
+        return NULL;
+    }
+    self->scan_next = (zjq_jobentry_t *) entry->newer;
+    return entry;
 }
 
 
@@ -216,6 +279,9 @@ zjq_jobtable_insert (zjq_jobtable_t *self, const zjq_job_t *spec,
     self->stats.queued++;
     self->stats.inserted++;
     self->stats.queued_bytes += zframe_size (job->payload);
+    s_link (self, entry);
+    if (self->journal)
+        zjq_journal_append_job (self->journal, job);
     return entry;
 }
 
@@ -247,6 +313,12 @@ zjq_jobtable_find (zjq_jobtable_t *self, const char *id,
         *message_p = "job outcome expired";
         return ZJQ_EEXPIRED;
     }
+    for (size_t index = 0; index < self->generation_count; index++)
+        if (self->generations [2 * index] == generation
+        &&  sequence <= self->generations [2 * index + 1]) {
+            *message_p = "job outcome expired";
+            return ZJQ_EEXPIRED;
+        }
     if (generation < self->generation)
         *message_p = "unknown job (it may predate a broker restart)";
     else
@@ -323,6 +395,8 @@ zjq_jobtable_start (zjq_jobtable_t *self, zjq_jobentry_t *entry, int64_t now)
     s_set_deadline (self, entry, s_after (now, job->job_timeout_ms));
     self->stats.queued--;
     self->stats.running++;
+    if (self->journal)
+        zjq_journal_append_state (self->journal, job);
 }
 
 void
@@ -338,6 +412,8 @@ zjq_jobtable_requeue (zjq_jobtable_t *self, zjq_jobentry_t *entry, const char *e
         s_set_string (&entry->job.error, error);
     self->stats.running--;
     self->stats.queued++;
+    if (self->journal)
+        zjq_journal_append_state (self->journal, &entry->job);
 }
 
 void
@@ -377,6 +453,8 @@ zjq_jobtable_finish (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_state_t st
         if (zjq_heap_push (self->results, entry) != 0)
             zsys_error ("zjq_jobtable: out of memory tracking the result of job %s", job->id);
     }
+    if (self->journal)
+        zjq_journal_append_state (self->journal, job);
 }
 
 void
@@ -401,6 +479,9 @@ zjq_jobtable_remove (zjq_jobtable_t *self, zjq_jobentry_t **entry_p)
         if (text && text != buf)
             free (text);
     }
+    if (self->journal)
+        zjq_journal_append_remove (self->journal, job);
+    s_unlink (self, entry);
     zhashx_delete (self->by_id, job->id);
     if (zjq_job_ended (job)) {
         self->stats.ended--;
@@ -416,6 +497,121 @@ zjq_jobtable_remove (zjq_jobtable_t *self, zjq_jobentry_t **entry_p)
     }
     self->stats.jobs--;
     s_entry_free (entry_p);
+}
+
+
+//  --------------------------------------------------------------------------
+//  The journal
+
+void
+zjq_jobtable_set_journal (zjq_jobtable_t *self, zjq_journal_t *journal)
+{
+    assert (self);
+    self->journal = journal;
+}
+
+zjq_jobentry_t *
+zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, int64_t now)
+{
+    assert (self);
+    assert (job && job->queue);
+    assert (job->state == ZJQ_STATE_QUEUED || zjq_job_ended (job));
+    zjq_jobentry_t *entry = (zjq_jobentry_t *) calloc (1, sizeof (zjq_jobentry_t));
+    if (entry) {
+        entry->job = *job;
+        entry->queue = queue;
+        entry->queue_index = ZJQ_HEAP_NONE;
+        entry->deadline_index = ZJQ_HEAP_NONE;
+        entry->result_index = ZJQ_HEAP_NONE;
+    }
+    //  The fields are the entry's now (or freed below)
+    job->key = job->error = job->progress_message = NULL;
+    job->payload = job->result = NULL;
+    if (!entry)
+        return NULL;
+    zjq_job_t *record = &entry->job;
+    if (zhashx_insert (self->by_id, record->id, entry) != 0) {
+        zsys_error ("zjq_jobtable: job %s restored twice; dropped", record->id);
+        s_entry_free (&entry);
+        return NULL;
+    }
+    if (record->key) {
+        char buf [512];
+        char *text = s_key_text (buf, sizeof (buf), record->queue, record->key);
+        int rc = text? zhashx_insert (self->by_key, text, entry): -1;
+        if (text && text != buf)
+            free (text);
+        if (rc != 0) {
+            zsys_error ("zjq_jobtable: key of job %s is taken; job dropped", record->id);
+            zhashx_delete (self->by_id, record->id);
+            s_entry_free (&entry);
+            return NULL;
+        }
+    }
+    if (record->order >= self->next_order)
+        self->next_order = record->order + 1;
+    self->stats.jobs++;
+    self->stats.inserted++;
+    if (record->state == ZJQ_STATE_QUEUED) {
+        self->stats.queued++;
+        self->stats.queued_bytes += record->payload? zframe_size (record->payload): 0;
+    }
+    else {
+        self->stats.ended++;
+        zframe_destroy (&record->payload);
+        int64_t left = record->expires_ms - zjq_wall_ms ();
+        s_set_deadline (self, entry, s_after (now, left > 0? left: 0));
+        size_t result_size = record->result? zframe_size (record->result): 0;
+        if (result_size > 0) {
+            self->stats.result_bytes += result_size;
+            if (zjq_heap_push (self->results, entry) != 0)
+                zsys_error ("zjq_jobtable: out of memory tracking the result of job %s",
+                            record->id);
+        }
+    }
+    s_link (self, entry);
+    return entry;
+}
+
+void
+zjq_jobtable_add_generation (zjq_jobtable_t *self, uint64_t generation, uint64_t last_sequence)
+{
+    assert (self);
+    for (size_t index = 0; index < self->generation_count; index++)
+        if (self->generations [2 * index] == generation) {
+            if (last_sequence > self->generations [2 * index + 1])
+                self->generations [2 * index + 1] = last_sequence;
+            return;
+        }
+    uint64_t *pairs = (uint64_t *) realloc (self->generations,
+                                            (self->generation_count + 1) * 2 * sizeof (uint64_t));
+    if (!pairs) {
+        zsys_error ("zjq_jobtable: out of memory remembering generation %llu",
+                    (unsigned long long) generation);
+        return;
+    }
+    self->generations = pairs;
+    pairs [2 * self->generation_count] = generation;
+    pairs [2 * self->generation_count + 1] = last_sequence;
+    self->generation_count++;
+}
+
+bool
+zjq_jobtable_generation_at (zjq_jobtable_t *self, size_t index, uint64_t *generation,
+                            uint64_t *last_sequence)
+{
+    assert (self);
+    assert (generation && last_sequence);
+    if (index == 0) {
+        *generation = self->generation;
+        *last_sequence = self->next_sequence - 1;
+        return true;
+    }
+    if (index > self->generation_count)
+        return false;
+    *generation = self->generations [2 * (index - 1)];
+    *last_sequence = self->generations [2 * (index - 1) + 1];
+    return true;
 }
 
 
@@ -680,6 +876,29 @@ zjq_jobtable_test (bool verbose)
         zjq_jobtable_remove (table, &entry);
     assert (stats->jobs == 1 && stats->queued == 1);   //  'second' still queued
     assert (stats->ended == 0 && stats->expired == 5 + 10000);
+
+    //  A scan sees the jobs there when it starts, oldest first, and skips
+    //  the ones removed meanwhile; later ones are not its business
+    zjq_jobentry_t *scan1 = s_test_insert (table, "scan", NULL, 1000, 0);
+    zjq_jobentry_t *scan2 = s_test_insert (table, "scan", NULL, 1000, 0);
+    zjq_jobtable_scan_start (table);
+    assert (zjq_jobtable_scan_next (table) == second);
+    s_test_insert (table, "scan", NULL, 1000, 0);
+    zjq_jobtable_remove (table, &scan2);
+    assert (zjq_jobtable_scan_next (table) == scan1);
+    assert (zjq_jobtable_scan_next (table) == NULL);
+    assert (zjq_jobtable_scan_next (table) == NULL);
+
+    //  Generations: the current one first, then the ones added
+    uint64_t gen, last;
+    zjq_jobtable_add_generation (table, generation - 5, 7);
+    assert (zjq_jobtable_generation_at (table, 0, &gen, &last) && gen == generation);
+    assert (zjq_jobtable_generation_at (table, 1, &gen, &last) && gen == generation - 5);
+    assert (last == 7 && !zjq_jobtable_generation_at (table, 2, &gen, &last));
+    zjq_jobid_format (id, generation - 5, 7);
+    assert (zjq_jobtable_find (table, id, &found, &message) == ZJQ_EEXPIRED);
+    zjq_jobid_format (id, generation - 5, 8);
+    assert (zjq_jobtable_find (table, id, &found, &message) == ZJQ_ENOTFOUND);
 
     //  Destroy frees whatever is left (second with its waiter)
     zjq_jobtable_destroy (&table);

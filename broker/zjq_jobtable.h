@@ -18,6 +18,7 @@
 
 #include "zjq_job.h"
 #include "zjq_heap.h"
+#include "zjq_journal.h"
 
 typedef struct _zjq_jobtable_t zjq_jobtable_t;
 typedef struct _zjq_queue_t zjq_queue_t;
@@ -35,6 +36,8 @@ typedef struct {
     zframe_t **waiters;         //  routing ids of clients to send DONE to
     uint32_t waiter_count;      //  waiters in use
     uint32_t waiter_max;        //  waiters allocated
+    void *older;                //  previous entry in insertion order, or NULL
+    void *newer;                //  next entry in insertion order, or NULL
 } zjq_jobentry_t;
 
 //  What the table counts; read-only for callers.
@@ -78,9 +81,9 @@ zjq_jobentry_t *
 
 //  Find a job by id for a client request. Returns 0 and the entry, or a
 //  negative code and a static message saying why there is no entry:
-//  ZJQ_EBADID (not a job id), ZJQ_EEXPIRED (issued by this generation and
-//  since removed) or ZJQ_ENOTFOUND (never issued, or from another
-//  generation).
+//  ZJQ_EBADID (not a job id), ZJQ_EEXPIRED (issued by this generation, or
+//  an earlier one the table knows of, and since removed) or ZJQ_ENOTFOUND
+//  (never issued, or from a generation the table does not know).
 int
     zjq_jobtable_find (zjq_jobtable_t *self, const char *id,
                        zjq_jobentry_t **entry_p, const char **message_p);
@@ -144,6 +147,46 @@ int
 //  Forget all waiters of a job.
 void
     zjq_jobentry_clear_waiters (zjq_jobentry_t *entry);
+
+//  Journal every change from now on: insert appends the whole record,
+//  start, requeue and finish its new state, remove its removal. NULL stops.
+//  The journal is not owned.
+void
+    zjq_jobtable_set_journal (zjq_jobtable_t *self, zjq_journal_t *journal);
+
+//  Put back a job read from the journal: queued, or ended with an outcome
+//  that has not expired. The struct is copied and its key, error, payload
+//  and result are taken (the caller only frees the struct); job->queue must
+//  outlive the entry. An ended job waits in the deadline heap until its
+//  expires_ms (wall clock; now is monotonic ms). Not journaled. Call it in
+//  submission order. Returns the entry (a queued one is in no queue heap
+//  yet), or NULL if the id or key is already taken or memory ran out: then
+//  the job's fields are freed.
+zjq_jobentry_t *
+    zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue,
+                          int64_t now);
+
+//  Remember that an earlier generation issued sequences 1..last_sequence,
+//  so that zjq_jobtable_find answers EEXPIRED for them.
+void
+    zjq_jobtable_add_generation (zjq_jobtable_t *self, uint64_t generation,
+                                 uint64_t last_sequence);
+
+//  Generations known to the table: index 0 is this one (with the last
+//  sequence issued so far), then the earlier ones. Returns false past the
+//  end.
+bool
+    zjq_jobtable_generation_at (zjq_jobtable_t *self, size_t index, uint64_t *generation,
+                                uint64_t *last_sequence);
+
+//  Begin a scan of the jobs in the table now, oldest first. Jobs inserted
+//  later are not returned; jobs removed meanwhile are skipped.
+void
+    zjq_jobtable_scan_start (zjq_jobtable_t *self);
+
+//  The next job of the scan, or NULL when it is over.
+zjq_jobentry_t *
+    zjq_jobtable_scan_next (zjq_jobtable_t *self);
 
 //  Self test
 void

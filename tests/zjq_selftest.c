@@ -8,6 +8,7 @@
 #include "zjq_util.h"
 #include "zjq_queue.h"
 #include "zjq_jobtable.h"
+#include "zjq_journal.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ static const s_test_t s_tests [] = {
     { "proto",    zjq_proto_test },
     { "queue",    zjq_queue_test },
     { "jobtable", zjq_jobtable_test },
+    { "journal",  zjq_journal_test },
 };
 
 int

@@ -1,0 +1,201 @@
+/*  zjq_journal.h: the broker's append-only journal (zjq-broker --journal).
+
+    Every change that matters to a job (submit, dispatch, requeue, end,
+    removal) is appended as a record; on start the journal is replayed into
+    the job table, then rewritten to hold only live state. The file format
+    is described at the top of zjq_journal.c.
+
+    Durability. Appends go to a memory buffer and cost no system call. The
+    broker calls zjq_journal_flush once per batch of messages, which writes
+    the buffer with one write(). A sync thread calls fdatasync: after every
+    flush (ZJQ_FSYNC_ALWAYS), at most every interval ms (ZJQ_FSYNC_INTERVAL),
+    or never (ZJQ_FSYNC_NEVER: the data is in the page cache, which survives
+    a crash of the broker but not of the machine). Each append returns an
+    LSN; zjq_journal_durable says up to which LSN the policy's promise holds,
+    and the broker holds client replies until then. The sync thread reports
+    through a file descriptor that the broker polls.
+
+    Compaction. When the file outgrows max(compact_size, 2 x the live bytes
+    of the last rewrite), a new file is written next to it, a bounded number
+    of jobs per loop turn, while every new record goes to both files. When it
+    holds every live job it is synced and renamed over the journal.
+
+    Failure. A failed write or sync (disk full, I/O error) marks the journal
+    unhealthy: zjq_journal_healthy is false and says why, the broker rejects
+    new jobs, and the journal keeps the state in memory and retries once a
+    second by rewriting the live state into a fresh file (the kernel may have
+    dropped the pages that failed, so the old file is not trusted again).
+    Once that rewrite is durable the journal is healthy again.                */
+
+#ifndef ZJQ_JOURNAL_H_INCLUDED
+#define ZJQ_JOURNAL_H_INCLUDED
+
+#include "zjq_job.h"
+#include <sys/types.h>
+
+typedef struct _zjq_journal_t zjq_journal_t;
+typedef struct _zjq_jobtable_t zjq_jobtable_t;
+
+typedef enum {
+    ZJQ_FSYNC_ALWAYS = 0,       //  fdatasync after every batch before replying
+    ZJQ_FSYNC_INTERVAL = 1,     //  fdatasync every interval ms, replies wait for it
+    ZJQ_FSYNC_NEVER = 2         //  write () only: survives a process crash, not power loss
+} zjq_fsync_policy_t;
+
+//  Settings for a journal.
+typedef struct {
+    const char *dir;            //  directory for journal.zjq (created if missing)
+    zjq_fsync_policy_t policy;  //  when to fdatasync
+    int64_t interval_ms;        //  for ZJQ_FSYNC_INTERVAL
+    uint64_t compact_size;      //  smallest file size that triggers compaction
+    bool salvage;               //  replay past corrupt records instead of refusing
+} zjq_journal_config_t;
+
+//  Counters for STATS; read-only for callers.
+typedef struct {
+    uint64_t bytes;             //  size of journal.zjq
+    uint64_t live_bytes;        //  size of the last rewrite (live state then)
+    uint64_t records;           //  records appended since start
+    uint64_t compactions;       //  rewrites completed since start
+    uint64_t replayed;          //  records read at start
+} zjq_journal_stats_t;
+
+//  pwrite and fdatasync, replaceable for fault injection. Same contracts as
+//  the system calls (-1 and errno on error).
+typedef ssize_t (zjq_journal_write_fn) (int fd, const void *data, size_t size, off_t offset);
+typedef int (zjq_journal_sync_fn) (int fd);
+
+//  Given each live job at replay, in submission order. job is a record the
+//  callee takes over: its key, error, progress_message, payload and result
+//  become the callee's (it may copy the struct), and it must point
+//  job->queue at a string that outlives the job (queue_name does not).
+typedef void (zjq_journal_restore_fn) (void *arg, zjq_job_t *job, const char *queue_name);
+
+//  Open the journal in config->dir: take its lock (two brokers cannot share
+//  a directory), delete a half-written compaction file, and open or create
+//  the journal file. Nothing is read yet. Returns NULL after logging why.
+zjq_journal_t *
+    zjq_journal_new (const zjq_journal_config_t *config);
+
+//  Flush, sync and close the journal and release its lock; idempotent;
+//  nulls the pointer. An unfinished compaction is abandoned.
+void
+    zjq_journal_destroy (zjq_journal_t **self_p);
+
+//  Read the journal. A torn record at the end (a crash mid-write) is logged
+//  and cut off. A corrupt record followed by good ones is logged with its
+//  offset and makes this fail, unless the journal was opened with salvage:
+//  then bad records are skipped and logged. Jobs that were running are
+//  requeued with that attempt counted, or fail if it was their last; ended
+//  jobs whose outcome has expired are dropped. Returns 0, or -1 after
+//  logging why (the file is left as it was, except for a torn tail).
+int
+    zjq_journal_replay (zjq_journal_t *self);
+
+//  The largest generation the journal has seen (0 if none). A new broker
+//  generation must be greater.
+uint64_t
+    zjq_journal_max_generation (zjq_journal_t *self);
+
+//  Hand the replayed jobs to fn in submission order, and every generation
+//  seen with the last sequence it issued to the table (so that ids of
+//  earlier generations answer "expired", not "unknown"). Frees the replayed
+//  state. Returns the number of jobs handed over.
+size_t
+    zjq_journal_restore (zjq_journal_t *self, zjq_jobtable_t *table,
+                         zjq_journal_restore_fn *fn, void *arg);
+
+//  Start journaling the table (already restored, with its generation):
+//  rewrite the journal to hold the table's live state and this generation,
+//  and start the sync thread. From now on the table appends its changes. If
+//  the rewrite fails, the journal starts unhealthy and retries. Returns 0,
+//  or -1 if the sync thread cannot be started.
+int
+    zjq_journal_start (zjq_journal_t *self, zjq_jobtable_t *table);
+
+//  Append a record: a whole job (on submit), a job's changed state (start,
+//  requeue, end: state, attempt, error, times, result), or its removal.
+//  Returns the record's LSN. Never fails: a record that cannot be buffered
+//  (out of memory) marks the journal unhealthy.
+uint64_t
+    zjq_journal_append_job (zjq_journal_t *self, const zjq_job_t *job);
+uint64_t
+    zjq_journal_append_state (zjq_journal_t *self, const zjq_job_t *job);
+uint64_t
+    zjq_journal_append_remove (zjq_journal_t *self, const zjq_job_t *job);
+
+//  The LSN of the last record appended.
+uint64_t
+    zjq_journal_lsn (zjq_journal_t *self);
+
+//  Every record up to this LSN is as durable as the policy promises.
+uint64_t
+    zjq_journal_durable (zjq_journal_t *self);
+
+//  Write what was appended since the last flush (one write per file) and
+//  wake the sync thread. Call it after each batch of work, before polling.
+void
+    zjq_journal_flush (zjq_journal_t *self);
+
+//  The descriptor that becomes readable when the sync thread has news;
+//  poll it and call zjq_journal_process.
+int
+    zjq_journal_fd (zjq_journal_t *self);
+
+//  Take the sync thread's news: durable LSN, a finished rewrite, errors.
+void
+    zjq_journal_process (zjq_journal_t *self);
+
+//  Housekeeping, once per loop turn: start a compaction when the file has
+//  outgrown the live state (or a retry is due while unhealthy), and write
+//  the next slice of jobs into it. Returns the longest the loop may sleep
+//  before calling it again (ms; 0 = work is pending).
+int64_t
+    zjq_journal_tick (zjq_journal_t *self, zjq_jobtable_t *table);
+
+//  True if the journal can take new records. Otherwise *reason_p (if given)
+//  is a static description like "No space left on device".
+bool
+    zjq_journal_healthy (zjq_journal_t *self, const char **reason_p);
+
+//  The last error seen, "" if none (static until the next error).
+const char *
+    zjq_journal_last_error (zjq_journal_t *self);
+
+//  The journal file's path.
+const char *
+    zjq_journal_path (zjq_journal_t *self);
+
+//  The fsync policy's name ("always", "interval", "never").
+const char *
+    zjq_journal_policy_name (zjq_journal_t *self);
+
+//  Parse a policy name; returns 0, or -1 if it is none.
+int
+    zjq_journal_policy_parse (const char *name, zjq_fsync_policy_t *policy);
+
+//  Counters.
+const zjq_journal_stats_t *
+    zjq_journal_stats (zjq_journal_t *self);
+
+//  Block until everything appended is written and synced (shutdown).
+//  Returns 0, or -1 if it could not be.
+int
+    zjq_journal_sync_now (zjq_journal_t *self);
+
+//  Replace pwrite and fdatasync (fault injection in tests; NULL restores
+//  the system call). Set them before zjq_journal_start.
+void
+    zjq_journal_set_write_fn (zjq_journal_t *self, zjq_journal_write_fn *fn);
+void
+    zjq_journal_set_sync_fn (zjq_journal_t *self, zjq_journal_sync_fn *fn);
+
+//  CRC-32C (Castagnoli) of data, continuing from crc (0 to start).
+uint32_t
+    zjq_crc32c (uint32_t crc, const void *data, size_t size);
+
+//  Self test
+void
+    zjq_journal_test (bool verbose);
+
+#endif
