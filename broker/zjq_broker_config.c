@@ -51,6 +51,10 @@ zjq_broker_config_destroy (zjq_broker_config_t **self_p)
         return;
     s_clear_binds (self);
     free (self->endpoint_file);
+    free (self->curve_secret);
+    free (self->curve_clients);
+    free (self->curve_workers);
+    free (self->curve_admins);
     free (self);
     *self_p = NULL;
 }
@@ -172,6 +176,19 @@ zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *
         self->max_attempts = (int) number;
     }
     else
+    if (streq (name, "curve-secret") || streq (name, "curve-clients")
+    ||  streq (name, "curve-workers") || streq (name, "curve-admins")) {
+        char **field = streq (name, "curve-secret")? &self->curve_secret:
+                       streq (name, "curve-clients")? &self->curve_clients:
+                       streq (name, "curve-workers")? &self->curve_workers: &self->curve_admins;
+        if (!*value)
+            return s_fail (error, error_size, "%s: empty file name", name);
+        free (*field);
+        *field = strdup (value);
+        if (!*field)
+            return s_fail (error, error_size, "out of memory");
+    }
+    else
     if (streq (name, "verbose")) {
         if (s_parse_bool (value, &self->verbose))
             return s_fail (error, error_size, "verbose: '%s' is not true or false", value);
@@ -270,11 +287,21 @@ zjq_broker_config_usage (void *stream)
         "  --result-ttl SECONDS     how long outcomes are kept (default 3600)\n"
         "  --job-timeout SECONDS    default per-attempt job timeout (default 1800)\n"
         "  --max-attempts N         default attempts per job, 1..1000 (default 3)\n"
+        "  --curve-secret FILE      serve CURVE only (encrypted, authenticated), with\n"
+        "                           this secret certificate (zjq keygen NAME writes\n"
+        "                           NAME.key_secret; mode 0600)\n"
+        "  --curve-clients DIR      public certificates of the keys that may submit\n"
+        "  --curve-workers DIR      ... that may serve as workers\n"
+        "  --curve-admins DIR       ... that may use stats, reload, and see or cancel\n"
+        "                           any job (without it, no key may)\n"
         "  -v, --verbose            log every message (debug)\n"
         "  -h, --help               show this help\n"
         "      --version            show the version\n"
         "\n"
-        "Sizes take k, M or G suffixes; durations are seconds or take ms, s, m, h.\n",
+        "Sizes take k, M or G suffixes; durations are seconds or take ms, s, m, h.\n"
+        "With CURVE, SIGHUP (or 'zjq reload' from an admin key) re-reads the\n"
+        "allow-list directories; a certificate's metadata 'queues = \"a,b\"' limits\n"
+        "its key to those queues. Without CURVE, bind loopback or a private network.\n",
         ZJQ_BROKER_DEFAULT_BIND);
 }
 
@@ -286,7 +313,9 @@ s_takes_value (const char *name)
         || streq (name, "max-payload") || streq (name, "max-jobs") || streq (name, "max-queues")
         || streq (name, "max-queued-bytes") || streq (name, "max-result-bytes")
         || streq (name, "result-ttl") || streq (name, "job-timeout")
-        || streq (name, "max-attempts");
+        || streq (name, "max-attempts") || streq (name, "curve-secret")
+        || streq (name, "curve-clients") || streq (name, "curve-workers")
+        || streq (name, "curve-admins");
 }
 
 static zjq_config_result_t
@@ -392,6 +421,13 @@ zjq_broker_config_parse (zjq_broker_config_t *self, int argc, char *argv [])
         if (zjq_broker_config_set (self, name, value? value: "true", error, sizeof (error)))
             return s_usage_error ("--%s", error);
     }
+    bool any_dir = self->curve_clients || self->curve_workers || self->curve_admins;
+    if (any_dir && !self->curve_secret)
+        return s_usage_error ("--curve-clients, --curve-workers and --curve-admins need "
+                              "--curve-secret (the broker's secret certificate)");
+    if (self->curve_secret && !any_dir)
+        return s_usage_error ("--curve-secret needs at least one allow-list: "
+                              "--curve-clients, --curve-workers or --curve-admins");
     if (self->bind_count == 0 && s_add_bind (self, ZJQ_BROKER_DEFAULT_BIND)) {
         fprintf (stderr, "zjq-broker: out of memory\n");
         return ZJQ_CONFIG_USAGE;

@@ -28,6 +28,10 @@ typedef struct {
     int64_t job_timeout_ms;     //  default per-attempt timeout
     int max_attempts;           //  default attempts
     bool verbose;               //  per-message debug logs
+    char *curve_secret;         //  broker's secret certificate: CURVE on, or NULL
+    char *curve_clients;        //  allow-list directories per role, or NULL
+    char *curve_workers;
+    char *curve_admins;
 } zjq_broker_config_t;
 
 //  What zjq_broker_config_parse decided.
