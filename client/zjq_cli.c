@@ -43,7 +43,8 @@
     XX (TIMEDOUT,    5, "timed out waiting, or the job has not finished yet")  \
     XX (UNREACHABLE, 6, "broker unreachable")                                  \
     XX (REJECTED,    7, "rejected by the broker (queue full, too big, "        \
-                        "invalid, unavailable, denied)")                       \
+                        "invalid, unavailable; access denied: key, role, "     \
+                        "queue or job not allowed)")                           \
     XX (OTHER,       8, "any other error")
 
 typedef enum {

@@ -22,6 +22,11 @@
     Thread safety: a zjq_client_t must be used by one thread at a time, and
     callbacks come on that thread. Separate clients are independent.
 
+    Security: zjq_client_new_ex () can make the connection CURVE (encrypted,
+    and authenticated by key pairs from `zjq keygen`); see README, "Running
+    across hosts securely". Key files are read with no help from czmq's
+    zsys, so no signal handlers are installed either.
+
     All functions return 0 (or a count) on success and a negative ZJQ_E*
     code on failure; see zjq_error.h and zjq_strerror ().                   */
 
