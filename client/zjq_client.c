@@ -1001,11 +1001,14 @@ s_monitor_drain (zjq_client_t *self)
             s_fail_outbox (self, ZJQ_EDENIED);
         }
         else
-        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
-        ||  event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
             self->handshake_error = value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH?
                 "the broker's security does not match ours (CURVE on one side only?)":
                 "the CURVE handshake with the broker failed (wrong broker key?)";
+        else
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && !self->handshake_error)
+            //  Less telling than the others: keep theirs
+            self->handshake_error = "the handshake with the broker failed (wrong broker key?)";
     }
 }
 
