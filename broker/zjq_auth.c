@@ -7,6 +7,7 @@
     list must change only on a reload (SIGHUP or RELOAD).                   */
 
 #include "zjq_auth.h"
+#include "zjq_proto.h"
 #include "zjq_queue.h"
 #include <czmq.h>
 #include <assert.h>
@@ -467,28 +468,9 @@ bool
 zjq_auth_monitor_read (zjq_auth_t *self, int *event, int *value)
 {
     assert (self && self->monitor);
-    void *handle = zsock_resolve (self->monitor);
-    zmq_msg_t part;
-    zmq_msg_init (&part);
-    if (zmq_msg_recv (&part, handle, ZMQ_DONTWAIT) == -1) {
-        zmq_msg_close (&part);
+    uint32_t data;
+    if (!zjq_monitor_recv (zsock_resolve (self->monitor), event, &data))
         return false;
-    }
-    //  Frame 1: uint16 event, uint32 value; frame 2: the endpoint
-    uint16_t number = 0;
-    uint32_t data = 0;
-    if (zmq_msg_size (&part) >= 6) {
-        memcpy (&number, zmq_msg_data (&part), 2);
-        memcpy (&data, (char *) zmq_msg_data (&part) + 2, 4);
-    }
-    bool more = zmq_msg_more (&part);
-    zmq_msg_close (&part);
-    for (int count = 0; more && count < 8; count++) {
-        zmq_msg_init (&part);
-        more = zmq_msg_recv (&part, handle, ZMQ_DONTWAIT) != -1 && zmq_msg_more (&part);
-        zmq_msg_close (&part);
-    }
-    *event = number;
     *value = (int) data;
     return true;
 }

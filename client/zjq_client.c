@@ -966,29 +966,9 @@ s_monitor_drain (zjq_client_t *self)
 {
     if (!self->monitor)
         return;
-    while (true) {
-        zmq_msg_t part;
-        zmq_msg_init (&part);
-        if (zmq_msg_recv (&part, self->monitor, ZMQ_DONTWAIT) == -1) {
-            zmq_msg_close (&part);
-            break;
-        }
-        uint16_t event = 0;
-        uint32_t value = 0;
-        if (zmq_msg_size (&part) >= 6) {
-            memcpy (&event, zmq_msg_data (&part), sizeof (event));
-            memcpy (&value, (char *) zmq_msg_data (&part) + 2, sizeof (value));
-        }
-        bool more = zmq_msg_more (&part);
-        zmq_msg_close (&part);
-        while (more) {
-            zmq_msg_init (&part);
-            if (zmq_msg_recv (&part, self->monitor, ZMQ_DONTWAIT) == -1)
-                more = false;
-            else
-                more = zmq_msg_more (&part);
-            zmq_msg_close (&part);
-        }
+    int event;
+    uint32_t value;
+    while (zjq_monitor_recv (self->monitor, &event, &value)) {
         if (event == ZMQ_EVENT_CONNECTED && ++self->connects > 1)
             s_rewatch_all (self);
         else
@@ -1524,15 +1504,17 @@ zjq_stats (zjq_client_t *self, zjq_stats_cb *callback, void *arg)
     return s_request_queue (self, request, &msg, zjq_mono_ms () + self->request_timeout);
 }
 
-int
-zjq_reload (zjq_client_t *self, zjq_done_cb *callback, void *arg)
+//  A request without fields whose answer is a plain status (PING, RELOAD).
+static int
+s_done_request (zjq_client_t *self, request_kind_t kind, int command,
+                zjq_done_cb *callback, void *arg)
 {
     if (!self)
         return ZJQ_EINVAL;
     if (self->closing)
         return ZJQ_ECLOSED;
-    request_t *request = s_request_new (self, REQUEST_RELOAD);
-    zjq_msg_t *msg = request? s_request_msg (request, ZJQ_CMD_RELOAD): NULL;
+    request_t *request = s_request_new (self, kind);
+    zjq_msg_t *msg = request? s_request_msg (request, command): NULL;
     if (!msg) {
         s_request_free (&request);
         return ZJQ_ENOMEM;
@@ -1543,21 +1525,15 @@ zjq_reload (zjq_client_t *self, zjq_done_cb *callback, void *arg)
 }
 
 int
+zjq_reload (zjq_client_t *self, zjq_done_cb *callback, void *arg)
+{
+    return s_done_request (self, REQUEST_RELOAD, ZJQ_CMD_RELOAD, callback, arg);
+}
+
+int
 zjq_ping (zjq_client_t *self, zjq_done_cb *callback, void *arg)
 {
-    if (!self)
-        return ZJQ_EINVAL;
-    if (self->closing)
-        return ZJQ_ECLOSED;
-    request_t *request = s_request_new (self, REQUEST_PING);
-    zjq_msg_t *msg = request? s_request_msg (request, ZJQ_CMD_PING): NULL;
-    if (!msg) {
-        s_request_free (&request);
-        return ZJQ_ENOMEM;
-    }
-    request->callback.done = callback;
-    request->arg = arg;
-    return s_request_queue (self, request, &msg, zjq_mono_ms () + self->request_timeout);
+    return s_done_request (self, REQUEST_PING, ZJQ_CMD_PING, callback, arg);
 }
 
 

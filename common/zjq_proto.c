@@ -651,6 +651,35 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
     return rc;
 }
 
+bool
+zjq_monitor_recv (void *monitor, int *event, uint32_t *value)
+{
+    assert (monitor && event && value);
+    zmq_msg_t part;
+    zmq_msg_init (&part);
+    if (zmq_msg_recv (&part, monitor, ZMQ_DONTWAIT) == -1) {
+        zmq_msg_close (&part);
+        return false;
+    }
+    //  Frame 1: uint16 event, uint32 value; frame 2: the endpoint
+    uint16_t number = 0;
+    uint32_t data = 0;
+    if (zmq_msg_size (&part) >= 6) {
+        memcpy (&number, zmq_msg_data (&part), sizeof (number));
+        memcpy (&data, (char *) zmq_msg_data (&part) + 2, sizeof (data));
+    }
+    bool more = zmq_msg_more (&part);
+    zmq_msg_close (&part);
+    for (int count = 0; more && count < 8; count++) {
+        zmq_msg_init (&part);
+        more = zmq_msg_recv (&part, monitor, ZMQ_DONTWAIT) != -1 && zmq_msg_more (&part);
+        zmq_msg_close (&part);
+    }
+    *event = number;
+    *value = data;
+    return true;
+}
+
 const char *
 zjq_msg_error (zjq_msg_t *self)
 {

@@ -201,6 +201,12 @@ zjq_recv_t
 int
     zjq_msg_encode (zjq_msg_t *self, zchunk_t **header_p, zchunk_t **fields_p);
 
+//  Read one event from a socket monitor (the PAIR connected to the
+//  endpoint given to zmq_socket_monitor), without blocking: the
+//  ZMQ_EVENT_* and its value. Returns false if none was waiting.
+bool
+    zjq_monitor_recv (void *monitor, int *event, uint32_t *value);
+
 //  Whether a command carries a payload frame
 bool
     zjq_proto_command_has_payload (int command);

@@ -675,25 +675,10 @@ static void s_connection_lost (zjq_worker_t *self, const char *why);
 static void
 s_read_monitor (zjq_worker_t *self)
 {
-    zmq_msg_t part;
-    zmq_msg_init (&part);
-    if (zmq_msg_recv (&part, self->monitor, ZMQ_DONTWAIT) == -1) {
-        zmq_msg_close (&part);
+    int event;
+    uint32_t value;
+    if (!zjq_monitor_recv (self->monitor, &event, &value))
         return;
-    }
-    uint16_t event = 0;
-    uint32_t value = 0;
-    if (zmq_msg_size (&part) >= 6) {
-        memcpy (&event, zmq_msg_data (&part), sizeof event);
-        memcpy (&value, (char *) zmq_msg_data (&part) + 2, sizeof value);
-    }
-    bool more = zmq_msg_more (&part);
-    zmq_msg_close (&part);
-    for (int count = 0; more && count < 8; count++) {
-        zmq_msg_init (&part);
-        more = zmq_msg_recv (&part, self->monitor, ZMQ_DONTWAIT) != -1 && zmq_msg_more (&part);
-        zmq_msg_close (&part);
-    }
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
         s_connection_lost (self, "the broker refused this worker's CURVE key "
                                  "(not in its allow-lists)");
