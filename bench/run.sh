@@ -291,5 +291,14 @@ stop $BROKER_PID
 meta "load_end=$(cut -d' ' -f1 /proc/loadavg)"
 args=""
 [ $SMOKE = 1 ] && args="--smoke"
+STATUS=0
 # shellcheck disable=SC2086
-$PYTHON "$HERE/table.py" $args "$RESULTS"
+$PYTHON "$HERE/table.py" $args "$RESULTS" || STATUS=1
+#  A sanitizer build (-DZJQ_SANITIZE=ON) reports into the logs of the
+#  processes stopped above: any report fails the run
+if grep -lE 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:' \
+        "$TMP"/*.log "$TMP"/*.err > "$TMP/sanitizer" 2>/dev/null; then
+    echo "sanitizer reports in: $(tr '\n' ' ' < "$TMP/sanitizer")"
+    STATUS=1
+fi
+exit $STATUS
