@@ -80,12 +80,6 @@ class Hosts:
     def set_link(self, host, up):
         ip("-n", self.worker_ns[host], "link", "set", self.link[host], "up" if up else "down")
 
-    def reachable(self, host):
-        """The worker host can reach the broker's address (one ping)."""
-        return subprocess.run(["ip", "netns", "exec", self.worker_ns[host], "ping", "-c", "1",
-                               "-W", "1", self.broker_ip], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, timeout=10).returncode == 0
-
 
 @pytest.fixture
 def hosts():
@@ -175,7 +169,6 @@ def test_cut_worker_link_requeues_and_rejoins(hosts, zjq):
         # 3 heartbeats of 200 ms: the broker forgets hostA and requeues its jobs.
         wait_until(lambda: hosts_in_stats(net) == ["hostB"], timeout=10, interval=0.05,
                    message="the broker declared hostA dead")
-        assert not net.reachable("hostA")
         wait_until(lambda: len(lines) >= cut_at + JOBS // 10, timeout=120, interval=0.05,
                    message="hostB carrying on alone")
         restored_at = len(lines)
