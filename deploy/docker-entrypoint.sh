@@ -104,7 +104,7 @@ worker)
     # The host name in `zjq stats`: the container's host name (its short id),
     # or "NAME:<container>" when ZJQ_WORKER_HOST=NAME names the machine.
     if [ -n "${ZJQ_WORKER_HOST:-}" ]; then
-        ZJQ_WORKER_HOST="$ZJQ_WORKER_HOST:$(hostname)"
+        ZJQ_WORKER_HOST="$ZJQ_WORKER_HOST:$(cat /proc/sys/kernel/hostname)"
         export ZJQ_WORKER_HOST
     fi
     eval "set -- $set_args \"\$@\""
