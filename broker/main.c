@@ -1,5 +1,6 @@
 /*  main.c: zjq-broker. Parses the settings, sets up signals and logging,
-    runs the broker until SIGINT or SIGTERM. See zjq-broker --help.         */
+    runs the broker until SIGINT or SIGTERM (SIGHUP reloads the CURVE
+    allow-lists). See zjq-broker --help.         */
 
 #include "zjq_broker.h"
 #include "zjq_broker_config.h"
@@ -21,13 +22,26 @@ main (int argc, char *argv [])
         zjq_broker_config_destroy (&config);
         return result == ZJQ_CONFIG_EXIT? 0: 2;
     }
-    //  Block SIGINT/SIGTERM before libzmq starts its threads, and keep czmq
-    //  from installing handlers of its own: signals arrive on a signalfd
-    //  that the broker polls.
-    const int signals [] = { SIGINT, SIGTERM };
-    int signal_fd = zjq_signalfd_open (signals, 2);
+    //  Keys are read once, here: a bad one is a usage error (exit 2)
+    zjq_auth_t *auth = NULL;
+    if (config->curve_secret) {
+        char error [1024];
+        auth = zjq_auth_new (config->curve_secret, config->curve_clients,
+                             config->curve_workers, config->curve_admins, error, sizeof (error));
+        if (!auth) {
+            fprintf (stderr, "zjq-broker: %s\n", error);
+            zjq_broker_config_destroy (&config);
+            return 2;
+        }
+    }
+    //  Block SIGINT/SIGTERM/SIGHUP before libzmq starts its threads, and
+    //  keep czmq from installing handlers of its own: signals arrive on a
+    //  signalfd that the broker polls.
+    const int signals [] = { SIGINT, SIGTERM, SIGHUP };
+    int signal_fd = zjq_signalfd_open (signals, 3);
     if (signal_fd == -1) {
         fprintf (stderr, "zjq-broker: cannot open a signalfd\n");
+        zjq_auth_destroy (&auth);
         zjq_broker_config_destroy (&config);
         return 1;
     }
@@ -35,7 +49,7 @@ main (int argc, char *argv [])
     zsys_set_logident ("zjq-broker");
     zsys_set_logstream (stderr);
 
-    zjq_broker_t *broker = zjq_broker_new (config);
+    zjq_broker_t *broker = zjq_broker_new (config, auth? &auth: NULL);
     zjq_broker_config_destroy (&config);
     int rc = broker? zjq_broker_run (broker, signal_fd): -1;
     zjq_broker_destroy (&broker);

@@ -8,6 +8,9 @@
     - zjq_peer_t per worker connection (keyed by routing id): its queues, its
       capacity, and the (id, attempt) pairs it still owes a WORK_RESULT for.
       Clients have no state beyond the waiters registered on jobs.
+    - With CURVE (zjq_auth_t), the ZAP handler and a monitor of the ROUTER
+      are polled too, and every message is checked against the roles its
+      key holds before it reaches a handler (s_authorize).
     - The loop polls the ROUTER and the signal fd with a timeout from the
       data, drains the ROUTER (bounded per turn so timers get their turn),
       fires due deadlines and, once per heartbeat tick, scans the workers.
@@ -19,6 +22,7 @@
       submit was then lost, but no client was told it was accepted.         */
 
 #include "zjq_broker.h"
+#include "zjq_auth.h"
 #include "zjq_proto.h"
 #include "zjq_jobtable.h"
 #include "zjq_queue.h"
@@ -55,6 +59,7 @@ struct _zjq_peer_t {
     char *worker_id;            //  from READY
     char *host;                 //  from READY
     char *version;              //  from READY
+    char user_key [ZJQ_CERT_KEY_TEXT];  //  its CURVE public key, or ""
     long long pid;              //  from READY
     zjq_queue_t **queues;       //  queues it serves, queue_count of them
     void **handles;             //  its place in each queue's worker list, or NULL
@@ -84,6 +89,10 @@ typedef struct {
     uint64_t rejected;
     uint64_t malformed;
     uint64_t stale_results;
+    uint64_t refused_handshakes;    //  CURVE handshakes that failed (not the ZAP's)
+    uint64_t refused_unknown_key;   //  keys in no allow-list (ZAP, or since a reload)
+    uint64_t refused_role;          //  messages a key's roles do not allow
+    uint64_t denied_queue;          //  queues a key may not use
 } s_counters_t;
 
 struct _zjq_broker_t {
@@ -99,6 +108,7 @@ struct _zjq_broker_t {
     bool verbose;               //  per-message debug logs
     //  State
     zsock_t *router;            //  the one socket
+    zjq_auth_t *auth;           //  CURVE keys and ZAP handler, or NULL (plaintext)
     uint64_t generation;        //  start time, Unix ms: the id generation
     char instance [16];         //  generation in base 36
     int64_t started;            //  monotonic ms at start
@@ -864,6 +874,15 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
                          "invalid queue name: use 1-128 characters of A-Z a-z 0-9 _ . : -");
         return;
     }
+    const char *owner = self->auth? zjq_msg_user_id (msg): NULL;
+    if (owner && !zjq_auth_queue_allowed (self->auth, owner, ZJQ_AUTH_CLIENT, queue_name)) {
+        self->counters.denied_queue++;
+        s_warn (self, "refused SUBMIT to queue %s from key %s: not one of its queues",
+                queue_name, owner);
+        s_send_rejected (self, msg, ZJQ_EDENIED, "this key may not submit to queue %s",
+                         queue_name);
+        return;
+    }
     int64_t priority = 0;
     int64_t max_attempts = self->max_attempts;
     int64_t job_timeout_ms = self->job_timeout_ms;
@@ -907,6 +926,11 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     zframe_t *routing_id = zjq_msg_routing_id (msg);
     if (key) {
         zjq_jobentry_t *existing = zjq_jobtable_lookup_key (self->jobs, queue_name, key);
+        if (existing && owner && !streq (existing->job.owner, owner)) {
+            s_send_rejected (self, msg, ZJQ_EDENIED,
+                             "idempotency key is in use by another client key");
+            return;
+        }
         if (existing) {
             zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
             zjq_msg_put_str (reply, "id", existing->job.id);
@@ -948,6 +972,9 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
         .job_timeout_ms = s_min (job_timeout_ms, ZJQ_DURATION_MAX_MS),
         .result_ttl_ms = s_min (result_ttl_ms, ZJQ_DURATION_MAX_MS)
     };
+    //  The owner is part of the record, so the journal keeps it
+    if (owner)
+        snprintf (spec.owner, sizeof (spec.owner), "%s", owner);
     zframe_t *payload = input? zjq_msg_take_payload (msg): zframe_new_empty ();
     zjq_jobentry_t *entry = NULL;
     if (queue && payload)
@@ -989,6 +1016,17 @@ s_request_job (zjq_broker_t *self, zjq_msg_t *msg)
     int code = zjq_jobtable_find (self->jobs, id, &entry, &message);
     if (code) {
         s_send_error (self, msg, code, "%s", message);
+        return NULL;
+    }
+    //  With CURVE, a client key sees and cancels its own jobs; admins all
+    const char *key = self->auth? zjq_msg_user_id (msg): NULL;
+    if (key && *entry->job.owner && !streq (entry->job.owner, key)
+    &&  !(zjq_auth_roles (self->auth, key) & ZJQ_AUTH_ADMIN)) {
+        self->counters.refused_role++;
+        s_warn (self, "refused %s of job %s from key %s: submitted by another key",
+                zjq_proto_command_name (zjq_msg_command (msg)), id, key);
+        s_send_error (self, msg, ZJQ_EDENIED,
+                      "job %s was submitted by another key (admin keys may act on any job)", id);
         return NULL;
     }
     return entry;
@@ -1075,7 +1113,7 @@ s_handle_stats (zjq_broker_t *self, zjq_msg_t *msg)
     msgpack_pack_map (&packer, 3);
 
     s_pack_str (&packer, "broker");
-    msgpack_pack_map (&packer, self->journal? 19: 18);
+    msgpack_pack_map (&packer, self->journal? 24: 23);
     s_pack_str (&packer, "version");
     s_pack_str (&packer, zjq_version ());
     s_pack_str (&packer, "instance");
@@ -1117,6 +1155,15 @@ s_handle_stats (zjq_broker_t *self, zjq_msg_t *msg)
         s_pack_uint (&packer, "records", journal->records);
         s_pack_uint (&packer, "held_replies", self->held_count);
     }
+    s_pack_str (&packer, "curve");
+    if (self->auth)
+        msgpack_pack_true (&packer);
+    else
+        msgpack_pack_false (&packer);
+    s_pack_uint (&packer, "refused_handshakes", self->counters.refused_handshakes);
+    s_pack_uint (&packer, "refused_unknown_key", self->counters.refused_unknown_key);
+    s_pack_uint (&packer, "refused_role", self->counters.refused_role);
+    s_pack_uint (&packer, "denied_queue", self->counters.denied_queue);
 
     s_pack_str (&packer, "queues");
     msgpack_pack_map (&packer, zhashx_size (self->queues));
@@ -1175,6 +1222,32 @@ s_handle_ping (zjq_broker_t *self, zjq_msg_t *msg)
     s_send (self, &reply);
 }
 
+static void s_reload (zjq_broker_t *self, const char *why, char *error, size_t error_size);
+
+static void
+s_handle_reload (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    if (!s_has_req (msg)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
+        return;
+    }
+    if (!self->auth) {
+        s_send_error (self, msg, ZJQ_EINVAL, "the broker does not use CURVE: nothing to reload");
+        return;
+    }
+    char error [512] = "";
+    s_reload (self, "RELOAD", error, sizeof (error));
+    if (*error) {
+        s_send_error (self, msg, ZJQ_EINVAL, "reload failed, the old lists stay: %s", error);
+        return;
+    }
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_RELOADED);
+    zjq_msg_put_int (reply, "clients", (int64_t) zjq_auth_count (self->auth, ZJQ_AUTH_CLIENT));
+    zjq_msg_put_int (reply, "workers", (int64_t) zjq_auth_count (self->auth, ZJQ_AUTH_WORKER));
+    zjq_msg_put_int (reply, "admins", (int64_t) zjq_auth_count (self->auth, ZJQ_AUTH_ADMIN));
+    s_send (self, &reply);
+}
+
 
 //  --------------------------------------------------------------------------
 //  Worker commands
@@ -1225,6 +1298,15 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
                 problem = "invalid queue name in 'queues'";
                 break;
             }
+            const char *key = self->auth? zjq_msg_user_id (msg): NULL;
+            if (key && !zjq_auth_queue_allowed (self->auth, key, ZJQ_AUTH_WORKER, text)) {
+                self->counters.denied_queue++;
+                s_warn (self, "refused READY from key %s: queue %s is not one of its queues",
+                        key, text);
+                s_send_error (self, msg, ZJQ_EDENIED, "READY: this key may not serve queue %s",
+                              text);
+                return;
+            }
             if (s_queue_over_limit (self, text, new_queues)) {
                 problem = "queue limit reached (max-queues)";
                 break;
@@ -1247,6 +1329,8 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
     peer->host = strdup (host? host: "?");
     peer->version = strdup (version? version: "?");
     peer->pid = pid;
+    if (self->auth)
+        snprintf (peer->user_key, sizeof (peer->user_key), "%s", zjq_msg_user_id (msg));
     peer->capacity = capacity;
     peer->heartbeat_ms = heartbeat_ms;
     peer->last_seen = self->now;
@@ -1439,6 +1523,7 @@ s_handle_client (zjq_broker_t *self, zjq_msg_t *msg)
         case ZJQ_CMD_CANCEL: s_handle_cancel (self, msg); break;
         case ZJQ_CMD_STATS:  s_handle_stats (self, msg); break;
         case ZJQ_CMD_PING:   s_handle_ping (self, msg); break;
+        case ZJQ_CMD_RELOAD: s_handle_reload (self, msg); break;
         default:
             self->counters.malformed++;
             s_send_error (self, msg, ZJQ_ECOMMAND, "command %s is not a client command",
@@ -1511,6 +1596,77 @@ s_handle_malformed (zjq_broker_t *self, zjq_msg_t *msg)
     s_send_error (self, msg, code? code: ZJQ_EPROTO, "%s", error? error: "malformed message");
 }
 
+//  "client+admin" for role bits
+static const char *
+s_roles_text (int roles, char *buf, size_t size)
+{
+    snprintf (buf, size, "%s%s%s%s%s", roles & ZJQ_AUTH_CLIENT? "client": "",
+              (roles & ZJQ_AUTH_CLIENT) && (roles & ~ZJQ_AUTH_CLIENT)? "+": "",
+              roles & ZJQ_AUTH_WORKER? "worker": "",
+              (roles & ZJQ_AUTH_WORKER) && (roles & ZJQ_AUTH_ADMIN)? "+": "",
+              roles & ZJQ_AUTH_ADMIN? "admin": "");
+    return buf;
+}
+
+//  With CURVE: may the sender's key, as the allow-lists stand now, send
+//  this message? SUBMIT needs the client role; STATS and RELOAD the admin
+//  role; STATUS, RESULT, CANCEL and PING either (the job checks come
+//  later); worker messages the worker role. If not: ERROR EDENIED, counted
+//  and logged (by public key), a worker registered on the connection is
+//  forgotten, and false is returned.
+static bool
+s_authorize (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    int role = zjq_msg_role (msg);
+    int command = zjq_msg_command (msg);
+    int need;
+    if (role == ZJQ_ROLE_WORKER)
+        need = ZJQ_AUTH_WORKER;
+    else
+    if (role != ZJQ_ROLE_CLIENT)
+        return true;            //  not a request: refused by s_handle_message
+    else
+    if (command == ZJQ_CMD_SUBMIT)
+        need = ZJQ_AUTH_CLIENT;
+    else
+    if (command == ZJQ_CMD_STATS || command == ZJQ_CMD_RELOAD)
+        need = ZJQ_AUTH_ADMIN;
+    else
+        need = ZJQ_AUTH_CLIENT | ZJQ_AUTH_ADMIN;
+    const char *key = zjq_msg_user_id (msg);
+    int roles = zjq_auth_roles (self->auth, key);
+    if (roles & need)
+        return true;
+    const char *name = zjq_proto_command_name (command);
+    char held [32], needed [32];
+    if (!roles) {
+        self->counters.refused_unknown_key++;
+        s_warn (self, "refused %s from key %s: the key is in no allow-list (any more)",
+                name? name: "?", key? key: "(none)");
+        s_send_error (self, msg, ZJQ_EDENIED, "this key is not in the broker's allow-lists");
+    }
+    else {
+        self->counters.refused_role++;
+        s_warn (self, "refused %s from key %s: it needs the %s role, the key holds %s",
+                name? name: "?", key, s_roles_text (need, needed, sizeof (needed)),
+                s_roles_text (roles, held, sizeof (held)));
+        s_send_error (self, msg, ZJQ_EDENIED, "%s needs a key with the %s role; this key is %s",
+                      name? name: "this command", s_roles_text (need, needed, sizeof (needed)),
+                      s_roles_text (roles, held, sizeof (held)));
+    }
+    if (role == ZJQ_ROLE_WORKER) {
+        char rid_key [ZJQ_RID_KEY_MAX];
+        s_rid_key (zjq_msg_routing_id (msg), rid_key);
+        zjq_peer_t *peer = (zjq_peer_t *) zhashx_lookup (self->peers, rid_key);
+        if (peer) {
+            zsys_info ("worker %s (%s/%lld): its key lost the worker role",
+                       peer->worker_id, peer->host, peer->pid);
+            s_peer_forget (self, peer, "worker key refused");
+        }
+    }
+    return false;
+}
+
 static void
 s_handle_message (zjq_broker_t *self, zjq_msg_t *msg)
 {
@@ -1519,6 +1675,8 @@ s_handle_message (zjq_broker_t *self, zjq_msg_t *msg)
         zsys_debug ("recv %s from %c %.40s", zjq_proto_command_name (zjq_msg_command (msg)),
                     zjq_msg_role (msg), s_rid_key (zjq_msg_routing_id (msg), rid_key));
     }
+    if (self->auth && !s_authorize (self, msg))
+        return;
     switch (zjq_msg_role (msg)) {
         case ZJQ_ROLE_CLIENT: s_handle_client (self, msg); break;
         case ZJQ_ROLE_WORKER: s_handle_worker (self, msg); break;
@@ -1526,6 +1684,92 @@ s_handle_message (zjq_broker_t *self, zjq_msg_t *msg)
             self->counters.malformed++;
             s_send_error (self, msg, ZJQ_ECOMMAND, "command %s may not be sent to a broker",
                           zjq_proto_command_name (zjq_msg_command (msg)));
+    }
+}
+
+
+//  --------------------------------------------------------------------------
+//  CURVE: reloads, handshakes
+
+//  Re-read the allow-lists (SIGHUP or RELOAD; why says which). Workers
+//  whose key lost the worker role, or one of the queues they serve, are
+//  told DISCONNECT and forgotten (their jobs requeued). On error the old
+//  lists stay in force, and error (error_size bytes) says why; it is left
+//  alone on success.
+static void
+s_reload (zjq_broker_t *self, const char *why, char *error, size_t error_size)
+{
+    if (zjq_auth_reload (self->auth, error, error_size)) {
+        zsys_error ("%s: cannot reload the allow-lists, the old ones stay in force: %s",
+                    why, error);
+        return;
+    }
+    zsys_info ("%s: allow-lists reloaded: %zu client, %zu worker, %zu admin key(s)", why,
+               zjq_auth_count (self->auth, ZJQ_AUTH_CLIENT),
+               zjq_auth_count (self->auth, ZJQ_AUTH_WORKER),
+               zjq_auth_count (self->auth, ZJQ_AUTH_ADMIN));
+    zlistx_t *revoked = zlistx_new ();
+    assert (revoked);
+    for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
+         peer = (zjq_peer_t *) zhashx_next (self->peers)) {
+        bool allowed = true;
+        for (size_t index = 0; allowed && index < peer->queue_count; index++)
+            allowed = zjq_auth_queue_allowed (self->auth, peer->user_key, ZJQ_AUTH_WORKER,
+                                              zjq_queue_name (peer->queues [index]));
+        if (!allowed)
+            zlistx_add_end (revoked, peer);
+    }
+    for (zjq_peer_t *peer = (zjq_peer_t *) zlistx_first (revoked); peer;
+         peer = (zjq_peer_t *) zlistx_next (revoked)) {
+        zsys_info ("worker %s (%s/%lld), key %s: access revoked by the reload",
+                   peer->worker_id, peer->host, peer->pid, peer->user_key);
+        zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_DISCONNECT);
+        zjq_msg_put_str (msg, "reason", "access revoked");
+        s_send (self, &msg);
+        s_peer_forget (self, peer, "worker key revoked");
+    }
+    zlistx_destroy (&revoked);
+}
+
+//  Answer the ZAP requests that are waiting (bounded), counting and logging
+//  refusals.
+static void
+s_serve_zap (zjq_broker_t *self)
+{
+    zjq_auth_verdict_t verdict;
+    for (size_t count = 0; count < ZJQ_DRAIN_BATCH && zjq_auth_zap_serve (self->auth, &verdict);
+         count++) {
+        if (verdict.allowed) {
+            if (self->verbose)
+                zsys_debug ("CURVE key %s from %s accepted", verdict.key, verdict.address);
+            continue;
+        }
+        self->counters.refused_unknown_key++;
+        s_warn (self, "refused a connection from %s: key %s: %s", verdict.address,
+                *verdict.key? verdict.key: "(none)", verdict.reason);
+    }
+}
+
+//  Count and log handshakes that failed before the ZAP handler saw them:
+//  plaintext peers (mechanism mismatch), peers with a wrong broker key
+//  (cryptographic error), malformed handshakes. ZAP refusals are counted
+//  by s_serve_zap.
+static void
+s_read_monitor (zjq_broker_t *self)
+{
+    int event, value;
+    for (size_t count = 0; count < ZJQ_DRAIN_BATCH
+                        && zjq_auth_monitor_read (self->auth, &event, &value); count++) {
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            continue;
+        self->counters.refused_handshakes++;
+        const char *why = value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH?
+                              "not CURVE (a plaintext peer?)":
+                          value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC?
+                              "cryptographic error (wrong broker key?)":
+                          event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL?
+                              "connection lost during the handshake": "protocol error";
+        s_warn (self, "refused a connection: CURVE handshake failed: %s", why);
     }
 }
 
@@ -1627,12 +1871,19 @@ s_journal_open (zjq_broker_t *self, const zjq_broker_config_t *config)
 }
 
 zjq_broker_t *
-zjq_broker_new (const zjq_broker_config_t *config)
+zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
 {
     assert (config);
     zjq_broker_t *self = (zjq_broker_t *) calloc (1, sizeof (zjq_broker_t));
-    if (!self)
+    if (!self) {
+        if (auth_p)
+            zjq_auth_destroy (auth_p);
         return NULL;
+    }
+    if (auth_p) {
+        self->auth = *auth_p;
+        *auth_p = NULL;
+    }
     self->max_payload = config->max_payload;
     self->max_jobs = config->max_jobs;
     self->max_queues = config->max_queues;
@@ -1677,6 +1928,18 @@ zjq_broker_new (const zjq_broker_config_t *config)
         zsys_error ("cannot set socket options: %s", zmq_strerror (errno));
         goto err;
     }
+    if (self->auth) {
+        char error [512];
+        if (zjq_auth_attach (self->auth, self->router, error, sizeof (error))) {
+            zsys_error ("%s", error);
+            goto err;
+        }
+        zsys_info ("CURVE on: broker key %s; %zu client, %zu worker, %zu admin key(s) allowed",
+                   zjq_auth_public_key (self->auth),
+                   zjq_auth_count (self->auth, ZJQ_AUTH_CLIENT),
+                   zjq_auth_count (self->auth, ZJQ_AUTH_WORKER),
+                   zjq_auth_count (self->auth, ZJQ_AUTH_ADMIN));
+    }
     for (size_t index = 0; index < config->bind_count; index++) {
         const char *endpoint = config->binds [index];
         if (zmq_bind (handle, endpoint) == -1) {
@@ -1688,9 +1951,10 @@ zjq_broker_new (const zjq_broker_config_t *config)
         if (zmq_getsockopt (handle, ZMQ_LAST_ENDPOINT, resolved, &size) == -1 || !*resolved)
             snprintf (resolved, sizeof (resolved), "%s", endpoint);
         zlistx_add_end (endpoints, strdup (resolved));
-        if (!s_is_loopback (resolved))
+        if (!self->auth && !s_is_loopback (resolved))
             zsys_warning ("%s is not a loopback address: traffic on it is plaintext and "
-                          "unauthenticated (CURVE security is not available yet)", resolved);
+                          "unauthenticated; use CURVE (--curve-secret, see README: "
+                          "Running across hosts securely)", resolved);
         zsys_info ("listening on %s", resolved);
     }
     if (config->endpoint_file
@@ -1734,6 +1998,7 @@ zjq_broker_destroy (zjq_broker_t **self_p)
     //  queue names are not read again
     zhashx_destroy (&self->queues);
     zjq_jobtable_destroy (&self->jobs);
+    zjq_auth_destroy (&self->auth);     //  before the router it monitors
     zsock_destroy (&self->router);
     free (self);
     *self_p = NULL;
@@ -1787,7 +2052,9 @@ int
 zjq_broker_run (zjq_broker_t *self, int signal_fd)
 {
     assert (self);
-    zmq_pollitem_t items [3] = { { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 } };
+    //  Poll the ROUTER, and whichever of these exist: the signal fd, the
+    //  journal's sync notifications, CURVE's ZAP requests and handshake events
+    zmq_pollitem_t items [5] = { { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 } };
     int item_count = 1;
     int signal_item = -1, journal_item = -1;
     if (signal_fd >= 0) {
@@ -1799,6 +2066,12 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         items [journal_item] = (zmq_pollitem_t) {
             NULL, zjq_journal_fd (self->journal), ZMQ_POLLIN, 0 };
         self->journal_wait = 0;
+    }
+    if (self->auth) {
+        items [item_count++] = (zmq_pollitem_t) {
+            zjq_auth_zap_socket (self->auth), 0, ZMQ_POLLIN, 0 };
+        items [item_count++] = (zmq_pollitem_t) {
+            zjq_auth_monitor_socket (self->auth), 0, ZMQ_POLLIN, 0 };
     }
     bool backlog = false;
     int rc = 0;
@@ -1828,11 +2101,25 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         }
         if (signal_item >= 0 && (items [signal_item].revents & ZMQ_POLLIN)) {
             int signum = zjq_signalfd_read (signal_fd);
+            if (signum == SIGHUP) {
+                if (self->auth) {
+                    char error [512];
+                    s_reload (self, "SIGHUP", error, sizeof (error));
+                }
+                else
+                    zsys_info ("SIGHUP received: nothing to reload without CURVE");
+            }
+            else
             if (signum) {
                 zsys_info ("%s received: shutting down",
                            signum == SIGTERM? "SIGTERM": signum == SIGINT? "SIGINT": "signal");
                 break;
             }
+        }
+        if (self->auth) {
+            //  Before the ROUTER: a handshake waits for its answer
+            s_serve_zap (self);
+            s_read_monitor (self);
         }
         backlog = s_drain (self);
         self->now = zjq_mono_ms ();

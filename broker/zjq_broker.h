@@ -10,25 +10,30 @@
 #define ZJQ_BROKER_H_INCLUDED
 
 #include "zjq_broker_config.h"
+#include "zjq_auth.h"
 
 typedef struct _zjq_broker_t zjq_broker_t;
 
 //  Create a broker with the given settings (copied): binds every endpoint
-//  and writes the endpoint file if one is set. Call zsys_handler_set (NULL)
-//  and block the signals you want to receive (zjq_signalfd_open) before
-//  this, since it creates the first socket. Returns NULL after logging why
-//  if an endpoint cannot be bound or the file cannot be written.
+//  and writes the endpoint file if one is set. With *auth_p (keys loaded
+//  by zjq_auth_new; the broker takes it and nulls the pointer, also on
+//  error) it serves CURVE only; with auth_p NULL, plaintext. Call
+//  zsys_handler_set (NULL) and block the signals you want to receive
+//  (zjq_signalfd_open) before this, since it creates the first socket.
+//  Returns NULL after logging why if an endpoint cannot be bound or the
+//  file cannot be written.
 zjq_broker_t *
-    zjq_broker_new (const zjq_broker_config_t *config);
+    zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p);
 
 //  Destroy the broker, its jobs and its socket; idempotent; nulls the
 //  pointer. Sends nothing: zjq_broker_run says goodbye to workers.
 void
     zjq_broker_destroy (zjq_broker_t **self_p);
 
-//  Serve until a signal arrives on signal_fd (from zjq_signalfd_open; -1
-//  for none), then send DISCONNECT to every worker and return 0. Returns -1
-//  if polling fails.
+//  Serve until SIGINT or SIGTERM arrives on signal_fd (from
+//  zjq_signalfd_open; -1 for none), then send DISCONNECT to every worker
+//  and return 0; SIGHUP on it reloads the CURVE allow-lists. Returns -1 if
+//  polling fails.
 int
     zjq_broker_run (zjq_broker_t *self, int signal_fd);
 

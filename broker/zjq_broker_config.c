@@ -56,6 +56,10 @@ zjq_broker_config_destroy (zjq_broker_config_t **self_p)
     s_clear_binds (self);
     free (self->endpoint_file);
     free (self->journal);
+    free (self->curve_secret);
+    free (self->curve_clients);
+    free (self->curve_workers);
+    free (self->curve_admins);
     free (self);
     *self_p = NULL;
 }
@@ -175,6 +179,19 @@ zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *
             return s_fail (error, error_size,
                            "max-attempts: '%s' is not a number from 1 to 1000", value);
         self->max_attempts = (int) number;
+    }
+    else
+    if (streq (name, "curve-secret") || streq (name, "curve-clients")
+    ||  streq (name, "curve-workers") || streq (name, "curve-admins")) {
+        char **field = streq (name, "curve-secret")? &self->curve_secret:
+                       streq (name, "curve-clients")? &self->curve_clients:
+                       streq (name, "curve-workers")? &self->curve_workers: &self->curve_admins;
+        if (!*value)
+            return s_fail (error, error_size, "%s: empty file name", name);
+        free (*field);
+        *field = strdup (value);
+        if (!*field)
+            return s_fail (error, error_size, "out of memory");
     }
     else
     if (streq (name, "verbose")) {
@@ -330,11 +347,21 @@ zjq_broker_config_usage (void *stream)
         "                           this big and twice the last rewrite (default 64M)\n"
         "  --journal-salvage        start even if the journal is corrupt in the\n"
         "                           middle: skip bad records (logged), keep the rest\n"
+        "  --curve-secret FILE      serve CURVE only (encrypted, authenticated), with\n"
+        "                           this secret certificate (zjq keygen NAME writes\n"
+        "                           NAME.key_secret; mode 0600)\n"
+        "  --curve-clients DIR      public certificates of the keys that may submit\n"
+        "  --curve-workers DIR      ... that may serve as workers\n"
+        "  --curve-admins DIR       ... that may use stats, reload, and see or cancel\n"
+        "                           any job (without it, no key may)\n"
         "  -v, --verbose            log every message (debug)\n"
         "  -h, --help               show this help\n"
         "      --version            show the version\n"
         "\n"
-        "Sizes take k, M or G suffixes; durations are seconds or take ms, s, m, h.\n",
+        "Sizes take k, M or G suffixes; durations are seconds or take ms, s, m, h.\n"
+        "With CURVE, SIGHUP (or 'zjq reload' from an admin key) re-reads the\n"
+        "allow-list directories; a certificate's metadata 'queues = \"a,b\"' limits\n"
+        "its key to those queues. Without CURVE, bind loopback or a private network.\n",
         ZJQ_BROKER_DEFAULT_BIND);
 }
 
@@ -347,7 +374,9 @@ s_takes_value (const char *name)
         || streq (name, "max-queued-bytes") || streq (name, "max-result-bytes")
         || streq (name, "result-ttl") || streq (name, "job-timeout")
         || streq (name, "max-attempts") || streq (name, "journal") || streq (name, "fsync")
-        || streq (name, "fsync-interval") || streq (name, "journal-compact-size");
+        || streq (name, "fsync-interval") || streq (name, "journal-compact-size")
+        || streq (name, "curve-secret") || streq (name, "curve-clients")
+        || streq (name, "curve-workers") || streq (name, "curve-admins");
 }
 
 static zjq_config_result_t
@@ -454,6 +483,13 @@ zjq_broker_config_parse (zjq_broker_config_t *self, int argc, char *argv [])
         if (zjq_broker_config_set (self, name, value? value: "true", error, sizeof (error)))
             return s_usage_error ("--%s", error);
     }
+    bool any_dir = self->curve_clients || self->curve_workers || self->curve_admins;
+    if (any_dir && !self->curve_secret)
+        return s_usage_error ("--curve-clients, --curve-workers and --curve-admins need "
+                              "--curve-secret (the broker's secret certificate)");
+    if (self->curve_secret && !any_dir)
+        return s_usage_error ("--curve-secret needs at least one allow-list: "
+                              "--curve-clients, --curve-workers or --curve-admins");
     if (self->bind_count == 0 && s_add_bind (self, ZJQ_BROKER_DEFAULT_BIND)) {
         fprintf (stderr, "zjq-broker: out of memory\n");
         return ZJQ_CONFIG_USAGE;

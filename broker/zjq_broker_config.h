@@ -33,6 +33,10 @@ typedef struct {
     int64_t fsync_interval_ms;  //  for fsync interval
     uint64_t journal_compact_size;  //  file size that triggers a rewrite
     bool journal_salvage;       //  start past corrupt journal records
+    char *curve_secret;         //  broker's secret certificate: CURVE on, or NULL
+    char *curve_clients;        //  allow-list directories per role, or NULL
+    char *curve_workers;
+    char *curve_admins;
 } zjq_broker_config_t;
 
 //  What zjq_broker_config_parse decided.

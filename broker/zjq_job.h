@@ -19,8 +19,9 @@
 #include <stdint.h>
 #include "zjq_error.h"
 #include "zjq_jobid.h"
+#include "zjq_cert.h"
 
-#define ZJQ_JOB_RECORD_VERSION 1
+#define ZJQ_JOB_RECORD_VERSION 2       //  2: adds owner
 
 typedef struct {
     char id [ZJQ_JOBID_MAX];    //  "<generation>-<sequence>", base 36
@@ -28,6 +29,7 @@ typedef struct {
     uint64_t order;             //  submission order, broker-wide; kept on retry
     const char *queue;          //  queue name; interned, owned by the queue object
     char *key;                  //  idempotency key, or NULL
+    char owner [ZJQ_CERT_KEY_TEXT];     //  submitter's CURVE public key (Z85), or ""
     int priority;               //  -1000..1000, higher runs first
     int max_attempts;           //  1..1000
     int attempt;                //  current or last attempt, 0 before the first

@@ -244,6 +244,7 @@ zjq_jobtable_insert (zjq_jobtable_t *self, const zjq_job_t *spec,
     job->max_attempts = spec->max_attempts;
     job->job_timeout_ms = spec->job_timeout_ms;
     job->result_ttl_ms = spec->result_ttl_ms;
+    memcpy (job->owner, spec->owner, sizeof (job->owner));
     job->state = ZJQ_STATE_QUEUED;
     job->created_ms = zjq_wall_ms ();
     job->progress = -1;

@@ -9,7 +9,8 @@
 
       JOB (1)         a whole job: v (ZJQ_JOB_RECORD_VERSION), id, seq, ord,
                       q (queue), pri, max, att, st (zjq_state_t), jto, ttl,
-                      cr, sa, fi, ex (the zjq_job_t times), optional key, err,
+                      cr, sa, fi, ex (the zjq_job_t times), optional key, own
+                      (owner key, v2+), err,
                       pay (bin, unless ended), res (bin, a stored result)
       STATE (2)       a change of a job: v, id, st, att, sa, fi, ex, optional
                       err, res (bin, for a success)
@@ -329,7 +330,7 @@ s_encode_job (s_buf_t *buf, const zjq_job_t *job, bool whole)
     bool payload = whole && !ended && job->payload;
     bool result = job->result && (whole || job->state == ZJQ_STATE_SUCCEEDED);
     size_t count = whole? 15: 7;
-    count += (whole && job->key) + (job->error != NULL) + payload + result;
+    count += (whole && job->key) + (whole && *job->owner) + (job->error != NULL) + payload + result;
     msgpack_pack_map (&packer, count);
     s_pack_int (&packer, "v", ZJQ_JOB_RECORD_VERSION);
     s_pack_str (&packer, "id", job->id);
@@ -344,6 +345,8 @@ s_encode_job (s_buf_t *buf, const zjq_job_t *job, bool whole)
         s_pack_int (&packer, "cr", job->created_ms);
         if (job->key)
             s_pack_str (&packer, "key", job->key);
+        if (*job->owner)
+            s_pack_str (&packer, "own", job->owner);
         if (payload)
             s_pack_frame (&packer, "pay", job->payload);
     }
@@ -885,7 +888,8 @@ s_decode_job (const msgpack_object *body, s_rjob_t *rjob)
             else
             if (number > ZJQ_JOB_RECORD_VERSION)
                 problem = "job record version newer than this broker understands";
-            //  Version 1 is the only one yet: upgrades of older ones go here
+            //  Version 1 had no owner (no CURVE): its jobs have none, which
+            //  is what an absent "own" gives
         }
         else
         if (s_obj_is (key, "q")) {
@@ -897,6 +901,15 @@ s_decode_job (const msgpack_object *body, s_rjob_t *rjob)
         else
         if (s_obj_is (key, "key"))
             s_set_text (&job->key, value, &problem);
+        else
+        if (s_obj_is (key, "own")) {
+            if (value->type != MSGPACK_OBJECT_STR || value->via.str.size >= sizeof (job->owner))
+                problem = "bad owner";
+            else {
+                memcpy (job->owner, value->via.str.ptr, value->via.str.size);
+                job->owner [value->via.str.size] = 0;
+            }
+        }
         else
         if (s_obj_is (key, "err"))
             s_set_text (&job->error, value, &problem);

@@ -7,6 +7,7 @@
 
 #include "zjq_client.h"
 #include "zjq_client_private.h"
+#include "zjq_cert.h"
 #include "zjq_json.h"
 #include "zjq_proto.h"
 #include "zjq_util.h"
@@ -22,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define ZJQ_CLI_DEFAULT_BROKER   "tcp://127.0.0.1:5555"
 #define ZJQ_CLI_MAX_PAYLOAD      (256u * 1024 * 1024)   //  read from stdin
@@ -40,7 +43,8 @@
     XX (TIMEDOUT,    5, "timed out waiting, or the job has not finished yet")  \
     XX (UNREACHABLE, 6, "broker unreachable")                                  \
     XX (REJECTED,    7, "rejected by the broker (queue full, too big, "        \
-                        "invalid, unavailable, denied)")                       \
+                        "invalid, unavailable; access denied: key, role, "     \
+                        "queue or job not allowed)")                           \
     XX (OTHER,       8, "any other error")
 
 typedef enum {
@@ -91,10 +95,14 @@ typedef enum {
     OPT_KEY             = 1 << 10,
     OPT_JSON            = 1 << 11,
     OPT_FILE            = 1 << 12,
-    OPT_WINDOW          = 1 << 13
+    OPT_WINDOW          = 1 << 13,
+    OPT_CURVE_SECRET    = 1 << 14,
+    OPT_BROKER_KEY      = 1 << 15,
+    OPT_QUEUES          = 1 << 16
 } option_bit_t;
 
-#define OPT_GLOBAL (OPT_BROKER | OPT_REQUEST_TIMEOUT | OPT_HELP | OPT_VERSION)
+#define OPT_GLOBAL (OPT_BROKER | OPT_REQUEST_TIMEOUT | OPT_CURVE_SECRET | OPT_BROKER_KEY \
+                    | OPT_HELP | OPT_VERSION)
 
 typedef struct {
     const char *name;           //  without the leading --
@@ -108,6 +116,10 @@ static const option_t s_options [] = {
       "broker endpoint (default: $ZJQ_BROKER, else " ZJQ_CLI_DEFAULT_BROKER ")" },
     { "request-timeout", OPT_REQUEST_TIMEOUT, "SECONDS",
       "how long the broker has to answer a request (default 5)" },
+    { "curve-secret", OPT_CURVE_SECRET, "FILE",
+      "talk CURVE with this secret certificate (default: $ZJQ_CURVE_SECRET)" },
+    { "broker-key", OPT_BROKER_KEY, "FILE",
+      "the broker's public certificate, for CURVE (default: $ZJQ_BROKER_KEY)" },
     { "help", OPT_HELP, NULL, "show help and exit" },
     { "version", OPT_VERSION, NULL, "print the version and exit" },
     { "wait", OPT_WAIT, NULL, "wait for the job to end and print its result" },
@@ -122,6 +134,8 @@ static const option_t s_options [] = {
     { "json", OPT_JSON, NULL, "print JSON" },
     { "file", OPT_FILE, "FILE", "read payloads from FILE, one per line (default: stdin)" },
     { "window", OPT_WINDOW, "N", "jobs in flight at most (default 1000)" },
+    { "queues", OPT_QUEUES, "LIST",
+      "queues the key may use, comma-separated (default: all)" },
 };
 #define OPTION_COUNT (sizeof (s_options) / sizeof (s_options [0]))
 
@@ -142,6 +156,9 @@ struct _cli_t {
     const command_t *command;
     unsigned given;             //  option bits seen
     const char *broker;
+    const char *curve_secret;   //  --curve-secret or $ZJQ_CURVE_SECRET, or NULL
+    const char *broker_key;     //  --broker-key or $ZJQ_BROKER_KEY, or NULL
+    const char *queues;         //  keygen --queues
     int request_timeout_ms;
     int64_t timeout_ms;         //  --timeout
     int priority;
@@ -164,6 +181,8 @@ static int s_cmd_cancel (cli_t *cli);
 static int s_cmd_stats (cli_t *cli);
 static int s_cmd_ping (cli_t *cli);
 static int s_cmd_batch (cli_t *cli);
+static int s_cmd_keygen (cli_t *cli);
+static int s_cmd_reload (cli_t *cli);
 static int s_cmd_help (cli_t *cli);
 
 static const command_t s_commands [] = {
@@ -207,6 +226,21 @@ static const command_t s_commands [] = {
       "line), then a summary on standard error. --timeout bounds the whole\n"
       "batch. Exits 0 if every job succeeded, 6 if the broker was unreachable,\n"
       "5 if time ran out, else 1.\n" },
+    { "keygen", s_cmd_keygen, "NAME", 1, 1, OPT_QUEUES,
+      "write a CURVE key pair: NAME.key and NAME.key_secret",
+      "Writes a new CURVE certificate pair in czmq's format: NAME.key, the\n"
+      "public certificate, to share (copy it into the broker's allow-list\n"
+      "directory for the role: clients, workers or admins), and\n"
+      "NAME.key_secret, the secret one, readable by its owner only (mode\n"
+      "0600). --queues a,b limits the key to those queues (metadata 'queues'\n"
+      "in the certificate; '*' or none: all). Refuses to overwrite. Needs no\n"
+      "broker.\n" },
+    { "reload", s_cmd_reload, "", 0, 0, 0,
+      "make a CURVE broker re-read its allow-lists (admin key)",
+      "Asks the broker to read its --curve-clients, --curve-workers and\n"
+      "--curve-admins directories again, as SIGHUP does. New connections use\n"
+      "the new lists, and a removed key is refused from its next message on.\n"
+      "If the new lists cannot be used, the old ones stay (exit 7).\n" },
     { "help", s_cmd_help, "[COMMAND]", 0, 1, 0,
       "show help for a command", "" },
 };
@@ -248,7 +282,8 @@ s_print_options (FILE *out, unsigned bits)
 static void
 s_print_usage (FILE *out)
 {
-    fprintf (out, "Usage: zjq [--broker ENDPOINT] [--request-timeout SECONDS] COMMAND [ARGS]\n\n"
+    fprintf (out, "Usage: zjq [--broker ENDPOINT] [--request-timeout SECONDS]\n"
+                  "           [--curve-secret FILE --broker-key FILE] COMMAND [ARGS]\n\n"
                   "Talks to a zjq broker: submits jobs and asks about them.\n\nCommands:\n");
     for (size_t index = 0; index < COMMAND_COUNT; index++) {
         char left [64];
@@ -362,6 +397,18 @@ s_option_apply (cli_t *cli, const option_t *option, const char *value)
             break;
         case OPT_FILE:
             cli->file = value;
+            break;
+        case OPT_CURVE_SECRET:
+        case OPT_BROKER_KEY:
+            if (!*value)
+                return s_usage_error (cli, "--%s needs a file name", option->name);
+            if (option->bit == OPT_CURVE_SECRET)
+                cli->curve_secret = value;
+            else
+                cli->broker_key = value;
+            break;
+        case OPT_QUEUES:
+            cli->queues = value;
             break;
         case OPT_WINDOW:
             if (zjq_parse_int (value, 1, 1000000, &number))
@@ -479,12 +526,24 @@ s_parse_args (cli_t *cli, int argc, char **argv)
 //  Shared helpers
 
 //  Print an error: zjq: WHAT: MESSAGE (NAME)[: broker message]
+//  Why the connection failed, if a CURVE handshake said so, else NULL.
+static const char *
+s_handshake_hint (cli_t *cli, int code)
+{
+    if (!cli->client || cli->broker_message
+    ||  (code != ZJQ_EUNREACHABLE && code != ZJQ_EDENIED))
+        return NULL;
+    return zjq_client_handshake_error (cli->client);
+}
+
 static void
 s_error (cli_t *cli, const char *what, int code)
 {
     const char *name = zjq_errname (code);
+    const char *hint = s_handshake_hint (cli, code);
+    const char *detail = cli->broker_message? cli->broker_message: hint;
     fprintf (stderr, "zjq: %s: %s (%s)%s%s\n", what, zjq_strerror (code), name? name: "?",
-             cli->broker_message? ": ": "", cli->broker_message? cli->broker_message: "");
+             detail? ": ": "", detail? detail: "");
 }
 
 //  In a callback: keep the broker's message of an error reply for s_error.
@@ -500,10 +559,24 @@ s_keep_broker_message (cli_t *cli)
 static int
 s_connect (cli_t *cli)
 {
-    cli->client = zjq_client_new (cli->broker);
-    if (!cli->client) {
+    if (!cli->curve_secret != !cli->broker_key) {
+        fprintf (stderr, "zjq: CURVE needs both --curve-secret (or $ZJQ_CURVE_SECRET) and "
+                 "--broker-key (or $ZJQ_BROKER_KEY)\n");
+        return CLI_EXIT_USAGE;
+    }
+    zjq_client_opts_t opts;
+    zjq_client_opts_init (&opts);
+    opts.curve_secret_file = cli->curve_secret;
+    opts.broker_key_file = cli->broker_key;
+    char error [512] = "";
+    int rc = zjq_client_new_ex (&cli->client, cli->broker, &opts, error, sizeof (error));
+    if (rc == ZJQ_EKEY) {
+        fprintf (stderr, "zjq: %s\n", error);
+        return CLI_EXIT_USAGE;
+    }
+    if (rc) {
         fprintf (stderr, "zjq: cannot use broker endpoint '%s' (expected e.g. "
-                 ZJQ_CLI_DEFAULT_BROKER " or ipc:///path)\n", cli->broker);
+                 ZJQ_CLI_DEFAULT_BROKER " or ipc:///path): %s\n", cli->broker, error);
         return CLI_EXIT_USAGE;
     }
     zjq_client_set_request_timeout (cli->client, cli->request_timeout_ms);
@@ -1256,6 +1329,115 @@ s_cmd_ping (cli_t *cli)
 
 
 //  --------------------------------------------------------------------------
+//  reload
+
+static void
+s_reload_cb (zjq_client_t *client, int status, void *arg)
+{
+    reply_t *reply = (reply_t *) arg;
+    reply->done = true;
+    reply->status = status;
+    if (status != 0) {
+        s_keep_broker_message (reply->cli);
+        return;
+    }
+    zjq_msg_t *msg = zjq_client_reply (client);
+    int64_t clients = 0, workers = 0, admins = 0;
+    if (msg) {
+        zjq_msg_get_int (msg, "clients", &clients);
+        zjq_msg_get_int (msg, "workers", &workers);
+        zjq_msg_get_int (msg, "admins", &admins);
+    }
+    printf ("reloaded: %" PRId64 " client, %" PRId64 " worker, %" PRId64 " admin key(s)\n",
+            clients, workers, admins);
+}
+
+static int
+s_cmd_reload (cli_t *cli)
+{
+    int exit_code = s_connect (cli);
+    if (exit_code)
+        return exit_code;
+    reply_t reply = { .cli = cli };
+    return s_one_request (cli, &reply, zjq_reload (cli->client, s_reload_cb, &reply), "reload");
+}
+
+
+//  --------------------------------------------------------------------------
+//  keygen
+
+//  True if every comma-separated name is a queue name (or "*")
+static bool
+s_queue_list_valid (const char *list)
+{
+    const char *start = list;
+    while (true) {
+        size_t len = strcspn (start, ",");
+        bool ok = len == 1 && *start == '*';
+        if (!ok && len >= 1 && len <= 128) {
+            ok = true;
+            for (size_t index = 0; index < len; index++) {
+                char c = start [index];
+                ok &= isalnum ((unsigned char) c) || c == '_' || c == '.' || c == ':' || c == '-';
+            }
+        }
+        if (!ok)
+            return false;
+        if (!start [len])
+            return true;
+        start += len + 1;
+    }
+}
+
+static int
+s_cmd_keygen (cli_t *cli)
+{
+    const char *name = cli->args [0];
+    if (!*name)
+        return s_usage_error (cli, "NAME must not be empty");
+    if (cli->queues && !s_queue_list_valid (cli->queues))
+        return s_usage_error (cli, "--queues: '%s' is not '*' or queue names separated by "
+                              "commas (" ZJQ_CLI_QUEUE_HINT ")", cli->queues);
+    char public_path [4096], secret_path [4096];
+    if (snprintf (public_path, sizeof (public_path), "%s.key", name) >= (int) sizeof (public_path)
+    ||  snprintf (secret_path, sizeof (secret_path), "%s.key_secret", name)
+        >= (int) sizeof (secret_path))
+        return s_usage_error (cli, "NAME is too long");
+    struct stat info;
+    if (stat (public_path, &info) == 0 || stat (secret_path, &info) == 0) {
+        fprintf (stderr, "zjq: keygen: %s or %s exists already; not overwriting it\n",
+                 public_path, secret_path);
+        return CLI_EXIT_USAGE;
+    }
+    zcert_t *cert = zcert_new ();
+    if (!cert) {
+        fprintf (stderr, "zjq: keygen: cannot make a key pair (libzmq without CURVE?)\n");
+        return CLI_EXIT_OTHER;
+    }
+    const char *base = strrchr (name, '/');
+    zcert_set_meta (cert, "name", "%s", base? base + 1: name);
+    if (cli->queues && strcmp (cli->queues, "*") != 0)
+        zcert_set_meta (cert, "queues", "%s", cli->queues);
+    //  zcert_save writes the secret file with a private umask (0600)
+    int rc = zcert_save (cert, public_path);
+    if (rc == 0)
+        rc = chmod (secret_path, 0600);
+    if (rc != 0) {
+        fprintf (stderr, "zjq: keygen: cannot write %s and %s: %s\n", public_path, secret_path,
+                 strerror (errno));
+        zcert_destroy (&cert);
+        unlink (secret_path);
+        return CLI_EXIT_OTHER;
+    }
+    printf ("%s\n", zcert_public_txt (cert));
+    fprintf (stderr, "zjq: wrote %s (public, to share) and %s (secret, mode 0600)\n",
+             public_path, secret_path);
+    zcert_destroy (&cert);
+    return CLI_EXIT_OK;
+}
+
+
+//  --------------------------------------------------------------------------
 //  batch
 
 typedef struct {
@@ -1309,8 +1491,10 @@ static void
 s_error_text (cli_t *cli, int code, char *buf, size_t size)
 {
     const char *name = zjq_errname (code);
+    const char *hint = s_handshake_hint (cli, code);
+    const char *detail = cli->broker_message? cli->broker_message: hint;
     snprintf (buf, size, "%s (%s)%s%s", zjq_strerror (code), name? name: "?",
-              cli->broker_message? ": ": "", cli->broker_message? cli->broker_message: "");
+              detail? ": ": "", detail? detail: "");
 }
 
 static void
@@ -1516,11 +1700,17 @@ main (int argc, char **argv)
 {
     cli_t cli = {
         .broker = getenv ("ZJQ_BROKER"),
+        .curve_secret = getenv ("ZJQ_CURVE_SECRET"),
+        .broker_key = getenv ("ZJQ_BROKER_KEY"),
         .request_timeout_ms = 5000,
         .window = ZJQ_CLI_DEFAULT_WINDOW
     };
     if (!cli.broker || !*cli.broker)
         cli.broker = ZJQ_CLI_DEFAULT_BROKER;
+    if (cli.curve_secret && !*cli.curve_secret)
+        cli.curve_secret = NULL;
+    if (cli.broker_key && !*cli.broker_key)
+        cli.broker_key = NULL;
     int exit_code = s_parse_args (&cli, argc, argv);
     if (exit_code == -1)
         return CLI_EXIT_OK;

@@ -16,10 +16,16 @@
       pings every second and registers again (RESULT wait) for every
       watched job when it reconnects (socket monitor), when the broker's
       instance changes, or when a ping was lost.
+    - With CURVE (zjq_client_new_ex), the monitor also reports failed
+      handshakes: a broker that refuses our key fails the requests still
+      waiting to be sent with ZJQ_EDENIED at once; other failures (wrong
+      broker key, a plaintext broker) are remembered for the message of the
+      ZJQ_EUNREACHABLE that follows.
     - Request and watch deadlines live in one heap; zjq_client_timeout ()
       is the time to its top, or to the next ping.                         */
 
 #include "zjq_client_private.h"
+#include "zjq_cert.h"
 #include "zjq_heap.h"
 #include "zjq_json.h"
 #include "zjq_proto.h"
@@ -32,6 +38,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +76,7 @@ typedef enum {
     REQUEST_CANCEL,
     REQUEST_STATS,
     REQUEST_PING,
+    REQUEST_RELOAD,
     REQUEST_KEEPALIVE,          //  internal ping while watches exist
     REQUEST_REWATCH             //  internal RESULT wait for a watched job
 } request_kind_t;
@@ -142,6 +150,7 @@ struct _zjq_client_t {
     int depth;                  //  callbacks running (nesting)
     bool closing;               //  destroy is failing what is pending
     zjq_msg_t *reply;           //  reply being dispatched (for callbacks)
+    const char *handshake_error;    //  last failed CURVE handshake (static), or NULL
 };
 
 
@@ -290,6 +299,7 @@ s_request_fail (zjq_client_t *self, request_t *request, int code)
                 S_CALLBACK (self, request->callback.stats (self, code, NULL, request->arg));
             break;
         case REQUEST_PING:
+        case REQUEST_RELOAD:
             if (request->callback.done)
                 S_CALLBACK (self, request->callback.done (self, code, request->arg));
             break;
@@ -816,6 +826,13 @@ s_handle_reply (zjq_client_t *self, request_t *request, zjq_msg_t *msg)
             free (json);
             return true;
         }
+        case REQUEST_RELOAD:
+            if (command != ZJQ_CMD_RELOADED)
+                return false;
+            s_request_detach (self, request);
+            if (request->callback.done)
+                S_CALLBACK (self, request->callback.done (self, 0, request->arg));
+            return true;
         case REQUEST_PING:
         case REQUEST_KEEPALIVE:
             if (command != ZJQ_CMD_PONG || !s_handle_pong (self, msg))
@@ -923,35 +940,55 @@ s_keepalive (zjq_client_t *self)
         self->keepalive_req = req;
 }
 
+//  Fail every user request that is still waiting to be sent.
+static void
+s_fail_outbox (zjq_client_t *self, int code)
+{
+    //  Only those queued now: callbacks may queue new ones
+    request_t *request = self->outbox_head;
+    request_t *last = self->outbox_tail;
+    while (request) {
+        request_t *next = request == last? NULL: request->next;
+        if (s_request_is_user (request)) {
+            s_request_detach (self, request);
+            s_request_fail (self, request, code);
+            s_request_free (&request);
+        }
+        request = next;
+    }
+}
+
 //  Read socket events: a connect after the first one is a reconnect, and
 //  the broker has forgotten our DONE registrations on the old connection.
+//  Failed handshakes: see the top of this file.
 static void
 s_monitor_drain (zjq_client_t *self)
 {
     if (!self->monitor)
         return;
-    while (true) {
-        zmq_msg_t part;
-        zmq_msg_init (&part);
-        if (zmq_msg_recv (&part, self->monitor, ZMQ_DONTWAIT) == -1) {
-            zmq_msg_close (&part);
-            break;
-        }
-        uint16_t event = 0;
-        if (zmq_msg_size (&part) >= sizeof (event))
-            memcpy (&event, zmq_msg_data (&part), sizeof (event));
-        bool more = zmq_msg_more (&part);
-        zmq_msg_close (&part);
-        while (more) {
-            zmq_msg_init (&part);
-            if (zmq_msg_recv (&part, self->monitor, ZMQ_DONTWAIT) == -1)
-                more = false;
-            else
-                more = zmq_msg_more (&part);
-            zmq_msg_close (&part);
-        }
+    int event;
+    uint32_t value;
+    while (zjq_monitor_recv (self->monitor, &event, &value)) {
         if (event == ZMQ_EVENT_CONNECTED && ++self->connects > 1)
             s_rewatch_all (self);
+        else
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            self->handshake_error = NULL;
+        else
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+            self->handshake_error = "the broker refused this client's CURVE key "
+                                    "(not in its allow-lists)";
+            s_fail_outbox (self, ZJQ_EDENIED);
+        }
+        else
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+            self->handshake_error = value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH?
+                "the broker's security does not match ours (CURVE on one side only?)":
+                "the CURVE handshake with the broker failed (wrong broker key?)";
+        else
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && !self->handshake_error)
+            //  Less telling than the others: keep theirs
+            self->handshake_error = "the handshake with the broker failed (wrong broker key?)";
     }
 }
 
@@ -1008,14 +1045,81 @@ s_client_free (zjq_client_t *self)
     free (self);
 }
 
+void
+zjq_client_opts_init (zjq_client_opts_t *opts)
+{
+    assert (opts);
+    memset (opts, 0, sizeof (*opts));
+}
+
+static int
+s_error (char *error, size_t error_size, int code, const char *format, ...)
+    __attribute__ ((format (printf, 4, 5)));
+
+static int
+s_error (char *error, size_t error_size, int code, const char *format, ...)
+{
+    if (error && error_size) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (error, error_size, format, args);
+        va_end (args);
+    }
+    return code;
+}
+
+//  Load the key files and make the socket a CURVE client. Returns 0 or
+//  ZJQ_EKEY with error set.
+static int
+s_set_curve (void *socket, const char *secret_file, const char *broker_key_file,
+             char *error, size_t error_size)
+{
+    char reason [512];
+    zjq_cert_t *mine = zjq_cert_load (secret_file, true, reason, sizeof (reason));
+    if (!mine)
+        return s_error (error, error_size, ZJQ_EKEY, "%s", reason);
+    zjq_cert_t *broker = zjq_cert_load (broker_key_file, false, reason, sizeof (reason));
+    if (!broker) {
+        zjq_cert_destroy (&mine);
+        return s_error (error, error_size, ZJQ_EKEY, "broker key %s", reason);
+    }
+    int rc = 0;
+    if (zmq_setsockopt (socket, ZMQ_CURVE_SERVERKEY, zjq_cert_public_key (broker), 40)
+    ||  zmq_setsockopt (socket, ZMQ_CURVE_PUBLICKEY, zjq_cert_public_key (mine), 40)
+    ||  zmq_setsockopt (socket, ZMQ_CURVE_SECRETKEY, zjq_cert_secret_key (mine), 40))
+        rc = s_error (error, error_size, ZJQ_EKEY, "cannot use CURVE: %s (is libzmq built "
+                      "with CURVE support?)", zmq_strerror (errno));
+    zjq_cert_destroy (&mine);
+    zjq_cert_destroy (&broker);
+    return rc;
+}
+
 zjq_client_t *
 zjq_client_new (const char *endpoint)
 {
+    zjq_client_t *client = NULL;
+    zjq_client_new_ex (&client, endpoint, NULL, NULL, 0);
+    return client;
+}
+
+int
+zjq_client_new_ex (zjq_client_t **client_p, const char *endpoint, const zjq_client_opts_t *opts,
+                   char *error, size_t error_size)
+{
+    if (!client_p)
+        return s_error (error, error_size, ZJQ_EINVAL, "no place for the client");
+    *client_p = NULL;
     if (!endpoint || !*endpoint)
-        return NULL;
+        return s_error (error, error_size, ZJQ_EINVAL, "no broker endpoint");
+    bool curve = opts && (opts->curve_secret_file || opts->broker_key_file);
+    if (curve && !(opts->curve_secret_file && opts->broker_key_file))
+        return s_error (error, error_size, ZJQ_EINVAL,
+                        "CURVE needs both this client's secret key file and the broker's "
+                        "public key file");
+    int rc = ZJQ_ENOMEM;
     zjq_client_t *self = (zjq_client_t *) calloc (1, sizeof (zjq_client_t));
     if (!self)
-        return NULL;
+        return s_error (error, error_size, rc, "out of memory");
     self->request_timeout = ZJQ_CLIENT_REQUEST_TIMEOUT;
     self->endpoint = strdup (endpoint);
     self->requests = zhashx_new ();
@@ -1037,6 +1141,13 @@ zjq_client_new (const char *endpoint)
     self->dealer = zmq_socket (self->context, ZMQ_DEALER);
     if (!self->dealer)
         goto err;
+    if (curve) {
+        rc = s_set_curve (self->dealer, opts->curve_secret_file, opts->broker_key_file,
+                          error, error_size);
+        if (rc)
+            goto err;
+        rc = ZJQ_ENOMEM;
+    }
     unsigned char routing_id [ZJQ_CLIENT_ROUTING_ID_SIZE];
     s_random_routing_id (routing_id, sizeof (routing_id));
     int zero = 0, one = 1;
@@ -1048,9 +1159,13 @@ zjq_client_new (const char *endpoint)
     ||  zmq_setsockopt (self->dealer, ZMQ_RECONNECT_IVL_MAX, &reconnect_max,
                         sizeof (reconnect_max)))
         goto err;
-    //  The monitor only tells us about reconnects; a client works without
-    //  it (the keepalive pings still catch lost registrations).
-    if (zmq_socket_monitor (self->dealer, ZJQ_CLIENT_MONITOR, ZMQ_EVENT_CONNECTED) == 0) {
+    //  The monitor only tells us about reconnects and failed handshakes; a
+    //  client works without it (the keepalive pings still catch lost
+    //  registrations).
+    int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+               | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+               | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+    if (zmq_socket_monitor (self->dealer, ZJQ_CLIENT_MONITOR, events) == 0) {
         self->monitor = zmq_socket (self->context, ZMQ_PAIR);
         if (self->monitor) {
             zmq_setsockopt (self->monitor, ZMQ_LINGER, &zero, sizeof (zero));
@@ -1060,12 +1175,18 @@ zjq_client_new (const char *endpoint)
             }
         }
     }
-    if (zmq_connect (self->dealer, endpoint) != 0)
+    if (zmq_connect (self->dealer, endpoint) != 0) {
+        rc = s_error (error, error_size, ZJQ_EINVAL, "cannot use broker endpoint '%s': %s",
+                      endpoint, zmq_strerror (errno));
         goto err;
-    return self;
+    }
+    *client_p = self;
+    return 0;
 err:
+    if (rc == ZJQ_ENOMEM)
+        s_error (error, error_size, rc, "out of memory or sockets");
     s_client_free (self);
-    return NULL;
+    return rc;
 }
 
 void
@@ -1383,15 +1504,17 @@ zjq_stats (zjq_client_t *self, zjq_stats_cb *callback, void *arg)
     return s_request_queue (self, request, &msg, zjq_mono_ms () + self->request_timeout);
 }
 
-int
-zjq_ping (zjq_client_t *self, zjq_done_cb *callback, void *arg)
+//  A request without fields whose answer is a plain status (PING, RELOAD).
+static int
+s_done_request (zjq_client_t *self, request_kind_t kind, int command,
+                zjq_done_cb *callback, void *arg)
 {
     if (!self)
         return ZJQ_EINVAL;
     if (self->closing)
         return ZJQ_ECLOSED;
-    request_t *request = s_request_new (self, REQUEST_PING);
-    zjq_msg_t *msg = request? s_request_msg (request, ZJQ_CMD_PING): NULL;
+    request_t *request = s_request_new (self, kind);
+    zjq_msg_t *msg = request? s_request_msg (request, command): NULL;
     if (!msg) {
         s_request_free (&request);
         return ZJQ_ENOMEM;
@@ -1399,6 +1522,18 @@ zjq_ping (zjq_client_t *self, zjq_done_cb *callback, void *arg)
     request->callback.done = callback;
     request->arg = arg;
     return s_request_queue (self, request, &msg, zjq_mono_ms () + self->request_timeout);
+}
+
+int
+zjq_reload (zjq_client_t *self, zjq_done_cb *callback, void *arg)
+{
+    return s_done_request (self, REQUEST_RELOAD, ZJQ_CMD_RELOAD, callback, arg);
+}
+
+int
+zjq_ping (zjq_client_t *self, zjq_done_cb *callback, void *arg)
+{
+    return s_done_request (self, REQUEST_PING, ZJQ_CMD_PING, callback, arg);
 }
 
 
@@ -1482,4 +1617,11 @@ zjq_client_malformed (zjq_client_t *self)
 {
     assert (self);
     return self->malformed;
+}
+
+const char *
+zjq_client_handshake_error (zjq_client_t *self)
+{
+    assert (self);
+    return self->handshake_error;
 }

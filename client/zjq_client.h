@@ -22,6 +22,11 @@
     Thread safety: a zjq_client_t must be used by one thread at a time, and
     callbacks come on that thread. Separate clients are independent.
 
+    Security: zjq_client_new_ex () can make the connection CURVE (encrypted,
+    and authenticated by key pairs from `zjq keygen`); see README, "Running
+    across hosts securely". Key files are read with no help from czmq's
+    zsys, so no signal handlers are installed either.
+
     All functions return 0 (or a count) on success and a negative ZJQ_E*
     code on failure; see zjq_error.h and zjq_strerror ().                   */
 
@@ -101,12 +106,41 @@ typedef void (zjq_done_cb) (zjq_client_t *client, int status, void *arg);
 void
     zjq_submit_opts_init (zjq_submit_opts_t *opts);
 
+//  Options for a client (zjq_client_new_ex). Initialise with
+//  zjq_client_opts_init () so that later fields stay zero.
+typedef struct {
+    //  CURVE: this client's secret certificate (`zjq keygen NAME` writes
+    //  NAME.key_secret; mode 0600) and the broker's public certificate.
+    //  Both or neither; neither means plaintext.
+    const char *curve_secret_file;
+    const char *broker_key_file;
+} zjq_client_opts_t;
+
+//  Fill opts with defaults (all zero: plaintext).
+void
+    zjq_client_opts_init (zjq_client_opts_t *opts);
+
 //  Create a client for a broker endpoint ("tcp://127.0.0.1:5555",
 //  "ipc:///run/zjq.sock"). Connecting is asynchronous: this never waits for
 //  the broker, and requests issued before the connection is up are sent
 //  when it is. Returns NULL if the endpoint is invalid or on out of memory.
 zjq_client_t *
     zjq_client_new (const char *endpoint);
+
+//  Create a client with options (opts may be NULL: like zjq_client_new).
+//  Key files are read here, once. Returns 0 and the client in *client_p,
+//  or a negative code with *client_p NULL and, if error is not NULL, a
+//  message in it (error_size bytes; it names files, never key material):
+//  ZJQ_EINVAL (bad endpoint or options), ZJQ_EKEY (a key file is missing,
+//  unreadable, not a certificate, or a secret one is readable by others),
+//  ZJQ_ENOMEM.
+//  With CURVE, a broker that refuses this client's key fails the requests
+//  waiting to be sent with ZJQ_EDENIED; a broker that cannot be talked to
+//  (wrong broker key, a plaintext broker) looks unreachable
+//  (ZJQ_EUNREACHABLE).
+int
+    zjq_client_new_ex (zjq_client_t **client_p, const char *endpoint,
+                       const zjq_client_opts_t *opts, char *error, size_t error_size);
 
 //  Destroy a client; idempotent; nulls the caller's pointer. Callbacks of
 //  requests still pending are called with ZJQ_ECLOSED first. Must not be
@@ -183,6 +217,13 @@ int
 //  Check that the broker answers. Returns 0 or a negative code.
 int
     zjq_ping (zjq_client_t *self, zjq_done_cb *callback, void *arg);
+
+//  Admin: ask a CURVE broker to read its allow-lists again. The callback
+//  gets 0, ZJQ_EDENIED (not an admin key), or ZJQ_EINVAL (the broker has no
+//  CURVE, or the new lists are unusable: the old ones stay). Returns 0 or a
+//  negative code.
+int
+    zjq_reload (zjq_client_t *self, zjq_done_cb *callback, void *arg);
 
 //  Blocking: wait up to timeout_ms (-1: no limit) for a job's outcome,
 //  calling callback (which may be NULL) with it, and return the status that

@@ -22,4 +22,9 @@ zjq_msg_t *
 uint64_t
     zjq_client_malformed (zjq_client_t *self);
 
+//  Why the last CURVE handshake with the broker failed (static English
+//  text), or NULL if none failed since the last one that succeeded.
+const char *
+    zjq_client_handshake_error (zjq_client_t *self);
+
 #endif

@@ -39,7 +39,8 @@ extern "C" {
     XX (EUNAVAILABLE,-17, "broker not accepting jobs right now")               \
     XX (ECLOSED,     -18, "client closed before the request completed")        \
     XX (ESYS,        -19, "system error")                                      \
-    XX (EBADID,      -20, "malformed job id")
+    XX (EBADID,      -20, "malformed job id")                                  \
+    XX (EKEY,        -21, "unusable CURVE key file")
 
 typedef enum {
     ZJQ_OK = 0,

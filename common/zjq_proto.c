@@ -19,6 +19,7 @@ struct _zjq_msg_t {
     int version;                //  header version (received messages)
     zframe_t *routing_id;       //  ROUTER peer, or NULL
     zframe_t *payload;          //  payload frame, or NULL
+    char user_id [ZJQ_USER_ID_MAX + 1];     //  "User-Id" on receipt, or ""
     //  Building
     msgpack_sbuffer buffer;     //  map32 header + packed fields
     msgpack_packer packer;      //  packs into buffer
@@ -48,6 +49,7 @@ static const struct {
     { ZJQ_CMD_CANCEL,      "CANCEL",      "C",  false },
     { ZJQ_CMD_STATS,       "STATS",       "C",  false },
     { ZJQ_CMD_PING,        "PING",        "C",  false },
+    { ZJQ_CMD_RELOAD,      "RELOAD",      "C",  false },
     { ZJQ_CMD_READY,       "READY",       "W",  false },
     { ZJQ_CMD_HEARTBEAT,   "HEARTBEAT",   "WB", false },
     { ZJQ_CMD_WORK_RESULT, "WORK_RESULT", "W",  true },
@@ -60,6 +62,7 @@ static const struct {
     { ZJQ_CMD_DONE,        "DONE",        "B",  true },
     { ZJQ_CMD_STATS_REPLY, "STATS_REPLY", "B",  false },
     { ZJQ_CMD_PONG,        "PONG",        "B",  false },
+    { ZJQ_CMD_RELOADED,    "RELOADED",    "B",  false },
     { ZJQ_CMD_ERROR,       "ERROR",       "B",  false },
     { ZJQ_CMD_JOB,         "JOB",         "B",  true },
     { ZJQ_CMD_JOB_CANCEL,  "JOB_CANCEL",  "B",  false },
@@ -168,6 +171,13 @@ zjq_msg_routing_id (zjq_msg_t *self)
 {
     assert (self);
     return self->routing_id;
+}
+
+const char *
+zjq_msg_user_id (zjq_msg_t *self)
+{
+    assert (self);
+    return *self->user_id? self->user_id: NULL;
 }
 
 void
@@ -558,6 +568,17 @@ zjq_msg_decode (const void *header, size_t header_size,
 
 #define ZJQ_RECV_PARTS 4        //  header, fields, payload, one to spot extras
 
+//  Connection metadata travels with the frames that came from the peer
+//  (not with the routing id a ROUTER makes up): keep "User-Id" if there is
+//  one, unless it is longer than ours ever are.
+static void
+s_take_user_id (zjq_msg_t *self, zmq_msg_t *part)
+{
+    const char *user_id = zmq_msg_gets (part, "User-Id");
+    if (user_id && strlen (user_id) <= ZJQ_USER_ID_MAX)
+        strcpy (self->user_id, user_id);
+}
+
 zjq_recv_t
 zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
 {
@@ -587,6 +608,7 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
         zmq_msg_close (&first);
     }
     else {
+        s_take_user_id (self, &first);
         zmq_msg_init (&parts [0]);
         zmq_msg_move (&parts [0], &first);
         zmq_msg_close (&first);
@@ -600,6 +622,8 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
             break;              //  context terminated mid-message
         }
         more = zmq_msg_more (&part);
+        if (count == 0)
+            s_take_user_id (self, &part);
         if (count < ZJQ_RECV_PARTS) {
             zmq_msg_init (&parts [count]);
             zmq_msg_move (&parts [count++], &part);
@@ -625,6 +649,35 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
     for (size_t index = 0; index < count; index++)
         zmq_msg_close (&parts [index]);
     return rc;
+}
+
+bool
+zjq_monitor_recv (void *monitor, int *event, uint32_t *value)
+{
+    assert (monitor && event && value);
+    zmq_msg_t part;
+    zmq_msg_init (&part);
+    if (zmq_msg_recv (&part, monitor, ZMQ_DONTWAIT) == -1) {
+        zmq_msg_close (&part);
+        return false;
+    }
+    //  Frame 1: uint16 event, uint32 value; frame 2: the endpoint
+    uint16_t number = 0;
+    uint32_t data = 0;
+    if (zmq_msg_size (&part) >= 6) {
+        memcpy (&number, zmq_msg_data (&part), sizeof (number));
+        memcpy (&data, (char *) zmq_msg_data (&part) + 2, sizeof (data));
+    }
+    bool more = zmq_msg_more (&part);
+    zmq_msg_close (&part);
+    for (int count = 0; more && count < 8; count++) {
+        zmq_msg_init (&part);
+        more = zmq_msg_recv (&part, monitor, ZMQ_DONTWAIT) != -1 && zmq_msg_more (&part);
+        zmq_msg_close (&part);
+    }
+    *event = number;
+    *value = data;
+    return true;
 }
 
 const char *

@@ -26,6 +26,7 @@
 #define ZJQ_HEADER_SIZE        6
 #define ZJQ_MAX_FIELDS_SIZE    (64 * 1024)     //  bound on frame 1
 #define ZJQ_MAX_FIELDS         64              //  bound on map entries
+#define ZJQ_USER_ID_MAX        64              //  longest "User-Id" kept
 
 //  Roles (byte 4 of the header)
 #define ZJQ_ROLE_CLIENT  'C'
@@ -41,6 +42,7 @@
 #define ZJQ_CMD_CANCEL        0x04   //     job id
 #define ZJQ_CMD_STATS         0x05
 #define ZJQ_CMD_PING          0x06
+#define ZJQ_CMD_RELOAD        0x07   //     admin: re-read the CURVE allow-lists
 //  worker -> broker
 #define ZJQ_CMD_READY         0x11   //     queues, capacity, host, pid, ...
 #define ZJQ_CMD_HEARTBEAT     0x12   //     (also broker -> worker)
@@ -55,6 +57,7 @@
 #define ZJQ_CMD_DONE          0x45   //  P  unsolicited completion notice
 #define ZJQ_CMD_STATS_REPLY   0x46   //     stats map
 #define ZJQ_CMD_PONG          0x47   //     broker instance, version
+#define ZJQ_CMD_RELOADED      0x48   //     keys now allowed, per role
 #define ZJQ_CMD_ERROR         0x4F   //     code, message
 //  broker -> worker
 #define ZJQ_CMD_JOB           0x51   //  P  job id, attempt, queue, timeout
@@ -96,6 +99,13 @@ zframe_t *
 //  Set the routing id (copied).
 void
     zjq_msg_set_routing_id (zjq_msg_t *self, zframe_t *routing_id);
+
+//  The "User-Id" property of a received message: what the ZAP handler
+//  answered for the sender's connection (with CURVE, the broker's handler
+//  gives the peer's public key in Z85). NULL without authentication, and
+//  for messages that were built rather than received.
+const char *
+    zjq_msg_user_id (zjq_msg_t *self);
 
 //  --- Fields, for messages being built. Each key is added once; the
 //  encoder does not check for duplicates. Strings are copied.
@@ -190,6 +200,12 @@ zjq_recv_t
 //  the journal). The caller destroys both.
 int
     zjq_msg_encode (zjq_msg_t *self, zchunk_t **header_p, zchunk_t **fields_p);
+
+//  Read one event from a socket monitor (the PAIR connected to the
+//  endpoint given to zmq_socket_monitor), without blocking: the
+//  ZMQ_EVENT_* and its value. Returns false if none was waiting.
+bool
+    zjq_monitor_recv (void *monitor, int *event, uint32_t *value);
 
 //  Whether a command carries a payload frame
 bool

@@ -9,6 +9,8 @@
 #include "zjq_queue.h"
 #include "zjq_jobtable.h"
 #include "zjq_journal.h"
+#include "zjq_cert.h"
+#include "zjq_auth.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -23,9 +25,11 @@ static const s_test_t s_tests [] = {
     { "jobid",    zjq_jobid_test },
     { "json",     zjq_json_test },
     { "proto",    zjq_proto_test },
+    { "cert",     zjq_cert_test },
     { "queue",    zjq_queue_test },
     { "jobtable", zjq_jobtable_test },
     { "journal",  zjq_journal_test },
+    { "auth",     zjq_auth_test },
 };
 
 int

@@ -5,6 +5,10 @@ Not a test file. It starts the real binaries from ZJQ_BUILD_DIR on
 (docs/protocol.md) with python3-zmq + msgpack for fake peers and malformed
 input.
 
+With env.enable_curve(), the brokers a test starts afterwards serve CURVE
+only, and the Env's CLI runs, workers and stats use keys made by the real
+`zjq keygen` (see Curve).
+
 Rules the tests follow:
   - Only loopback (127.0.0.1). Every wait is bounded (wait_until, timeouts).
   - Never assert on timing, only on eventual behaviour. Timeouts are generous
@@ -19,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -264,7 +269,7 @@ class Worker(Process):
 
     def __init__(self, env, endpoint, queues, builtin=None, exec_command=None,
                  concurrency=1, heartbeat=None, grace=None, args=(), name="worker",
-                 verbose=True):
+                 verbose=True, extra_env=None):
         argv = [binary("zjq-worker"), "--broker", endpoint]
         for queue in ([queues] if isinstance(queues, str) else queues):
             argv += ["--queue", queue]
@@ -280,7 +285,7 @@ class Worker(Process):
         if verbose:
             argv.append("-v")
         argv += list(args)
-        super().__init__(env, name, argv)
+        super().__init__(env, name, argv, extra_env=extra_env)
 
     def sigterm(self):
         self.signal(signal.SIGTERM)
@@ -310,6 +315,62 @@ class Worker(Process):
         return super().stop(timeout)
 
 
+Key = collections.namedtuple("Key", "name public secret z85")
+
+
+def read_z85(path, field="public-key"):
+    """A key (Z85 text) from a certificate file written by zjq keygen."""
+    with open(path) as f:
+        match = re.search(r'^\s+%s = "(.{40})"' % field, f.read(), re.M)
+    assert match, "no %s in %s" % (field, path)
+    return match.group(1)
+
+
+class Curve:
+    """CURVE keys for one test (directory DIR/keys): the broker's key pair
+    and the allow-list directories clients/, workers/, admins/. Keys are
+    made with the real `zjq keygen`."""
+
+    ROLES = ("clients", "workers", "admins")
+
+    def __init__(self, directory):
+        self.dir = os.path.join(str(directory), "keys")
+        for role in self.ROLES:
+            os.makedirs(os.path.join(self.dir, role), exist_ok=True)
+        self.broker = self.keygen("broker")
+
+    def keygen(self, name, roles=(), queues=None):
+        """A new key pair NAME.key / NAME.key_secret, allowed in roles."""
+        args = ["keygen", os.path.join(self.dir, name)]
+        if queues:
+            args += ["--queues", queues]
+        rc, out, err = cli(*args)
+        assert rc == 0, "zjq keygen %s failed rc=%s: %s" % (name, rc, err)
+        public = os.path.join(self.dir, name + ".key")
+        key = Key(name, public, public + "_secret", read_z85(public))
+        assert out.decode().strip() == key.z85
+        for role in roles:
+            self.allow(key, role)
+        return key
+
+    def allow(self, key, role):
+        assert role in self.ROLES, role
+        shutil.copy(key.public, os.path.join(self.dir, role, key.name + ".key"))
+
+    def revoke(self, key, role):
+        os.unlink(os.path.join(self.dir, role, key.name + ".key"))
+
+    def broker_args(self):
+        args = ["--curve-secret", self.broker.secret]
+        for role in self.ROLES:
+            args += ["--curve-" + role, os.path.join(self.dir, role)]
+        return args
+
+    def env(self, key):
+        """Environment for zjq or zjq-worker to use a key."""
+        return {"ZJQ_CURVE_SECRET": key.secret, "ZJQ_BROKER_KEY": self.broker.public}
+
+
 class Env:
     """Everything one test started. Use through the `zjq` fixture."""
 
@@ -319,6 +380,25 @@ class Env:
         self.popens = []
         self.broker = None          # the first broker started
         self.counter = collections.Counter()
+        self.curve = None           # set by enable_curve()
+
+    def enable_curve(self):
+        """From now on, brokers serve CURVE only, and the CLI, workers and
+        RawPeers of this Env use keys: the CLI a client key (stats: an admin
+        key), workers a worker key. Returns the Curve, with .client,
+        .worker and .admin."""
+        self.curve = Curve(self.dir)
+        self.curve.client = self.curve.keygen("client", roles=("clients",))
+        self.curve.worker = self.curve.keygen("worker", roles=("workers",))
+        self.curve.admin = self.curve.keygen("admin", roles=("admins",))
+        return self.curve
+
+    def key_env(self, key=None, default="client"):
+        """Extra environment for a process of this Env: none without CURVE,
+        else the given key (or the default role's)."""
+        if self.curve is None:
+            return {}
+        return self.curve.env(key or getattr(self.curve, default))
 
     def _name(self, base):
         self.counter[base] += 1
@@ -331,6 +411,8 @@ class Env:
 
     def start_broker(self, *args, verbose=True, port=None):
         """Start a broker on 127.0.0.1, on port or else any free port."""
+        if self.curve is not None:
+            args = tuple(self.curve.broker_args()) + tuple(args)
         broker = Broker(self, args, name=self._name("broker"), verbose=verbose)
         self.processes.append(broker)
         broker.start(port)
@@ -340,12 +422,14 @@ class Env:
 
     def start_worker(self, queues, builtin=None, exec_command=None, concurrency=1,
                      heartbeat=None, grace=None, args=(), endpoint=None, wait=True,
-                     verbose=True):
-        """Start a worker; with wait, return once the broker lists it."""
+                     verbose=True, key=None):
+        """Start a worker; with wait, return once the broker lists it. With
+        CURVE, it uses key (default: the Env's worker key)."""
         worker = Worker(self, endpoint or self.endpoint, queues, builtin=builtin,
                         exec_command=exec_command, concurrency=concurrency,
                         heartbeat=heartbeat, grace=grace, args=args,
-                        name=self._name("worker"), verbose=verbose)
+                        name=self._name("worker"), verbose=verbose,
+                        extra_env=self.key_env(key, "worker"))
         self.processes.append(worker)
         worker.start()
         if wait:
@@ -367,15 +451,18 @@ class Env:
                 return entry
         return None
 
-    def zjq(self, *args, input=None, timeout=120, endpoint=None):
-        """Run the CLI against this test's broker (--broker EP first)."""
-        return cli("--broker", endpoint or self.endpoint, *args, input=input, timeout=timeout)
+    def zjq(self, *args, input=None, timeout=120, endpoint=None, key=None):
+        """Run the CLI against this test's broker (--broker EP first); with
+        CURVE, as key (default: the Env's client key)."""
+        return cli("--broker", endpoint or self.endpoint, *args, input=input, timeout=timeout,
+                   env=self.key_env(key))
 
-    def popen_zjq(self, *args, stdin=None, endpoint=None):
+    def popen_zjq(self, *args, stdin=None, endpoint=None, key=None):
         """Start the CLI in the background (stdout/stderr as pipes)."""
         argv = [binary("zjq"), "--broker", endpoint or self.endpoint] + [str(a) for a in args]
         full_env = dict(os.environ)
         full_env.pop("ZJQ_BROKER", None)
+        full_env.update(self.key_env(key))
         proc = subprocess.Popen(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
         self.popens.append(proc)
@@ -399,7 +486,8 @@ class Env:
         return json.loads(out)
 
     def stats(self, endpoint=None):
-        rc, out, err = self.zjq("stats", "--json", endpoint=endpoint)
+        rc, out, err = self.zjq("stats", "--json", endpoint=endpoint,
+                                key=self.curve.admin if self.curve else None)
         assert rc == 0, "stats failed rc=%s: %s" % (rc, err)
         return json.loads(out)
 
@@ -447,6 +535,7 @@ class Env:
 ROLE_CLIENT, ROLE_WORKER, ROLE_BROKER = b"C", b"W", b"B"
 
 CMD = dict(SUBMIT=0x01, STATUS=0x02, RESULT=0x03, CANCEL=0x04, STATS=0x05, PING=0x06,
+           RELOAD=0x07, RELOADED=0x48,
            READY=0x11, HEARTBEAT=0x12, WORK_RESULT=0x13, PROGRESS=0x14, DISCONNECT=0x15,
            ACCEPTED=0x41, REJECTED=0x42, JOB_STATUS=0x43, JOB_RESULT=0x44, DONE=0x45,
            STATS_REPLY=0x46, PONG=0x47, ERROR=0x4F, JOB=0x51, JOB_CANCEL=0x52)
@@ -455,7 +544,7 @@ CMD_NAME = {code: name for name, code in CMD.items()}
 ERR = dict(EINVAL=-1, ENOMEM=-2, EPROTO=-3, EUNREACHABLE=-4, ETIMEDOUT=-5, ENOTFOUND=-6,
            EEXPIRED=-7, ETOOBIG=-8, EQUEUEFULL=-9, ESTATE=-10, EFAILED=-11, ECANCELLED=-12,
            ENOTREADY=-13, EVERSION=-14, ECOMMAND=-15, EDENIED=-16, EUNAVAILABLE=-17,
-           ECLOSED=-18, ESYS=-19, EBADID=-20)
+           ECLOSED=-18, ESYS=-19, EBADID=-20, EKEY=-21)
 ERR_NAME = {code: name for name, code in ERR.items()}
 
 _CONTEXT = None
@@ -505,12 +594,18 @@ class Msg:
 
 class RawPeer:
     """A DEALER speaking raw zjq frames to the broker, for fake workers and
-    malformed input. Not thread-safe (one test thread)."""
+    malformed input. With curve=(key, broker_key) (Key tuples), it talks
+    CURVE. Not thread-safe (one test thread)."""
 
-    def __init__(self, endpoint, role=ROLE_CLIENT):
+    def __init__(self, endpoint, role=ROLE_CLIENT, curve=None):
         self.role = role
         self.sock = context().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if curve:
+            key, broker_key = curve
+            self.sock.curve_secretkey = read_z85(key.secret, "secret-key").encode()
+            self.sock.curve_publickey = key.z85.encode()
+            self.sock.curve_serverkey = broker_key.z85.encode()
         self.sock.connect(endpoint)
         self.req = 1000
 
@@ -572,8 +667,8 @@ class RawPeer:
 class FakeWorker(RawPeer):
     """A worker written by hand: READY, then whatever the test makes it do."""
 
-    def __init__(self, endpoint):
-        super().__init__(endpoint, ROLE_WORKER)
+    def __init__(self, endpoint, curve=None):
+        super().__init__(endpoint, ROLE_WORKER, curve=curve)
 
     def ready(self, queues, capacity=1, heartbeat_ms=200, worker_id=None):
         self.worker_id = worker_id or "fake/%d/%x" % (os.getpid(), id(self) & 0xffff)

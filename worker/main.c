@@ -25,7 +25,8 @@ s_usage (FILE *out)
 "Usage: zjq-worker [--broker ENDPOINT] --queue NAME [--queue NAME]...\n"
 "                  (--builtin echo|sleep|sha256 | --exec 'COMMAND ARGS')\n"
 "                  [--concurrency N] [--heartbeat MS] [--grace SECONDS]\n"
-"                  [--max-result BYTES] [-v] [--help] [--version]\n"
+"                  [--max-result BYTES] [--curve-secret FILE --broker-key FILE]\n"
+"                  [-v] [--help] [--version]\n"
 "\n"
 "Connects to a zjq broker and runs the jobs of the given queues, all with the\n"
 "one handler chosen.\n"
@@ -55,12 +56,16 @@ s_usage (FILE *out)
 "                          (default 30; also 250ms, 5m); a second signal aborts\n"
 "                          them at once, and the broker requeues them\n"
 "  -m, --max-result BYTES  largest result (default 16M; k, m, g suffixes)\n"
+"      --curve-secret FILE talk CURVE with this secret certificate (zjq keygen\n"
+"                          NAME writes NAME.key_secret; default $ZJQ_CURVE_SECRET)\n"
+"      --broker-key FILE   the broker's public certificate (default\n"
+"                          $ZJQ_BROKER_KEY); both or neither\n"
 "  -v, --verbose           log every job's start and end\n"
 "  -h, --help              show this help\n"
 "      --version           show the version\n"
 "\n"
 "Exit status: 0 after a clean stop, 1 if the worker could not start, 2 on a\n"
-"usage error.\n",
+"usage error (including a key file that cannot be used).\n",
              s_DEFAULT_BROKER, s_MAX_QUEUES);
 }
 
@@ -108,8 +113,10 @@ main (int argc, char *argv [])
     int64_t grace_ms = 30000;
     uint64_t max_result = 16 * 1024 * 1024;
     bool verbose = false;
+    const char *curve_secret = getenv ("ZJQ_CURVE_SECRET");
+    const char *broker_key = getenv ("ZJQ_BROKER_KEY");
 
-    enum { OPT_BUILTIN = 256, OPT_HEARTBEAT, OPT_VERSION };
+    enum { OPT_BUILTIN = 256, OPT_HEARTBEAT, OPT_VERSION, OPT_CURVE_SECRET, OPT_BROKER_KEY };
     static const struct option options [] = {
         { "broker",      required_argument, NULL, 'b' },
         { "queue",       required_argument, NULL, 'q' },
@@ -119,6 +126,8 @@ main (int argc, char *argv [])
         { "heartbeat",   required_argument, NULL, OPT_HEARTBEAT },
         { "grace",       required_argument, NULL, 'g' },
         { "max-result",  required_argument, NULL, 'm' },
+        { "curve-secret", required_argument, NULL, OPT_CURVE_SECRET },
+        { "broker-key",  required_argument, NULL, OPT_BROKER_KEY },
         { "verbose",     no_argument,       NULL, 'v' },
         { "help",        no_argument,       NULL, 'h' },
         { "version",     no_argument,       NULL, OPT_VERSION },
@@ -166,6 +175,12 @@ main (int argc, char *argv [])
                     s_usage_error ("--max-result must be a size such as 1048576, 512k or 16M, "
                                    "not '%s'", optarg);
                 break;
+            case OPT_CURVE_SECRET:
+                curve_secret = optarg;
+                break;
+            case OPT_BROKER_KEY:
+                broker_key = optarg;
+                break;
             case 'v':
                 verbose = true;
                 break;
@@ -190,6 +205,13 @@ main (int argc, char *argv [])
         s_usage_error ("%s", "give a handler: --builtin echo|sleep|sha256 or --exec 'COMMAND'");
     if (command && !*command)
         s_usage_error ("%s", "--exec needs a command");
+    if (curve_secret && !*curve_secret)
+        curve_secret = NULL;
+    if (broker_key && !*broker_key)
+        broker_key = NULL;
+    if (!curve_secret != !broker_key)
+        s_usage_error ("%s", "CURVE needs both --curve-secret (or $ZJQ_CURVE_SECRET) and "
+                       "--broker-key (or $ZJQ_BROKER_KEY)");
 
     zjq_handlers_t *handlers = builtin ? zjq_handlers_new_builtin (builtin)
                                        : zjq_handlers_new_exec (command, (size_t) max_result);
@@ -204,6 +226,15 @@ main (int argc, char *argv [])
     zjq_worker_t *worker = zjq_worker_new (broker);
     if (!worker)
         s_usage_error ("invalid broker endpoint '%s' (e.g. tcp://127.0.0.1:5555)", broker);
+    if (curve_secret) {
+        char error [600];
+        if (zjq_worker_set_curve (worker, curve_secret, broker_key, error, sizeof error) != 0) {
+            fprintf (stderr, "zjq-worker: %s\n", error);
+            zjq_worker_destroy (&worker);
+            zjq_handlers_destroy (&handlers);
+            return 2;
+        }
+    }
     for (int i = 0; i < queue_count; i++)
         if (zjq_worker_handle (worker, queues [i], zjq_handlers_run, handlers) != 0)
             s_usage_error ("invalid or repeated queue name '%s' (1-128 of A-Za-z0-9_.:-)",
@@ -216,9 +247,10 @@ main (int argc, char *argv [])
     if (rc == 0)
         rc = zjq_worker_set_max_result (worker, (size_t) max_result);
     if (rc == 0) {
-        zsys_info ("zjq-worker %s: %s, %d queue(s), handler %s, concurrency %d",
+        zsys_info ("zjq-worker %s: %s, %d queue(s), handler %s, concurrency %d%s",
                    zjq_version (), zjq_worker_id (worker), queue_count,
-                   zjq_handlers_name (handlers), (int) concurrency);
+                   zjq_handlers_name (handlers), (int) concurrency,
+                   curve_secret ? ", CURVE" : "");
         rc = zjq_worker_run (worker);
     }
     if (rc != 0)

@@ -23,6 +23,7 @@
     last one out frees the pool, so zjq_worker_run () never waits forever.  */
 
 #include "zjq_worker.h"
+#include "zjq_cert.h"
 #include "zjq_proto.h"
 #include "zjq_util.h"
 
@@ -150,6 +151,12 @@ struct _zjq_worker_t {
     int64_t connect_at;         //  when to open the next connection
     int64_t grace_deadline;     //  end of the grace period while draining
     int backoff_ms;             //  delay before the next reconnect
+    //  CURVE (zjq_worker_set_curve), or all "" for plaintext
+    char public_key [ZJQ_CERT_KEY_TEXT];    //  ours, Z85
+    char secret_key [ZJQ_CERT_KEY_TEXT];    //  ours, Z85
+    char server_key [ZJQ_CERT_KEY_TEXT];    //  the broker's, Z85
+    void *monitor;              //  PAIR reading the socket's handshake failures
+    unsigned monitors;          //  monitors made: each gets its own endpoint
 };
 
 
@@ -623,6 +630,11 @@ s_check_deadlines (zjq_worker_t *self, int64_t now)
 static void
 s_close_socket (zjq_worker_t *self, int linger_ms)
 {
+    if (self->monitor) {
+        zmq_socket_monitor (self->socket, NULL, 0);
+        zmq_close (self->monitor);
+        self->monitor = NULL;
+    }
     if (self->socket) {
         zmq_setsockopt (self->socket, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
         zmq_close (self->socket);
@@ -630,11 +642,62 @@ s_close_socket (zjq_worker_t *self, int linger_ms)
     }
 }
 
+//  Make the new socket a CURVE client, and watch its handshakes with a
+//  monitor (a refused key is otherwise only a silent broker). Returns 0 or
+//  -1 (errno set).
+static int
+s_curve_apply (zjq_worker_t *self)
+{
+    if (zmq_setsockopt (self->socket, ZMQ_CURVE_SERVERKEY, self->server_key, 40)
+    ||  zmq_setsockopt (self->socket, ZMQ_CURVE_PUBLICKEY, self->public_key, 40)
+    ||  zmq_setsockopt (self->socket, ZMQ_CURVE_SECRETKEY, self->secret_key, 40))
+        return -1;
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "inproc://zjq-worker-monitor-%u", ++self->monitors);
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+               | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+    if (zmq_socket_monitor (self->socket, endpoint, events) == 0) {
+        self->monitor = zmq_socket (self->ctx, ZMQ_PAIR);
+        if (self->monitor && zmq_connect (self->monitor, endpoint) != 0) {
+            zmq_close (self->monitor);
+            self->monitor = NULL;
+        }
+        if (!self->monitor)
+            zmq_socket_monitor (self->socket, NULL, 0);
+    }
+    return 0;                   //  works without the monitor, only less clearly
+}
+
+//  A handshake failed: say why, and retry with backoff (libzmq would retry
+//  at once, for ever).
+static void s_connection_lost (zjq_worker_t *self, const char *why);
+
+static void
+s_read_monitor (zjq_worker_t *self)
+{
+    int event;
+    uint32_t value;
+    if (!zjq_monitor_recv (self->monitor, &event, &value))
+        return;
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        s_connection_lost (self, "the broker refused this worker's CURVE key "
+                                 "(not in its allow-lists)");
+    else
+    if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        s_connection_lost (self, "CURVE handshake failed: the broker does not use CURVE");
+    else
+        s_connection_lost (self, "CURVE handshake failed (wrong broker key?)");
+}
+
 //  Open a new connection and send READY. On failure, schedules a retry.
 static void
 s_connect (zjq_worker_t *self, int64_t now)
 {
     self->socket = zmq_socket (self->ctx, ZMQ_DEALER);
+    if (self->socket && *self->secret_key && s_curve_apply (self) != 0) {
+        zsys_error ("zjq_worker: cannot set up CURVE: %s", zmq_strerror (errno));
+        s_close_socket (self, 0);
+    }
     if (!self->socket || zmq_connect (self->socket, self->endpoint) != 0) {
         zsys_error ("zjq_worker: cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
         s_close_socket (self, 0);
@@ -764,6 +827,16 @@ s_on_message (zjq_worker_t *self, zjq_msg_t *msg)
     if (zjq_msg_role (msg) != ZJQ_ROLE_BROKER) {
         zsys_warning ("zjq_worker: %s from a non-broker peer, ignored",
                       zjq_proto_command_name (command));
+        return;
+    }
+    int64_t code = 0;
+    if (command == ZJQ_CMD_ERROR && zjq_msg_get_int (msg, "code", &code) && code == ZJQ_EDENIED) {
+        //  Our key may not do this (a role or queue it lacks): retrying at
+        //  once would not help, so back off like after a lost connection
+        const char *text = zjq_msg_get_str (msg, "message");
+        char why [300];
+        snprintf (why, sizeof why, "broker denied access (%.200s)", text ? text : "EDENIED");
+        s_connection_lost (self, why);
         return;
     }
     if (command == ZJQ_CMD_DISCONNECT) {
@@ -952,6 +1025,33 @@ s_finish (zjq_worker_t *self, bool abort)
 //  --------------------------------------------------------------------------
 //  Public API
 
+int
+zjq_worker_set_curve (zjq_worker_t *self, const char *secret_file, const char *broker_key_file,
+                      char *error, size_t error_size)
+{
+    if (!self || !secret_file || !broker_key_file || atomic_load (&self->running)) {
+        if (error && error_size)
+            snprintf (error, error_size, "CURVE needs both key files, before run");
+        return ZJQ_EINVAL;
+    }
+    char reason [512];
+    zjq_cert_t *mine = zjq_cert_load (secret_file, true, reason, sizeof reason);
+    zjq_cert_t *broker = mine ? zjq_cert_load (broker_key_file, false, reason, sizeof reason)
+                              : NULL;
+    if (!mine || !broker) {
+        if (error && error_size)
+            snprintf (error, error_size, "%s%s", mine ? "broker key " : "", reason);
+        zjq_cert_destroy (&mine);
+        return ZJQ_EKEY;
+    }
+    memcpy (self->public_key, zjq_cert_public_key (mine), ZJQ_CERT_KEY_TEXT);
+    memcpy (self->secret_key, zjq_cert_secret_key (mine), ZJQ_CERT_KEY_TEXT);
+    memcpy (self->server_key, zjq_cert_public_key (broker), ZJQ_CERT_KEY_TEXT);
+    zjq_cert_destroy (&mine);
+    zjq_cert_destroy (&broker);
+    return 0;
+}
+
 zjq_worker_t *
 zjq_worker_new (const char *endpoint)
 {
@@ -993,6 +1093,7 @@ zjq_worker_destroy (zjq_worker_t **self_p)
     zjq_worker_t *self = *self_p;
     if (self) {
         assert (!atomic_load (&self->running));
+        explicit_bzero (self->secret_key, sizeof self->secret_key);
         for (size_t i = 0; i < self->handler_count; i++)
             free (self->handlers [i].queue);
         close (self->stop_fd);
@@ -1196,9 +1297,10 @@ zjq_worker_run (zjq_worker_t *self)
             { NULL, self->signal_fd, ZMQ_POLLIN, 0 },
             { NULL, self->stop_fd, ZMQ_POLLIN, 0 },
             { NULL, self->pool->wake_fd, ZMQ_POLLIN, 0 },
-            { self->socket, -1, ZMQ_POLLIN, 0 }
+            { self->socket, -1, ZMQ_POLLIN, 0 },
+            { self->monitor, -1, ZMQ_POLLIN, 0 }
         };
-        int rc = zmq_poll (items, self->socket ? 4 : 3, timeout);
+        int rc = zmq_poll (items, !self->socket ? 3 : self->monitor ? 5 : 4, timeout);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
@@ -1216,6 +1318,8 @@ zjq_worker_run (zjq_worker_t *self)
         }
         if (self->socket && (items [3].revents & ZMQ_POLLIN))
             s_recv_all (self);
+        if (self->monitor && (items [4].revents & ZMQ_POLLIN))
+            s_read_monitor (self);
     }
     s_finish (self, abort);
     zlistx_destroy (&self->tasks);

@@ -78,6 +78,18 @@ int
 int
     zjq_worker_set_max_result (zjq_worker_t *self, size_t bytes);
 
+//  Talk CURVE to the broker: this worker's secret certificate (`zjq keygen
+//  NAME` writes NAME.key_secret; mode 0600) and the broker's public
+//  certificate. The files are read now, once. Call before run. Returns 0,
+//  ZJQ_EINVAL (missing argument, or running), or ZJQ_EKEY (a file is
+//  missing, unreadable, not a certificate, or the secret one is readable by
+//  others); then, if error is not NULL, error (error_size bytes) says which
+//  file and why, never with key material. A broker that refuses the key
+//  (or its role or queues) is retried with the reconnect backoff.
+int
+    zjq_worker_set_curve (zjq_worker_t *self, const char *secret_file,
+                          const char *broker_key_file, char *error, size_t error_size);
+
 //  Connect and serve until stopped. Reconnects with backoff whenever the
 //  broker goes away. Returns 0 after a clean stop, or a negative code if it
 //  could not start (no handler registered, ...).
