@@ -144,6 +144,10 @@ zjq_hostname (void)
 {
     static char name [256];
     if (!name [0]) {
+        const char *given = getenv ("ZJQ_WORKER_HOST");
+        if (given && *given)
+            snprintf (name, sizeof (name), "%s", given);
+        else
         if (gethostname (name, sizeof (name) - 1) != 0 || !name [0])
             snprintf (name, sizeof (name), "localhost");
         name [sizeof (name) - 1] = 0;

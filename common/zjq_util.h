@@ -41,7 +41,9 @@ int
 void
     zjq_signals_unblock_all (void);
 
-//  This host's name (static buffer, never NULL).
+//  This host's name as workers report it (static buffer, never NULL):
+//  $ZJQ_WORKER_HOST if set and not empty (at most 255 bytes kept; lets a
+//  container or a network namespace name its machine), else gethostname().
 const char *
     zjq_hostname (void);
 

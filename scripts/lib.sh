@@ -42,4 +42,4 @@ ZJQ_BUILD_PACKAGES=(cmake make gcc libc6-dev pkg-config libzmq3-dev libczmq-dev 
                     libsodium-dev python3)
 #  And what its tests need on top.
 # shellcheck disable=SC2034
-ZJQ_TEST_PACKAGES=(python3-pytest python3-zmq python3-msgpack tcpdump)
+ZJQ_TEST_PACKAGES=(python3-pytest python3-zmq python3-msgpack tcpdump iproute2)
