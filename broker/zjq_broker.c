@@ -138,11 +138,9 @@ struct _zjq_broker_t {
 
 //  Hex of a routing id into buf (ZJQ_RID_KEY_MAX bytes)
 static char *
-s_rid_key (zframe_t *routing_id, char *buf)
+s_rid_key (const byte *data, size_t size, char *buf)
 {
     static const char hex [] = "0123456789abcdef";
-    const byte *data = zframe_data (routing_id);
-    size_t size = zframe_size (routing_id);
     if (size > 256)
         size = 256;
     for (size_t index = 0; index < size; index++) {
@@ -151,6 +149,15 @@ s_rid_key (zframe_t *routing_id, char *buf)
     }
     buf [2 * size] = 0;
     return buf;
+}
+
+//  Hex of a message's routing id into buf (ZJQ_RID_KEY_MAX bytes)
+static char *
+s_sender_key (zjq_msg_t *msg, char *buf)
+{
+    size_t size;
+    const byte *data = zjq_msg_routing_id (msg, &size);
+    return s_rid_key (data, size, buf);
 }
 
 static void
@@ -242,19 +249,35 @@ s_put_req (zjq_msg_t *reply, zjq_msg_t *request)
 
 //  A new broker message to a routing id
 static zjq_msg_t *
-s_msg_to (zframe_t *routing_id, int command)
+s_msg_to (const byte *routing_id, size_t size, int command)
 {
     zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_BROKER, command);
     assert (msg);               //  out of memory
-    zjq_msg_set_routing_id (msg, routing_id);
+    zjq_msg_set_routing_id (msg, routing_id, size);
     return msg;
+}
+
+//  A new broker message to a routing id kept as a frame
+static zjq_msg_t *
+s_msg_to_frame (zframe_t *routing_id, int command)
+{
+    return s_msg_to (zframe_data (routing_id), zframe_size (routing_id), command);
+}
+
+//  A new message to the sender of a request
+static zjq_msg_t *
+s_msg_to_sender (zjq_msg_t *request, int command)
+{
+    size_t size;
+    const byte *routing_id = zjq_msg_routing_id (request, &size);
+    return s_msg_to (routing_id, size, command);
 }
 
 //  A new reply to a request: same routing id, req echoed
 static zjq_msg_t *
 s_reply_new (zjq_msg_t *request, int command)
 {
-    zjq_msg_t *reply = s_msg_to (zjq_msg_routing_id (request), command);
+    zjq_msg_t *reply = s_msg_to_sender (request, command);
     s_put_req (reply, request);
     return reply;
 }
@@ -278,6 +301,9 @@ s_hold (zjq_broker_t *self, zjq_msg_t **msg_p, uint64_t lsn)
         self->held_head = 0;
         self->held_max = max;
     }
+    //  The job, and with it a shared payload, may be gone when it is sent
+    if (zjq_msg_own_payload (*msg_p) == -1)
+        return -1;
     s_held_t *slot = &self->held [(self->held_head + self->held_count) % self->held_max];
     slot->msg = *msg_p;
     slot->lsn = lsn;
@@ -540,13 +566,12 @@ s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
     if (s_peer_credit (peer) == 0)
         s_peer_unlist (peer);
 
-    zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_JOB);
+    zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_JOB);
     zjq_msg_put_str (msg, "id", job->id);
     zjq_msg_put_int (msg, "attempt", job->attempt);
     zjq_msg_put_str (msg, "queue", job->queue);
     zjq_msg_put_int (msg, "timeout_ms", job->job_timeout_ms);
-    zframe_t *payload = zframe_dup (job->payload);
-    zjq_msg_set_payload (msg, &payload);
+    zjq_msg_set_payload_shared (msg, job->payload);
     if (self->verbose)
         zsys_debug ("job %s attempt %d -> worker %s", job->id, job->attempt, peer->worker_id);
     s_send_peer (self, peer, &msg);
@@ -612,16 +637,15 @@ s_put_outcome (zjq_msg_t *msg, zjq_jobentry_t *entry)
     if (job->state != ZJQ_STATE_SUCCEEDED)
         zjq_msg_put_str (msg, "error", job->error? job->error: zjq_state_name (job->state));
     if (job->state == ZJQ_STATE_SUCCEEDED && job->result) {
-        zframe_t *result = zframe_dup (job->result);
-        zjq_msg_set_payload (msg, &result);
+        zjq_msg_set_payload_shared (msg, job->result);
     }
 }
 
 //  A DONE for an ended job to one client.
 static void
-s_send_done (zjq_broker_t *self, zjq_jobentry_t *entry, zframe_t *routing_id)
+s_send_done (zjq_broker_t *self, zjq_jobentry_t *entry, const byte *routing_id, size_t size)
 {
-    zjq_msg_t *msg = s_msg_to (routing_id, ZJQ_CMD_DONE);
+    zjq_msg_t *msg = s_msg_to (routing_id, size, ZJQ_CMD_DONE);
     s_put_outcome (msg, entry);
     s_send_promise (self, &msg);
 }
@@ -658,7 +682,8 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
         zsys_debug ("job %s %s after %d attempt(s)%s%s", entry->job.id, zjq_state_name (state),
                     entry->job.attempt, error? ": ": "", error? error: "");
     for (uint32_t index = 0; index < entry->waiter_count; index++)
-        s_send_done (self, entry, entry->waiters [index]);
+        s_send_done (self, entry, zframe_data (entry->waiters [index]),
+                     zframe_size (entry->waiters [index]));
     zjq_jobentry_clear_waiters (entry);
     if (entry->job.result)
         zjq_jobtable_trim_results (self->jobs, self->max_result_bytes);
@@ -696,7 +721,7 @@ static void
 s_send_job_cancel (zjq_broker_t *self, zjq_peer_t *peer, zjq_jobentry_t *entry,
                    const char *reason)
 {
-    zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_JOB_CANCEL);
+    zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_JOB_CANCEL);
     zjq_msg_put_str (msg, "id", entry->job.id);
     zjq_msg_put_int (msg, "attempt", entry->job.attempt);
     zjq_msg_put_str (msg, "reason", reason);
@@ -780,7 +805,7 @@ s_check_peers (zjq_broker_t *self)
             continue;
         }
         if (self->now - peer->last_sent >= peer->heartbeat_ms) {
-            zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_HEARTBEAT);
+            zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_HEARTBEAT);
             s_send_peer (self, peer, &msg);
             //  Retry a failed heartbeat at the next interval
             peer->last_sent = self->now;
@@ -848,12 +873,14 @@ s_send_status (zjq_broker_t *self, zjq_msg_t *request, zjq_jobentry_t *entry)
 
 //  Register a client for DONE; if the job has already ended, send it now.
 static void
-s_add_waiter (zjq_broker_t *self, zjq_jobentry_t *entry, zframe_t *routing_id)
+s_add_waiter (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_msg_t *request)
 {
+    size_t size;
+    const byte *routing_id = zjq_msg_routing_id (request, &size);
     if (zjq_job_ended (&entry->job))
-        s_send_done (self, entry, routing_id);
+        s_send_done (self, entry, routing_id, size);
     else
-    if (zjq_jobentry_add_waiter (entry, routing_id) == -1)
+    if (zjq_jobentry_add_waiter (entry, routing_id, size) == -1)
         zsys_error ("out of memory registering a waiter on job %s", entry->job.id);
 }
 
@@ -923,7 +950,6 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
                          size, (unsigned long long) self->max_payload);
         return;
     }
-    zframe_t *routing_id = zjq_msg_routing_id (msg);
     if (key) {
         zjq_jobentry_t *existing = zjq_jobtable_lookup_key (self->jobs, queue_name, key);
         if (existing && owner && !streq (existing->job.owner, owner)) {
@@ -937,7 +963,7 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
             zjq_msg_put_bool (reply, "duplicate", true);
             s_send_promise (self, &reply);
             if (notify)
-                s_add_waiter (self, existing, routing_id);
+                s_add_waiter (self, existing, msg);
             return;
         }
     }
@@ -986,7 +1012,7 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
         return;
     }
     if (notify)
-        s_add_waiter (self, entry, routing_id);
+        s_add_waiter (self, entry, msg);
     zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
     zjq_msg_put_str (reply, "id", entry->job.id);
     zjq_msg_put_bool (reply, "duplicate", false);
@@ -1059,7 +1085,7 @@ s_handle_result (zjq_broker_t *self, zjq_msg_t *msg)
     else {
         s_send_status (self, msg, entry);
         if (wait)
-            s_add_waiter (self, entry, zjq_msg_routing_id (msg));
+            s_add_waiter (self, entry, msg);
     }
 }
 
@@ -1323,7 +1349,9 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
 
     zjq_peer_t *peer = (zjq_peer_t *) calloc (1, sizeof (zjq_peer_t));
     assert (peer);
-    peer->routing_id = zframe_dup (zjq_msg_routing_id (msg));
+    size_t rid_size;
+    const byte *rid = zjq_msg_routing_id (msg, &rid_size);
+    peer->routing_id = zframe_new (rid, rid_size);
     peer->key = strdup (rid_key);
     peer->worker_id = strdup (worker_id);
     peer->host = strdup (host? host: "?");
@@ -1536,7 +1564,7 @@ s_handle_worker (zjq_broker_t *self, zjq_msg_t *msg)
 {
     int command = zjq_msg_command (msg);
     char rid_key [ZJQ_RID_KEY_MAX];
-    s_rid_key (zjq_msg_routing_id (msg), rid_key);
+    s_sender_key (msg, rid_key);
     zjq_peer_t *peer = (zjq_peer_t *) zhashx_lookup (self->peers, rid_key);
     if (command == ZJQ_CMD_READY) {
         if (peer) {
@@ -1558,7 +1586,7 @@ s_handle_worker (zjq_broker_t *self, zjq_msg_t *msg)
             if (self->verbose)
                 zsys_debug ("%s from unknown worker %.40s: sending DISCONNECT",
                             zjq_proto_command_name (command), rid_key);
-            zjq_msg_t *reply = s_msg_to (zjq_msg_routing_id (msg), ZJQ_CMD_DISCONNECT);
+            zjq_msg_t *reply = s_msg_to_sender (msg, ZJQ_CMD_DISCONNECT);
             zjq_msg_put_str (reply, "reason", "unknown worker: send READY first");
             s_send (self, &reply);
         }
@@ -1581,11 +1609,12 @@ static void
 s_handle_malformed (zjq_broker_t *self, zjq_msg_t *msg)
 {
     self->counters.malformed++;
-    zframe_t *routing_id = zjq_msg_routing_id (msg);
-    if (!routing_id)
+    size_t rid_size;
+    const byte *rid = zjq_msg_routing_id (msg, &rid_size);
+    if (!rid)
         return;
     char rid_key [ZJQ_RID_KEY_MAX];
-    s_rid_key (routing_id, rid_key);
+    s_rid_key (rid, rid_size, rid_key);
     zjq_peer_t *peer = (zjq_peer_t *) zhashx_lookup (self->peers, rid_key);
     if (peer)
         peer->last_seen = self->now;    //  still a sign of life
@@ -1656,7 +1685,7 @@ s_authorize (zjq_broker_t *self, zjq_msg_t *msg)
     }
     if (role == ZJQ_ROLE_WORKER) {
         char rid_key [ZJQ_RID_KEY_MAX];
-        s_rid_key (zjq_msg_routing_id (msg), rid_key);
+        s_sender_key (msg, rid_key);
         zjq_peer_t *peer = (zjq_peer_t *) zhashx_lookup (self->peers, rid_key);
         if (peer) {
             zsys_info ("worker %s (%s/%lld): its key lost the worker role",
@@ -1673,7 +1702,7 @@ s_handle_message (zjq_broker_t *self, zjq_msg_t *msg)
     if (self->verbose) {
         char rid_key [ZJQ_RID_KEY_MAX];
         zsys_debug ("recv %s from %c %.40s", zjq_proto_command_name (zjq_msg_command (msg)),
-                    zjq_msg_role (msg), s_rid_key (zjq_msg_routing_id (msg), rid_key));
+                    zjq_msg_role (msg), s_sender_key (msg, rid_key));
     }
     if (self->auth && !s_authorize (self, msg))
         return;
@@ -1723,7 +1752,7 @@ s_reload (zjq_broker_t *self, const char *why, char *error, size_t error_size)
          peer = (zjq_peer_t *) zlistx_next (revoked)) {
         zsys_info ("worker %s (%s/%lld), key %s: access revoked by the reload",
                    peer->worker_id, peer->host, peer->pid, peer->user_key);
-        zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_DISCONNECT);
+        zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_DISCONNECT);
         zjq_msg_put_str (msg, "reason", "access revoked");
         s_send (self, &msg);
         s_peer_forget (self, peer, "worker key revoked");
@@ -2140,7 +2169,7 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
     size_t peers = zhashx_size (self->peers);
     for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
          peer = (zjq_peer_t *) zhashx_next (self->peers)) {
-        zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_DISCONNECT);
+        zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_DISCONNECT);
         zjq_msg_put_str (msg, "reason", "broker shutting down");
         zjq_msg_send (&msg, self->router, true);
     }

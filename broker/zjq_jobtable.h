@@ -139,10 +139,10 @@ size_t
 const zjq_jobtable_stats_t *
     zjq_jobtable_stats (zjq_jobtable_t *self);
 
-//  Register a client (routing id, copied) to receive DONE for this job.
+//  Register a client (routing id bytes, copied) to receive DONE for this job.
 //  Returns 0 if added, 1 if it was already registered, -1 if out of memory.
 int
-    zjq_jobentry_add_waiter (zjq_jobentry_t *entry, zframe_t *routing_id);
+    zjq_jobentry_add_waiter (zjq_jobentry_t *entry, const void *routing_id, size_t size);
 
 //  Forget all waiters of a job.
 void
