@@ -49,8 +49,13 @@
 #define ZJQ_WORKER_QUEUES   64      //  queues one worker may serve
 #define ZJQ_DURATION_MAX_MS (10LL * 366 * 24 * 3600 * 1000)    //  longer is forever
 #define ZJQ_RID_KEY_MAX     (2 * 256 + 1)                       //  hex routing id
-#define ZJQ_SLOT_KEY_MAX    (ZJQ_JOBID_MAX + 16)                //  "id/attempt"
 #define ZJQ_WARN_PER_SECOND 10      //  warnings about bad input, then quiet
+
+//  One JOB a worker has not answered yet: (id, attempt)
+typedef struct {
+    char id [ZJQ_JOBID_MAX];    //  job id, "" when the slot is free
+    int attempt;
+} s_slot_t;
 
 //  A worker connection
 struct _zjq_peer_t {
@@ -68,7 +73,11 @@ struct _zjq_peer_t {
     int64_t heartbeat_ms;       //  its heartbeat interval
     int64_t last_seen;          //  monotonic ms of its last message
     int64_t last_sent;          //  monotonic ms of our last message to it
-    zhashx_t *outstanding;      //  "id/attempt" of JOBs it has not answered yet
+    s_slot_t *slots;            //  JOBs it has not answered yet (grows up to capacity)
+    uint32_t *free_slots;       //  stack of free slot indexes
+    size_t slot_max;            //  slots allocated
+    size_t free_count;          //  indexes on free_slots
+    size_t outstanding;         //  slots in use
     uint64_t completed;         //  results applied
     bool listed;                //  on its queues' worker lists (has credit)
     bool draining;              //  takes no more jobs
@@ -158,12 +167,6 @@ s_sender_key (zjq_msg_t *msg, char *buf)
     size_t size;
     const byte *data = zjq_msg_routing_id (msg, &size);
     return s_rid_key (data, size, buf);
-}
-
-static void
-s_slot_key (char *buf, const char *id, int attempt)
-{
-    snprintf (buf, ZJQ_SLOT_KEY_MAX, "%s/%d", id, attempt);
 }
 
 static int64_t
@@ -493,13 +496,76 @@ s_queue_require (zjq_broker_t *self, const char *name)
 static int64_t
 s_peer_credit (zjq_peer_t *peer)
 {
-    return peer->capacity - (int64_t) zhashx_size (peer->outstanding);
+    return peer->capacity - (int64_t) peer->outstanding;
 }
 
 static bool
 s_peer_can_take (zjq_peer_t *peer)
 {
     return !peer->draining && !peer->unreachable && s_peer_credit (peer) > 0;
+}
+
+//  Record (id, attempt) as a JOB the worker owes an answer for. Returns the
+//  slot index, or -1 if out of memory. The caller checked the credit.
+static int
+s_slot_take (zjq_peer_t *peer, const char *id, int attempt)
+{
+    if (peer->free_count == 0) {
+        size_t max = peer->slot_max? peer->slot_max * 2: 16;
+        if (max > (size_t) peer->capacity)
+            max = (size_t) peer->capacity;
+        assert (max > peer->slot_max);
+        s_slot_t *slots = (s_slot_t *) realloc (peer->slots, max * sizeof (s_slot_t));
+        if (!slots)
+            return -1;
+        peer->slots = slots;
+        uint32_t *free_slots = (uint32_t *) realloc (peer->free_slots, max * sizeof (uint32_t));
+        if (!free_slots)
+            return -1;
+        peer->free_slots = free_slots;
+        //  Lowest index on top
+        for (size_t index = max; index > peer->slot_max; index--) {
+            peer->slots [index - 1].id [0] = 0;
+            peer->free_slots [peer->free_count++] = (uint32_t) (index - 1);
+        }
+        peer->slot_max = max;
+    }
+    uint32_t index = peer->free_slots [--peer->free_count];
+    s_slot_t *slot = &peer->slots [index];
+    snprintf (slot->id, sizeof (slot->id), "%s", id);
+    slot->attempt = attempt;
+    peer->outstanding++;
+    return (int) index;
+}
+
+//  The slot of (id, attempt), or -1 if the worker owes no such answer.
+//  entry (or NULL) is the job by that id: while the attempt runs on this
+//  worker it knows its slot; otherwise (a stale answer) the slots are
+//  searched.
+static int
+s_slot_find (zjq_peer_t *peer, zjq_jobentry_t *entry, const char *id, int attempt)
+{
+    if (entry && entry->peer == peer && entry->job.attempt == attempt
+    &&  entry->peer_slot < peer->slot_max) {
+        s_slot_t *slot = &peer->slots [entry->peer_slot];
+        if (slot->attempt == attempt && streq (slot->id, id))
+            return (int) entry->peer_slot;
+    }
+    for (size_t index = 0; index < peer->slot_max; index++) {
+        s_slot_t *slot = &peer->slots [index];
+        if (*slot->id && slot->attempt == attempt && streq (slot->id, id))
+            return (int) index;
+    }
+    return -1;
+}
+
+static void
+s_slot_release (zjq_peer_t *peer, int index)
+{
+    assert (index >= 0 && (size_t) index < peer->slot_max && peer->slots [index].id [0]);
+    peer->slots [index].id [0] = 0;
+    peer->free_slots [peer->free_count++] = (uint32_t) index;
+    peer->outstanding--;
 }
 
 static void
@@ -530,7 +596,8 @@ s_peer_destroy (zjq_peer_t **peer_p)
     if (!peer)
         return;
     zframe_destroy (&peer->routing_id);
-    zhashx_destroy (&peer->outstanding);
+    free (peer->slots);
+    free (peer->free_slots);
     free (peer->key);
     free (peer->worker_id);
     free (peer->host);
@@ -558,11 +625,10 @@ s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
     zjq_jobtable_start (self->jobs, entry, self->now);
     entry->peer = peer;
     zjq_queue_counters (entry->queue)->running++;
-    char slot [ZJQ_SLOT_KEY_MAX];
-    s_slot_key (slot, job->id, job->attempt);
-    if (zhashx_insert (peer->outstanding, slot, peer) != 0)
-        //  (id, attempt) is unique, so this is out of memory
+    int slot = s_slot_take (peer, job->id, job->attempt);
+    if (slot < 0)
         zsys_error ("out of memory tracking job %s on worker %s", job->id, peer->worker_id);
+    entry->peer_slot = slot < 0? UINT32_MAX: (uint32_t) slot;
     if (s_peer_credit (peer) == 0)
         s_peer_unlist (peer);
 
@@ -756,21 +822,17 @@ s_peer_forget (zjq_broker_t *self, zjq_peer_t *peer, const char *why)
     //  Collect the jobs still running on it, then fail their attempts
     size_t count = 0;
     zjq_jobentry_t **running = NULL;
-    if (zhashx_size (peer->outstanding)) {
-        running = (zjq_jobentry_t **) calloc (zhashx_size (peer->outstanding),
-                                              sizeof (zjq_jobentry_t *));
+    if (peer->outstanding) {
+        running = (zjq_jobentry_t **) calloc (peer->outstanding, sizeof (zjq_jobentry_t *));
         assert (running);
     }
-    for (void *item = zhashx_first (peer->outstanding); item;
-         item = zhashx_next (peer->outstanding)) {
-        char slot [ZJQ_SLOT_KEY_MAX];
-        snprintf (slot, sizeof (slot), "%s", (const char *) zhashx_cursor (peer->outstanding));
-        char *slash = strrchr (slot, '/');
-        assert (slash);
-        *slash = 0;
-        zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, slot);
+    for (size_t index = 0; index < peer->slot_max; index++) {
+        s_slot_t *slot = &peer->slots [index];
+        if (!*slot->id)
+            continue;
+        zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, slot->id);
         if (entry && entry->peer == peer && entry->job.state == ZJQ_STATE_RUNNING
-        &&  entry->job.attempt == atoi (slash + 1))
+        &&  entry->job.attempt == slot->attempt)
             running [count++] = entry;
     }
     for (size_t index = 0; index < count; index++) {
@@ -1222,7 +1284,7 @@ s_handle_stats (zjq_broker_t *self, zjq_msg_t *msg)
         for (size_t index = 0; index < peer->queue_count; index++)
             s_pack_str (&packer, zjq_queue_name (peer->queues [index]));
         s_pack_uint (&packer, "capacity", (uint64_t) peer->capacity);
-        s_pack_uint (&packer, "running", zhashx_size (peer->outstanding));
+        s_pack_uint (&packer, "running", peer->outstanding);
         s_pack_uint (&packer, "completed", peer->completed);
         s_pack_uint (&packer, "last_seen_ms_ago", (uint64_t) (self->now - peer->last_seen));
         s_pack_str (&packer, "version");
@@ -1363,12 +1425,11 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
     peer->heartbeat_ms = heartbeat_ms;
     peer->last_seen = self->now;
     peer->last_sent = self->now;
-    peer->outstanding = zhashx_new ();
     uint32_t count = queues->via.array.size;
     peer->queues = (zjq_queue_t **) calloc (count, sizeof (zjq_queue_t *));
     peer->handles = (void **) calloc (count, sizeof (void *));
     assert (peer->routing_id && peer->key && peer->worker_id && peer->host && peer->version
-         && peer->outstanding && peer->queues && peer->handles);
+         && peer->queues && peer->handles);
     char names [512] = "";
     size_t names_len = 0;
     for (uint32_t index = 0; index < count; index++) {
@@ -1431,13 +1492,12 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
         return;
     }
     //  The slot is free again, whatever happens to the result
-    char slot [ZJQ_SLOT_KEY_MAX];
-    s_slot_key (slot, id, (int) attempt);
-    bool was_outstanding = zhashx_lookup (peer->outstanding, slot) != NULL;
-    if (was_outstanding)
-        zhashx_delete (peer->outstanding, slot);
-
     zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, id);
+    int slot = s_slot_find (peer, entry, id, (int) attempt);
+    bool was_outstanding = slot >= 0;
+    if (was_outstanding)
+        s_slot_release (peer, slot);
+
     if (entry && entry->job.state == ZJQ_STATE_RUNNING && entry->peer == peer
     &&  entry->job.attempt == attempt) {
         peer->completed++;
@@ -1527,7 +1587,7 @@ s_handle_disconnect (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
     if (drain) {
         if (!peer->draining)
             zsys_info ("worker %s (%s/%lld) is draining: %zu job(s) still running",
-                       peer->worker_id, peer->host, peer->pid, zhashx_size (peer->outstanding));
+                       peer->worker_id, peer->host, peer->pid, peer->outstanding);
         peer->draining = true;
         s_peer_unlist (peer);
     }

@@ -33,6 +33,7 @@ typedef struct {
     size_t result_index;        //  position in the result heap, or ZJQ_HEAP_NONE
     int64_t deadline;           //  monotonic ms: attempt timeout, or outcome expiry
     zjq_peer_t *peer;           //  the worker running the current attempt, or NULL
+    uint32_t peer_slot;         //  the attempt's slot on that worker (the broker's)
     zframe_t **waiters;         //  routing ids of clients to send DONE to
     uint32_t waiter_count;      //  waiters in use
     uint32_t waiter_max;        //  waiters allocated

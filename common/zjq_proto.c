@@ -491,12 +491,12 @@ zjq_msg_send (zjq_msg_t **self_p, void *socket, bool dontwait)
         if (self->payload_shared) {
             //  A reference to the same bytes (libzmq counts them), no copy
             zframe_t *shared = self->payload_shared;
-            rc = zframe_send (&shared, handle, ZFRAME_REUSE | (dontwait? ZFRAME_DONTWAIT: 0));
+            rc = zframe_send (&shared, socket, ZFRAME_REUSE | (dontwait? ZFRAME_DONTWAIT: 0));
         }
         else {
             zframe_t *payload = self->payload? self->payload: zframe_new_empty ();
             self->payload = NULL;
-            rc = zframe_send (&payload, handle, dontwait? ZFRAME_DONTWAIT: 0);
+            rc = zframe_send (&payload, socket, dontwait? ZFRAME_DONTWAIT: 0);
             zframe_destroy (&payload);
         }
     }
@@ -737,7 +737,7 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
     }
     while (more) {
         if (count == 2 && !payload && !extra) {
-            payload = zframe_recv (handle);
+            payload = zframe_recv (socket);     //  a zsock_t resolves faster
             if (!payload)
                 break;          //  context terminated mid-message
             more = zframe_more (payload);
