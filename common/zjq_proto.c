@@ -7,7 +7,8 @@
     kept for the next message. Decoding: the fields frame stays alive as a
     zmq_msg_t and the unpacked msgpack objects point into it; strings are
     copied (with a NUL) into the message's zone only when a getter asks for
-    them. Payloads are frames received and sent without copying their bytes.
+    them. Payloads of 8 KiB and more are received without copying their
+    bytes; shared payloads are sent without copying them.
     Messages are recycled through a per-thread pool (see below).                                       */
 
 #include "zjq_proto.h"
@@ -20,6 +21,11 @@
 #define ZJQ_POOL_MAX       16     //  spare messages kept per thread
 #define ZJQ_BUFFER_KEEP    (64 * 1024)  //  larger packing buffers are not kept
 #define ZJQ_ZONE_CHUNK     2048   //  first chunk of the decoding zone
+//  Received payloads smaller than this are copied into a frame of their own:
+//  libzmq receives them zero-copy into a shared 8 KiB batch buffer, which a
+//  payload kept for long (a queued job) would pin whole. Larger messages
+//  get an allocation of their own from libzmq, and are kept without a copy.
+#define ZJQ_PAYLOAD_COPY_MAX 8192
 
 struct _zjq_msg_t {
     int role;                   //  ZJQ_ROLE_*
@@ -717,8 +723,8 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
     *msg_p = self;
 
     //  Read the whole multipart message: routing id, header, fields, the
-    //  payload; anything beyond is drained and counted. The payload is
-    //  received as a frame of its own, so its bytes are never copied.
+    //  payload; anything beyond is drained and counted. A large payload is
+    //  received as a frame of its own, so its bytes are not copied.
     zmq_msg_t parts [2];        //  header, fields
     size_t count = 0;
     size_t extra = 0;
@@ -741,6 +747,12 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
             if (!payload)
                 break;          //  context terminated mid-message
             more = zframe_more (payload);
+            if (zframe_size (payload) < ZJQ_PAYLOAD_COPY_MAX) {
+                zframe_t *copy = zframe_new (zframe_data (payload), zframe_size (payload));
+                assert (copy);
+                zframe_destroy (&payload);
+                payload = copy;
+            }
             continue;
         }
         zmq_msg_t part;
