@@ -31,6 +31,7 @@
 #include "zjq_util.h"
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -50,6 +51,8 @@
 #define ZJQ_DURATION_MAX_MS (10LL * 366 * 24 * 3600 * 1000)    //  longer is forever
 #define ZJQ_RID_KEY_MAX     (2 * 256 + 1)                       //  hex routing id
 #define ZJQ_WARN_PER_SECOND 10      //  warnings about bad input, then quiet
+#define ZJQ_TRIM_INTERVAL   1000    //  ms between checks for memory to give back
+#define ZJQ_TRIM_MIN_PEAK   10000   //  jobs: below this peak, never trim
 
 //  One JOB a worker has not answered yet: (id, attempt)
 typedef struct {
@@ -127,6 +130,8 @@ struct _zjq_broker_t {
     zhashx_t *peers;            //  hex routing id -> zjq_peer_t (owned)
     int64_t next_check;         //  monotonic ms of the next worker scan
     bool reap;                  //  a peer became unreachable
+    uint64_t jobs_peak;         //  most jobs in the table since the last trim
+    int64_t next_trim;          //  monotonic ms of the next trim check
     s_counters_t counters;
     //  Rate limit for warnings caused by peers
     int64_t warn_window;        //  start of the current one-second window
@@ -2117,6 +2122,27 @@ s_drain (zjq_broker_t *self)
     return true;
 }
 
+//  Give freed memory back to the system when the table has shrunk to under
+//  a quarter of its peak (checked at most once per ZJQ_TRIM_INTERVAL):
+//  glibc keeps the free pages of a heap that was large otherwise.
+static void
+s_trim_memory (zjq_broker_t *self)
+{
+    uint64_t jobs = zjq_jobtable_stats (self->jobs)->jobs;
+    if (jobs > self->jobs_peak)
+        self->jobs_peak = jobs;
+    if (self->now < self->next_trim)
+        return;
+    self->next_trim = self->now + ZJQ_TRIM_INTERVAL;
+    if (self->jobs_peak >= ZJQ_TRIM_MIN_PEAK && jobs < self->jobs_peak / 4) {
+        if (self->verbose)
+            zsys_debug ("giving memory back: %llu jobs, peak %llu",
+                        (unsigned long long) jobs, (unsigned long long) self->jobs_peak);
+        malloc_trim (0);
+        self->jobs_peak = jobs;
+    }
+}
+
 //  Fire due deadlines, at most ZJQ_DEADLINE_BATCH. Returns true if it
 //  stopped at the bound.
 static bool
@@ -2215,6 +2241,7 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         backlog |= s_fire_deadlines (self);
         if (self->reap || self->now >= self->next_check)
             s_check_peers (self);
+        s_trim_memory (self);
         if (self->journal)
             self->journal_wait = zjq_journal_tick (self->journal, self->jobs);
     }
