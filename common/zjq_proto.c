@@ -88,13 +88,23 @@ static const struct {
 };
 #define ZJQ_COMMAND_COUNT (sizeof (s_commands) / sizeof (s_commands [0]))
 
+//  Command code -> index in s_commands + 1 (0: unknown), in step with it
+static const unsigned char s_command_slot [256] = {
+    [ZJQ_CMD_SUBMIT] = 1, [ZJQ_CMD_STATUS] = 2, [ZJQ_CMD_RESULT] = 3, [ZJQ_CMD_CANCEL] = 4,
+    [ZJQ_CMD_STATS] = 5, [ZJQ_CMD_PING] = 6, [ZJQ_CMD_RELOAD] = 7, [ZJQ_CMD_READY] = 8,
+    [ZJQ_CMD_HEARTBEAT] = 9, [ZJQ_CMD_WORK_RESULT] = 10, [ZJQ_CMD_PROGRESS] = 11,
+    [ZJQ_CMD_DISCONNECT] = 12, [ZJQ_CMD_ACCEPTED] = 13, [ZJQ_CMD_REJECTED] = 14,
+    [ZJQ_CMD_JOB_STATUS] = 15, [ZJQ_CMD_JOB_RESULT] = 16, [ZJQ_CMD_DONE] = 17,
+    [ZJQ_CMD_STATS_REPLY] = 18, [ZJQ_CMD_PONG] = 19, [ZJQ_CMD_RELOADED] = 20,
+    [ZJQ_CMD_ERROR] = 21, [ZJQ_CMD_JOB] = 22, [ZJQ_CMD_JOB_CANCEL] = 23
+};
+
 static int
 s_command_index (int command)
 {
-    for (size_t index = 0; index < ZJQ_COMMAND_COUNT; index++)
-        if (s_commands [index].command == command)
-            return (int) index;
-    return -1;
+    if (command < 0 || command > 255 || !s_command_slot [command])
+        return -1;
+    return s_command_slot [command] - 1;
 }
 
 const char *
@@ -996,6 +1006,13 @@ s_decode_raw (const void *header, size_t header_size, const char *fields, size_t
 void
 zjq_proto_test (bool verbose)
 {
+    //  The command lookup table agrees with the command list
+    for (size_t index = 0; index < ZJQ_COMMAND_COUNT; index++)
+        assert (s_command_index (s_commands [index].command) == (int) index);
+    for (int command = 0; command < 256; command++)
+        assert (s_command_index (command) < 0
+             || s_commands [s_command_index (command)].command == command);
+
     //  Round trip of every field type and a payload
     zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_CLIENT, ZJQ_CMD_SUBMIT);
     zjq_msg_put_int (msg, "req", 42);
