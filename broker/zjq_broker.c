@@ -31,6 +31,7 @@
 #include "zjq_util.h"
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -49,8 +50,15 @@
 #define ZJQ_WORKER_QUEUES   64      //  queues one worker may serve
 #define ZJQ_DURATION_MAX_MS (10LL * 366 * 24 * 3600 * 1000)    //  longer is forever
 #define ZJQ_RID_KEY_MAX     (2 * 256 + 1)                       //  hex routing id
-#define ZJQ_SLOT_KEY_MAX    (ZJQ_JOBID_MAX + 16)                //  "id/attempt"
 #define ZJQ_WARN_PER_SECOND 10      //  warnings about bad input, then quiet
+#define ZJQ_TRIM_INTERVAL   1000    //  ms between checks for memory to give back
+#define ZJQ_TRIM_MIN_PEAK   10000   //  jobs: below this peak, never trim
+
+//  One JOB a worker has not answered yet: (id, attempt)
+typedef struct {
+    char id [ZJQ_JOBID_MAX];    //  job id, "" when the slot is free
+    int attempt;
+} s_slot_t;
 
 //  A worker connection
 struct _zjq_peer_t {
@@ -68,7 +76,11 @@ struct _zjq_peer_t {
     int64_t heartbeat_ms;       //  its heartbeat interval
     int64_t last_seen;          //  monotonic ms of its last message
     int64_t last_sent;          //  monotonic ms of our last message to it
-    zhashx_t *outstanding;      //  "id/attempt" of JOBs it has not answered yet
+    s_slot_t *slots;            //  JOBs it has not answered yet (grows up to capacity)
+    uint32_t *free_slots;       //  stack of free slot indexes
+    size_t slot_max;            //  slots allocated
+    size_t free_count;          //  indexes on free_slots
+    size_t outstanding;         //  slots in use
     uint64_t completed;         //  results applied
     bool listed;                //  on its queues' worker lists (has credit)
     bool draining;              //  takes no more jobs
@@ -118,6 +130,8 @@ struct _zjq_broker_t {
     zhashx_t *peers;            //  hex routing id -> zjq_peer_t (owned)
     int64_t next_check;         //  monotonic ms of the next worker scan
     bool reap;                  //  a peer became unreachable
+    uint64_t jobs_peak;         //  most jobs in the table since the last trim
+    int64_t next_trim;          //  monotonic ms of the next trim check
     s_counters_t counters;
     //  Rate limit for warnings caused by peers
     int64_t warn_window;        //  start of the current one-second window
@@ -138,11 +152,9 @@ struct _zjq_broker_t {
 
 //  Hex of a routing id into buf (ZJQ_RID_KEY_MAX bytes)
 static char *
-s_rid_key (zframe_t *routing_id, char *buf)
+s_rid_key (const byte *data, size_t size, char *buf)
 {
     static const char hex [] = "0123456789abcdef";
-    const byte *data = zframe_data (routing_id);
-    size_t size = zframe_size (routing_id);
     if (size > 256)
         size = 256;
     for (size_t index = 0; index < size; index++) {
@@ -153,10 +165,13 @@ s_rid_key (zframe_t *routing_id, char *buf)
     return buf;
 }
 
-static void
-s_slot_key (char *buf, const char *id, int attempt)
+//  Hex of a message's routing id into buf (ZJQ_RID_KEY_MAX bytes)
+static char *
+s_sender_key (zjq_msg_t *msg, char *buf)
 {
-    snprintf (buf, ZJQ_SLOT_KEY_MAX, "%s/%d", id, attempt);
+    size_t size;
+    const byte *data = zjq_msg_routing_id (msg, &size);
+    return s_rid_key (data, size, buf);
 }
 
 static int64_t
@@ -242,19 +257,35 @@ s_put_req (zjq_msg_t *reply, zjq_msg_t *request)
 
 //  A new broker message to a routing id
 static zjq_msg_t *
-s_msg_to (zframe_t *routing_id, int command)
+s_msg_to (const byte *routing_id, size_t size, int command)
 {
     zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_BROKER, command);
     assert (msg);               //  out of memory
-    zjq_msg_set_routing_id (msg, routing_id);
+    zjq_msg_set_routing_id (msg, routing_id, size);
     return msg;
+}
+
+//  A new broker message to a routing id kept as a frame
+static zjq_msg_t *
+s_msg_to_frame (zframe_t *routing_id, int command)
+{
+    return s_msg_to (zframe_data (routing_id), zframe_size (routing_id), command);
+}
+
+//  A new message to the sender of a request
+static zjq_msg_t *
+s_msg_to_sender (zjq_msg_t *request, int command)
+{
+    size_t size;
+    const byte *routing_id = zjq_msg_routing_id (request, &size);
+    return s_msg_to (routing_id, size, command);
 }
 
 //  A new reply to a request: same routing id, req echoed
 static zjq_msg_t *
 s_reply_new (zjq_msg_t *request, int command)
 {
-    zjq_msg_t *reply = s_msg_to (zjq_msg_routing_id (request), command);
+    zjq_msg_t *reply = s_msg_to_sender (request, command);
     s_put_req (reply, request);
     return reply;
 }
@@ -278,6 +309,9 @@ s_hold (zjq_broker_t *self, zjq_msg_t **msg_p, uint64_t lsn)
         self->held_head = 0;
         self->held_max = max;
     }
+    //  The job, and with it a shared payload, may be gone when it is sent
+    if (zjq_msg_own_payload (*msg_p) == -1)
+        return -1;
     s_held_t *slot = &self->held [(self->held_head + self->held_count) % self->held_max];
     slot->msg = *msg_p;
     slot->lsn = lsn;
@@ -467,13 +501,76 @@ s_queue_require (zjq_broker_t *self, const char *name)
 static int64_t
 s_peer_credit (zjq_peer_t *peer)
 {
-    return peer->capacity - (int64_t) zhashx_size (peer->outstanding);
+    return peer->capacity - (int64_t) peer->outstanding;
 }
 
 static bool
 s_peer_can_take (zjq_peer_t *peer)
 {
     return !peer->draining && !peer->unreachable && s_peer_credit (peer) > 0;
+}
+
+//  Record (id, attempt) as a JOB the worker owes an answer for. Returns the
+//  slot index, or -1 if out of memory. The caller checked the credit.
+static int
+s_slot_take (zjq_peer_t *peer, const char *id, int attempt)
+{
+    if (peer->free_count == 0) {
+        size_t max = peer->slot_max? peer->slot_max * 2: 16;
+        if (max > (size_t) peer->capacity)
+            max = (size_t) peer->capacity;
+        assert (max > peer->slot_max);
+        s_slot_t *slots = (s_slot_t *) realloc (peer->slots, max * sizeof (s_slot_t));
+        if (!slots)
+            return -1;
+        peer->slots = slots;
+        uint32_t *free_slots = (uint32_t *) realloc (peer->free_slots, max * sizeof (uint32_t));
+        if (!free_slots)
+            return -1;
+        peer->free_slots = free_slots;
+        //  Lowest index on top
+        for (size_t index = max; index > peer->slot_max; index--) {
+            peer->slots [index - 1].id [0] = 0;
+            peer->free_slots [peer->free_count++] = (uint32_t) (index - 1);
+        }
+        peer->slot_max = max;
+    }
+    uint32_t index = peer->free_slots [--peer->free_count];
+    s_slot_t *slot = &peer->slots [index];
+    snprintf (slot->id, sizeof (slot->id), "%s", id);
+    slot->attempt = attempt;
+    peer->outstanding++;
+    return (int) index;
+}
+
+//  The slot of (id, attempt), or -1 if the worker owes no such answer.
+//  entry (or NULL) is the job by that id: while the attempt runs on this
+//  worker it knows its slot; otherwise (a stale answer) the slots are
+//  searched.
+static int
+s_slot_find (zjq_peer_t *peer, zjq_jobentry_t *entry, const char *id, int attempt)
+{
+    if (entry && entry->peer == peer && entry->job.attempt == attempt
+    &&  entry->peer_slot < peer->slot_max) {
+        s_slot_t *slot = &peer->slots [entry->peer_slot];
+        if (slot->attempt == attempt && streq (slot->id, id))
+            return (int) entry->peer_slot;
+    }
+    for (size_t index = 0; index < peer->slot_max; index++) {
+        s_slot_t *slot = &peer->slots [index];
+        if (*slot->id && slot->attempt == attempt && streq (slot->id, id))
+            return (int) index;
+    }
+    return -1;
+}
+
+static void
+s_slot_release (zjq_peer_t *peer, int index)
+{
+    assert (index >= 0 && (size_t) index < peer->slot_max && peer->slots [index].id [0]);
+    peer->slots [index].id [0] = 0;
+    peer->free_slots [peer->free_count++] = (uint32_t) index;
+    peer->outstanding--;
 }
 
 static void
@@ -504,7 +601,8 @@ s_peer_destroy (zjq_peer_t **peer_p)
     if (!peer)
         return;
     zframe_destroy (&peer->routing_id);
-    zhashx_destroy (&peer->outstanding);
+    free (peer->slots);
+    free (peer->free_slots);
     free (peer->key);
     free (peer->worker_id);
     free (peer->host);
@@ -532,21 +630,19 @@ s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
     zjq_jobtable_start (self->jobs, entry, self->now);
     entry->peer = peer;
     zjq_queue_counters (entry->queue)->running++;
-    char slot [ZJQ_SLOT_KEY_MAX];
-    s_slot_key (slot, job->id, job->attempt);
-    if (zhashx_insert (peer->outstanding, slot, peer) != 0)
-        //  (id, attempt) is unique, so this is out of memory
+    int slot = s_slot_take (peer, job->id, job->attempt);
+    if (slot < 0)
         zsys_error ("out of memory tracking job %s on worker %s", job->id, peer->worker_id);
+    entry->peer_slot = slot < 0? UINT32_MAX: (uint32_t) slot;
     if (s_peer_credit (peer) == 0)
         s_peer_unlist (peer);
 
-    zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_JOB);
+    zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_JOB);
     zjq_msg_put_str (msg, "id", job->id);
     zjq_msg_put_int (msg, "attempt", job->attempt);
     zjq_msg_put_str (msg, "queue", job->queue);
     zjq_msg_put_int (msg, "timeout_ms", job->job_timeout_ms);
-    zframe_t *payload = zframe_dup (job->payload);
-    zjq_msg_set_payload (msg, &payload);
+    zjq_msg_set_payload_shared (msg, job->payload);
     if (self->verbose)
         zsys_debug ("job %s attempt %d -> worker %s", job->id, job->attempt, peer->worker_id);
     s_send_peer (self, peer, &msg);
@@ -612,16 +708,15 @@ s_put_outcome (zjq_msg_t *msg, zjq_jobentry_t *entry)
     if (job->state != ZJQ_STATE_SUCCEEDED)
         zjq_msg_put_str (msg, "error", job->error? job->error: zjq_state_name (job->state));
     if (job->state == ZJQ_STATE_SUCCEEDED && job->result) {
-        zframe_t *result = zframe_dup (job->result);
-        zjq_msg_set_payload (msg, &result);
+        zjq_msg_set_payload_shared (msg, job->result);
     }
 }
 
 //  A DONE for an ended job to one client.
 static void
-s_send_done (zjq_broker_t *self, zjq_jobentry_t *entry, zframe_t *routing_id)
+s_send_done (zjq_broker_t *self, zjq_jobentry_t *entry, const byte *routing_id, size_t size)
 {
-    zjq_msg_t *msg = s_msg_to (routing_id, ZJQ_CMD_DONE);
+    zjq_msg_t *msg = s_msg_to (routing_id, size, ZJQ_CMD_DONE);
     s_put_outcome (msg, entry);
     s_send_promise (self, &msg);
 }
@@ -658,7 +753,8 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
         zsys_debug ("job %s %s after %d attempt(s)%s%s", entry->job.id, zjq_state_name (state),
                     entry->job.attempt, error? ": ": "", error? error: "");
     for (uint32_t index = 0; index < entry->waiter_count; index++)
-        s_send_done (self, entry, entry->waiters [index]);
+        s_send_done (self, entry, zframe_data (entry->waiters [index]),
+                     zframe_size (entry->waiters [index]));
     zjq_jobentry_clear_waiters (entry);
     if (entry->job.result)
         zjq_jobtable_trim_results (self->jobs, self->max_result_bytes);
@@ -696,7 +792,7 @@ static void
 s_send_job_cancel (zjq_broker_t *self, zjq_peer_t *peer, zjq_jobentry_t *entry,
                    const char *reason)
 {
-    zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_JOB_CANCEL);
+    zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_JOB_CANCEL);
     zjq_msg_put_str (msg, "id", entry->job.id);
     zjq_msg_put_int (msg, "attempt", entry->job.attempt);
     zjq_msg_put_str (msg, "reason", reason);
@@ -731,21 +827,17 @@ s_peer_forget (zjq_broker_t *self, zjq_peer_t *peer, const char *why)
     //  Collect the jobs still running on it, then fail their attempts
     size_t count = 0;
     zjq_jobentry_t **running = NULL;
-    if (zhashx_size (peer->outstanding)) {
-        running = (zjq_jobentry_t **) calloc (zhashx_size (peer->outstanding),
-                                              sizeof (zjq_jobentry_t *));
+    if (peer->outstanding) {
+        running = (zjq_jobentry_t **) calloc (peer->outstanding, sizeof (zjq_jobentry_t *));
         assert (running);
     }
-    for (void *item = zhashx_first (peer->outstanding); item;
-         item = zhashx_next (peer->outstanding)) {
-        char slot [ZJQ_SLOT_KEY_MAX];
-        snprintf (slot, sizeof (slot), "%s", (const char *) zhashx_cursor (peer->outstanding));
-        char *slash = strrchr (slot, '/');
-        assert (slash);
-        *slash = 0;
-        zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, slot);
+    for (size_t index = 0; index < peer->slot_max; index++) {
+        s_slot_t *slot = &peer->slots [index];
+        if (!*slot->id)
+            continue;
+        zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, slot->id);
         if (entry && entry->peer == peer && entry->job.state == ZJQ_STATE_RUNNING
-        &&  entry->job.attempt == atoi (slash + 1))
+        &&  entry->job.attempt == slot->attempt)
             running [count++] = entry;
     }
     for (size_t index = 0; index < count; index++) {
@@ -780,7 +872,7 @@ s_check_peers (zjq_broker_t *self)
             continue;
         }
         if (self->now - peer->last_sent >= peer->heartbeat_ms) {
-            zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_HEARTBEAT);
+            zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_HEARTBEAT);
             s_send_peer (self, peer, &msg);
             //  Retry a failed heartbeat at the next interval
             peer->last_sent = self->now;
@@ -848,12 +940,14 @@ s_send_status (zjq_broker_t *self, zjq_msg_t *request, zjq_jobentry_t *entry)
 
 //  Register a client for DONE; if the job has already ended, send it now.
 static void
-s_add_waiter (zjq_broker_t *self, zjq_jobentry_t *entry, zframe_t *routing_id)
+s_add_waiter (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_msg_t *request)
 {
+    size_t size;
+    const byte *routing_id = zjq_msg_routing_id (request, &size);
     if (zjq_job_ended (&entry->job))
-        s_send_done (self, entry, routing_id);
+        s_send_done (self, entry, routing_id, size);
     else
-    if (zjq_jobentry_add_waiter (entry, routing_id) == -1)
+    if (zjq_jobentry_add_waiter (entry, routing_id, size) == -1)
         zsys_error ("out of memory registering a waiter on job %s", entry->job.id);
 }
 
@@ -923,7 +1017,6 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
                          size, (unsigned long long) self->max_payload);
         return;
     }
-    zframe_t *routing_id = zjq_msg_routing_id (msg);
     if (key) {
         zjq_jobentry_t *existing = zjq_jobtable_lookup_key (self->jobs, queue_name, key);
         if (existing && owner && !streq (existing->job.owner, owner)) {
@@ -937,7 +1030,7 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
             zjq_msg_put_bool (reply, "duplicate", true);
             s_send_promise (self, &reply);
             if (notify)
-                s_add_waiter (self, existing, routing_id);
+                s_add_waiter (self, existing, msg);
             return;
         }
     }
@@ -986,7 +1079,7 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
         return;
     }
     if (notify)
-        s_add_waiter (self, entry, routing_id);
+        s_add_waiter (self, entry, msg);
     zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
     zjq_msg_put_str (reply, "id", entry->job.id);
     zjq_msg_put_bool (reply, "duplicate", false);
@@ -1059,7 +1152,7 @@ s_handle_result (zjq_broker_t *self, zjq_msg_t *msg)
     else {
         s_send_status (self, msg, entry);
         if (wait)
-            s_add_waiter (self, entry, zjq_msg_routing_id (msg));
+            s_add_waiter (self, entry, msg);
     }
 }
 
@@ -1196,7 +1289,7 @@ s_handle_stats (zjq_broker_t *self, zjq_msg_t *msg)
         for (size_t index = 0; index < peer->queue_count; index++)
             s_pack_str (&packer, zjq_queue_name (peer->queues [index]));
         s_pack_uint (&packer, "capacity", (uint64_t) peer->capacity);
-        s_pack_uint (&packer, "running", zhashx_size (peer->outstanding));
+        s_pack_uint (&packer, "running", peer->outstanding);
         s_pack_uint (&packer, "completed", peer->completed);
         s_pack_uint (&packer, "last_seen_ms_ago", (uint64_t) (self->now - peer->last_seen));
         s_pack_str (&packer, "version");
@@ -1323,7 +1416,9 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
 
     zjq_peer_t *peer = (zjq_peer_t *) calloc (1, sizeof (zjq_peer_t));
     assert (peer);
-    peer->routing_id = zframe_dup (zjq_msg_routing_id (msg));
+    size_t rid_size;
+    const byte *rid = zjq_msg_routing_id (msg, &rid_size);
+    peer->routing_id = zframe_new (rid, rid_size);
     peer->key = strdup (rid_key);
     peer->worker_id = strdup (worker_id);
     peer->host = strdup (host? host: "?");
@@ -1335,12 +1430,11 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
     peer->heartbeat_ms = heartbeat_ms;
     peer->last_seen = self->now;
     peer->last_sent = self->now;
-    peer->outstanding = zhashx_new ();
     uint32_t count = queues->via.array.size;
     peer->queues = (zjq_queue_t **) calloc (count, sizeof (zjq_queue_t *));
     peer->handles = (void **) calloc (count, sizeof (void *));
     assert (peer->routing_id && peer->key && peer->worker_id && peer->host && peer->version
-         && peer->outstanding && peer->queues && peer->handles);
+         && peer->queues && peer->handles);
     char names [512] = "";
     size_t names_len = 0;
     for (uint32_t index = 0; index < count; index++) {
@@ -1403,13 +1497,12 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
         return;
     }
     //  The slot is free again, whatever happens to the result
-    char slot [ZJQ_SLOT_KEY_MAX];
-    s_slot_key (slot, id, (int) attempt);
-    bool was_outstanding = zhashx_lookup (peer->outstanding, slot) != NULL;
-    if (was_outstanding)
-        zhashx_delete (peer->outstanding, slot);
-
     zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, id);
+    int slot = s_slot_find (peer, entry, id, (int) attempt);
+    bool was_outstanding = slot >= 0;
+    if (was_outstanding)
+        s_slot_release (peer, slot);
+
     if (entry && entry->job.state == ZJQ_STATE_RUNNING && entry->peer == peer
     &&  entry->job.attempt == attempt) {
         peer->completed++;
@@ -1499,7 +1592,7 @@ s_handle_disconnect (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
     if (drain) {
         if (!peer->draining)
             zsys_info ("worker %s (%s/%lld) is draining: %zu job(s) still running",
-                       peer->worker_id, peer->host, peer->pid, zhashx_size (peer->outstanding));
+                       peer->worker_id, peer->host, peer->pid, peer->outstanding);
         peer->draining = true;
         s_peer_unlist (peer);
     }
@@ -1536,7 +1629,7 @@ s_handle_worker (zjq_broker_t *self, zjq_msg_t *msg)
 {
     int command = zjq_msg_command (msg);
     char rid_key [ZJQ_RID_KEY_MAX];
-    s_rid_key (zjq_msg_routing_id (msg), rid_key);
+    s_sender_key (msg, rid_key);
     zjq_peer_t *peer = (zjq_peer_t *) zhashx_lookup (self->peers, rid_key);
     if (command == ZJQ_CMD_READY) {
         if (peer) {
@@ -1558,7 +1651,7 @@ s_handle_worker (zjq_broker_t *self, zjq_msg_t *msg)
             if (self->verbose)
                 zsys_debug ("%s from unknown worker %.40s: sending DISCONNECT",
                             zjq_proto_command_name (command), rid_key);
-            zjq_msg_t *reply = s_msg_to (zjq_msg_routing_id (msg), ZJQ_CMD_DISCONNECT);
+            zjq_msg_t *reply = s_msg_to_sender (msg, ZJQ_CMD_DISCONNECT);
             zjq_msg_put_str (reply, "reason", "unknown worker: send READY first");
             s_send (self, &reply);
         }
@@ -1581,11 +1674,12 @@ static void
 s_handle_malformed (zjq_broker_t *self, zjq_msg_t *msg)
 {
     self->counters.malformed++;
-    zframe_t *routing_id = zjq_msg_routing_id (msg);
-    if (!routing_id)
+    size_t rid_size;
+    const byte *rid = zjq_msg_routing_id (msg, &rid_size);
+    if (!rid)
         return;
     char rid_key [ZJQ_RID_KEY_MAX];
-    s_rid_key (routing_id, rid_key);
+    s_rid_key (rid, rid_size, rid_key);
     zjq_peer_t *peer = (zjq_peer_t *) zhashx_lookup (self->peers, rid_key);
     if (peer)
         peer->last_seen = self->now;    //  still a sign of life
@@ -1656,7 +1750,7 @@ s_authorize (zjq_broker_t *self, zjq_msg_t *msg)
     }
     if (role == ZJQ_ROLE_WORKER) {
         char rid_key [ZJQ_RID_KEY_MAX];
-        s_rid_key (zjq_msg_routing_id (msg), rid_key);
+        s_sender_key (msg, rid_key);
         zjq_peer_t *peer = (zjq_peer_t *) zhashx_lookup (self->peers, rid_key);
         if (peer) {
             zsys_info ("worker %s (%s/%lld): its key lost the worker role",
@@ -1673,7 +1767,7 @@ s_handle_message (zjq_broker_t *self, zjq_msg_t *msg)
     if (self->verbose) {
         char rid_key [ZJQ_RID_KEY_MAX];
         zsys_debug ("recv %s from %c %.40s", zjq_proto_command_name (zjq_msg_command (msg)),
-                    zjq_msg_role (msg), s_rid_key (zjq_msg_routing_id (msg), rid_key));
+                    zjq_msg_role (msg), s_sender_key (msg, rid_key));
     }
     if (self->auth && !s_authorize (self, msg))
         return;
@@ -1723,7 +1817,7 @@ s_reload (zjq_broker_t *self, const char *why, char *error, size_t error_size)
          peer = (zjq_peer_t *) zlistx_next (revoked)) {
         zsys_info ("worker %s (%s/%lld), key %s: access revoked by the reload",
                    peer->worker_id, peer->host, peer->pid, peer->user_key);
-        zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_DISCONNECT);
+        zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_DISCONNECT);
         zjq_msg_put_str (msg, "reason", "access revoked");
         s_send (self, &msg);
         s_peer_forget (self, peer, "worker key revoked");
@@ -2028,6 +2122,27 @@ s_drain (zjq_broker_t *self)
     return true;
 }
 
+//  Give freed memory back to the system when the table has shrunk to under
+//  a quarter of its peak (checked at most once per ZJQ_TRIM_INTERVAL):
+//  glibc keeps the free pages of a heap that was large otherwise.
+static void
+s_trim_memory (zjq_broker_t *self)
+{
+    uint64_t jobs = zjq_jobtable_stats (self->jobs)->jobs;
+    if (jobs > self->jobs_peak)
+        self->jobs_peak = jobs;
+    if (self->now < self->next_trim)
+        return;
+    self->next_trim = self->now + ZJQ_TRIM_INTERVAL;
+    if (self->jobs_peak >= ZJQ_TRIM_MIN_PEAK && jobs < self->jobs_peak / 4) {
+        if (self->verbose)
+            zsys_debug ("giving memory back: %llu jobs, peak %llu",
+                        (unsigned long long) jobs, (unsigned long long) self->jobs_peak);
+        malloc_trim (0);
+        self->jobs_peak = jobs;
+    }
+}
+
 //  Fire due deadlines, at most ZJQ_DEADLINE_BATCH. Returns true if it
 //  stopped at the bound.
 static bool
@@ -2126,6 +2241,7 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         backlog |= s_fire_deadlines (self);
         if (self->reap || self->now >= self->next_check)
             s_check_peers (self);
+        s_trim_memory (self);
         if (self->journal)
             self->journal_wait = zjq_journal_tick (self->journal, self->jobs);
     }
@@ -2140,7 +2256,7 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
     size_t peers = zhashx_size (self->peers);
     for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
          peer = (zjq_peer_t *) zhashx_next (self->peers)) {
-        zjq_msg_t *msg = s_msg_to (peer->routing_id, ZJQ_CMD_DISCONNECT);
+        zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_DISCONNECT);
         zjq_msg_put_str (msg, "reason", "broker shutting down");
         zjq_msg_send (&msg, self->router, true);
     }

@@ -33,6 +33,7 @@ typedef struct {
     size_t result_index;        //  position in the result heap, or ZJQ_HEAP_NONE
     int64_t deadline;           //  monotonic ms: attempt timeout, or outcome expiry
     zjq_peer_t *peer;           //  the worker running the current attempt, or NULL
+    uint32_t peer_slot;         //  the attempt's slot on that worker (the broker's)
     zframe_t **waiters;         //  routing ids of clients to send DONE to
     uint32_t waiter_count;      //  waiters in use
     uint32_t waiter_max;        //  waiters allocated
@@ -139,10 +140,10 @@ size_t
 const zjq_jobtable_stats_t *
     zjq_jobtable_stats (zjq_jobtable_t *self);
 
-//  Register a client (routing id, copied) to receive DONE for this job.
+//  Register a client (routing id bytes, copied) to receive DONE for this job.
 //  Returns 0 if added, 1 if it was already registered, -1 if out of memory.
 int
-    zjq_jobentry_add_waiter (zjq_jobentry_t *entry, zframe_t *routing_id);
+    zjq_jobentry_add_waiter (zjq_jobentry_t *entry, const void *routing_id, size_t size);
 
 //  Forget all waiters of a job.
 void

@@ -3,36 +3,55 @@
 
     Building: fields are packed as they are put, into a msgpack buffer that
     starts with a map32 header whose count is patched in at send time, so
-    nothing is packed twice. The packed buffer is handed to libzmq without a
-    copy. Decoding: the fields frame stays alive as a zmq_msg_t and the
-    unpacked msgpack objects point into it; strings are copied (with a NUL)
-    only when a getter asks for them.                                       */
+    nothing is packed twice; the buffer is copied into the frame sent and
+    kept for the next message. Decoding: the fields frame stays alive as a
+    zmq_msg_t and the unpacked msgpack objects point into it; strings are
+    copied (with a NUL) into the message's zone only when a getter asks for
+    them. Payloads of 8 KiB and more are received without copying their
+    bytes; shared payloads are sent without copying them.
+    Messages are recycled through a per-thread pool (see below).                                       */
 
 #include "zjq_proto.h"
 #include "zjq_error.h"
 #include <assert.h>
 #include <string.h>
+#include <pthread.h>
+
+#define ZJQ_ROUTING_ID_MAX 256    //  libzmq routing ids are 1..255 bytes
+#define ZJQ_POOL_MAX       16     //  spare messages kept per thread
+#define ZJQ_BUFFER_KEEP    (64 * 1024)  //  larger packing buffers are not kept
+#define ZJQ_ZONE_CHUNK     2048   //  first chunk of the decoding zone
+//  Received payloads smaller than this are copied into a frame of their own:
+//  libzmq receives them zero-copy into a shared 8 KiB batch buffer, which a
+//  payload kept for long (a queued job) would pin whole. Larger messages
+//  get an allocation of their own from libzmq, and are kept without a copy.
+#define ZJQ_PAYLOAD_COPY_MAX 8192
 
 struct _zjq_msg_t {
     int role;                   //  ZJQ_ROLE_*
     int command;                //  ZJQ_CMD_*
     int version;                //  header version (received messages)
-    zframe_t *routing_id;       //  ROUTER peer, or NULL
-    zframe_t *payload;          //  payload frame, or NULL
+    bool has_routing_id;        //  routing_id below is valid
+    size_t routing_id_size;     //  bytes in routing_id
+    byte routing_id [ZJQ_ROUTING_ID_MAX];   //  ROUTER peer
+    zframe_t *payload;          //  payload frame (owned), or NULL
+    zframe_t *payload_shared;   //  payload frame (borrowed), or NULL
     char user_id [ZJQ_USER_ID_MAX + 1];     //  "User-Id" on receipt, or ""
     //  Building
-    msgpack_sbuffer buffer;     //  map32 header + packed fields
+    msgpack_sbuffer buffer;     //  map32 header + packed fields; kept when pooled
     msgpack_packer packer;      //  packs into buffer
     uint32_t put_count;         //  fields put so far
     //  Decoding
     bool decoded;               //  fields below are valid
     zmq_msg_t fields_part;      //  the received fields frame
-    msgpack_unpacked unpacked;  //  objects pointing into fields_part
+    msgpack_zone zone;          //  decoded objects and string copies; cleared, not freed
+    msgpack_object root;        //  the decoded fields value
     msgpack_object_map *map;    //  the fields map
-    char **strings;             //  NUL-terminated copies, per field, lazily
+    char *strings [ZJQ_MAX_FIELDS];     //  NUL-terminated copies in zone, per field, lazily
     //  Errors of a malformed message
     int error_code;             //  ZJQ_EPROTO, ZJQ_EVERSION, ZJQ_ECOMMAND
     char error [160];           //  what was wrong
+    zjq_msg_t *next_free;       //  in a thread's pool
 };
 
 #define ZJQ_MAP32_HEADER 5
@@ -69,13 +88,23 @@ static const struct {
 };
 #define ZJQ_COMMAND_COUNT (sizeof (s_commands) / sizeof (s_commands [0]))
 
+//  Command code -> index in s_commands + 1 (0: unknown), in step with it
+static const unsigned char s_command_slot [256] = {
+    [ZJQ_CMD_SUBMIT] = 1, [ZJQ_CMD_STATUS] = 2, [ZJQ_CMD_RESULT] = 3, [ZJQ_CMD_CANCEL] = 4,
+    [ZJQ_CMD_STATS] = 5, [ZJQ_CMD_PING] = 6, [ZJQ_CMD_RELOAD] = 7, [ZJQ_CMD_READY] = 8,
+    [ZJQ_CMD_HEARTBEAT] = 9, [ZJQ_CMD_WORK_RESULT] = 10, [ZJQ_CMD_PROGRESS] = 11,
+    [ZJQ_CMD_DISCONNECT] = 12, [ZJQ_CMD_ACCEPTED] = 13, [ZJQ_CMD_REJECTED] = 14,
+    [ZJQ_CMD_JOB_STATUS] = 15, [ZJQ_CMD_JOB_RESULT] = 16, [ZJQ_CMD_DONE] = 17,
+    [ZJQ_CMD_STATS_REPLY] = 18, [ZJQ_CMD_PONG] = 19, [ZJQ_CMD_RELOADED] = 20,
+    [ZJQ_CMD_ERROR] = 21, [ZJQ_CMD_JOB] = 22, [ZJQ_CMD_JOB_CANCEL] = 23
+};
+
 static int
 s_command_index (int command)
 {
-    for (size_t index = 0; index < ZJQ_COMMAND_COUNT; index++)
-        if (s_commands [index].command == command)
-            return (int) index;
-    return -1;
+    if (command < 0 || command > 255 || !s_command_slot [command])
+        return -1;
+    return s_command_slot [command] - 1;
 }
 
 const char *
@@ -95,18 +124,112 @@ zjq_proto_command_has_payload (int command)
 
 //  --------------------------------------------------------------------------
 //  Constructor and destructor
+//
+//  Destroyed messages go back to a small per-thread pool with their packing
+//  buffer and decoding zone, so a busy thread (the broker's loop) does not
+//  allocate for the message object, the packed fields or the decoded
+//  objects. A thread's pool is freed when the thread exits.
+
+typedef struct {
+    zjq_msg_t *head;            //  spare messages, reset
+    size_t count;
+} s_pool_t;
+
+static __thread s_pool_t *s_pool;
+static pthread_key_t s_pool_key;
+static pthread_once_t s_pool_once = PTHREAD_ONCE_INIT;
+
+static void
+s_msg_free (zjq_msg_t *self)
+{
+    zframe_destroy (&self->payload);
+    msgpack_sbuffer_destroy (&self->buffer);
+    msgpack_zone_destroy (&self->zone);
+    zmq_msg_close (&self->fields_part);
+    free (self);
+}
+
+static void
+s_pool_free (void *arg)
+{
+    s_pool_t *pool = (s_pool_t *) arg;
+    while (pool->head) {
+        zjq_msg_t *self = pool->head;
+        pool->head = self->next_free;
+        s_msg_free (self);
+    }
+    free (pool);
+    s_pool = NULL;
+}
+
+static void
+s_pool_key_create (void)
+{
+    pthread_key_create (&s_pool_key, s_pool_free);
+}
 
 static zjq_msg_t *
 s_msg_alloc (void)
 {
+    if (s_pool && s_pool->head) {
+        zjq_msg_t *self = s_pool->head;
+        s_pool->head = self->next_free;
+        s_pool->count--;
+        self->next_free = NULL;
+        return self;
+    }
     zjq_msg_t *self = (zjq_msg_t *) calloc (1, sizeof (zjq_msg_t));
     if (!self)
         return NULL;
     msgpack_sbuffer_init (&self->buffer);
     msgpack_packer_init (&self->packer, &self->buffer, msgpack_sbuffer_write);
     zmq_msg_init (&self->fields_part);
-    msgpack_unpacked_init (&self->unpacked);
+    if (!msgpack_zone_init (&self->zone, ZJQ_ZONE_CHUNK)) {
+        free (self);
+        return NULL;
+    }
     return self;
+}
+
+//  Reset a message to its just-allocated state and keep it for reuse, or
+//  free it if the pool is full (or cannot be made).
+static void
+s_msg_recycle (zjq_msg_t *self)
+{
+    if (!s_pool) {
+        pthread_once (&s_pool_once, s_pool_key_create);
+        s_pool = (s_pool_t *) calloc (1, sizeof (s_pool_t));
+        if (s_pool)
+            pthread_setspecific (s_pool_key, s_pool);
+    }
+    if (!s_pool || s_pool->count >= ZJQ_POOL_MAX) {
+        s_msg_free (self);
+        return;
+    }
+    zframe_destroy (&self->payload);
+    self->payload_shared = NULL;
+    self->has_routing_id = false;
+    self->routing_id_size = 0;
+    self->user_id [0] = 0;
+    if (self->buffer.alloc > ZJQ_BUFFER_KEEP) {
+        msgpack_sbuffer_destroy (&self->buffer);
+        msgpack_sbuffer_init (&self->buffer);
+    }
+    self->buffer.size = 0;
+    self->put_count = 0;
+    if (self->map)
+        memset (self->strings, 0, self->map->size * sizeof (char *));
+    self->map = NULL;
+    self->decoded = false;
+    msgpack_zone_clear (&self->zone);
+    zmq_msg_close (&self->fields_part);
+    zmq_msg_init (&self->fields_part);
+    self->role = self->command = self->version = 0;
+    self->error_code = 0;
+    self->error [0] = 0;
+    self->next_free = s_pool->head;
+    s_pool->head = self;
+    s_pool->count++;
 }
 
 zjq_msg_t *
@@ -131,17 +254,7 @@ zjq_msg_destroy (zjq_msg_t **self_p)
     zjq_msg_t *self = *self_p;
     if (!self)
         return;
-    zframe_destroy (&self->routing_id);
-    zframe_destroy (&self->payload);
-    msgpack_sbuffer_destroy (&self->buffer);
-    if (self->strings) {
-        for (uint32_t index = 0; self->map && index < self->map->size; index++)
-            free (self->strings [index]);
-        free (self->strings);
-    }
-    msgpack_unpacked_destroy (&self->unpacked);
-    zmq_msg_close (&self->fields_part);
-    free (self);
+    s_msg_recycle (self);
     *self_p = NULL;
 }
 
@@ -166,11 +279,13 @@ zjq_msg_version (zjq_msg_t *self)
     return self->version;
 }
 
-zframe_t *
-zjq_msg_routing_id (zjq_msg_t *self)
+const byte *
+zjq_msg_routing_id (zjq_msg_t *self, size_t *size_p)
 {
     assert (self);
-    return self->routing_id;
+    assert (size_p);
+    *size_p = self->routing_id_size;
+    return self->has_routing_id? self->routing_id: NULL;
 }
 
 const char *
@@ -181,12 +296,16 @@ zjq_msg_user_id (zjq_msg_t *self)
 }
 
 void
-zjq_msg_set_routing_id (zjq_msg_t *self, zframe_t *routing_id)
+zjq_msg_set_routing_id (zjq_msg_t *self, const void *data, size_t size)
 {
     assert (self);
-    zframe_destroy (&self->routing_id);
-    if (routing_id)
-        self->routing_id = zframe_dup (routing_id);
+    assert (data || size == 0);
+    if (size > ZJQ_ROUTING_ID_MAX)
+        size = ZJQ_ROUTING_ID_MAX;      //  libzmq never makes one this long
+    if (size)
+        memcpy (self->routing_id, data, size);
+    self->routing_id_size = size;
+    self->has_routing_id = true;
 }
 
 
@@ -289,6 +408,7 @@ zjq_msg_set_payload (zjq_msg_t *self, zframe_t **frame_p)
     assert (self);
     assert (frame_p);
     zframe_destroy (&self->payload);
+    self->payload_shared = NULL;
     self->payload = *frame_p;
     *frame_p = NULL;
 }
@@ -301,17 +421,39 @@ zjq_msg_set_payload_mem (zjq_msg_t *self, const void *data, size_t size)
     zjq_msg_set_payload (self, &frame);
 }
 
+void
+zjq_msg_set_payload_shared (zjq_msg_t *self, zframe_t *frame)
+{
+    assert (self);
+    assert (frame);
+    zframe_destroy (&self->payload);
+    self->payload_shared = frame;
+}
+
+int
+zjq_msg_own_payload (zjq_msg_t *self)
+{
+    assert (self);
+    if (!self->payload_shared)
+        return 0;
+    self->payload = zframe_dup (self->payload_shared);
+    self->payload_shared = NULL;
+    return self->payload? 0: -1;
+}
+
 zframe_t *
 zjq_msg_payload (zjq_msg_t *self)
 {
     assert (self);
-    return self->payload;
+    return self->payload? self->payload: self->payload_shared;
 }
 
 zframe_t *
 zjq_msg_take_payload (zjq_msg_t *self)
 {
     assert (self);
+    if (self->payload_shared)
+        zjq_msg_own_payload (self);
     zframe_t *frame = self->payload;
     self->payload = NULL;
     return frame;
@@ -320,12 +462,6 @@ zjq_msg_take_payload (zjq_msg_t *self)
 
 //  --------------------------------------------------------------------------
 //  Sending
-
-static void
-s_free_buffer (void *data, void *hint)
-{
-    free (data);
-}
 
 int
 zjq_msg_send (zjq_msg_t **self_p, void *socket, bool dontwait)
@@ -339,14 +475,12 @@ zjq_msg_send (zjq_msg_t **self_p, void *socket, bool dontwait)
     bool has_payload = zjq_proto_command_has_payload (self->command);
     int rc = 0;
 
-    if (self->routing_id) {
-        zmq_msg_t part;
-        zmq_msg_init_size (&part, zframe_size (self->routing_id));
-        memcpy (zmq_msg_data (&part), zframe_data (self->routing_id), zframe_size (self->routing_id));
-        rc = zmq_msg_send (&part, handle, flags | ZMQ_SNDMORE);
+    if (self->has_routing_id) {
+        //  A routing id is at most 33 bytes in practice: libzmq stores it
+        //  in the message itself, without allocating
+        rc = zmq_send (handle, self->routing_id, self->routing_id_size, flags | ZMQ_SNDMORE);
         if (rc == -1) {
             int saved = errno;
-            zmq_msg_close (&part);
             zjq_msg_destroy (self_p);
             errno = saved;
             return -1;
@@ -364,20 +498,23 @@ zjq_msg_send (zjq_msg_t **self_p, void *socket, bool dontwait)
         errno = saved;
         return -1;
     }
+    //  The fields are copied, so the packing buffer stays with the message
+    //  for reuse (and is not freed by libzmq's I/O thread)
     s_fields_finish (self);
-    zmq_msg_t fields;
-    size_t fields_size = self->buffer.size;
-    char *fields_data = msgpack_sbuffer_release (&self->buffer);
-    zmq_msg_init_data (&fields, fields_data, fields_size, s_free_buffer, NULL);
-    rc = zmq_msg_send (&fields, handle, flags | (has_payload? ZMQ_SNDMORE: 0));
-    if (rc == -1)
-        zmq_msg_close (&fields);
-    else
-    if (has_payload) {
-        zframe_t *payload = self->payload? self->payload: zframe_new_empty ();
-        self->payload = NULL;
-        rc = zframe_send (&payload, handle, dontwait? ZFRAME_DONTWAIT: 0);
-        zframe_destroy (&payload);
+    rc = zmq_send (handle, self->buffer.data, self->buffer.size,
+                   flags | (has_payload? ZMQ_SNDMORE: 0));
+    if (rc != -1 && has_payload) {
+        if (self->payload_shared) {
+            //  A reference to the same bytes (libzmq counts them), no copy
+            zframe_t *shared = self->payload_shared;
+            rc = zframe_send (&shared, socket, ZFRAME_REUSE | (dontwait? ZFRAME_DONTWAIT: 0));
+        }
+        else {
+            zframe_t *payload = self->payload? self->payload: zframe_new_empty ();
+            self->payload = NULL;
+            rc = zframe_send (&payload, socket, dontwait? ZFRAME_DONTWAIT: 0);
+            zframe_destroy (&payload);
+        }
     }
     int saved = errno;
     zjq_msg_destroy (self_p);
@@ -513,15 +650,15 @@ s_decode (zjq_msg_t *self, const void *header, size_t header_size, zmq_msg_t *fi
     if (!s_msgpack_valid ((const unsigned char *) zmq_msg_data (&self->fields_part), size))
         return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
     size_t offset = 0;
-    msgpack_unpack_return ret = msgpack_unpack_next (&self->unpacked,
-        (const char *) zmq_msg_data (&self->fields_part), size, &offset);
+    msgpack_unpack_return ret = msgpack_unpack (
+        (const char *) zmq_msg_data (&self->fields_part), size, &offset, &self->zone, &self->root);
     if (ret != MSGPACK_UNPACK_SUCCESS || offset != size)
         return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
-    if (self->unpacked.data.type != MSGPACK_OBJECT_MAP)
+    if (self->root.type != MSGPACK_OBJECT_MAP)
         return s_malformed (self, ZJQ_EPROTO, "fields frame is not a msgpack map");
-    self->map = &self->unpacked.data.via.map;
-    if (self->map->size > ZJQ_MAX_FIELDS)
+    if (self->root.via.map.size > ZJQ_MAX_FIELDS)
         return s_malformed (self, ZJQ_EPROTO, "too many fields");
+    self->map = &self->root.via.map;
     for (uint32_t field = 0; field < self->map->size; field++)
         if (self->map->ptr [field].key.type != MSGPACK_OBJECT_STR)
             return s_malformed (self, ZJQ_EPROTO, "field key is not a string");
@@ -566,8 +703,6 @@ zjq_msg_decode (const void *header, size_t header_size,
     return rc;
 }
 
-#define ZJQ_RECV_PARTS 4        //  header, fields, payload, one to spot extras
-
 //  Connection metadata travels with the frames that came from the peer
 //  (not with the routing id a ROUTER makes up): keep "User-Id" if there is
 //  one, unless it is longer than ours ever are.
@@ -597,14 +732,16 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
     assert (self);
     *msg_p = self;
 
-    //  Read the whole multipart message: routing id, then up to
-    //  ZJQ_RECV_PARTS parts; anything beyond is drained and counted.
-    zmq_msg_t parts [ZJQ_RECV_PARTS];
+    //  Read the whole multipart message: routing id, header, fields, the
+    //  payload; anything beyond is drained and counted. A large payload is
+    //  received as a frame of its own, so its bytes are not copied.
+    zmq_msg_t parts [2];        //  header, fields
     size_t count = 0;
     size_t extra = 0;
+    zframe_t *payload = NULL;
     bool more = zmq_msg_more (&first);
     if (from_router) {
-        self->routing_id = zframe_new (zmq_msg_data (&first), zmq_msg_size (&first));
+        zjq_msg_set_routing_id (self, zmq_msg_data (&first), zmq_msg_size (&first));
         zmq_msg_close (&first);
     }
     else {
@@ -615,6 +752,19 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
         count = 1;
     }
     while (more) {
+        if (count == 2 && !payload && !extra) {
+            payload = zframe_recv (socket);     //  a zsock_t resolves faster
+            if (!payload)
+                break;          //  context terminated mid-message
+            more = zframe_more (payload);
+            if (zframe_size (payload) < ZJQ_PAYLOAD_COPY_MAX) {
+                zframe_t *copy = zframe_new (zframe_data (payload), zframe_size (payload));
+                assert (copy);
+                zframe_destroy (&payload);
+                payload = copy;
+            }
+            continue;
+        }
         zmq_msg_t part;
         zmq_msg_init (&part);
         if (zmq_msg_recv (&part, handle, 0) == -1) {
@@ -624,7 +774,7 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
         more = zmq_msg_more (&part);
         if (count == 0)
             s_take_user_id (self, &part);
-        if (count < ZJQ_RECV_PARTS) {
+        if (count < 2) {
             zmq_msg_init (&parts [count]);
             zmq_msg_move (&parts [count++], &part);
         }
@@ -636,16 +786,10 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
     zjq_recv_t rc;
     if (count == 0)
         rc = s_malformed (self, ZJQ_EPROTO, "empty message");
-    else {
-        zframe_t *payload = NULL;
-        if (count >= 3)
-            payload = zframe_new (zmq_msg_data (&parts [2]), zmq_msg_size (&parts [2]));
-        if (count == ZJQ_RECV_PARTS)
-            extra++;
+    else
         rc = s_decode (self, zmq_msg_data (&parts [0]), zmq_msg_size (&parts [0]),
-                       count >= 2? &parts [1]: NULL, &payload, count >= 3, extra);
-        zframe_destroy (&payload);
-    }
+                       count >= 2? &parts [1]: NULL, &payload, payload != NULL, extra);
+    zframe_destroy (&payload);
     for (size_t index = 0; index < count; index++)
         zmq_msg_close (&parts [index]);
     return rc;
@@ -759,13 +903,8 @@ zjq_msg_get_str (zjq_msg_t *self, const char *key)
         return NULL;
     if (memchr (value->via.str.ptr, 0, value->via.str.size))
         return NULL;
-    if (!self->strings) {
-        self->strings = (char **) calloc (self->map->size, sizeof (char *));
-        if (!self->strings)
-            return NULL;
-    }
     if (!self->strings [index]) {
-        char *copy = (char *) malloc (value->via.str.size + 1);
+        char *copy = (char *) msgpack_zone_malloc (&self->zone, value->via.str.size + 1);
         if (!copy)
             return NULL;
         memcpy (copy, value->via.str.ptr, value->via.str.size);
@@ -867,6 +1006,13 @@ s_decode_raw (const void *header, size_t header_size, const char *fields, size_t
 void
 zjq_proto_test (bool verbose)
 {
+    //  The command lookup table agrees with the command list
+    for (size_t index = 0; index < ZJQ_COMMAND_COUNT; index++)
+        assert (s_command_index (s_commands [index].command) == (int) index);
+    for (int command = 0; command < 256; command++)
+        assert (s_command_index (command) < 0
+             || s_commands [s_command_index (command)].command == command);
+
     //  Round trip of every field type and a payload
     zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_CLIENT, ZJQ_CMD_SUBMIT);
     zjq_msg_put_int (msg, "req", 42);
@@ -1014,17 +1160,36 @@ zjq_proto_test (bool verbose)
     assert (zjq_msg_send (&msg, dealer, false) == 0);
     assert (msg == NULL);
     assert (zjq_msg_recv (router, true, false, &msg) == ZJQ_RECV_OK);
-    assert (zjq_msg_routing_id (msg));
+    size_t rid_size = 0;
+    const byte *rid = zjq_msg_routing_id (msg, &rid_size);
+    assert (rid && rid_size == 5);
     assert (streq (zjq_msg_get_str (msg, "id"), "abc-1"));
     assert (zframe_streq (zjq_msg_payload (msg), "result"));
     zjq_msg_t *reply = zjq_msg_new (ZJQ_ROLE_BROKER, ZJQ_CMD_JOB_CANCEL);
-    zjq_msg_set_routing_id (reply, zjq_msg_routing_id (msg));
+    zjq_msg_set_routing_id (reply, rid, rid_size);
     zjq_msg_put_str (reply, "id", "abc-1");
     assert (zjq_msg_send (&reply, router, true) == 0);
     zjq_msg_destroy (&msg);
     assert (zjq_msg_recv (dealer, false, false, &msg) == ZJQ_RECV_OK);
     assert (zjq_msg_command (msg) == ZJQ_CMD_JOB_CANCEL);
     zjq_msg_destroy (&msg);
+    //  A shared payload is sent without taking it; owning it copies it
+    zframe_t *shared = zframe_new ("shared", 6);
+    msg = zjq_msg_new (ZJQ_ROLE_WORKER, ZJQ_CMD_WORK_RESULT);
+    zjq_msg_set_payload_shared (msg, shared);
+    assert (zjq_msg_payload (msg) == shared);
+    assert (zjq_msg_send (&msg, dealer, false) == 0);
+    assert (zframe_streq (shared, "shared"));
+    msg = zjq_msg_new (ZJQ_ROLE_WORKER, ZJQ_CMD_WORK_RESULT);
+    zjq_msg_set_payload_shared (msg, shared);
+    assert (zjq_msg_own_payload (msg) == 0);
+    zframe_destroy (&shared);
+    assert (zjq_msg_send (&msg, dealer, false) == 0);
+    for (int round = 0; round < 2; round++) {
+        assert (zjq_msg_recv (router, true, false, &msg) == ZJQ_RECV_OK);
+        assert (zframe_streq (zjq_msg_payload (msg), "shared"));
+        zjq_msg_destroy (&msg);
+    }
     //  A payload command sent without a payload gets an empty frame
     msg = zjq_msg_new (ZJQ_ROLE_CLIENT, ZJQ_CMD_SUBMIT);
     assert (zjq_msg_send (&msg, dealer, false) == 0);
@@ -1038,7 +1203,7 @@ zjq_proto_test (bool verbose)
     zstr_sendm (dealer, "y");
     zstr_send (dealer, "z");
     assert (zjq_msg_recv (router, true, false, &msg) == ZJQ_RECV_MALFORMED);
-    assert (zjq_msg_routing_id (msg));
+    assert (zjq_msg_routing_id (msg, &rid_size));
     zjq_msg_destroy (&msg);
     //  Nothing left over, nothing to read
     assert (zjq_msg_recv (router, true, true, &msg) == ZJQ_RECV_INTERRUPTED);

@@ -12,7 +12,8 @@
     is the normative description; keep both in step.
 
     zjq_msg_t is one decoded or to-be-sent message. It is not thread-safe;
-    use one per thread.                                                     */
+    use one per thread. Destroyed messages are kept for reuse in a small
+    per-thread pool, so steady traffic does not allocate.                 */
 
 #ifndef ZJQ_PROTO_H_INCLUDED
 #define ZJQ_PROTO_H_INCLUDED
@@ -92,13 +93,13 @@ int
 int
     zjq_msg_version (zjq_msg_t *self);
 
-//  Routing id of a message received on, or to be sent through, a ROUTER.
-//  The message owns it. NULL if none.
-zframe_t *
-    zjq_msg_routing_id (zjq_msg_t *self);
-//  Set the routing id (copied).
+//  Routing id of a message received on, or to be sent through, a ROUTER:
+//  its bytes (owned by the message) and *size_p, or NULL if none.
+const byte *
+    zjq_msg_routing_id (zjq_msg_t *self, size_t *size_p);
+//  Set the routing id (copied; up to 256 bytes are kept).
 void
-    zjq_msg_set_routing_id (zjq_msg_t *self, zframe_t *routing_id);
+    zjq_msg_set_routing_id (zjq_msg_t *self, const void *data, size_t size);
 
 //  The "User-Id" property of a received message: what the ZAP handler
 //  answered for the sender's connection (with CURVE, the broker's handler
@@ -155,7 +156,17 @@ void
 //  Copy bytes into a new payload frame.
 void
     zjq_msg_set_payload_mem (zjq_msg_t *self, const void *data, size_t size);
-//  The payload frame (still owned by the message), or NULL.
+//  Send this frame as the payload without copying its bytes (libzmq
+//  counts references to them). The frame stays the caller's, unchanged,
+//  and must outlive the message unless zjq_msg_own_payload is called.
+void
+    zjq_msg_set_payload_shared (zjq_msg_t *self, zframe_t *frame);
+//  Make a shared payload the message's own (a copy), for a message that
+//  may outlive the frame. Returns 0, or -1 if out of memory (the message
+//  then has no payload).
+int
+    zjq_msg_own_payload (zjq_msg_t *self);
+//  The payload frame (still owned by the message or shared), or NULL.
 zframe_t *
     zjq_msg_payload (zjq_msg_t *self);
 //  Take the payload frame; the caller owns it; NULL if none.
