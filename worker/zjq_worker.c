@@ -11,7 +11,10 @@
     Handler threads (one per concurrency slot) take tasks from the pool's
     FIFO, run the handler and put the task on the pool's done list. So never
     more than `concurrency` handlers run, and jobs that arrive while every
-    slot is busy (with live or with aborted tasks) wait in the FIFO.
+    slot is busy (with live or with aborted tasks) wait in the FIFO. The
+    credit announced to the broker is concurrency + prefetch, so that up to
+    `prefetch` jobs wait in the FIFO and a slot that frees up starts its next
+    job without a round trip to the broker.
 
     Ownership. The main thread creates a task on JOB and destroys it after it
     reported it (or decided to discard it). A handler thread touches a task
@@ -130,7 +133,8 @@ struct _zjq_worker_t {
     char id [256];              //  "host/pid/xxxx"
     s_handler_t handlers [s_MAX_QUEUES];    //  registered queues
     size_t handler_count;       //  how many
-    int concurrency;            //  handler threads = capacity
+    int concurrency;            //  handler threads
+    int prefetch;               //  extra credit; -1: equal to concurrency
     int heartbeat_ms;           //  heartbeat interval
     int grace_ms;               //  grace period on graceful stop
     size_t max_result;          //  largest result
@@ -445,6 +449,13 @@ s_send_disconnect (zjq_worker_t *self, bool drain)
     s_send (self, &msg);
 }
 
+//  The credit announced in READY: handler threads plus prefetched jobs.
+static int
+s_capacity (zjq_worker_t *self)
+{
+    return self->concurrency + (self->prefetch < 0 ? self->concurrency : self->prefetch);
+}
+
 static void
 s_send_ready (zjq_worker_t *self)
 {
@@ -454,7 +465,7 @@ s_send_ready (zjq_worker_t *self)
     zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_WORKER, ZJQ_CMD_READY);
     zjq_msg_put_str (msg, "worker_id", self->id);
     zjq_msg_put_strlist (msg, "queues", queues, self->handler_count);
-    zjq_msg_put_int (msg, "capacity", self->concurrency);
+    zjq_msg_put_int (msg, "capacity", s_capacity (self));
     zjq_msg_put_int (msg, "heartbeat_ms", self->heartbeat_ms);
     zjq_msg_put_str (msg, "host", zjq_hostname ());
     zjq_msg_put_int (msg, "pid", (int64_t) getpid ());
@@ -1071,6 +1082,7 @@ zjq_worker_new (const char *endpoint)
         return NULL;
     }
     self->concurrency = 1;
+    self->prefetch = -1;
     self->heartbeat_ms = 1000;
     self->grace_ms = 30000;
     self->max_result = 16 * 1024 * 1024;
@@ -1131,6 +1143,18 @@ zjq_worker_set_concurrency (zjq_worker_t *self, int concurrency)
     if (concurrency < 1 || concurrency > 1000)
         return ZJQ_EINVAL;
     self->concurrency = concurrency;
+    return 0;
+}
+
+int
+zjq_worker_set_prefetch (zjq_worker_t *self, int prefetch)
+{
+    assert (self);
+    if (atomic_load (&self->running))
+        return ZJQ_ESTATE;
+    if (prefetch < 0 || prefetch > 1000)
+        return ZJQ_EINVAL;
+    self->prefetch = prefetch;
     return 0;
 }
 
