@@ -16,6 +16,14 @@
     `prefetch` jobs wait in the FIFO and a slot that frees up starts its next
     job without a round trip to the broker.
 
+    Handoff cost. Every crossing between threads is batched: the main thread
+    hands all the JOBs of one read batch to the FIFO under one lock and
+    wakes only as many idle threads as there are new jobs; a handler thread
+    puts its finished task on the done list and takes its next one in the
+    same critical section, and writes the eventfd only when no wake is on
+    its way already (pool->wake_pending); the main thread then takes the
+    whole done list at once and sends every result in one pass.
+
     Ownership. The main thread creates a task on JOB and destroys it after it
     reported it (or decided to discard it). A handler thread touches a task
     only between taking it from the FIFO and putting it on the done list.
@@ -63,7 +71,7 @@
 #define s_STOP_ABORT         2
 
 typedef enum {
-    s_TASK_QUEUED,              //  in pool->pending
+    s_TASK_QUEUED,              //  in pool's FIFO, or in worker->incoming
     s_TASK_RUNNING,             //  a handler thread has it
     s_TASK_DONE                 //  the handler returned (or never will run)
 } s_task_state_t;
@@ -98,7 +106,8 @@ struct _zjq_task_t {
     //  Main thread only
     bool aborted;               //  result is discarded (reconnect or abort)
     char reason [s_REASON_MAX]; //  why it was cancelled
-    void *pending_handle;       //  handle in pool->pending while queued
+    zjq_task_t *prev;           //  links in the FIFO (main thread's incoming
+    zjq_task_t *next;           //  batch, the pool's FIFO, or its done list)
     void *handle;               //  handle in worker->tasks
     //  The running handler's, then the main thread's after DONE
     int rc;                     //  handler's return code
@@ -111,10 +120,14 @@ struct _zjq_task_t {
 struct _s_pool_t {
     pthread_mutex_t lock;       //  guards everything below and task state
     pthread_cond_t work;        //  signalled when pending grows or on shutdown
-    zlistx_t *pending;          //  tasks waiting for a handler thread (FIFO)
-    zlistx_t *done;             //  tasks whose handler returned
+    zjq_task_t *pending_head;   //  tasks waiting for a handler thread (FIFO,
+    zjq_task_t *pending_tail;   //  linked by prev/next)
+    zjq_task_t *done_head;      //  tasks whose handler returned, in order
+    zjq_task_t *done_tail;      //  (linked by next)
     zlistx_t *progress;         //  tasks with progress to send
+    int idle;                   //  threads waiting for work
     int wake_fd;                //  eventfd: the main loop polls it
+    bool wake_pending;          //  wake_fd written since the last collect
     bool shutdown;              //  threads exit when they see it
     bool orphaned;              //  the worker left; threads clean up after themselves
     int refs;                   //  the worker + each live thread
@@ -148,6 +161,9 @@ struct _zjq_worker_t {
     int signal_fd;              //  SIGTERM/SIGINT
     int signals_seen;           //  count, the second one aborts
     s_pool_t *pool;             //  handler threads
+    zjq_task_t *incoming_head;  //  JOBs of this read batch, not yet handed
+    zjq_task_t *incoming_tail;  //  to the pool (see s_hand_over)
+    int incoming_count;         //  how many
     zlistx_t *tasks;            //  every task not yet reported or discarded
     s_phase_t phase;            //  running or draining
     int64_t last_send;          //  monotonic ms of the last message sent
@@ -298,8 +314,6 @@ s_task_execute (zjq_task_t *self)
 static void
 s_pool_free (s_pool_t *self)
 {
-    zlistx_destroy (&self->pending);
-    zlistx_destroy (&self->done);
     zlistx_destroy (&self->progress);
     if (self->wake_fd >= 0)
         close (self->wake_fd);
@@ -320,32 +334,107 @@ s_pool_release (s_pool_t *self)
         s_pool_free (self);
 }
 
+//  Write the eventfd the main thread polls. Lock not held.
+static void
+s_pool_wake (s_pool_t *self)
+{
+    s_eventfd_signal (self->wake_fd);
+}
+
+//  Take the next task from the FIFO, or NULL. Lock held.
+static zjq_task_t *
+s_pending_pop (s_pool_t *self)
+{
+    zjq_task_t *task = self->pending_head;
+    if (task) {
+        self->pending_head = task->next;
+        if (self->pending_head)
+            self->pending_head->prev = NULL;
+        else
+            self->pending_tail = NULL;
+        task->prev = task->next = NULL;
+    }
+    return task;
+}
+
+//  Take a task out of the middle of the FIFO. Lock held.
+static void
+s_pending_remove (s_pool_t *self, zjq_task_t *task)
+{
+    if (task->prev)
+        task->prev->next = task->next;
+    else
+        self->pending_head = task->next;
+    if (task->next)
+        task->next->prev = task->prev;
+    else
+        self->pending_tail = task->prev;
+    task->prev = task->next = NULL;
+}
+
+//  A handler returned: put the task on the done list (or destroy it if the
+//  worker left). Returns true if the caller must wake the main thread once
+//  it dropped the lock. Lock held.
+static bool
+s_pool_finish (s_pool_t *self, zjq_task_t *task)
+{
+    task->state = s_TASK_DONE;
+    task->child = 0;
+    if (self->orphaned) {
+        s_task_destroy (&task);
+        return false;
+    }
+    task->next = NULL;
+    if (self->done_tail)
+        self->done_tail->next = task;
+    else
+        self->done_head = task;
+    self->done_tail = task;
+    if (self->wake_pending)
+        return false;
+    self->wake_pending = true;
+    return true;
+}
+
 static void *
 s_handler_thread (void *args)
 {
     s_pool_t *pool = (s_pool_t *) args;
+    zjq_task_t *task = NULL;
     pthread_mutex_lock (&pool->lock);
     while (true) {
-        while (!pool->shutdown && zlistx_size (pool->pending) == 0)
+        //  Report the last task and take the next in one critical section
+        bool wake = task && s_pool_finish (pool, task);
+        task = NULL;
+        if (wake && !pool->pending_head) {
+            //  About to sleep: wake the main thread first
+            pthread_mutex_unlock (&pool->lock);
+            s_pool_wake (pool);
+            wake = false;
+            pthread_mutex_lock (&pool->lock);
+        }
+        while (!pool->shutdown && !pool->pending_head) {
+            pool->idle++;
             pthread_cond_wait (&pool->work, &pool->lock);
-        if (pool->shutdown)
+            pool->idle--;
+        }
+        if (pool->shutdown) {
+            if (wake) {
+                pthread_mutex_unlock (&pool->lock);
+                s_pool_wake (pool);
+                pthread_mutex_lock (&pool->lock);
+            }
             break;
-        zjq_task_t *task = (zjq_task_t *) zlistx_detach (pool->pending, NULL);
-        task->pending_handle = NULL;
+        }
+        task = s_pending_pop (pool);
         task->state = s_TASK_RUNNING;
         pthread_mutex_unlock (&pool->lock);
+        if (wake)
+            s_pool_wake (pool);
 
         s_task_execute (task);
 
         pthread_mutex_lock (&pool->lock);
-        task->state = s_TASK_DONE;
-        task->child = 0;
-        if (pool->orphaned)
-            s_task_destroy (&task);
-        else {
-            zlistx_add_end (pool->done, task);
-            s_eventfd_signal (pool->wake_fd);
-        }
     }
     bool last = --pool->refs == 0;
     pthread_mutex_unlock (&pool->lock);
@@ -364,14 +453,11 @@ s_pool_new (int nthreads)
         return NULL;
     self->wake_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
     self->threads = (pthread_t *) calloc ((size_t) nthreads, sizeof (pthread_t));
-    self->pending = zlistx_new ();
-    self->done = zlistx_new ();
     self->progress = zlistx_new ();
     pthread_mutex_init (&self->lock, NULL);
     pthread_cond_init (&self->work, NULL);
     self->refs = 1;
-    if (self->wake_fd < 0 || !self->threads
-    ||  !self->pending || !self->done || !self->progress) {
+    if (self->wake_fd < 0 || !self->threads || !self->progress) {
         s_pool_free (self);
         return NULL;
     }
@@ -486,6 +572,7 @@ s_task_cancel (zjq_worker_t *self, zjq_task_t *task, const char *reason)
 {
     if (!atomic_load (&task->cancelled))
         snprintf (task->reason, sizeof task->reason, "%s", reason);
+    assert (self->incoming_count == 0);     //  s_hand_over came first
     bool was_queued = false;
     pthread_mutex_lock (&self->pool->lock);
     atomic_store (&task->cancelled, true);
@@ -493,8 +580,7 @@ s_task_cancel (zjq_worker_t *self, zjq_task_t *task, const char *reason)
     if (task->child > 0)
         kill (-task->child, SIGKILL);
     if (task->state == s_TASK_QUEUED) {
-        zlistx_detach (self->pool->pending, task->pending_handle);
-        task->pending_handle = NULL;
+        s_pending_remove (self->pool, task);
         task->state = s_TASK_DONE;
         was_queued = true;
     }
@@ -578,12 +664,19 @@ s_abort_tasks (zjq_worker_t *self, const char *reason)
     }
 }
 
-//  Send the results and progress that handler threads left for us.
+//  Send the results and progress that handler threads left for us: take
+//  the whole done list at once, send the progress (of tasks still running
+//  and of those done), then every result.
 static void
 s_collect (zjq_worker_t *self)
 {
     s_pool_t *pool = self->pool;
     pthread_mutex_lock (&pool->lock);
+    pool->wake_pending = false;
+    zjq_task_t *done = pool->done_head;
+    pool->done_head = pool->done_tail = NULL;
+    //  A task on the done list no longer adds progress, so once the progress
+    //  list is empty none of them is on it any more, and they may go
     zjq_task_t *task;
     while ((task = (zjq_task_t *) zlistx_detach (pool->progress, NULL))) {
         task->progress_pending = false;
@@ -602,12 +695,13 @@ s_collect (zjq_worker_t *self)
         }
         pthread_mutex_lock (&pool->lock);
     }
-    while ((task = (zjq_task_t *) zlistx_detach (pool->done, NULL))) {
-        pthread_mutex_unlock (&pool->lock);
-        s_task_report (self, &task);
-        pthread_mutex_lock (&pool->lock);
-    }
     pthread_mutex_unlock (&pool->lock);
+    while (done) {
+        task = done;
+        done = task->next;
+        task->next = NULL;
+        s_task_report (self, &task);
+    }
 }
 
 //  Cancel live tasks past their deadline (reason "timeout"). Returns the
@@ -806,10 +900,41 @@ s_on_job (zjq_worker_t *self, zjq_msg_t *msg)
         return;
     }
     task->handle = zlistx_add_end (self->tasks, task);
-    pthread_mutex_lock (&self->pool->lock);
-    task->pending_handle = zlistx_add_end (self->pool->pending, task);
-    pthread_cond_signal (&self->pool->work);
-    pthread_mutex_unlock (&self->pool->lock);
+    task->prev = self->incoming_tail;
+    if (self->incoming_tail)
+        self->incoming_tail->next = task;
+    else
+        self->incoming_head = task;
+    self->incoming_tail = task;
+    self->incoming_count++;
+}
+
+//  Hand the JOBs received so far to the handler threads: one lock, and a
+//  wake for as many idle threads as there are new tasks (none if every
+//  thread is busy: they look at the FIFO before they sleep). Called before
+//  anything else looks at task states, and at the end of every read batch.
+static void
+s_hand_over (zjq_worker_t *self)
+{
+    if (self->incoming_count == 0)
+        return;
+    s_pool_t *pool = self->pool;
+    pthread_mutex_lock (&pool->lock);
+    if (pool->pending_tail) {
+        pool->pending_tail->next = self->incoming_head;
+        self->incoming_head->prev = pool->pending_tail;
+    }
+    else
+        pool->pending_head = self->incoming_head;
+    pool->pending_tail = self->incoming_tail;
+    if (self->incoming_count >= pool->idle)
+        pthread_cond_broadcast (&pool->work);
+    else
+        for (int count = 0; count < self->incoming_count; count++)
+            pthread_cond_signal (&pool->work);
+    pthread_mutex_unlock (&pool->lock);
+    self->incoming_head = self->incoming_tail = NULL;
+    self->incoming_count = 0;
 }
 
 static void
@@ -835,6 +960,8 @@ static void
 s_on_message (zjq_worker_t *self, zjq_msg_t *msg)
 {
     int command = zjq_msg_command (msg);
+    if (command != ZJQ_CMD_JOB)
+        s_hand_over (self);     //  a JOB_CANCEL may be for one of them
     if (zjq_msg_role (msg) != ZJQ_ROLE_BROKER) {
         zsys_warning ("zjq_worker: %s from a non-broker peer, ignored",
                       zjq_proto_command_name (command));
@@ -908,6 +1035,7 @@ s_recv_all (zjq_worker_t *self)
             s_on_message (self, msg);
         zjq_msg_destroy (&msg);
     }
+    s_hand_over (self);
 }
 
 
@@ -959,7 +1087,7 @@ s_begin_drain (zjq_worker_t *self, int64_t now)
             bool queued = false;
             pthread_mutex_lock (&self->pool->lock);
             if (task->state == s_TASK_QUEUED) {
-                zlistx_detach (self->pool->pending, task->pending_handle);
+                s_pending_remove (self->pool, task);
                 task->state = s_TASK_DONE;
                 queued = true;
             }
@@ -1014,8 +1142,11 @@ s_finish (zjq_worker_t *self, bool abort)
         //  Handlers that ignore cancellation: leave them the pool
         pool->orphaned = true;
         zjq_task_t *task;
-        while ((task = (zjq_task_t *) zlistx_detach (pool->done, NULL)))
+        while ((task = pool->done_head)) {
+            pool->done_head = task->next;
             s_task_destroy (&task);
+        }
+        pool->done_tail = NULL;
         zlistx_purge (pool->progress);
         zlistx_purge (self->tasks);     //  the threads destroy running tasks
     }
@@ -1454,12 +1585,16 @@ zjq_task_progress (zjq_task_t *task, double fraction, const char *message)
     pthread_mutex_lock (&pool->lock);
     task->progress = fraction;
     s_copy_utf8 (task->progress_text, message ? message : "", s_PROGRESS_TEXT_MAX);
+    bool wake = false;
     if (!task->progress_pending && !pool->orphaned) {
         task->progress_pending = true;
         zlistx_add_end (pool->progress, task);
-        s_eventfd_signal (pool->wake_fd);
+        wake = !pool->wake_pending;
+        pool->wake_pending = true;
     }
     pthread_mutex_unlock (&pool->lock);
+    if (wake)
+        s_pool_wake (pool);
     return 0;
 }
 
