@@ -57,6 +57,7 @@
 #define ZJQ_KEY_MAX                 256
 #define ZJQ_JOB_ID_TEXT_MAX         256     //  longest id we pass on
 #define ZJQ_CLIENT_MONITOR          "inproc://zjq-client-monitor"   //  own context
+#define s_RECV_BURST                256     //  replies read per ZMQ_EVENTS
 
 //  A deadline in the heap. First member of request_t and watch_t, so a heap
 //  item can be cast to its owner after looking at the type.
@@ -442,14 +443,16 @@ s_job_request_new (zjq_client_t *self, request_kind_t kind, int command,
     return request;
 }
 
-//  Send queued requests while the socket takes them; *events is kept
-//  current. Returns 1 if anything was sent, 0 if not, or ZJQ_ESYS on a
-//  fatal socket error.
+//  Send queued requests until the socket refuses one (EAGAIN: no
+//  connection, or the high-water mark). Each ZMQ_EVENTS costs libzmq a
+//  poll () on its mailbox, so it is not read after every send: the caller
+//  reads it again after any progress. Returns 1 if anything was sent, 0 if
+//  not, or ZJQ_ESYS on a fatal socket error.
 static int
-s_flush_outbox (zjq_client_t *self, int *events)
+s_flush_outbox (zjq_client_t *self)
 {
     int progress = 0;
-    while (self->outbox_head && (*events & ZMQ_POLLOUT)) {
+    while (self->outbox_head) {
         request_t *request = self->outbox_head;
         bool has_payload = request->kind == REQUEST_SUBMIT;
         if (zmq_send (self->dealer, zchunk_data (request->header), zchunk_size (request->header),
@@ -481,9 +484,6 @@ s_flush_outbox (zjq_client_t *self, int *events)
         zchunk_destroy (&request->header);
         zchunk_destroy (&request->fields);
         progress = 1;
-        *events = s_socket_events (self);
-        if (*events < 0)
-            return ZJQ_ESYS;
     }
     return progress;
 }
@@ -1276,25 +1276,30 @@ zjq_client_process (zjq_client_t *self)
     zjq_msg_t *outer_reply = self->reply;
     self->reply = NULL;
     int rc = 0;
+    //  Socket events (connects, failed handshakes) once per call: reading
+    //  an empty monitor costs a poll () in libzmq
+    s_monitor_drain (self);
     while (rc == 0) {
         bool progress = false;
-        s_monitor_drain (self);
         if (s_expire (self))
             progress = true;
         s_keepalive (self);
-        int events = s_socket_events (self);
-        if (events < 0) {
-            rc = ZJQ_ESYS;
-            break;
-        }
-        int sent = s_flush_outbox (self, &events);
+        int sent = s_flush_outbox (self);
         if (sent < 0) {
             rc = sent;
             break;
         }
         if (sent > 0)
             progress = true;
-        if (events & ZMQ_POLLIN) {
+        //  Read after the sends: the loop ends only when ZMQ_EVENTS, read
+        //  after the last send and receive, shows no input (edge-triggered fd)
+        int events = s_socket_events (self);
+        if (events < 0) {
+            rc = ZJQ_ESYS;
+            break;
+        }
+        //  A burst of replies per look at ZMQ_EVENTS
+        for (int count = 0; (events & ZMQ_POLLIN) && count < s_RECV_BURST; count++) {
             zjq_msg_t *msg = NULL;
             zjq_recv_t recv = zjq_msg_recv (self->dealer, false, true, &msg);
             if (recv == ZJQ_RECV_OK) {
@@ -1306,9 +1311,12 @@ zjq_client_process (zjq_client_t *self)
                 self->malformed++;
                 progress = true;
             }
-            else
-            if (errno != EAGAIN && errno != EINTR)
-                rc = ZJQ_ESYS;
+            else {
+                if (errno != EAGAIN && errno != EINTR)
+                    rc = ZJQ_ESYS;
+                zjq_msg_destroy (&msg);
+                break;
+            }
             zjq_msg_destroy (&msg);
         }
         if (!progress)
