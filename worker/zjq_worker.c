@@ -35,6 +35,7 @@
 
 #include "zjq_worker.h"
 #include "zjq_cert.h"
+#include "zjq_jobid.h"
 #include "zjq_proto.h"
 #include "zjq_util.h"
 
@@ -65,6 +66,7 @@
 #define s_FINAL_LINGER_MS    2000    //  for the last WORK_RESULTs and DISCONNECT
 #define s_HANDLER_WAIT_MS    5000    //  on stop: wait this long for aborted handlers
 #define s_RECV_BATCH         256     //  messages read per poll round
+#define s_SPARE_TASKS_MAX    1024    //  recycled tasks kept by the main thread
 
 #define s_STOP_NONE          0
 #define s_STOP_GRACEFUL      1
@@ -85,8 +87,9 @@ typedef struct _s_pool_t s_pool_t;
 
 struct _zjq_task_t {
     s_pool_t *pool;             //  the pool that runs it
-    char *id;                   //  job id
-    char *queue;                //  queue it came from
+    char *id;                   //  job id: id_buf, or a heap copy if longer
+    char id_buf [ZJQ_JOBID_MAX];
+    char queue [s_QUEUE_NAME_MAX + 1];  //  queue it came from
     int attempt;                //  attempt number from JOB
     zframe_t *payload;          //  job payload (never NULL)
     zjq_handler_fn *handler;    //  handler for the queue
@@ -98,7 +101,6 @@ struct _zjq_task_t {
     atomic_bool cancelled;      //  set once, by the main thread
     //  Guarded by pool->lock
     s_task_state_t state;       //  where the task is
-    pthread_cond_t cond;        //  zjq_task_wait_cancelled sleeps on it
     pid_t child;                //  registered child process group, or 0
     bool progress_pending;      //  on pool->progress, not sent yet
     double progress;            //  latest fraction reported
@@ -114,12 +116,15 @@ struct _zjq_task_t {
     zframe_t *result;           //  result set by the handler, or NULL
     size_t too_big;             //  size of a result that was refused, or 0
     bool error_set;             //  zjq_task_fail was called
-    char error [s_ERROR_MAX];   //  its text
+    char *error;                //  its text (s_ERROR_MAX bytes), or NULL
+    zjq_task_t *next_spare;     //  main thread's free list
 };
 
 struct _s_pool_t {
     pthread_mutex_t lock;       //  guards everything below and task state
     pthread_cond_t work;        //  signalled when pending grows or on shutdown
+    pthread_cond_t cancelled;   //  broadcast when a task is cancelled
+                                //  (zjq_task_wait_cancelled; CLOCK_MONOTONIC)
     zjq_task_t *pending_head;   //  tasks waiting for a handler thread (FIFO,
     zjq_task_t *pending_tail;   //  linked by prev/next)
     zjq_task_t *done_head;      //  tasks whose handler returned, in order
@@ -164,6 +169,8 @@ struct _zjq_worker_t {
     zjq_task_t *incoming_head;  //  JOBs of this read batch, not yet handed
     zjq_task_t *incoming_tail;  //  to the pool (see s_hand_over)
     int incoming_count;         //  how many
+    zjq_task_t *spare_tasks;    //  recycled tasks (linked by next_spare)
+    size_t spare_task_count;    //  how many
     zlistx_t *tasks;            //  every task not yet reported or discarded
     s_phase_t phase;            //  running or draining
     int64_t last_send;          //  monotonic ms of the last message sent
@@ -235,21 +242,29 @@ s_copy_utf8 (char *buf, const char *text, size_t max)
 //  --------------------------------------------------------------------------
 //  Tasks
 
-//  Create a task; takes ownership of *payload_p. Returns NULL on out of
-//  memory (the payload is destroyed).
+//  Create a task, from spare (a recycled task, or NULL); takes ownership of
+//  *payload_p. Returns NULL on out of memory (the payload is destroyed).
 static zjq_task_t *
-s_task_new (s_pool_t *pool, const char *id, const char *queue, int attempt,
-            zframe_t **payload_p, s_handler_t *handler, size_t max_result,
+s_task_new (s_pool_t *pool, zjq_task_t *spare, const char *id, const char *queue,
+            int attempt, zframe_t **payload_p, s_handler_t *handler, size_t max_result,
             int64_t deadline)
 {
-    zjq_task_t *self = (zjq_task_t *) calloc (1, sizeof (zjq_task_t));
-    if (!self) {
+    zjq_task_t *self = spare;
+    if (self)
+        memset (self, 0, sizeof (zjq_task_t));
+    else
+        self = (zjq_task_t *) calloc (1, sizeof (zjq_task_t));
+    size_t id_size = strlen (id) + 1;
+    if (self)
+        self->id = id_size <= sizeof self->id_buf ? self->id_buf : malloc (id_size);
+    if (!self || !self->id) {
+        free (self);
         zframe_destroy (payload_p);
         return NULL;
     }
+    memcpy (self->id, id, id_size);
+    s_copy_utf8 (self->queue, queue, s_QUEUE_NAME_MAX);
     self->pool = pool;
-    self->id = strdup (id);
-    self->queue = strdup (queue);
     self->attempt = attempt;
     self->payload = *payload_p;
     *payload_p = NULL;
@@ -261,22 +276,26 @@ s_task_new (s_pool_t *pool, const char *id, const char *queue, int attempt,
     self->deadline = deadline;
     atomic_init (&self->cancelled, false);
     self->state = s_TASK_QUEUED;
-
-    pthread_condattr_t attr;
-    pthread_condattr_init (&attr);
-    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init (&self->cond, &attr);
-    pthread_condattr_destroy (&attr);
-    if (rc != 0 || !self->id || !self->queue || !self->payload) {
-        if (rc == 0)
-            pthread_cond_destroy (&self->cond);
-        free (self->id);
-        free (self->queue);
-        zframe_destroy (&self->payload);
+    if (!self->payload) {
+        if (self->id != self->id_buf)
+            free (self->id);
         free (self);
         return NULL;
     }
     return self;
+}
+
+//  Free what a task holds, not the task itself.
+static void
+s_task_clear (zjq_task_t *self)
+{
+    if (self->id != self->id_buf)
+        free (self->id);
+    self->id = NULL;
+    free (self->error);
+    self->error = NULL;
+    zframe_destroy (&self->payload);
+    zframe_destroy (&self->result);
 }
 
 static void
@@ -285,11 +304,7 @@ s_task_destroy (zjq_task_t **self_p)
     assert (self_p);
     zjq_task_t *self = *self_p;
     if (self) {
-        pthread_cond_destroy (&self->cond);
-        free (self->id);
-        free (self->queue);
-        zframe_destroy (&self->payload);
-        zframe_destroy (&self->result);
+        s_task_clear (self);
         free (self);
         *self_p = NULL;
     }
@@ -318,6 +333,7 @@ s_pool_free (s_pool_t *self)
     if (self->wake_fd >= 0)
         close (self->wake_fd);
     pthread_cond_destroy (&self->work);
+    pthread_cond_destroy (&self->cancelled);
     pthread_mutex_destroy (&self->lock);
     free (self->threads);
     free (self);
@@ -456,6 +472,11 @@ s_pool_new (int nthreads)
     self->progress = zlistx_new ();
     pthread_mutex_init (&self->lock, NULL);
     pthread_cond_init (&self->work, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init (&attr);
+    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+    pthread_cond_init (&self->cancelled, &attr);
+    pthread_condattr_destroy (&attr);
     self->refs = 1;
     if (self->wake_fd < 0 || !self->threads || !self->progress) {
         s_pool_free (self);
@@ -576,7 +597,7 @@ s_task_cancel (zjq_worker_t *self, zjq_task_t *task, const char *reason)
     bool was_queued = false;
     pthread_mutex_lock (&self->pool->lock);
     atomic_store (&task->cancelled, true);
-    pthread_cond_broadcast (&task->cond);
+    pthread_cond_broadcast (&self->pool->cancelled);
     if (task->child > 0)
         kill (-task->child, SIGKILL);
     if (task->state == s_TASK_QUEUED) {
@@ -588,12 +609,22 @@ s_task_cancel (zjq_worker_t *self, zjq_task_t *task, const char *reason)
     return was_queued;
 }
 
-//  Forget a task the main thread owns: take it off the task list, destroy it.
+//  Forget a task the main thread owns: take it off the task list, recycle
+//  it.
 static void
 s_task_forget (zjq_worker_t *self, zjq_task_t **task_p)
 {
-    zlistx_detach (self->tasks, (*task_p)->handle);
-    s_task_destroy (task_p);
+    zjq_task_t *task = *task_p;
+    zlistx_detach (self->tasks, task->handle);
+    if (self->spare_task_count < s_SPARE_TASKS_MAX) {
+        s_task_clear (task);
+        task->next_spare = self->spare_tasks;
+        self->spare_tasks = task;
+        self->spare_task_count++;
+        *task_p = NULL;
+    }
+    else
+        s_task_destroy (task_p);
 }
 
 //  Report a task whose handler returned (or that never ran), then forget it.
@@ -893,7 +924,12 @@ s_on_job (zjq_worker_t *self, zjq_msg_t *msg)
         return;
     }
     zframe_t *payload = zjq_msg_take_payload (msg);
-    zjq_task_t *task = s_task_new (self->pool, id, queue, (int) attempt, &payload,
+    zjq_task_t *spare = self->spare_tasks;
+    if (spare) {
+        self->spare_tasks = spare->next_spare;
+        self->spare_task_count--;
+    }
+    zjq_task_t *task = s_task_new (self->pool, spare, id, queue, (int) attempt, &payload,
                                    handler, self->max_result, deadline);
     if (!task) {
         s_send_result (self, id, attempt, "error", "worker out of memory", NULL, 0);
@@ -1478,6 +1514,12 @@ zjq_worker_run (zjq_worker_t *self)
     }
     s_finish (self, abort);
     zlistx_destroy (&self->tasks);
+    while (self->spare_tasks) {
+        zjq_task_t *next = self->spare_tasks->next_spare;
+        free (self->spare_tasks);
+        self->spare_tasks = next;
+    }
+    self->spare_task_count = 0;
     zmq_ctx_term (self->ctx);           //  bounded by the socket's linger
     self->ctx = NULL;
     zsys_info ("zjq_worker: stopped");
@@ -1563,10 +1605,12 @@ int
 zjq_task_fail (zjq_task_t *task, const char *format, ...)
 {
     assert (task);
-    if (format) {
+    if (format && !task->error)
+        task->error = (char *) malloc (s_ERROR_MAX);
+    if (format && task->error) {
         va_list args;
         va_start (args, format);
-        vsnprintf (task->error, sizeof task->error, format, args);
+        vsnprintf (task->error, s_ERROR_MAX, format, args);
         va_end (args);
         task->error_set = true;
     }
@@ -1622,7 +1666,7 @@ zjq_task_wait_cancelled (zjq_task_t *task, int timeout_ms)
     s_pool_t *pool = task->pool;
     pthread_mutex_lock (&pool->lock);
     while (!atomic_load (&task->cancelled)) {
-        if (pthread_cond_timedwait (&task->cond, &pool->lock, &until) == ETIMEDOUT)
+        if (pthread_cond_timedwait (&pool->cancelled, &pool->lock, &until) == ETIMEDOUT)
             break;
     }
     pthread_mutex_unlock (&pool->lock);
