@@ -185,6 +185,8 @@ struct _zjq_client_t {
     bool closing;               //  destroy is failing what is pending
     zjq_msg_t *reply;           //  reply being dispatched (for callbacks)
     const char *handshake_error;    //  last failed CURVE handshake (static), or NULL
+    bool input_checked;         //  since the dealer was last used, a read
+                                //  (recv EAGAIN or ZMQ_EVENTS) found no input
 };
 
 
@@ -1470,10 +1472,16 @@ zjq_client_timeout (zjq_client_t *self)
     if (!self || self->closing)
         return -1;
     //  Reading ZMQ_EVENTS resets the edge of the fd: whatever it shows must
-    //  be handled now, or poll () could sleep on input already here.
-    int events = s_socket_events (self);
-    if (events < 0 || (events & ZMQ_POLLIN) || (self->outbox_head && (events & ZMQ_POLLOUT)))
-        return 0;
+    //  be handled now, or poll () could sleep on input already here. Not
+    //  needed if zjq_client_process ended on a read that found no input and
+    //  has nothing to send (each read costs libzmq a poll ()).
+    if (!self->input_checked || self->outbox_head) {
+        int events = s_socket_events (self);
+        if (events < 0 || (events & ZMQ_POLLIN)
+        ||  (self->outbox_head && (events & ZMQ_POLLOUT)))
+            return 0;
+        self->input_checked = true;
+    }
     int64_t when = -1;
     s_timer_t *top = (s_timer_t *) zjq_heap_top (self->timers);
     if (top)
@@ -1502,27 +1510,28 @@ zjq_client_process (zjq_client_t *self)
     //  Socket events (connects, failed handshakes) once per call: reading
     //  an empty monitor costs a poll () in libzmq
     s_monitor_drain (self);
+    //  ZMQ_FD is edge-triggered, and any use of the socket may consume the
+    //  edge: the loop ends only after a read that found no input (a recv
+    //  that returned EAGAIN has processed libzmq's commands just as reading
+    //  ZMQ_EVENTS does) with no send attempted since.
+    bool input_checked = false;
     while (rc == 0) {
         bool progress = false;
         if (s_expire (self))
             progress = true;
         s_keepalive (self);
-        int sent = s_flush_outbox (self);
-        if (sent < 0) {
-            rc = sent;
-            break;
+        if (self->outbox_head) {
+            input_checked = false;
+            int sent = s_flush_outbox (self);
+            if (sent < 0) {
+                rc = sent;
+                break;
+            }
+            if (sent > 0)
+                progress = true;
         }
-        if (sent > 0)
-            progress = true;
-        //  Read after the sends: the loop ends only when ZMQ_EVENTS, read
-        //  after the last send and receive, shows no input (edge-triggered fd)
-        int events = s_socket_events (self);
-        if (events < 0) {
-            rc = ZJQ_ESYS;
-            break;
-        }
-        //  A burst of replies per look at ZMQ_EVENTS
-        for (int count = 0; (events & ZMQ_POLLIN) && count < s_RECV_BURST; count++) {
+        //  A burst of replies, until EAGAIN
+        for (int count = 0; !input_checked && count < s_RECV_BURST; count++) {
             zjq_msg_t *msg = NULL;
             zjq_recv_t recv = zjq_msg_recv (self->dealer, false, true, &msg);
             if (recv == ZJQ_RECV_OK) {
@@ -1534,17 +1543,22 @@ zjq_client_process (zjq_client_t *self)
                 self->malformed++;
                 progress = true;
             }
-            else {
-                if (errno != EAGAIN && errno != EINTR)
-                    rc = ZJQ_ESYS;
-                zjq_msg_destroy (&msg);
-                break;
-            }
+            else
+            if (errno == EAGAIN)
+                input_checked = true;
+            else
+            if (errno != EINTR)
+                rc = ZJQ_ESYS;
             zjq_msg_destroy (&msg);
+            if (recv == ZJQ_RECV_INTERRUPTED)
+                break;
         }
+        //  No progress: nothing was sent and the burst ended on EAGAIN (or
+        //  EINTR: the caller's next round retries), or input_checked held
         if (!progress)
             break;
     }
+    self->input_checked = input_checked && !self->outbox_head;
     self->reply = outer_reply;
     if (rc < 0)
         return rc;
