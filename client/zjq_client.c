@@ -22,11 +22,17 @@
       broker key, a plaintext broker) are remembered for the message of the
       ZJQ_EUNREACHABLE that follows.
     - Request and watch deadlines live in one heap; zjq_client_timeout ()
-      is the time to its top, or to the next ping.                         */
+      is the time to its top, or to the next ping.
+    - Cost per job: requests, watches and watched jobs are recycled through
+      free lists, job ids of broker size live in the object (longer ones,
+      which callers may pass, on the heap), and the two lookups (request by
+      req, watched job by id) are open-addressing tables that allocate
+      nothing per entry.                                                   */
 
 #include "zjq_client_private.h"
 #include "zjq_cert.h"
 #include "zjq_heap.h"
+#include "zjq_jobid.h"
 #include "zjq_json.h"
 #include "zjq_proto.h"
 #include "zjq_util.h"
@@ -57,6 +63,9 @@
 #define ZJQ_KEY_MAX                 256
 #define ZJQ_JOB_ID_TEXT_MAX         256     //  longest id we pass on
 #define ZJQ_CLIENT_MONITOR          "inproc://zjq-client-monitor"   //  own context
+#define s_RECV_BURST                256     //  replies read per ZMQ_EVENTS
+#define s_FREE_LIST_MAX             4096    //  spare objects kept, per kind
+#define s_TABLE_MIN                 64      //  slots in a new table
 
 //  A deadline in the heap. First member of request_t and watch_t, so a heap
 //  item can be cast to its owner after looking at the type.
@@ -68,6 +77,20 @@ typedef struct {
     size_t index;               //  heap position, ZJQ_HEAP_NONE if not in
     timer_type_t type;
 } s_timer_t;
+
+//  An open-addressing hash table of pointers (linear probing, deletion by
+//  backward shift, at most half full): no allocation per entry. Each slot
+//  keeps its key's hash, so a probe compares keys only on a hash match.
+typedef struct {
+    size_t hash;                //  of the item's key
+    void *item;                 //  NULL: empty slot
+} s_slot_t;
+
+typedef struct {
+    s_slot_t *slots;
+    size_t mask;                //  slot count - 1 (a power of two)
+    size_t count;               //  items
+} s_table_t;
 
 typedef enum {
     REQUEST_SUBMIT,
@@ -101,7 +124,9 @@ struct _request_t {
     } callback;                 //  by kind; may be NULL
     zjq_result_cb *on_done;     //  SUBMIT: watch the job once accepted
     void *arg;                  //  caller's pointer
-    char *job_id;               //  RESULT, REWATCH, STATUS, CANCEL
+    char *job_id;               //  RESULT, REWATCH, STATUS, CANCEL: job_id_buf
+                                //  or, if longer, a heap copy; else NULL
+    char job_id_buf [ZJQ_JOBID_MAX];
     int64_t wait_deadline;      //  RESULT: -2 no wait, -1 no limit, else mono ms
     bool expires_as_timeout;    //  RESULT: its deadline is the caller's
 };
@@ -119,10 +144,13 @@ struct _watch_t {
 
 //  All watches on one job id
 struct _jobwatch_t {
-    char *id;                   //  job id (also the hash key)
+    char *id;                   //  job id (the table key): id_buf or heap
+    char id_buf [ZJQ_JOBID_MAX];
+    size_t hash;                //  s_id_hash (id)
     watch_t *first;             //  at least one while in the hash
     size_t count;               //  watches in the chain
     uint64_t rewatch_req;       //  last RESULT wait sent for it, or 0
+    jobwatch_t *next_spare;     //  free list link
 };
 
 struct _zjq_client_t {
@@ -133,11 +161,17 @@ struct _zjq_client_t {
     int request_timeout;        //  ms
     uint64_t next_req;          //  request id counter
     uint64_t timer_order;       //  tie-break counter
-    zhashx_t *requests;         //  req -> request_t, every live request
+    s_table_t requests;         //  req -> request_t, every live request
     request_t *outbox_head;     //  unsent requests, oldest first
     request_t *outbox_tail;
     zjq_heap_t *timers;         //  request and watch deadlines
-    zhashx_t *jobs;             //  job id -> jobwatch_t
+    s_table_t jobs;             //  job id -> jobwatch_t
+    request_t *spare_requests;  //  free lists (linked by next), each at
+    watch_t *spare_watches;     //  most s_FREE_LIST_MAX long
+    jobwatch_t *spare_jobs;     //  (linked by next_spare)
+    size_t spare_request_count;
+    size_t spare_watch_count;
+    size_t spare_job_count;
     size_t watches;             //  watch_t count
     size_t user_requests;       //  requests with a caller behind them
     uint64_t keepalive_req;     //  ping in flight, or 0
@@ -151,6 +185,8 @@ struct _zjq_client_t {
     bool closing;               //  destroy is failing what is pending
     zjq_msg_t *reply;           //  reply being dispatched (for callbacks)
     const char *handshake_error;    //  last failed CURVE handshake (static), or NULL
+    bool input_checked;         //  since the dealer was last used, a read
+                                //  (recv EAGAIN or ZMQ_EVENTS) found no input
 };
 
 
@@ -181,12 +217,116 @@ s_req_hash (const void *key)
     return (size_t) value;
 }
 
-static int
-s_req_compare (const void *a, const void *b)
+//  FNV-1a, then a final mix so that the low bits (the table index) depend
+//  on every byte
+static size_t
+s_id_hash (const char *id)
 {
-    uint64_t x = *(const uint64_t *) a;
-    uint64_t y = *(const uint64_t *) b;
-    return x < y? -1: x > y? 1: 0;
+    uint64_t value = 0xcbf29ce484222325ULL;
+    for (const unsigned char *byte = (const unsigned char *) id; *byte; byte++)
+        value = (value ^ *byte) * 0x100000001b3ULL;
+    return s_req_hash (&value);
+}
+
+//  Returns 0, or -1 out of memory
+static int
+s_table_init (s_table_t *self)
+{
+    self->slots = (s_slot_t *) calloc (s_TABLE_MIN, sizeof (s_slot_t));
+    self->mask = s_TABLE_MIN - 1;
+    self->count = 0;
+    return self->slots? 0: -1;
+}
+
+static void
+s_table_place (s_slot_t *slots, size_t mask, size_t hash, void *item)
+{
+    size_t index = hash & mask;
+    while (slots [index].item)
+        index = (index + 1) & mask;
+    slots [index].hash = hash;
+    slots [index].item = item;
+}
+
+//  Add an item (not already in). Returns 0, or -1 out of memory (the table
+//  is unchanged).
+static int
+s_table_insert (s_table_t *self, size_t hash, void *item)
+{
+    if ((self->count + 1) * 2 > self->mask + 1) {
+        size_t size = (self->mask + 1) * 2;
+        s_slot_t *slots = (s_slot_t *) calloc (size, sizeof (s_slot_t));
+        if (!slots)
+            return -1;
+        for (size_t index = 0; index <= self->mask; index++)
+            if (self->slots [index].item)
+                s_table_place (slots, size - 1, self->slots [index].hash,
+                               self->slots [index].item);
+        free (self->slots);
+        self->slots = slots;
+        self->mask = size - 1;
+    }
+    s_table_place (self->slots, self->mask, hash, item);
+    self->count++;
+    return 0;
+}
+
+//  Remove an item (by identity) if it is in.
+static void
+s_table_remove (s_table_t *self, size_t hash, void *item)
+{
+    size_t mask = self->mask;
+    size_t hole = hash & mask;
+    while (self->slots [hole].item != item) {
+        if (!self->slots [hole].item)
+            return;
+        hole = (hole + 1) & mask;
+    }
+    //  Pull later items of the same probe run back into the hole, unless
+    //  their home slot lies cyclically in (hole, index]
+    for (size_t index = (hole + 1) & mask; self->slots [index].item;
+         index = (index + 1) & mask) {
+        size_t home = self->slots [index].hash & mask;
+        bool stays = hole <= index? (home > hole && home <= index)
+                                  : (home > hole || home <= index);
+        if (!stays) {
+            self->slots [hole] = self->slots [index];
+            hole = index;
+        }
+    }
+    self->slots [hole].item = NULL;
+    self->count--;
+}
+
+//  Some item, or NULL if the table is empty.
+static void *
+s_table_any (s_table_t *self)
+{
+    for (size_t index = 0; self->count && index <= self->mask; index++)
+        if (self->slots [index].item)
+            return self->slots [index].item;
+    return NULL;
+}
+
+//  Copy a job id into buf (ZJQ_JOBID_MAX bytes) if it fits, else onto the
+//  heap. Returns the copy, or NULL out of memory.
+static char *
+s_id_copy (char *buf, const char *id)
+{
+    size_t size = strlen (id) + 1;
+    if (size <= ZJQ_JOBID_MAX) {
+        memcpy (buf, id, size);
+        return buf;
+    }
+    return strdup (id);
+}
+
+static void
+s_id_free (char **id_p, char *buf)
+{
+    if (*id_p != buf)
+        free (*id_p);
+    *id_p = NULL;
 }
 
 //  Arm a timer. Returns 0, or ZJQ_ENOMEM (timer not armed).
@@ -319,18 +459,51 @@ s_request_is_user (request_t *request)
     return request->kind != REQUEST_KEEPALIVE && request->kind != REQUEST_REWATCH;
 }
 
+//  Give a request back to the free list (or free it).
 static void
-s_request_free (request_t **request_p)
+s_request_free (zjq_client_t *self, request_t **request_p)
 {
     request_t *request = *request_p;
     if (request) {
         zchunk_destroy (&request->header);
         zchunk_destroy (&request->fields);
         free (request->payload);
-        free (request->job_id);
-        free (request);
+        s_id_free (&request->job_id, request->job_id_buf);
+        if (self->spare_request_count < s_FREE_LIST_MAX) {
+            request->next = self->spare_requests;
+            self->spare_requests = request;
+            self->spare_request_count++;
+        }
+        else
+            free (request);
         *request_p = NULL;
     }
+}
+
+static request_t *
+s_request_lookup (zjq_client_t *self, uint64_t req)
+{
+    size_t hash = s_req_hash (&req);
+    for (size_t index = hash & self->requests.mask; self->requests.slots [index].item;
+         index = (index + 1) & self->requests.mask) {
+        request_t *request = (request_t *) self->requests.slots [index].item;
+        if (self->requests.slots [index].hash == hash && request->req == req)
+            return request;
+    }
+    return NULL;
+}
+
+static jobwatch_t *
+s_job_lookup (zjq_client_t *self, const char *job_id)
+{
+    size_t hash = s_id_hash (job_id);
+    for (size_t index = hash & self->jobs.mask; self->jobs.slots [index].item;
+         index = (index + 1) & self->jobs.mask) {
+        jobwatch_t *job = (jobwatch_t *) self->jobs.slots [index].item;
+        if (self->jobs.slots [index].hash == hash && streq (job->id, job_id))
+            return job;
+    }
+    return NULL;
 }
 
 static void
@@ -356,7 +529,7 @@ s_request_detach (zjq_client_t *self, request_t *request)
 {
     s_outbox_unlink (self, request);
     s_timer_stop (self, &request->timer);
-    zhashx_delete (self->requests, &request->req);
+    s_table_remove (&self->requests, s_req_hash (&request->req), request);
     if (s_request_is_user (request)) {
         assert (self->user_requests > 0);
         self->user_requests--;
@@ -369,7 +542,14 @@ s_request_detach (zjq_client_t *self, request_t *request)
 static request_t *
 s_request_new (zjq_client_t *self, request_kind_t kind)
 {
-    request_t *request = (request_t *) calloc (1, sizeof (request_t));
+    request_t *request = self->spare_requests;
+    if (request) {
+        self->spare_requests = request->next;
+        self->spare_request_count--;
+        memset (request, 0, sizeof (*request));
+    }
+    else
+        request = (request_t *) calloc (1, sizeof (request_t));
     if (!request)
         return NULL;
     request->kind = kind;
@@ -389,10 +569,10 @@ s_request_queue (zjq_client_t *self, request_t *request, zjq_msg_t **msg_p, int6
     zjq_msg_destroy (msg_p);
     if (rc != 0)
         goto nomem;
-    if (zhashx_insert (self->requests, &request->req, request) != 0)
+    if (s_table_insert (&self->requests, s_req_hash (&request->req), request) != 0)
         goto nomem;
     if (s_timer_start (self, &request->timer, TIMER_REQUEST, deadline) != 0) {
-        zhashx_delete (self->requests, &request->req);
+        s_table_remove (&self->requests, s_req_hash (&request->req), request);
         goto nomem;
     }
     request->queued = true;
@@ -406,7 +586,7 @@ s_request_queue (zjq_client_t *self, request_t *request, zjq_msg_t **msg_p, int6
         self->user_requests++;
     return 0;
 nomem:
-    s_request_free (&request);
+    s_request_free (self, &request);
     return ZJQ_ENOMEM;
 }
 
@@ -428,11 +608,11 @@ s_job_request_new (zjq_client_t *self, request_kind_t kind, int command,
     request_t *request = s_request_new (self, kind);
     if (!request)
         return NULL;
-    request->job_id = strdup (job_id);
+    request->job_id = s_id_copy (request->job_id_buf, job_id);
     zjq_msg_t *msg = s_request_msg (request, command);
     if (!request->job_id || !msg) {
         zjq_msg_destroy (&msg);
-        s_request_free (&request);
+        s_request_free (self, &request);
         return NULL;
     }
     zjq_msg_put_str (msg, "id", job_id);
@@ -442,14 +622,16 @@ s_job_request_new (zjq_client_t *self, request_kind_t kind, int command,
     return request;
 }
 
-//  Send queued requests while the socket takes them; *events is kept
-//  current. Returns 1 if anything was sent, 0 if not, or ZJQ_ESYS on a
-//  fatal socket error.
+//  Send queued requests until the socket refuses one (EAGAIN: no
+//  connection, or the high-water mark). Each ZMQ_EVENTS costs libzmq a
+//  poll () on its mailbox, so it is not read after every send: the caller
+//  reads it again after any progress. Returns 1 if anything was sent, 0 if
+//  not, or ZJQ_ESYS on a fatal socket error.
 static int
-s_flush_outbox (zjq_client_t *self, int *events)
+s_flush_outbox (zjq_client_t *self)
 {
     int progress = 0;
-    while (self->outbox_head && (*events & ZMQ_POLLOUT)) {
+    while (self->outbox_head) {
         request_t *request = self->outbox_head;
         bool has_payload = request->kind == REQUEST_SUBMIT;
         if (zmq_send (self->dealer, zchunk_data (request->header), zchunk_size (request->header),
@@ -481,9 +663,6 @@ s_flush_outbox (zjq_client_t *self, int *events)
         zchunk_destroy (&request->header);
         zchunk_destroy (&request->fields);
         progress = 1;
-        *events = s_socket_events (self);
-        if (*events < 0)
-            return ZJQ_ESYS;
     }
     return progress;
 }
@@ -492,40 +671,81 @@ s_flush_outbox (zjq_client_t *self, int *events)
 //  --------------------------------------------------------------------------
 //  Watches
 
+//  Recycle a watch (out of every structure).
+static void
+s_watch_free (zjq_client_t *self, watch_t *watch)
+{
+    if (self->spare_watch_count < s_FREE_LIST_MAX) {
+        watch->next = self->spare_watches;
+        self->spare_watches = watch;
+        self->spare_watch_count++;
+    }
+    else
+        free (watch);
+}
+
+//  Recycle a watched job (out of the table, no watches left).
+static void
+s_jobwatch_free (zjq_client_t *self, jobwatch_t *job)
+{
+    s_id_free (&job->id, job->id_buf);
+    if (self->spare_job_count < s_FREE_LIST_MAX) {
+        job->next_spare = self->spare_jobs;
+        self->spare_jobs = job;
+        self->spare_job_count++;
+    }
+    else
+        free (job);
+}
+
 //  Add a watch on a job, with a deadline (mono ms) or -1. Returns 0, or
 //  ZJQ_ENOMEM (nothing changed).
 static int
 s_watch_add (zjq_client_t *self, const char *job_id, zjq_result_cb *callback, void *arg,
              int64_t deadline)
 {
-    watch_t *watch = (watch_t *) calloc (1, sizeof (watch_t));
+    watch_t *watch = self->spare_watches;
+    if (watch) {
+        self->spare_watches = watch->next;
+        self->spare_watch_count--;
+        memset (watch, 0, sizeof (*watch));
+    }
+    else
+        watch = (watch_t *) calloc (1, sizeof (watch_t));
     if (!watch)
         return ZJQ_ENOMEM;
     watch->timer.index = ZJQ_HEAP_NONE;
     watch->callback = callback;
     watch->arg = arg;
-    jobwatch_t *job = (jobwatch_t *) zhashx_lookup (self->jobs, job_id);
+    jobwatch_t *job = s_job_lookup (self, job_id);
     bool created = false;
     if (!job) {
-        job = (jobwatch_t *) calloc (1, sizeof (jobwatch_t));
-        if (job)
-            job->id = strdup (job_id);
-        if (!job || !job->id || zhashx_insert (self->jobs, job->id, job) != 0) {
+        job = self->spare_jobs;
+        if (job) {
+            self->spare_jobs = job->next_spare;
+            self->spare_job_count--;
+            memset (job, 0, sizeof (*job));
+        }
+        else
+            job = (jobwatch_t *) calloc (1, sizeof (jobwatch_t));
+        if (job) {
+            job->id = s_id_copy (job->id_buf, job_id);
+            job->hash = s_id_hash (job_id);
+        }
+        if (!job || !job->id || s_table_insert (&self->jobs, job->hash, job) != 0) {
             if (job)
-                free (job->id);
-            free (job);
-            free (watch);
+                s_jobwatch_free (self, job);
+            s_watch_free (self, watch);
             return ZJQ_ENOMEM;
         }
         created = true;
     }
     if (deadline >= 0 && s_timer_start (self, &watch->timer, TIMER_WATCH, deadline) != 0) {
         if (created) {
-            zhashx_delete (self->jobs, job->id);
-            free (job->id);
-            free (job);
+            s_table_remove (&self->jobs, job->hash, job);
+            s_jobwatch_free (self, job);
         }
-        free (watch);
+        s_watch_free (self, watch);
         return ZJQ_ENOMEM;
     }
     //  Append, so watches on one job fire in the order they were made
@@ -561,9 +781,8 @@ s_watch_unlink (zjq_client_t *self, watch_t *watch)
     job->count--;
     self->watches--;
     if (!job->first) {
-        zhashx_delete (self->jobs, job->id);
-        free (job->id);
-        free (job);
+        s_table_remove (&self->jobs, job->hash, job);
+        s_jobwatch_free (self, job);
     }
     watch->job = NULL;
 }
@@ -573,11 +792,11 @@ s_watch_unlink (zjq_client_t *self, watch_t *watch)
 static void
 s_job_complete (zjq_client_t *self, const char *job_id, int status, const zjq_result_t *result)
 {
-    jobwatch_t *job = (jobwatch_t *) zhashx_lookup (self->jobs, job_id);
+    jobwatch_t *job = s_job_lookup (self, job_id);
     if (!job)
         return;                 //  nobody waits (late or duplicate DONE)
     //  Detach the whole chain first: callbacks may add watches on this id
-    zhashx_delete (self->jobs, job->id);
+    s_table_remove (&self->jobs, job->hash, job);
     watch_t *watch = job->first;
     for (watch_t *item = watch; item; item = item->next) {
         s_timer_stop (self, &item->timer);
@@ -587,11 +806,10 @@ s_job_complete (zjq_client_t *self, const char *job_id, int status, const zjq_re
         watch_t *next = watch->next;
         if (watch->callback)
             S_CALLBACK (self, watch->callback (self, status, result, watch->arg));
-        free (watch);
+        s_watch_free (self, watch);
         watch = next;
     }
-    free (job->id);
-    free (job);
+    s_jobwatch_free (self, job);
 }
 
 //  Register again with the broker for DONE on one watched job, unless a
@@ -600,7 +818,7 @@ static void
 s_rewatch (zjq_client_t *self, jobwatch_t *job)
 {
     if (job->rewatch_req) {
-        request_t *pending = (request_t *) zhashx_lookup (self->requests, &job->rewatch_req);
+        request_t *pending = s_request_lookup (self, job->rewatch_req);
         if (pending && pending->queued)
             return;
     }
@@ -618,9 +836,9 @@ static void
 s_rewatch_all (zjq_client_t *self)
 {
     //  s_rewatch does not change self->jobs, so iterating is safe
-    for (jobwatch_t *job = (jobwatch_t *) zhashx_first (self->jobs); job;
-         job = (jobwatch_t *) zhashx_next (self->jobs))
-        s_rewatch (self, job);
+    for (size_t index = 0; index <= self->jobs.mask; index++)
+        if (self->jobs.slots [index].item)
+            s_rewatch (self, (jobwatch_t *) self->jobs.slots [index].item);
 }
 
 
@@ -760,7 +978,7 @@ s_handle_reply (zjq_client_t *self, request_t *request, zjq_msg_t *msg)
                 watch_rc = s_watch_add (self, job_id, request->on_done, request->arg, -1);
                 //  A duplicate may have ended already: DONE would never come
                 if (watch_rc == 0 && duplicate)
-                    s_rewatch (self, (jobwatch_t *) zhashx_lookup (self->jobs, job_id));
+                    s_rewatch (self, s_job_lookup (self, job_id));
             }
             if (request->callback.submit)
                 S_CALLBACK (self, request->callback.submit (self, 0, job_id, request->arg));
@@ -869,13 +1087,12 @@ s_dispatch (zjq_client_t *self, zjq_msg_t *msg)
         else {
             int64_t req;
             if (zjq_msg_get_int (msg, "req", &req) && req > 0) {
-                uint64_t key = (uint64_t) req;
-                request_t *request = (request_t *) zhashx_lookup (self->requests, &key);
+                request_t *request = s_request_lookup (self, (uint64_t) req);
                 if (!request || request->queued)
                     ok = true;      //  a late reply to a request that timed out
                 else
                 if (s_handle_reply (self, request, msg)) {
-                    s_request_free (&request);
+                    s_request_free (self, &request);
                     ok = true;
                 }
             }
@@ -906,14 +1123,14 @@ s_expire (zjq_client_t *self)
                 self->ping_lost = true;
             s_request_fail (self, request,
                             request->expires_as_timeout? ZJQ_ETIMEDOUT: ZJQ_EUNREACHABLE);
-            s_request_free (&request);
+            s_request_free (self, &request);
         }
         else {
             watch_t *watch = (watch_t *) timer;
             s_watch_unlink (self, watch);
             if (watch->callback)
                 S_CALLBACK (self, watch->callback (self, ZJQ_ETIMEDOUT, NULL, watch->arg));
-            free (watch);
+            s_watch_free (self, watch);
         }
     }
     return expired;
@@ -932,7 +1149,7 @@ s_keepalive (zjq_client_t *self)
     request_t *request = s_request_new (self, REQUEST_KEEPALIVE);
     zjq_msg_t *msg = request? s_request_msg (request, ZJQ_CMD_PING): NULL;
     if (!msg) {
-        s_request_free (&request);
+        s_request_free (self, &request);
         return;
     }
     uint64_t req = request->req;
@@ -952,7 +1169,7 @@ s_fail_outbox (zjq_client_t *self, int code)
         if (s_request_is_user (request)) {
             s_request_detach (self, request);
             s_request_fail (self, request, code);
-            s_request_free (&request);
+            s_request_free (self, &request);
         }
         request = next;
     }
@@ -1037,8 +1254,23 @@ s_client_free (zjq_client_t *self)
     }
     if (self->context)
         zmq_ctx_term (self->context);
-    zhashx_destroy (&self->requests);
-    zhashx_destroy (&self->jobs);
+    free (self->requests.slots);
+    free (self->jobs.slots);
+    while (self->spare_requests) {
+        request_t *next = self->spare_requests->next;
+        free (self->spare_requests);
+        self->spare_requests = next;
+    }
+    while (self->spare_watches) {
+        watch_t *next = self->spare_watches->next;
+        free (self->spare_watches);
+        self->spare_watches = next;
+    }
+    while (self->spare_jobs) {
+        jobwatch_t *next = self->spare_jobs->next_spare;
+        free (self->spare_jobs);
+        self->spare_jobs = next;
+    }
     zjq_heap_destroy (&self->timers);
     free (self->endpoint);
     free (self->instance);
@@ -1122,17 +1354,10 @@ zjq_client_new_ex (zjq_client_t **client_p, const char *endpoint, const zjq_clie
         return s_error (error, error_size, rc, "out of memory");
     self->request_timeout = ZJQ_CLIENT_REQUEST_TIMEOUT;
     self->endpoint = strdup (endpoint);
-    self->requests = zhashx_new ();
-    self->jobs = zhashx_new ();
     self->timers = zjq_heap_new (s_timer_before, s_timer_set_index);
-    if (!self->endpoint || !self->requests || !self->jobs || !self->timers)
+    if (!self->endpoint || s_table_init (&self->requests) != 0
+    ||  s_table_init (&self->jobs) != 0 || !self->timers)
         goto err;
-    zhashx_set_key_hasher (self->requests, s_req_hash);
-    zhashx_set_key_comparator (self->requests, s_req_compare);
-    zhashx_set_key_duplicator (self->requests, NULL);
-    zhashx_set_key_destructor (self->requests, NULL);
-    zhashx_set_key_duplicator (self->jobs, NULL);       //  key is job->id
-    zhashx_set_key_destructor (self->jobs, NULL);
 
     self->context = zmq_ctx_new ();
     if (!self->context)
@@ -1203,13 +1428,13 @@ zjq_client_destroy (zjq_client_t **self_p)
     //  Fail what is pending; callbacks cannot start anything new now
     //  (requests return ZJQ_ECLOSED), so this ends.
     request_t *request;
-    while ((request = (request_t *) zhashx_first (self->requests))) {
+    while ((request = (request_t *) s_table_any (&self->requests))) {
         s_request_detach (self, request);
         s_request_fail (self, request, ZJQ_ECLOSED);
-        s_request_free (&request);
+        s_request_free (self, &request);
     }
     jobwatch_t *job;
-    while ((job = (jobwatch_t *) zhashx_first (self->jobs)))
+    while ((job = (jobwatch_t *) s_table_any (&self->jobs)))
         //  job->id is only used for the lookup, before the job is freed
         s_job_complete (self, job->id, ZJQ_ECLOSED, NULL);
     s_client_free (self);
@@ -1247,10 +1472,16 @@ zjq_client_timeout (zjq_client_t *self)
     if (!self || self->closing)
         return -1;
     //  Reading ZMQ_EVENTS resets the edge of the fd: whatever it shows must
-    //  be handled now, or poll () could sleep on input already here.
-    int events = s_socket_events (self);
-    if (events < 0 || (events & ZMQ_POLLIN) || (self->outbox_head && (events & ZMQ_POLLOUT)))
-        return 0;
+    //  be handled now, or poll () could sleep on input already here. Not
+    //  needed if zjq_client_process ended on a read that found no input and
+    //  has nothing to send (each read costs libzmq a poll ()).
+    if (!self->input_checked || self->outbox_head) {
+        int events = s_socket_events (self);
+        if (events < 0 || (events & ZMQ_POLLIN)
+        ||  (self->outbox_head && (events & ZMQ_POLLOUT)))
+            return 0;
+        self->input_checked = true;
+    }
     int64_t when = -1;
     s_timer_t *top = (s_timer_t *) zjq_heap_top (self->timers);
     if (top)
@@ -1276,25 +1507,31 @@ zjq_client_process (zjq_client_t *self)
     zjq_msg_t *outer_reply = self->reply;
     self->reply = NULL;
     int rc = 0;
+    //  Socket events (connects, failed handshakes) once per call: reading
+    //  an empty monitor costs a poll () in libzmq
+    s_monitor_drain (self);
+    //  ZMQ_FD is edge-triggered, and any use of the socket may consume the
+    //  edge: the loop ends only after a read that found no input (a recv
+    //  that returned EAGAIN has processed libzmq's commands just as reading
+    //  ZMQ_EVENTS does) with no send attempted since.
+    bool input_checked = false;
     while (rc == 0) {
         bool progress = false;
-        s_monitor_drain (self);
         if (s_expire (self))
             progress = true;
         s_keepalive (self);
-        int events = s_socket_events (self);
-        if (events < 0) {
-            rc = ZJQ_ESYS;
-            break;
+        if (self->outbox_head) {
+            input_checked = false;
+            int sent = s_flush_outbox (self);
+            if (sent < 0) {
+                rc = sent;
+                break;
+            }
+            if (sent > 0)
+                progress = true;
         }
-        int sent = s_flush_outbox (self, &events);
-        if (sent < 0) {
-            rc = sent;
-            break;
-        }
-        if (sent > 0)
-            progress = true;
-        if (events & ZMQ_POLLIN) {
+        //  A burst of replies, until EAGAIN
+        for (int count = 0; !input_checked && count < s_RECV_BURST; count++) {
             zjq_msg_t *msg = NULL;
             zjq_recv_t recv = zjq_msg_recv (self->dealer, false, true, &msg);
             if (recv == ZJQ_RECV_OK) {
@@ -1307,13 +1544,21 @@ zjq_client_process (zjq_client_t *self)
                 progress = true;
             }
             else
-            if (errno != EAGAIN && errno != EINTR)
+            if (errno == EAGAIN)
+                input_checked = true;
+            else
+            if (errno != EINTR)
                 rc = ZJQ_ESYS;
             zjq_msg_destroy (&msg);
+            if (recv == ZJQ_RECV_INTERRUPTED)
+                break;
         }
+        //  No progress: nothing was sent and the burst ended on EAGAIN (or
+        //  EINTR: the caller's next round retries), or input_checked held
         if (!progress)
             break;
     }
+    self->input_checked = input_checked && !self->outbox_head;
     self->reply = outer_reply;
     if (rc < 0)
         return rc;
@@ -1400,7 +1645,7 @@ zjq_submit (zjq_client_t *self, const char *queue,
     zjq_msg_t *msg = s_request_msg (request, ZJQ_CMD_SUBMIT);
     if (!request->payload || !msg) {
         zjq_msg_destroy (&msg);
-        s_request_free (&request);
+        s_request_free (self, &request);
         return ZJQ_ENOMEM;
     }
     if (size)
@@ -1496,7 +1741,7 @@ zjq_stats (zjq_client_t *self, zjq_stats_cb *callback, void *arg)
     request_t *request = s_request_new (self, REQUEST_STATS);
     zjq_msg_t *msg = request? s_request_msg (request, ZJQ_CMD_STATS): NULL;
     if (!msg) {
-        s_request_free (&request);
+        s_request_free (self, &request);
         return ZJQ_ENOMEM;
     }
     request->callback.stats = callback;
@@ -1516,7 +1761,7 @@ s_done_request (zjq_client_t *self, request_kind_t kind, int command,
     request_t *request = s_request_new (self, kind);
     zjq_msg_t *msg = request? s_request_msg (request, command): NULL;
     if (!msg) {
-        s_request_free (&request);
+        s_request_free (self, &request);
         return ZJQ_ENOMEM;
     }
     request->callback.done = callback;
@@ -1562,21 +1807,23 @@ s_wait_done (zjq_client_t *client, int status, const zjq_result_t *result, void 
 static void
 s_forget_wait (zjq_client_t *self, s_wait_t *wait)
 {
-    for (request_t *request = (request_t *) zhashx_first (self->requests); request;
-         request = (request_t *) zhashx_next (self->requests))
-        if (request->kind == REQUEST_RESULT && request->arg == wait) {
+    for (size_t index = 0; index <= self->requests.mask; index++) {
+        request_t *request = (request_t *) self->requests.slots [index].item;
+        if (request && request->kind == REQUEST_RESULT && request->arg == wait) {
             s_request_detach (self, request);
-            s_request_free (&request);
+            s_request_free (self, &request);
             break;
         }
-    for (jobwatch_t *job = (jobwatch_t *) zhashx_first (self->jobs); job;
-         job = (jobwatch_t *) zhashx_next (self->jobs))
-        for (watch_t *watch = job->first; watch; watch = watch->next)
+    }
+    for (size_t index = 0; index <= self->jobs.mask; index++) {
+        jobwatch_t *job = (jobwatch_t *) self->jobs.slots [index].item;
+        for (watch_t *watch = job? job->first: NULL; watch; watch = watch->next)
             if (watch->arg == wait && watch->callback == s_wait_done) {
                 s_watch_unlink (self, watch);
-                free (watch);
+                s_watch_free (self, watch);
                 return;
             }
+    }
 }
 
 int

@@ -33,8 +33,8 @@ def test_help_everywhere():
                    "--max-attempts"):
         assert option in broker_help, "zjq-broker --help does not mention %s" % option
     rc, worker_help, _ = run("zjq-worker", "--help")
-    for option in ("--broker", "--queue", "--concurrency", "--builtin", "--exec", "--heartbeat",
-                   "--grace"):
+    for option in ("--broker", "--queue", "--concurrency", "--prefetch", "--builtin", "--exec",
+                   "--heartbeat", "--grace"):
         assert option in worker_help, "zjq-worker --help does not mention %s" % option
     rc, cli_help, _ = run("zjq", "--help")
     for command in SUBCOMMANDS:
@@ -111,7 +111,10 @@ def test_ping_stats_and_text_output(zjq):
     entry = zjq.worker_info(worker)
     for key in ("id", "host", "pid", "queues", "capacity", "running", "completed"):
         assert key in entry, "stats worker lacks %r: %r" % (key, entry)
-    assert sorted(entry["queues"]) == ["a", "b"] and entry["capacity"] == 3, entry
+    # capacity = concurrency + prefetch (default: equal to the concurrency)
+    assert sorted(entry["queues"]) == ["a", "b"] and entry["capacity"] == 6, entry
+    no_prefetch = zjq.start_worker("c", builtin="echo", concurrency=3, args=("--prefetch", "0"))
+    assert zjq.worker_info(no_prefetch)["capacity"] == 3
     job_id = zjq.submit("a", "x")
     zjq.wait_state(job_id, "succeeded")
     stats = zjq.stats()

@@ -290,9 +290,13 @@ def test_several_endpoints_and_clean_exit(zjq):
 
 
 def test_worker_capacity_is_respected(zjq):
+    # capacity = concurrency 2 + prefetch 2: the broker never has more than 4
+    # jobs on the worker, and the worker never runs more than 2 at once.
     zjq.start_broker()
-    worker = zjq.start_worker("cap", builtin="sleep", concurrency=2)
-    ids = [zjq.submit("cap", "300") for _ in range(8)]
+    log = os.path.join(zjq.dir, "runs")
+    worker = zjq.start_worker("cap", exec_command="echo s >> %s; sleep 0.4; echo e >> %s"
+                              % (log, log), concurrency=2, args=("--prefetch", "2"))
+    ids = [zjq.submit("cap", "") for _ in range(8)]
     most = 0
     deadline = time.monotonic() + zt.T(120)
     while True:
@@ -300,7 +304,8 @@ def test_worker_capacity_is_respected(zjq):
         stats = zjq.stats()
         running = stats["queues"]["cap"]["running"]
         entry = zjq.worker_info(worker)
-        assert entry["running"] <= 2 and running <= 2, (entry, stats["queues"]["cap"])
+        assert entry["capacity"] == 4, entry
+        assert entry["running"] <= 4 and running <= 4, (entry, stats["queues"]["cap"])
         most = max(most, running)
         if stats["queues"]["cap"]["succeeded"] == len(ids):
             break
@@ -308,6 +313,42 @@ def test_worker_capacity_is_respected(zjq):
     assert most >= 1
     for job_id in ids:
         assert zjq.status(job_id)["attempt"] == 1
+    at_once = peak = 0
+    for line in open(log).read().split():
+        at_once += 1 if line == "s" else -1
+        peak = max(peak, at_once)
+    assert peak <= 2, peak
+
+
+def test_prefetched_job_cancel_and_drain(zjq):
+    # concurrency 1, prefetch 2: while one job runs, two wait in the worker.
+    # Cancelling a waiting one answers at once; SIGTERM hands the other back
+    # ("worker shutting down") and the broker requeues it.
+    broker = zjq.start_broker()
+    marker = os.path.join(zjq.dir, "started")
+    worker = zjq.start_worker("pf", exec_command='touch %s-"$(cat)"; sleep 3; printf ok' % marker,
+                              concurrency=1, grace=60, args=("--prefetch", "2"))
+    first = zjq.submit("pf", "first")
+    zt.wait_until(lambda: os.path.exists(marker + "-first"), 60, message="first job started")
+    second = zjq.submit("pf", "second", "--max-attempts", 3)
+    third = zjq.submit("pf", "third")
+    zt.wait_until(lambda: zjq.worker_info(worker)["running"] == 3, 30,
+                  message="both waiting jobs dispatched to the worker")
+    rc, out, err = zjq.zjq("cancel", third)
+    assert rc == 0, err
+    assert zjq.wait_state(third, "cancelled", timeout=10)["state"] == "cancelled"
+    assert worker.alive()
+    worker.sigterm()
+    # The waiting job comes back while the first one still runs
+    status = zjq.wait_state(second, "queued", timeout=10)
+    assert status["attempt"] == 1, status
+    assert b"worker shutting down" in broker.log(), "the waiting job was not handed back"
+    assert worker.wait(timeout=60) == 0
+    assert zjq.status(first)["state"] == "succeeded"
+    assert not os.path.exists(marker + "-second") and not os.path.exists(marker + "-third")
+    zjq.start_worker("pf", exec_command="printf ok")
+    assert zjq.wait_state(second, "succeeded")["attempt"] == 2
+    assert broker.alive()
 
 
 def test_large_payload_round_trip(zjq):

@@ -102,7 +102,9 @@ def test_kill9_restart_keeps_queued_running_and_results(zjq):
     zt.wait_until(lambda: broker_stats(zjq)["succeeded"] == 50, 60, message="early jobs done")
     early_worker.stop()
     # Jobs running at the crash (sleep 3 s each), and 10,000 queued ones.
-    slow_worker = zjq.start_worker("slow", builtin="sleep", concurrency=4, verbose=False)
+    # (no prefetch: exactly 4 run and 4 stay queued)
+    slow_worker = zjq.start_worker("slow", builtin="sleep", concurrency=4, verbose=False,
+                                   args=("--prefetch", "0"))
     slow = submit_many(broker.endpoint, "slow", [b"3000"] * 8, max_attempts=3)
     zt.wait_until(lambda: broker_stats(zjq)["running"] == 4, 30, message="4 slow jobs running")
     work = submit_many(broker.endpoint, "work", [b"job %d" % i for i in range(10000)])

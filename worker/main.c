@@ -24,7 +24,8 @@ s_usage (FILE *out)
     fprintf (out,
 "Usage: zjq-worker [--broker ENDPOINT] --queue NAME [--queue NAME]...\n"
 "                  (--builtin echo|sleep|sha256 | --exec 'COMMAND ARGS')\n"
-"                  [--concurrency N] [--heartbeat MS] [--grace SECONDS]\n"
+"                  [--concurrency N] [--prefetch N] [--heartbeat MS]\n"
+"                  [--grace SECONDS]\n"
 "                  [--max-result BYTES] [--curve-secret FILE --broker-key FILE]\n"
 "                  [-v] [--help] [--version]\n"
 "\n"
@@ -37,6 +38,12 @@ s_usage (FILE *out)
 "  -c, --concurrency N     jobs run at once, 1..1000 (default 1): N handler\n"
 "                          threads in this one process; with --exec, up to N\n"
 "                          child processes at once\n"
+"  -p, --prefetch N        jobs taken on beyond those running, 0..1000\n"
+"                          (default: N of --concurrency): they wait here, so a\n"
+"                          slot that finishes starts its next job without a\n"
+"                          round trip to the broker. The broker sees capacity\n"
+"                          concurrency + prefetch. 0 for long jobs that other\n"
+"                          workers might start sooner\n"
 "      --builtin NAME      echo:   the result is the payload\n"
 "                          sleep:  payload = milliseconds (0..86400000) to sleep;\n"
 "                                  the result is that number\n"
@@ -109,6 +116,7 @@ main (int argc, char *argv [])
     const char *builtin = NULL;
     const char *command = NULL;
     int64_t concurrency = 1;
+    int64_t prefetch = -1;              //  -1: equal to concurrency
     int64_t heartbeat = 1000;
     int64_t grace_ms = 30000;
     uint64_t max_result = 16 * 1024 * 1024;
@@ -121,6 +129,7 @@ main (int argc, char *argv [])
         { "broker",      required_argument, NULL, 'b' },
         { "queue",       required_argument, NULL, 'q' },
         { "concurrency", required_argument, NULL, 'c' },
+        { "prefetch",    required_argument, NULL, 'p' },
         { "builtin",     required_argument, NULL, OPT_BUILTIN },
         { "exec",        required_argument, NULL, 'e' },
         { "heartbeat",   required_argument, NULL, OPT_HEARTBEAT },
@@ -135,7 +144,7 @@ main (int argc, char *argv [])
     };
     opterr = 0;
     int opt;
-    while ((opt = getopt_long (argc, argv, ":b:q:c:e:g:m:vh", options, NULL)) != -1) {
+    while ((opt = getopt_long (argc, argv, ":b:q:c:p:e:g:m:vh", options, NULL)) != -1) {
         switch (opt) {
             case 'b':
                 broker = optarg;
@@ -148,6 +157,11 @@ main (int argc, char *argv [])
             case 'c':
                 if (zjq_parse_int (optarg, 1, 1000, &concurrency) != 0)
                     s_usage_error ("--concurrency must be a whole number from 1 to 1000, "
+                                   "not '%s'", optarg);
+                break;
+            case 'p':
+                if (zjq_parse_int (optarg, 0, 1000, &prefetch) != 0)
+                    s_usage_error ("--prefetch must be a whole number from 0 to 1000, "
                                    "not '%s'", optarg);
                 break;
             case OPT_BUILTIN:
@@ -240,6 +254,8 @@ main (int argc, char *argv [])
             s_usage_error ("invalid or repeated queue name '%s' (1-128 of A-Za-z0-9_.:-)",
                            queues [i]);
     int rc = zjq_worker_set_concurrency (worker, (int) concurrency);
+    if (rc == 0 && prefetch >= 0)
+        rc = zjq_worker_set_prefetch (worker, (int) prefetch);
     if (rc == 0)
         rc = zjq_worker_set_heartbeat (worker, (int) heartbeat);
     if (rc == 0)
@@ -247,9 +263,10 @@ main (int argc, char *argv [])
     if (rc == 0)
         rc = zjq_worker_set_max_result (worker, (size_t) max_result);
     if (rc == 0) {
-        zsys_info ("zjq-worker %s: %s, %d queue(s), handler %s, concurrency %d%s",
-                   zjq_version (), zjq_worker_id (worker), queue_count,
+        zsys_info ("zjq-worker %s: %s, %d queue(s), handler %s, concurrency %d, "
+                   "prefetch %d%s", zjq_version (), zjq_worker_id (worker), queue_count,
                    zjq_handlers_name (handlers), (int) concurrency,
+                   (int) (prefetch < 0 ? concurrency : prefetch),
                    curve_secret ? ", CURVE" : "");
         rc = zjq_worker_run (worker);
     }

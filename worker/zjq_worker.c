@@ -11,7 +11,18 @@
     Handler threads (one per concurrency slot) take tasks from the pool's
     FIFO, run the handler and put the task on the pool's done list. So never
     more than `concurrency` handlers run, and jobs that arrive while every
-    slot is busy (with live or with aborted tasks) wait in the FIFO.
+    slot is busy (with live or with aborted tasks) wait in the FIFO. The
+    credit announced to the broker is concurrency + prefetch, so that up to
+    `prefetch` jobs wait in the FIFO and a slot that frees up starts its next
+    job without a round trip to the broker.
+
+    Handoff cost. Every crossing between threads is batched: the main thread
+    hands all the JOBs of one read batch to the FIFO under one lock and
+    wakes only as many idle threads as there are new jobs; a handler thread
+    puts its finished task on the done list and takes its next one in the
+    same critical section, and writes the eventfd only when no wake is on
+    its way already (pool->wake_pending); the main thread then takes the
+    whole done list at once and sends every result in one pass.
 
     Ownership. The main thread creates a task on JOB and destroys it after it
     reported it (or decided to discard it). A handler thread touches a task
@@ -24,6 +35,7 @@
 
 #include "zjq_worker.h"
 #include "zjq_cert.h"
+#include "zjq_jobid.h"
 #include "zjq_proto.h"
 #include "zjq_util.h"
 
@@ -54,13 +66,14 @@
 #define s_FINAL_LINGER_MS    2000    //  for the last WORK_RESULTs and DISCONNECT
 #define s_HANDLER_WAIT_MS    5000    //  on stop: wait this long for aborted handlers
 #define s_RECV_BATCH         256     //  messages read per poll round
+#define s_SPARE_TASKS_MAX    1024    //  recycled tasks kept by the main thread
 
 #define s_STOP_NONE          0
 #define s_STOP_GRACEFUL      1
 #define s_STOP_ABORT         2
 
 typedef enum {
-    s_TASK_QUEUED,              //  in pool->pending
+    s_TASK_QUEUED,              //  in pool's FIFO, or in worker->incoming
     s_TASK_RUNNING,             //  a handler thread has it
     s_TASK_DONE                 //  the handler returned (or never will run)
 } s_task_state_t;
@@ -74,8 +87,9 @@ typedef struct _s_pool_t s_pool_t;
 
 struct _zjq_task_t {
     s_pool_t *pool;             //  the pool that runs it
-    char *id;                   //  job id
-    char *queue;                //  queue it came from
+    char *id;                   //  job id: id_buf, or a heap copy if longer
+    char id_buf [ZJQ_JOBID_MAX];
+    char queue [s_QUEUE_NAME_MAX + 1];  //  queue it came from
     int attempt;                //  attempt number from JOB
     zframe_t *payload;          //  job payload (never NULL)
     zjq_handler_fn *handler;    //  handler for the queue
@@ -87,7 +101,6 @@ struct _zjq_task_t {
     atomic_bool cancelled;      //  set once, by the main thread
     //  Guarded by pool->lock
     s_task_state_t state;       //  where the task is
-    pthread_cond_t cond;        //  zjq_task_wait_cancelled sleeps on it
     pid_t child;                //  registered child process group, or 0
     bool progress_pending;      //  on pool->progress, not sent yet
     double progress;            //  latest fraction reported
@@ -95,23 +108,31 @@ struct _zjq_task_t {
     //  Main thread only
     bool aborted;               //  result is discarded (reconnect or abort)
     char reason [s_REASON_MAX]; //  why it was cancelled
-    void *pending_handle;       //  handle in pool->pending while queued
+    zjq_task_t *prev;           //  links in the FIFO (main thread's incoming
+    zjq_task_t *next;           //  batch, the pool's FIFO, or its done list)
     void *handle;               //  handle in worker->tasks
     //  The running handler's, then the main thread's after DONE
     int rc;                     //  handler's return code
     zframe_t *result;           //  result set by the handler, or NULL
     size_t too_big;             //  size of a result that was refused, or 0
     bool error_set;             //  zjq_task_fail was called
-    char error [s_ERROR_MAX];   //  its text
+    char *error;                //  its text (s_ERROR_MAX bytes), or NULL
+    zjq_task_t *next_spare;     //  main thread's free list
 };
 
 struct _s_pool_t {
     pthread_mutex_t lock;       //  guards everything below and task state
     pthread_cond_t work;        //  signalled when pending grows or on shutdown
-    zlistx_t *pending;          //  tasks waiting for a handler thread (FIFO)
-    zlistx_t *done;             //  tasks whose handler returned
+    pthread_cond_t cancelled;   //  broadcast when a task is cancelled
+                                //  (zjq_task_wait_cancelled; CLOCK_MONOTONIC)
+    zjq_task_t *pending_head;   //  tasks waiting for a handler thread (FIFO,
+    zjq_task_t *pending_tail;   //  linked by prev/next)
+    zjq_task_t *done_head;      //  tasks whose handler returned, in order
+    zjq_task_t *done_tail;      //  (linked by next)
     zlistx_t *progress;         //  tasks with progress to send
+    int idle;                   //  threads waiting for work
     int wake_fd;                //  eventfd: the main loop polls it
+    bool wake_pending;          //  wake_fd written since the last collect
     bool shutdown;              //  threads exit when they see it
     bool orphaned;              //  the worker left; threads clean up after themselves
     int refs;                   //  the worker + each live thread
@@ -130,7 +151,8 @@ struct _zjq_worker_t {
     char id [256];              //  "host/pid/xxxx"
     s_handler_t handlers [s_MAX_QUEUES];    //  registered queues
     size_t handler_count;       //  how many
-    int concurrency;            //  handler threads = capacity
+    int concurrency;            //  handler threads
+    int prefetch;               //  extra credit; -1: equal to concurrency
     int heartbeat_ms;           //  heartbeat interval
     int grace_ms;               //  grace period on graceful stop
     size_t max_result;          //  largest result
@@ -144,6 +166,11 @@ struct _zjq_worker_t {
     int signal_fd;              //  SIGTERM/SIGINT
     int signals_seen;           //  count, the second one aborts
     s_pool_t *pool;             //  handler threads
+    zjq_task_t *incoming_head;  //  JOBs of this read batch, not yet handed
+    zjq_task_t *incoming_tail;  //  to the pool (see s_hand_over)
+    int incoming_count;         //  how many
+    zjq_task_t *spare_tasks;    //  recycled tasks (linked by next_spare)
+    size_t spare_task_count;    //  how many
     zlistx_t *tasks;            //  every task not yet reported or discarded
     s_phase_t phase;            //  running or draining
     int64_t last_send;          //  monotonic ms of the last message sent
@@ -215,21 +242,29 @@ s_copy_utf8 (char *buf, const char *text, size_t max)
 //  --------------------------------------------------------------------------
 //  Tasks
 
-//  Create a task; takes ownership of *payload_p. Returns NULL on out of
-//  memory (the payload is destroyed).
+//  Create a task, from spare (a recycled task, or NULL); takes ownership of
+//  *payload_p. Returns NULL on out of memory (the payload is destroyed).
 static zjq_task_t *
-s_task_new (s_pool_t *pool, const char *id, const char *queue, int attempt,
-            zframe_t **payload_p, s_handler_t *handler, size_t max_result,
+s_task_new (s_pool_t *pool, zjq_task_t *spare, const char *id, const char *queue,
+            int attempt, zframe_t **payload_p, s_handler_t *handler, size_t max_result,
             int64_t deadline)
 {
-    zjq_task_t *self = (zjq_task_t *) calloc (1, sizeof (zjq_task_t));
-    if (!self) {
+    zjq_task_t *self = spare;
+    if (self)
+        memset (self, 0, sizeof (zjq_task_t));
+    else
+        self = (zjq_task_t *) calloc (1, sizeof (zjq_task_t));
+    size_t id_size = strlen (id) + 1;
+    if (self)
+        self->id = id_size <= sizeof self->id_buf ? self->id_buf : malloc (id_size);
+    if (!self || !self->id) {
+        free (self);
         zframe_destroy (payload_p);
         return NULL;
     }
+    memcpy (self->id, id, id_size);
+    s_copy_utf8 (self->queue, queue, s_QUEUE_NAME_MAX);
     self->pool = pool;
-    self->id = strdup (id);
-    self->queue = strdup (queue);
     self->attempt = attempt;
     self->payload = *payload_p;
     *payload_p = NULL;
@@ -241,22 +276,26 @@ s_task_new (s_pool_t *pool, const char *id, const char *queue, int attempt,
     self->deadline = deadline;
     atomic_init (&self->cancelled, false);
     self->state = s_TASK_QUEUED;
-
-    pthread_condattr_t attr;
-    pthread_condattr_init (&attr);
-    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init (&self->cond, &attr);
-    pthread_condattr_destroy (&attr);
-    if (rc != 0 || !self->id || !self->queue || !self->payload) {
-        if (rc == 0)
-            pthread_cond_destroy (&self->cond);
-        free (self->id);
-        free (self->queue);
-        zframe_destroy (&self->payload);
+    if (!self->payload) {
+        if (self->id != self->id_buf)
+            free (self->id);
         free (self);
         return NULL;
     }
     return self;
+}
+
+//  Free what a task holds, not the task itself.
+static void
+s_task_clear (zjq_task_t *self)
+{
+    if (self->id != self->id_buf)
+        free (self->id);
+    self->id = NULL;
+    free (self->error);
+    self->error = NULL;
+    zframe_destroy (&self->payload);
+    zframe_destroy (&self->result);
 }
 
 static void
@@ -265,11 +304,7 @@ s_task_destroy (zjq_task_t **self_p)
     assert (self_p);
     zjq_task_t *self = *self_p;
     if (self) {
-        pthread_cond_destroy (&self->cond);
-        free (self->id);
-        free (self->queue);
-        zframe_destroy (&self->payload);
-        zframe_destroy (&self->result);
+        s_task_clear (self);
         free (self);
         *self_p = NULL;
     }
@@ -294,12 +329,11 @@ s_task_execute (zjq_task_t *self)
 static void
 s_pool_free (s_pool_t *self)
 {
-    zlistx_destroy (&self->pending);
-    zlistx_destroy (&self->done);
     zlistx_destroy (&self->progress);
     if (self->wake_fd >= 0)
         close (self->wake_fd);
     pthread_cond_destroy (&self->work);
+    pthread_cond_destroy (&self->cancelled);
     pthread_mutex_destroy (&self->lock);
     free (self->threads);
     free (self);
@@ -316,32 +350,107 @@ s_pool_release (s_pool_t *self)
         s_pool_free (self);
 }
 
+//  Write the eventfd the main thread polls. Lock not held.
+static void
+s_pool_wake (s_pool_t *self)
+{
+    s_eventfd_signal (self->wake_fd);
+}
+
+//  Take the next task from the FIFO, or NULL. Lock held.
+static zjq_task_t *
+s_pending_pop (s_pool_t *self)
+{
+    zjq_task_t *task = self->pending_head;
+    if (task) {
+        self->pending_head = task->next;
+        if (self->pending_head)
+            self->pending_head->prev = NULL;
+        else
+            self->pending_tail = NULL;
+        task->prev = task->next = NULL;
+    }
+    return task;
+}
+
+//  Take a task out of the middle of the FIFO. Lock held.
+static void
+s_pending_remove (s_pool_t *self, zjq_task_t *task)
+{
+    if (task->prev)
+        task->prev->next = task->next;
+    else
+        self->pending_head = task->next;
+    if (task->next)
+        task->next->prev = task->prev;
+    else
+        self->pending_tail = task->prev;
+    task->prev = task->next = NULL;
+}
+
+//  A handler returned: put the task on the done list (or destroy it if the
+//  worker left). Returns true if the caller must wake the main thread once
+//  it dropped the lock. Lock held.
+static bool
+s_pool_finish (s_pool_t *self, zjq_task_t *task)
+{
+    task->state = s_TASK_DONE;
+    task->child = 0;
+    if (self->orphaned) {
+        s_task_destroy (&task);
+        return false;
+    }
+    task->next = NULL;
+    if (self->done_tail)
+        self->done_tail->next = task;
+    else
+        self->done_head = task;
+    self->done_tail = task;
+    if (self->wake_pending)
+        return false;
+    self->wake_pending = true;
+    return true;
+}
+
 static void *
 s_handler_thread (void *args)
 {
     s_pool_t *pool = (s_pool_t *) args;
+    zjq_task_t *task = NULL;
     pthread_mutex_lock (&pool->lock);
     while (true) {
-        while (!pool->shutdown && zlistx_size (pool->pending) == 0)
+        //  Report the last task and take the next in one critical section
+        bool wake = task && s_pool_finish (pool, task);
+        task = NULL;
+        if (wake && !pool->pending_head) {
+            //  About to sleep: wake the main thread first
+            pthread_mutex_unlock (&pool->lock);
+            s_pool_wake (pool);
+            wake = false;
+            pthread_mutex_lock (&pool->lock);
+        }
+        while (!pool->shutdown && !pool->pending_head) {
+            pool->idle++;
             pthread_cond_wait (&pool->work, &pool->lock);
-        if (pool->shutdown)
+            pool->idle--;
+        }
+        if (pool->shutdown) {
+            if (wake) {
+                pthread_mutex_unlock (&pool->lock);
+                s_pool_wake (pool);
+                pthread_mutex_lock (&pool->lock);
+            }
             break;
-        zjq_task_t *task = (zjq_task_t *) zlistx_detach (pool->pending, NULL);
-        task->pending_handle = NULL;
+        }
+        task = s_pending_pop (pool);
         task->state = s_TASK_RUNNING;
         pthread_mutex_unlock (&pool->lock);
+        if (wake)
+            s_pool_wake (pool);
 
         s_task_execute (task);
 
         pthread_mutex_lock (&pool->lock);
-        task->state = s_TASK_DONE;
-        task->child = 0;
-        if (pool->orphaned)
-            s_task_destroy (&task);
-        else {
-            zlistx_add_end (pool->done, task);
-            s_eventfd_signal (pool->wake_fd);
-        }
     }
     bool last = --pool->refs == 0;
     pthread_mutex_unlock (&pool->lock);
@@ -360,14 +469,16 @@ s_pool_new (int nthreads)
         return NULL;
     self->wake_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
     self->threads = (pthread_t *) calloc ((size_t) nthreads, sizeof (pthread_t));
-    self->pending = zlistx_new ();
-    self->done = zlistx_new ();
     self->progress = zlistx_new ();
     pthread_mutex_init (&self->lock, NULL);
     pthread_cond_init (&self->work, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init (&attr);
+    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+    pthread_cond_init (&self->cancelled, &attr);
+    pthread_condattr_destroy (&attr);
     self->refs = 1;
-    if (self->wake_fd < 0 || !self->threads
-    ||  !self->pending || !self->done || !self->progress) {
+    if (self->wake_fd < 0 || !self->threads || !self->progress) {
         s_pool_free (self);
         return NULL;
     }
@@ -445,6 +556,13 @@ s_send_disconnect (zjq_worker_t *self, bool drain)
     s_send (self, &msg);
 }
 
+//  The credit announced in READY: handler threads plus prefetched jobs.
+static int
+s_capacity (zjq_worker_t *self)
+{
+    return self->concurrency + (self->prefetch < 0 ? self->concurrency : self->prefetch);
+}
+
 static void
 s_send_ready (zjq_worker_t *self)
 {
@@ -454,7 +572,7 @@ s_send_ready (zjq_worker_t *self)
     zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_WORKER, ZJQ_CMD_READY);
     zjq_msg_put_str (msg, "worker_id", self->id);
     zjq_msg_put_strlist (msg, "queues", queues, self->handler_count);
-    zjq_msg_put_int (msg, "capacity", self->concurrency);
+    zjq_msg_put_int (msg, "capacity", s_capacity (self));
     zjq_msg_put_int (msg, "heartbeat_ms", self->heartbeat_ms);
     zjq_msg_put_str (msg, "host", zjq_hostname ());
     zjq_msg_put_int (msg, "pid", (int64_t) getpid ());
@@ -475,15 +593,15 @@ s_task_cancel (zjq_worker_t *self, zjq_task_t *task, const char *reason)
 {
     if (!atomic_load (&task->cancelled))
         snprintf (task->reason, sizeof task->reason, "%s", reason);
+    assert (self->incoming_count == 0);     //  s_hand_over came first
     bool was_queued = false;
     pthread_mutex_lock (&self->pool->lock);
     atomic_store (&task->cancelled, true);
-    pthread_cond_broadcast (&task->cond);
+    pthread_cond_broadcast (&self->pool->cancelled);
     if (task->child > 0)
         kill (-task->child, SIGKILL);
     if (task->state == s_TASK_QUEUED) {
-        zlistx_detach (self->pool->pending, task->pending_handle);
-        task->pending_handle = NULL;
+        s_pending_remove (self->pool, task);
         task->state = s_TASK_DONE;
         was_queued = true;
     }
@@ -491,12 +609,22 @@ s_task_cancel (zjq_worker_t *self, zjq_task_t *task, const char *reason)
     return was_queued;
 }
 
-//  Forget a task the main thread owns: take it off the task list, destroy it.
+//  Forget a task the main thread owns: take it off the task list, recycle
+//  it.
 static void
 s_task_forget (zjq_worker_t *self, zjq_task_t **task_p)
 {
-    zlistx_detach (self->tasks, (*task_p)->handle);
-    s_task_destroy (task_p);
+    zjq_task_t *task = *task_p;
+    zlistx_detach (self->tasks, task->handle);
+    if (self->spare_task_count < s_SPARE_TASKS_MAX) {
+        s_task_clear (task);
+        task->next_spare = self->spare_tasks;
+        self->spare_tasks = task;
+        self->spare_task_count++;
+        *task_p = NULL;
+    }
+    else
+        s_task_destroy (task_p);
 }
 
 //  Report a task whose handler returned (or that never ran), then forget it.
@@ -567,12 +695,19 @@ s_abort_tasks (zjq_worker_t *self, const char *reason)
     }
 }
 
-//  Send the results and progress that handler threads left for us.
+//  Send the results and progress that handler threads left for us: take
+//  the whole done list at once, send the progress (of tasks still running
+//  and of those done), then every result.
 static void
 s_collect (zjq_worker_t *self)
 {
     s_pool_t *pool = self->pool;
     pthread_mutex_lock (&pool->lock);
+    pool->wake_pending = false;
+    zjq_task_t *done = pool->done_head;
+    pool->done_head = pool->done_tail = NULL;
+    //  A task on the done list no longer adds progress, so once the progress
+    //  list is empty none of them is on it any more, and they may go
     zjq_task_t *task;
     while ((task = (zjq_task_t *) zlistx_detach (pool->progress, NULL))) {
         task->progress_pending = false;
@@ -591,12 +726,13 @@ s_collect (zjq_worker_t *self)
         }
         pthread_mutex_lock (&pool->lock);
     }
-    while ((task = (zjq_task_t *) zlistx_detach (pool->done, NULL))) {
-        pthread_mutex_unlock (&pool->lock);
-        s_task_report (self, &task);
-        pthread_mutex_lock (&pool->lock);
-    }
     pthread_mutex_unlock (&pool->lock);
+    while (done) {
+        task = done;
+        done = task->next;
+        task->next = NULL;
+        s_task_report (self, &task);
+    }
 }
 
 //  Cancel live tasks past their deadline (reason "timeout"). Returns the
@@ -788,17 +924,53 @@ s_on_job (zjq_worker_t *self, zjq_msg_t *msg)
         return;
     }
     zframe_t *payload = zjq_msg_take_payload (msg);
-    zjq_task_t *task = s_task_new (self->pool, id, queue, (int) attempt, &payload,
+    zjq_task_t *spare = self->spare_tasks;
+    if (spare) {
+        self->spare_tasks = spare->next_spare;
+        self->spare_task_count--;
+    }
+    zjq_task_t *task = s_task_new (self->pool, spare, id, queue, (int) attempt, &payload,
                                    handler, self->max_result, deadline);
     if (!task) {
         s_send_result (self, id, attempt, "error", "worker out of memory", NULL, 0);
         return;
     }
     task->handle = zlistx_add_end (self->tasks, task);
-    pthread_mutex_lock (&self->pool->lock);
-    task->pending_handle = zlistx_add_end (self->pool->pending, task);
-    pthread_cond_signal (&self->pool->work);
-    pthread_mutex_unlock (&self->pool->lock);
+    task->prev = self->incoming_tail;
+    if (self->incoming_tail)
+        self->incoming_tail->next = task;
+    else
+        self->incoming_head = task;
+    self->incoming_tail = task;
+    self->incoming_count++;
+}
+
+//  Hand the JOBs received so far to the handler threads: one lock, and a
+//  wake for as many idle threads as there are new tasks (none if every
+//  thread is busy: they look at the FIFO before they sleep). Called before
+//  anything else looks at task states, and at the end of every read batch.
+static void
+s_hand_over (zjq_worker_t *self)
+{
+    if (self->incoming_count == 0)
+        return;
+    s_pool_t *pool = self->pool;
+    pthread_mutex_lock (&pool->lock);
+    if (pool->pending_tail) {
+        pool->pending_tail->next = self->incoming_head;
+        self->incoming_head->prev = pool->pending_tail;
+    }
+    else
+        pool->pending_head = self->incoming_head;
+    pool->pending_tail = self->incoming_tail;
+    if (self->incoming_count >= pool->idle)
+        pthread_cond_broadcast (&pool->work);
+    else
+        for (int count = 0; count < self->incoming_count; count++)
+            pthread_cond_signal (&pool->work);
+    pthread_mutex_unlock (&pool->lock);
+    self->incoming_head = self->incoming_tail = NULL;
+    self->incoming_count = 0;
 }
 
 static void
@@ -824,6 +996,8 @@ static void
 s_on_message (zjq_worker_t *self, zjq_msg_t *msg)
 {
     int command = zjq_msg_command (msg);
+    if (command != ZJQ_CMD_JOB)
+        s_hand_over (self);     //  a JOB_CANCEL may be for one of them
     if (zjq_msg_role (msg) != ZJQ_ROLE_BROKER) {
         zsys_warning ("zjq_worker: %s from a non-broker peer, ignored",
                       zjq_proto_command_name (command));
@@ -897,6 +1071,7 @@ s_recv_all (zjq_worker_t *self)
             s_on_message (self, msg);
         zjq_msg_destroy (&msg);
     }
+    s_hand_over (self);
 }
 
 
@@ -948,7 +1123,7 @@ s_begin_drain (zjq_worker_t *self, int64_t now)
             bool queued = false;
             pthread_mutex_lock (&self->pool->lock);
             if (task->state == s_TASK_QUEUED) {
-                zlistx_detach (self->pool->pending, task->pending_handle);
+                s_pending_remove (self->pool, task);
                 task->state = s_TASK_DONE;
                 queued = true;
             }
@@ -1003,8 +1178,11 @@ s_finish (zjq_worker_t *self, bool abort)
         //  Handlers that ignore cancellation: leave them the pool
         pool->orphaned = true;
         zjq_task_t *task;
-        while ((task = (zjq_task_t *) zlistx_detach (pool->done, NULL)))
+        while ((task = pool->done_head)) {
+            pool->done_head = task->next;
             s_task_destroy (&task);
+        }
+        pool->done_tail = NULL;
         zlistx_purge (pool->progress);
         zlistx_purge (self->tasks);     //  the threads destroy running tasks
     }
@@ -1071,6 +1249,7 @@ zjq_worker_new (const char *endpoint)
         return NULL;
     }
     self->concurrency = 1;
+    self->prefetch = -1;
     self->heartbeat_ms = 1000;
     self->grace_ms = 30000;
     self->max_result = 16 * 1024 * 1024;
@@ -1131,6 +1310,18 @@ zjq_worker_set_concurrency (zjq_worker_t *self, int concurrency)
     if (concurrency < 1 || concurrency > 1000)
         return ZJQ_EINVAL;
     self->concurrency = concurrency;
+    return 0;
+}
+
+int
+zjq_worker_set_prefetch (zjq_worker_t *self, int prefetch)
+{
+    assert (self);
+    if (atomic_load (&self->running))
+        return ZJQ_ESTATE;
+    if (prefetch < 0 || prefetch > 1000)
+        return ZJQ_EINVAL;
+    self->prefetch = prefetch;
     return 0;
 }
 
@@ -1323,6 +1514,12 @@ zjq_worker_run (zjq_worker_t *self)
     }
     s_finish (self, abort);
     zlistx_destroy (&self->tasks);
+    while (self->spare_tasks) {
+        zjq_task_t *next = self->spare_tasks->next_spare;
+        free (self->spare_tasks);
+        self->spare_tasks = next;
+    }
+    self->spare_task_count = 0;
     zmq_ctx_term (self->ctx);           //  bounded by the socket's linger
     self->ctx = NULL;
     zsys_info ("zjq_worker: stopped");
@@ -1408,10 +1605,12 @@ int
 zjq_task_fail (zjq_task_t *task, const char *format, ...)
 {
     assert (task);
-    if (format) {
+    if (format && !task->error)
+        task->error = (char *) malloc (s_ERROR_MAX);
+    if (format && task->error) {
         va_list args;
         va_start (args, format);
-        vsnprintf (task->error, sizeof task->error, format, args);
+        vsnprintf (task->error, s_ERROR_MAX, format, args);
         va_end (args);
         task->error_set = true;
     }
@@ -1430,12 +1629,16 @@ zjq_task_progress (zjq_task_t *task, double fraction, const char *message)
     pthread_mutex_lock (&pool->lock);
     task->progress = fraction;
     s_copy_utf8 (task->progress_text, message ? message : "", s_PROGRESS_TEXT_MAX);
+    bool wake = false;
     if (!task->progress_pending && !pool->orphaned) {
         task->progress_pending = true;
         zlistx_add_end (pool->progress, task);
-        s_eventfd_signal (pool->wake_fd);
+        wake = !pool->wake_pending;
+        pool->wake_pending = true;
     }
     pthread_mutex_unlock (&pool->lock);
+    if (wake)
+        s_pool_wake (pool);
     return 0;
 }
 
@@ -1463,7 +1666,7 @@ zjq_task_wait_cancelled (zjq_task_t *task, int timeout_ms)
     s_pool_t *pool = task->pool;
     pthread_mutex_lock (&pool->lock);
     while (!atomic_load (&task->cancelled)) {
-        if (pthread_cond_timedwait (&task->cond, &pool->lock, &until) == ETIMEDOUT)
+        if (pthread_cond_timedwait (&pool->cancelled, &pool->lock, &until) == ETIMEDOUT)
             break;
     }
     pthread_mutex_unlock (&pool->lock);

@@ -59,9 +59,22 @@ int
     zjq_worker_handle (zjq_worker_t *self, const char *queue,
                        zjq_handler_fn *handler, void *arg);
 
-//  Jobs run at once (handler threads), 1..1000, default 1.
+//  Jobs run at once (handler threads), 1..1000, default 1. Returns 0,
+//  ZJQ_EINVAL out of range, ZJQ_ESTATE while running.
 int
     zjq_worker_set_concurrency (zjq_worker_t *self, int concurrency);
+
+//  Jobs the worker takes on beyond those it runs, 0..1000, so that a
+//  handler thread that finishes finds its next job already here instead of
+//  idling for a round trip to the broker. The worker announces capacity =
+//  concurrency + prefetch (its credit); prefetched jobs wait in the worker,
+//  in arrival order, and their job timeout runs from dispatch. A graceful
+//  stop hands them back at once ("worker shutting down": the broker
+//  requeues them). 0 disables prefetching (best when jobs are long and
+//  other workers could start them sooner). Default: equal to the
+//  concurrency. Returns 0, ZJQ_EINVAL out of range, ZJQ_ESTATE while running.
+int
+    zjq_worker_set_prefetch (zjq_worker_t *self, int prefetch);
 
 //  Heartbeat interval in ms (100..60000, default 1000). The broker declares
 //  the worker dead after 3 silent intervals, and the worker the broker.
