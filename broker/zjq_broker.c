@@ -1486,9 +1486,10 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
         return;
     }
     if (!status
-    ||  !(streq (status, "ok") || streq (status, "error") || streq (status, "cancelled"))) {
+    ||  !(streq (status, "ok") || streq (status, "error") || streq (status, "cancelled")
+       || streq (status, "returned"))) {
         s_send_error (self, msg, ZJQ_EPROTO,
-                      "WORK_RESULT: field 'status' must be 'ok', 'error' or 'cancelled'");
+                      "WORK_RESULT: field 'status' must be 'ok', 'error', 'cancelled' or 'returned'");
         return;
     }
     const char *error = NULL;
@@ -1505,10 +1506,20 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
 
     if (entry && entry->job.state == ZJQ_STATE_RUNNING && entry->peer == peer
     &&  entry->job.attempt == attempt) {
-        peer->completed++;
         char text [ZJQ_ERROR_MAX + 64];
         char reason [ZJQ_ERROR_MAX];
+        if (streq (status, "returned")) {
+            //  Never started (prefetched, and the worker is leaving): back
+            //  in its place, and the attempt does not count
+            zsys_info ("job %s handed back unstarted by worker %s: requeued", id,
+                       peer->worker_id);
+            zjq_queue_counters (entry->queue)->running--;
+            zjq_jobtable_unstart (self->jobs, entry);
+            s_enqueue (self, entry);
+        }
+        else
         if (streq (status, "ok")) {
+            peer->completed++;
             zframe_t *result = zjq_msg_take_payload (msg);
             size_t size = result? zframe_size (result): 0;
             if (size > self->max_payload) {
@@ -1526,6 +1537,7 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
             }
         }
         else {
+            peer->completed++;
             snprintf (reason, sizeof (reason), "%.*s", ZJQ_ERROR_MAX - 1,
                       error && *error? error:
                       streq (status, "error")? "failed": "cancelled by worker");

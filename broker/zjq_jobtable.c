@@ -400,19 +400,41 @@ zjq_jobtable_start (zjq_jobtable_t *self, zjq_jobentry_t *entry, int64_t now)
         zjq_journal_append_state (self->journal, job);
 }
 
+//  A running job goes back to queued (journaled once the caller's changes
+//  to the record are made: see the two callers)
+static void
+s_back_to_queued (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    assert (entry->job.state == ZJQ_STATE_RUNNING);
+    s_clear_deadline (self, entry);
+    entry->job.state = ZJQ_STATE_QUEUED;
+    entry->peer = NULL;
+    self->stats.running--;
+    self->stats.queued++;
+}
+
 void
 zjq_jobtable_requeue (zjq_jobtable_t *self, zjq_jobentry_t *entry, const char *error)
 {
     assert (self);
     assert (entry);
-    assert (entry->job.state == ZJQ_STATE_RUNNING);
-    s_clear_deadline (self, entry);
-    entry->job.state = ZJQ_STATE_QUEUED;
-    entry->peer = NULL;
+    s_back_to_queued (self, entry);
     if (error)
         s_set_string (&entry->job.error, error);
-    self->stats.running--;
-    self->stats.queued++;
+    if (self->journal)
+        zjq_journal_append_state (self->journal, &entry->job);
+}
+
+void
+zjq_jobtable_unstart (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    assert (self);
+    assert (entry);
+    assert (entry->job.attempt > 0);
+    s_back_to_queued (self, entry);
+    entry->job.attempt--;
+    if (entry->job.attempt == 0)
+        entry->job.started_ms = 0;
     if (self->journal)
         zjq_journal_append_state (self->journal, &entry->job);
 }

@@ -105,6 +105,13 @@ void
 void
     zjq_jobtable_requeue (zjq_jobtable_t *self, zjq_jobentry_t *entry, const char *error);
 
+//  A running job that its worker handed back without starting it (a
+//  prefetched job when the worker shuts down) goes back to queued as if that
+//  attempt had never been made: attempt - 1, its error unchanged. The caller
+//  puts it back in its queue heap.
+void
+    zjq_jobtable_unstart (zjq_jobtable_t *self, zjq_jobentry_t *entry);
+
 //  A queued (out of its queue heap) or running job ends in state (succeeded,
 //  failed or cancelled). error is copied if not NULL; *result_p, if given,
 //  is taken and nulled. The payload is freed, the peer link cleared, and the

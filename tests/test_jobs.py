@@ -323,14 +323,15 @@ def test_worker_capacity_is_respected(zjq):
 def test_prefetched_job_cancel_and_drain(zjq):
     # concurrency 1, prefetch 2: while one job runs, two wait in the worker.
     # Cancelling a waiting one answers at once; SIGTERM hands the other back
-    # ("worker shutting down") and the broker requeues it.
+    # unstarted and the broker requeues it without counting an attempt, so
+    # even a job allowed a single attempt survives a graceful scale-down.
     broker = zjq.start_broker()
     marker = os.path.join(zjq.dir, "started")
     worker = zjq.start_worker("pf", exec_command='touch %s-"$(cat)"; sleep 3; printf ok' % marker,
                               concurrency=1, grace=60, args=("--prefetch", "2"))
     first = zjq.submit("pf", "first")
     zt.wait_until(lambda: os.path.exists(marker + "-first"), 60, message="first job started")
-    second = zjq.submit("pf", "second", "--max-attempts", 3)
+    second = zjq.submit("pf", "second", "--max-attempts", 1)
     third = zjq.submit("pf", "third")
     zt.wait_until(lambda: zjq.worker_info(worker)["running"] == 3, 30,
                   message="both waiting jobs dispatched to the worker")
@@ -341,13 +342,13 @@ def test_prefetched_job_cancel_and_drain(zjq):
     worker.sigterm()
     # The waiting job comes back while the first one still runs
     status = zjq.wait_state(second, "queued", timeout=10)
-    assert status["attempt"] == 1, status
-    assert b"worker shutting down" in broker.log(), "the waiting job was not handed back"
+    assert status["attempt"] == 0, status
+    assert b"handed back unstarted" in broker.log(), "the waiting job was not handed back"
     assert worker.wait(timeout=60) == 0
     assert zjq.status(first)["state"] == "succeeded"
     assert not os.path.exists(marker + "-second") and not os.path.exists(marker + "-third")
     zjq.start_worker("pf", exec_command="printf ok")
-    assert zjq.wait_state(second, "succeeded")["attempt"] == 2
+    assert zjq.wait_state(second, "succeeded")["attempt"] == 1
     assert broker.alive()
 
 

@@ -894,7 +894,7 @@ s_on_job (zjq_worker_t *self, zjq_msg_t *msg)
         return;
     }
     if (self->phase != s_PHASE_RUNNING) {
-        s_send_result (self, id, attempt, "error", "worker shutting down", NULL, 0);
+        s_send_result (self, id, attempt, "returned", "worker shutting down", NULL, 0);
         return;
     }
     const char *queue = zjq_msg_get_str (msg, "queue");
@@ -1129,7 +1129,7 @@ s_begin_drain (zjq_worker_t *self, int64_t now)
             }
             pthread_mutex_unlock (&self->pool->lock);
             if (queued) {
-                s_send_result (self, task->id, task->attempt, "error",
+                s_send_result (self, task->id, task->attempt, "returned",
                                "worker shutting down", NULL, 0);
                 s_task_forget (self, &task);
             }
