@@ -70,10 +70,15 @@ print("%.0f" % (jobs / (time.monotonic() - start)))
 PY
 }
 
-batch_load () {
+#  Start the echo worker here, in the script's own shell (not inside the
+#  $(...) of the measurement), so cleanup knows its pid and stops it.
+start_worker () {
     "$BUILD/zjq-worker" --broker "$ENDPOINT" --queue echo --builtin echo --concurrency 32 \
         > "$DIR/worker.log" 2>&1 &
     WORKER_PID=$!
+}
+
+batch_load () {
     seq 1 "$JOBS" > "$DIR/payloads"
     start=$(now)
     "$BUILD/zjq" --broker "$ENDPOINT" batch echo --file "$DIR/payloads" --window 1000 \
@@ -99,6 +104,7 @@ for config in none never interval always; do
     rm -rf "$DIR/j"
     # shellcheck disable=SC2086
     start_broker "$config" $args
+    start_worker
     batch=$(batch_load)
     cleanup
     rm -rf "$DIR/j"
