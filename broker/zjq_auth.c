@@ -6,6 +6,7 @@
     directory whenever it looks like it changed, on every lookup, and a
     list must change only on a reload (SIGHUP or RELOAD).                   */
 
+#include "zjq_util.h"
 #include "zjq_auth.h"
 #include "zjq_proto.h"
 #include "zjq_queue.h"
@@ -38,20 +39,6 @@ struct _zjq_auth_t {
     zsock_t *monitor;                   //  router events (PAIR)
     void *router;                       //  the monitored socket (raw), or NULL
 };
-
-static int
-s_fail (char *error, size_t error_size, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-s_fail (char *error, size_t error_size, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    vsnprintf (error, error_size, format, args);
-    va_end (args);
-    return -1;
-}
 
 static int
 s_role_index (int role)
@@ -110,7 +97,7 @@ s_parse_queues (const char *value, char **list_p)
             }
             memcpy (name, start, name_len);
             name [name_len] = 0;
-            if (!zjq_queue_name_valid (name)) {
+            if (!zjq_proto_queue_name_valid (name)) {
                 free (list);
                 return -1;
             }
@@ -152,7 +139,7 @@ s_load_dir (zhashx_t *keys, const char *dir, int role, size_t *count,
 {
     DIR *handle = opendir (dir);
     if (!handle)
-        return s_fail (error, error_size, "allow-list %s: %s", dir, strerror (errno));
+        return zjq_set_error (error, error_size, "allow-list %s: %s", dir, strerror (errno));
     int rc = 0;
     struct dirent *entry;
     size_t files = 0;
@@ -173,19 +160,19 @@ s_load_dir (zhashx_t *keys, const char *dir, int role, size_t *count,
             continue;
         }
         if (++files > ZJQ_KEYS_MAX) {
-            rc = s_fail (error, error_size, "allow-list %s: more than %d certificates",
+            rc = zjq_set_error (error, error_size, "allow-list %s: more than %d certificates",
                          dir, ZJQ_KEYS_MAX);
             break;
         }
         char reason [512];
         zjq_cert_t *cert = zjq_cert_load (path, false, reason, sizeof (reason));
         if (!cert) {
-            rc = s_fail (error, error_size, "allow-list %s", reason);
+            rc = zjq_set_error (error, error_size, "allow-list %s", reason);
             break;
         }
         char *queues = NULL;
         if (s_parse_queues (zjq_cert_meta (cert, "queues"), &queues)) {
-            rc = s_fail (error, error_size, "%s: metadata 'queues' must be '*' or queue names "
+            rc = zjq_set_error (error, error_size, "%s: metadata 'queues' must be '*' or queue names "
                          "separated by commas", path);
             zjq_cert_destroy (&cert);
             break;
@@ -198,7 +185,7 @@ s_load_dir (zhashx_t *keys, const char *dir, int role, size_t *count,
                 free (key);
                 free (queues);
                 zjq_cert_destroy (&cert);
-                rc = s_fail (error, error_size, "out of memory loading %s", dir);
+                rc = zjq_set_error (error, error_size, "out of memory loading %s", dir);
                 break;
             }
         }
@@ -237,7 +224,7 @@ s_load_lists (zjq_auth_t *self, zhashx_t **keys_p, size_t *counts,
 {
     zhashx_t *keys = zhashx_new ();
     if (!keys)
-        return s_fail (error, error_size, "out of memory");
+        return zjq_set_error (error, error_size, "out of memory");
     zhashx_set_destructor (keys, (zhashx_destructor_fn *) s_key_destroy);
     for (int index = 0; index < ZJQ_ROLE_COUNT; index++) {
         counts [index] = 0;
@@ -264,13 +251,13 @@ zjq_auth_new (const char *secret_file, const char *clients_dir, const char *work
     assert (error);
     zjq_auth_t *self = (zjq_auth_t *) calloc (1, sizeof (zjq_auth_t));
     if (!self) {
-        s_fail (error, error_size, "out of memory");
+        zjq_set_error (error, error_size, "out of memory");
         return NULL;
     }
     const char *dirs [ZJQ_ROLE_COUNT] = { clients_dir, workers_dir, admins_dir };
     for (int index = 0; index < ZJQ_ROLE_COUNT; index++)
         if (dirs [index] && !(self->dirs [index] = strdup (dirs [index]))) {
-            s_fail (error, error_size, "out of memory");
+            zjq_set_error (error, error_size, "out of memory");
             goto err;
         }
     self->cert = zjq_cert_load (secret_file, true, error, error_size);
@@ -312,7 +299,7 @@ zjq_auth_attach (zjq_auth_t *self, void *router, char *error, size_t error_size)
     void *handle = zsock_resolve (router);
     self->zap = zsock_new (ZMQ_REP);
     if (!self->zap || zsock_bind (self->zap, "%s", ZJQ_ZAP_ENDPOINT) != 0)
-        return s_fail (error, error_size, "cannot bind the ZAP handler: %s",
+        return zjq_set_error (error, error_size, "cannot bind the ZAP handler: %s",
                        zmq_strerror (errno));
     zsock_set_rcvtimeo (self->zap, 0);
     zsock_set_sndtimeo (self->zap, 0);
@@ -321,16 +308,16 @@ zjq_auth_attach (zjq_auth_t *self, void *router, char *error, size_t error_size)
     if (zmq_setsockopt (handle, ZMQ_CURVE_SERVER, &one, sizeof (one))
     ||  zmq_setsockopt (handle, ZMQ_CURVE_SECRETKEY, secret, strlen (secret))
     ||  zmq_setsockopt (handle, ZMQ_ZAP_DOMAIN, "zjq", 3))
-        return s_fail (error, error_size, "cannot make the socket a CURVE server: %s",
+        return zjq_set_error (error, error_size, "cannot make the socket a CURVE server: %s",
                        zmq_strerror (errno));
     int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
                | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
     if (zmq_socket_monitor (handle, ZJQ_MONITOR_ENDPOINT, events) != 0)
-        return s_fail (error, error_size, "cannot monitor the socket: %s", zmq_strerror (errno));
+        return zjq_set_error (error, error_size, "cannot monitor the socket: %s", zmq_strerror (errno));
     self->router = handle;
     self->monitor = zsock_new (ZMQ_PAIR);
     if (!self->monitor || zsock_connect (self->monitor, "%s", ZJQ_MONITOR_ENDPOINT) != 0)
-        return s_fail (error, error_size, "cannot read the socket monitor: %s",
+        return zjq_set_error (error, error_size, "cannot read the socket monitor: %s",
                        zmq_strerror (errno));
     return 0;
 }

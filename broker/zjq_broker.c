@@ -963,7 +963,7 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
         s_send_rejected (self, msg, ZJQ_EINVAL, "missing or invalid field 'queue' (a string)");
         return;
     }
-    if (!zjq_queue_name_valid (queue_name)) {
+    if (!zjq_proto_queue_name_valid (queue_name)) {
         s_send_rejected (self, msg, ZJQ_EINVAL,
                          "invalid queue name: use 1-128 characters of A-Z a-z 0-9 _ . : -");
         return;
@@ -1387,7 +1387,7 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
             }
             memcpy (text, name->via.str.ptr, name->via.str.size);
             text [name->via.str.size] = 0;
-            if (!zjq_queue_name_valid (text)) {
+            if (!zjq_proto_queue_name_valid (text)) {
                 problem = "invalid queue name in 'queues'";
                 break;
             }
@@ -1928,7 +1928,7 @@ static void
 s_restore_job (void *arg, zjq_job_t *job, const char *queue_name)
 {
     zjq_broker_t *self = (zjq_broker_t *) arg;
-    zjq_queue_t *queue = zjq_queue_name_valid (queue_name)? s_queue_require (self, queue_name): NULL;
+    zjq_queue_t *queue = zjq_proto_queue_name_valid (queue_name)? s_queue_require (self, queue_name): NULL;
     if (!queue) {
         zsys_error ("journal: job %s dropped: bad queue name or out of memory", job->id);
         free (job->key);

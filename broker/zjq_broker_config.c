@@ -65,16 +65,6 @@ zjq_broker_config_destroy (zjq_broker_config_t **self_p)
 }
 
 static int
-s_fail (char *error, size_t error_size, const char *format, ...)
-{
-    va_list args;
-    va_start (args, format);
-    vsnprintf (error, error_size, format, args);
-    va_end (args);
-    return -1;
-}
-
-static int
 s_add_bind (zjq_broker_config_t *self, const char *endpoint)
 {
     char **binds = (char **) realloc (self->binds, (self->bind_count + 1) * sizeof (char *));
@@ -113,54 +103,54 @@ zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *
     int64_t number;
     if (streq (name, "bind")) {
         if (!*value)
-            return s_fail (error, error_size, "bind: empty endpoint");
+            return zjq_set_error (error, error_size, "bind: empty endpoint");
         if (s_add_bind (self, value))
-            return s_fail (error, error_size, "out of memory");
+            return zjq_set_error (error, error_size, "out of memory");
     }
     else
     if (streq (name, "endpoint-file")) {
         if (!*value)
-            return s_fail (error, error_size, "endpoint-file: empty file name");
+            return zjq_set_error (error, error_size, "endpoint-file: empty file name");
         free (self->endpoint_file);
         self->endpoint_file = strdup (value);
     }
     else
     if (streq (name, "max-payload")) {
         if (zjq_parse_size (value, &bytes) || bytes > ZJQ_MAX_PAYLOAD_LIMIT)
-            return s_fail (error, error_size,
+            return zjq_set_error (error, error_size,
                            "max-payload: '%s' is not a size up to 2G (e.g. 16M)", value);
         self->max_payload = bytes;
     }
     else
     if (streq (name, "max-jobs")) {
         if (zjq_parse_int (value, 1, INT64_MAX, &number))
-            return s_fail (error, error_size, "max-jobs: '%s' is not a positive number", value);
+            return zjq_set_error (error, error_size, "max-jobs: '%s' is not a positive number", value);
         self->max_jobs = (uint64_t) number;
     }
     else
     if (streq (name, "max-queues")) {
         if (zjq_parse_int (value, 1, INT64_MAX, &number))
-            return s_fail (error, error_size, "max-queues: '%s' is not a positive number", value);
+            return zjq_set_error (error, error_size, "max-queues: '%s' is not a positive number", value);
         self->max_queues = (uint64_t) number;
     }
     else
     if (streq (name, "max-queued-bytes")) {
         if (zjq_parse_size (value, &bytes))
-            return s_fail (error, error_size,
+            return zjq_set_error (error, error_size,
                            "max-queued-bytes: '%s' is not a size (e.g. 1G)", value);
         self->max_queued_bytes = bytes;
     }
     else
     if (streq (name, "max-result-bytes")) {
         if (zjq_parse_size (value, &bytes))
-            return s_fail (error, error_size,
+            return zjq_set_error (error, error_size,
                            "max-result-bytes: '%s' is not a size (e.g. 256M)", value);
         self->max_result_bytes = bytes;
     }
     else
     if (streq (name, "result-ttl")) {
         if (zjq_parse_duration (value, &number) || number <= 0)
-            return s_fail (error, error_size,
+            return zjq_set_error (error, error_size,
                            "result-ttl: '%s' is not a positive duration "
                            "(seconds, or 250ms, 5m, 1h)", value);
         self->result_ttl_ms = number;
@@ -168,7 +158,7 @@ zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *
     else
     if (streq (name, "job-timeout")) {
         if (zjq_parse_duration (value, &number) || number <= 0)
-            return s_fail (error, error_size,
+            return zjq_set_error (error, error_size,
                            "job-timeout: '%s' is not a positive duration "
                            "(seconds, or 250ms, 5m, 1h)", value);
         self->job_timeout_ms = number;
@@ -176,7 +166,7 @@ zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *
     else
     if (streq (name, "max-attempts")) {
         if (zjq_parse_int (value, 1, 1000, &number))
-            return s_fail (error, error_size,
+            return zjq_set_error (error, error_size,
                            "max-attempts: '%s' is not a number from 1 to 1000", value);
         self->max_attempts = (int) number;
     }
@@ -187,21 +177,21 @@ zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *
                        streq (name, "curve-clients")? &self->curve_clients:
                        streq (name, "curve-workers")? &self->curve_workers: &self->curve_admins;
         if (!*value)
-            return s_fail (error, error_size, "%s: empty file name", name);
+            return zjq_set_error (error, error_size, "%s: empty file name", name);
         free (*field);
         *field = strdup (value);
         if (!*field)
-            return s_fail (error, error_size, "out of memory");
+            return zjq_set_error (error, error_size, "out of memory");
     }
     else
     if (streq (name, "verbose")) {
         if (s_parse_bool (value, &self->verbose))
-            return s_fail (error, error_size, "verbose: '%s' is not true or false", value);
+            return zjq_set_error (error, error_size, "verbose: '%s' is not true or false", value);
     }
     else
     if (streq (name, "journal")) {
         if (!*value)
-            return s_fail (error, error_size, "journal: empty directory name");
+            return zjq_set_error (error, error_size, "journal: empty directory name");
         free (self->journal);
         self->journal = strdup (value);
     }
@@ -209,7 +199,7 @@ zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *
     if (streq (name, "fsync")) {
         zjq_fsync_policy_t policy;
         if (zjq_journal_policy_parse (value, &policy))
-            return s_fail (error, error_size,
+            return zjq_set_error (error, error_size,
                            "fsync: '%s' is not always, interval or never", value);
         self->fsync_policy = policy;
     }
@@ -222,24 +212,24 @@ zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *
         if (zjq_parse_duration (value, &number) == 0 && number >= 1 && number <= 60000)
             self->fsync_interval_ms = number;
         else
-            return s_fail (error, error_size,
+            return zjq_set_error (error, error_size,
                            "fsync-interval: '%s' is not a number of ms from 1 to 60000", value);
     }
     else
     if (streq (name, "journal-compact-size")) {
         if (zjq_parse_size (value, &bytes) || bytes < 4096)
-            return s_fail (error, error_size,
+            return zjq_set_error (error, error_size,
                            "journal-compact-size: '%s' is not a size of at least 4k", value);
         self->journal_compact_size = bytes;
     }
     else
     if (streq (name, "journal-salvage")) {
         if (s_parse_bool (value, &self->journal_salvage))
-            return s_fail (error, error_size,
+            return zjq_set_error (error, error_size,
                            "journal-salvage: '%s' is not true or false", value);
     }
     else
-        return s_fail (error, error_size, "unknown option '%s'", name);
+        return zjq_set_error (error, error_size, "unknown option '%s'", name);
     return 0;
 }
 
@@ -263,7 +253,7 @@ zjq_broker_config_load (zjq_broker_config_t *self, const char *path,
     assert (path && error);
     FILE *file = fopen (path, "r");
     if (!file)
-        return s_fail (error, error_size, "%s: %s", path, strerror (errno));
+        return zjq_set_error (error, error_size, "%s: %s", path, strerror (errno));
     char *line = NULL;
     size_t line_size = 0;
     int line_nbr = 0;
@@ -281,7 +271,7 @@ zjq_broker_config_load (zjq_broker_config_t *self, const char *path,
             continue;
         char *equals = strchr (text, '=');
         if (!equals) {
-            rc = s_fail (error, error_size, "%s:%d: expected 'option = value'", path, line_nbr);
+            rc = zjq_set_error (error, error_size, "%s:%d: expected 'option = value'", path, line_nbr);
             break;
         }
         *equals = 0;
@@ -294,18 +284,18 @@ zjq_broker_config_load (zjq_broker_config_t *self, const char *path,
         }
         char reason [256];
         if (!*name)
-            rc = s_fail (error, error_size, "%s:%d: missing option name", path, line_nbr);
+            rc = zjq_set_error (error, error_size, "%s:%d: missing option name", path, line_nbr);
         else
         if (streq (name, "config") || streq (name, "help") || streq (name, "version"))
-            rc = s_fail (error, error_size, "%s:%d: unknown option '%s'", path, line_nbr, name);
+            rc = zjq_set_error (error, error_size, "%s:%d: unknown option '%s'", path, line_nbr, name);
         else
         if (zjq_broker_config_set (self, name, value, reason, sizeof (reason)))
-            rc = s_fail (error, error_size, "%s:%d: %s", path, line_nbr, reason);
+            rc = zjq_set_error (error, error_size, "%s:%d: %s", path, line_nbr, reason);
         if (rc)
             break;
     }
     if (rc == 0 && ferror (file))
-        rc = s_fail (error, error_size, "%s: read error", path);
+        rc = zjq_set_error (error, error_size, "%s: read error", path);
     free (line);
     fclose (file);
     return rc;

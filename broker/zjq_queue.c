@@ -13,22 +13,6 @@ struct _zjq_queue_t {
     zjq_queue_counters_t counters;  //  for STATS
 };
 
-bool
-zjq_queue_name_valid (const char *name)
-{
-    if (!name)
-        return false;
-    size_t len = 0;
-    for (const char *cursor = name; *cursor; cursor++, len++) {
-        char ch = *cursor;
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
-           || ch == '_' || ch == '.' || ch == ':' || ch == '-'))
-            return false;
-        if (len >= ZJQ_QUEUE_NAME_MAX)
-            return false;
-    }
-    return len > 0;
-}
 
 bool
 zjq_queue_before (const zjq_jobentry_t *a, const zjq_jobentry_t *b)
@@ -199,20 +183,20 @@ void
 zjq_queue_test (bool verbose)
 {
     //  Names
-    assert (zjq_queue_name_valid ("a"));
-    assert (zjq_queue_name_valid ("Resize_v2.high:eu-west-1"));
-    assert (!zjq_queue_name_valid (""));
-    assert (!zjq_queue_name_valid (NULL));
-    assert (!zjq_queue_name_valid ("has space"));
-    assert (!zjq_queue_name_valid ("slash/name"));
-    assert (!zjq_queue_name_valid ("caf\xc3\xa9"));
+    assert (zjq_proto_queue_name_valid ("a"));
+    assert (zjq_proto_queue_name_valid ("Resize_v2.high:eu-west-1"));
+    assert (!zjq_proto_queue_name_valid (""));
+    assert (!zjq_proto_queue_name_valid (NULL));
+    assert (!zjq_proto_queue_name_valid ("has space"));
+    assert (!zjq_proto_queue_name_valid ("slash/name"));
+    assert (!zjq_proto_queue_name_valid ("caf\xc3\xa9"));
     char name [ZJQ_QUEUE_NAME_MAX + 2];
     memset (name, 'x', sizeof (name));
     name [ZJQ_QUEUE_NAME_MAX] = 0;
-    assert (zjq_queue_name_valid (name));
+    assert (zjq_proto_queue_name_valid (name));
     name [ZJQ_QUEUE_NAME_MAX] = 'x';
     name [ZJQ_QUEUE_NAME_MAX + 1] = 0;
-    assert (!zjq_queue_name_valid (name));
+    assert (!zjq_proto_queue_name_valid (name));
 
     zjq_queue_t *queue = zjq_queue_new ("jobs");
     assert (queue);

@@ -14,8 +14,8 @@
 #define ZJQ_QUEUE_H_INCLUDED
 
 #include "zjq_jobtable.h"
+#include "zjq_proto.h"
 
-#define ZJQ_QUEUE_NAME_MAX 128
 
 typedef struct _zjq_queue_t zjq_queue_t;
 
@@ -27,10 +27,6 @@ typedef struct {
     uint64_t cancelled;
     uint64_t workers;           //  connected workers that serve this queue
 } zjq_queue_counters_t;
-
-//  True if name is a valid queue name: 1-128 characters of [A-Za-z0-9_.:-].
-bool
-    zjq_queue_name_valid (const char *name);
 
 //  Create an empty queue; the name is copied. Returns NULL if out of memory.
 zjq_queue_t *

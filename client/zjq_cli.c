@@ -1373,14 +1373,7 @@ s_queue_list_valid (const char *list)
     const char *start = list;
     while (true) {
         size_t len = strcspn (start, ",");
-        bool ok = len == 1 && *start == '*';
-        if (!ok && len >= 1 && len <= 128) {
-            ok = true;
-            for (size_t index = 0; index < len; index++) {
-                char c = start [index];
-                ok &= isalnum ((unsigned char) c) || c == '_' || c == '.' || c == ':' || c == '-';
-            }
-        }
+        bool ok = (len == 1 && *start == '*') || zjq_proto_queue_name_validn (start, len);
         if (!ok)
             return false;
         if (!start [len])

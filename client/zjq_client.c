@@ -59,7 +59,6 @@
 #define ZJQ_CLIENT_RECONNECT_IVL    100     //  ms
 #define ZJQ_CLIENT_RECONNECT_MAX    2000    //  ms
 #define ZJQ_CLIENT_ROUTING_ID_SIZE  16
-#define ZJQ_QUEUE_NAME_MAX          128
 #define ZJQ_KEY_MAX                 256
 #define ZJQ_JOB_ID_TEXT_MAX         256     //  longest id we pass on
 #define ZJQ_CLIENT_MONITOR          "inproc://zjq-client-monitor"   //  own context
@@ -349,21 +348,6 @@ s_timer_stop (zjq_client_t *self, s_timer_t *timer)
     if (timer->index != ZJQ_HEAP_NONE)
         zjq_heap_remove (self->timers, timer->index);
     timer->index = ZJQ_HEAP_NONE;
-}
-
-static bool
-s_valid_queue_name (const char *queue)
-{
-    size_t len = strlen (queue);
-    if (len < 1 || len > ZJQ_QUEUE_NAME_MAX)
-        return false;
-    for (size_t index = 0; index < len; index++) {
-        char c = queue [index];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-        ||    c == '_' || c == '.' || c == ':' || c == '-'))
-            return false;
-    }
-    return true;
 }
 
 //  A job id we are willing to send: the broker decides whether it is one
@@ -1631,7 +1615,7 @@ zjq_submit (zjq_client_t *self, const char *queue,
         zjq_submit_opts_init (&defaults);
         opts = &defaults;
     }
-    if (!s_valid_queue_name (queue)
+    if (!zjq_proto_queue_name_valid (queue)
     ||  opts->priority < -1000 || opts->priority > 1000
     ||  opts->max_attempts < 0 || opts->max_attempts > 1000
     ||  opts->job_timeout_ms < 0 || opts->result_ttl_ms < 0

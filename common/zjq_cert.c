@@ -5,6 +5,7 @@
     under it, the value bare or in single or double quotes. Only the two
     levels zcert uses are read; deeper nesting is ignored.                  */
 
+#include "zjq_util.h"
 #include "zjq_cert.h"
 #include <zmq.h>
 #include <assert.h>
@@ -30,22 +31,6 @@ struct _zjq_cert_t {
     size_t meta_count;
 };
 
-static int
-s_fail (char *error, size_t error_size, const char *format, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static int
-s_fail (char *error, size_t error_size, const char *format, ...)
-{
-    if (error && error_size) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (error, error_size, format, args);
-        va_end (args);
-    }
-    return -1;
-}
-
 bool
 zjq_cert_key_valid (const char *text)
 {
@@ -62,17 +47,17 @@ s_read_file (const char *path, int *mode_p, char **text_p, char *error, size_t e
 {
     int fd = open (path, O_RDONLY | O_CLOEXEC);
     if (fd == -1)
-        return s_fail (error, error_size, "%s: %s", path, strerror (errno));
+        return zjq_set_error (error, error_size, "%s: %s", path, strerror (errno));
     struct stat info;
     if (fstat (fd, &info) == -1 || !S_ISREG (info.st_mode) || info.st_size > ZJQ_CERT_FILE_MAX) {
         close (fd);
-        return s_fail (error, error_size, "%s: not a certificate file", path);
+        return zjq_set_error (error, error_size, "%s: not a certificate file", path);
     }
     *mode_p = (int) (info.st_mode & 07777);
     char *text = (char *) malloc ((size_t) info.st_size + 1);
     if (!text) {
         close (fd);
-        return s_fail (error, error_size, "%s: out of memory", path);
+        return zjq_set_error (error, error_size, "%s: out of memory", path);
     }
     size_t size = 0;
     while (size < (size_t) info.st_size) {
@@ -146,13 +131,13 @@ s_parse (zjq_cert_t *self, char *text, const char *path, char *error, size_t err
         *name_end = 0;
         char *value = s_value (equals + 1);
         if (!value)
-            return s_fail (error, error_size, "%s:%d: unterminated quote", path, line_nbr);
+            return zjq_set_error (error, error_size, "%s:%d: unterminated quote", path, line_nbr);
         if (strcmp (section, "curve") == 0) {
             char *target = strcmp (name, "public-key") == 0? self->public_key:
                            strcmp (name, "secret-key") == 0? self->secret_key: NULL;
             if (target) {
                 if (!zjq_cert_key_valid (value))
-                    return s_fail (error, error_size, "%s:%d: %s is not a 40-character Z85 key",
+                    return zjq_set_error (error, error_size, "%s:%d: %s is not a 40-character Z85 key",
                                    path, line_nbr, name);
                 memcpy (target, value, ZJQ_CERT_KEY_TEXT);
             }
@@ -164,13 +149,13 @@ s_parse (zjq_cert_t *self, char *text, const char *path, char *error, size_t err
             if (!self->meta_names [self->meta_count] || !self->meta_values [self->meta_count]) {
                 free (self->meta_names [self->meta_count]);
                 free (self->meta_values [self->meta_count]);
-                return s_fail (error, error_size, "%s: out of memory", path);
+                return zjq_set_error (error, error_size, "%s: out of memory", path);
             }
             self->meta_count++;
         }
     }
     if (!*self->public_key)
-        return s_fail (error, error_size, "%s: no curve public-key: not a CURVE certificate "
+        return zjq_set_error (error, error_size, "%s: no curve public-key: not a CURVE certificate "
                        "(make one with 'zjq keygen NAME')", path);
     return 0;
 }
@@ -186,7 +171,7 @@ zjq_cert_load (const char *path, bool need_secret, char *error, size_t error_siz
     zjq_cert_t *self = (zjq_cert_t *) calloc (1, sizeof (zjq_cert_t));
     if (!self) {
         free (text);
-        s_fail (error, error_size, "%s: out of memory", path);
+        zjq_set_error (error, error_size, "%s: out of memory", path);
         return NULL;
     }
     size_t size = strlen (text);
@@ -194,11 +179,11 @@ zjq_cert_load (const char *path, bool need_secret, char *error, size_t error_siz
     explicit_bzero (text, size);    //  it held the secret key
     free (text);
     if (rc == 0 && need_secret && !*self->secret_key)
-        rc = s_fail (error, error_size, "%s: no curve secret-key: give the secret certificate "
+        rc = zjq_set_error (error, error_size, "%s: no curve secret-key: give the secret certificate "
                      "(NAME.key_secret), not the public one", path);
     else
     if (rc == 0 && need_secret && (mode & 077))
-        rc = s_fail (error, error_size, "%s: secret key file is accessible by others "
+        rc = zjq_set_error (error, error_size, "%s: secret key file is accessible by others "
                      "(mode %04o); run chmod 600 on it", path, (unsigned) mode);
     if (rc)
         zjq_cert_destroy (&self);

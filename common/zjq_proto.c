@@ -107,6 +107,26 @@ s_command_index (int command)
     return s_command_slot [command] - 1;
 }
 
+bool
+zjq_proto_queue_name_validn (const char *name, size_t len)
+{
+    if (!name || len < 1 || len > ZJQ_QUEUE_NAME_MAX)
+        return false;
+    for (size_t index = 0; index < len; index++) {
+        char ch = name [index];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
+           || ch == '_' || ch == '.' || ch == ':' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+bool
+zjq_proto_queue_name_valid (const char *name)
+{
+    return name && zjq_proto_queue_name_validn (name, strlen (name));
+}
+
 const char *
 zjq_proto_command_name (int command)
 {

@@ -64,6 +64,16 @@
 #define ZJQ_CMD_JOB           0x51   //  P  job id, attempt, queue, timeout
 #define ZJQ_CMD_JOB_CANCEL    0x52   //     job id, attempt, reason
 
+//  Queue names: 1-128 bytes of [A-Za-z0-9_.:-] (docs/protocol.md).
+#define ZJQ_QUEUE_NAME_MAX 128
+
+//  True if name is a valid queue name (NULL is not).
+bool
+    zjq_proto_queue_name_valid (const char *name);
+//  The same for len bytes that need not be NUL-terminated.
+bool
+    zjq_proto_queue_name_validn (const char *name, size_t len);
+
 //  Return the command's name ("SUBMIT"), or NULL for an unknown code.
 const char *
     zjq_proto_command_name (int command);

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +138,18 @@ zjq_signals_unblock_all (void)
     sigset_t mask;
     sigemptyset (&mask);
     pthread_sigmask (SIG_SETMASK, &mask, NULL);
+}
+
+int
+zjq_set_error (char *error, size_t error_size, const char *format, ...)
+{
+    if (error && error_size) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (error, error_size, format, args);
+        va_end (args);
+    }
+    return -1;
 }
 
 const char *

@@ -41,6 +41,13 @@ int
 void
     zjq_signals_unblock_all (void);
 
+//  Write a printf-style message into error (error_size bytes; either may
+//  be NULL/0 to discard it) and return -1, so a function can end with
+//  `return zjq_set_error (error, size, "bad %s", what);`.
+int
+    zjq_set_error (char *error, size_t error_size, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
 //  This host's name as workers report it (static buffer, never NULL):
 //  $ZJQ_WORKER_HOST if set and not empty (at most 255 bytes kept; lets a
 //  container or a network namespace name its machine), else gethostname().

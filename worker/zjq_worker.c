@@ -57,7 +57,6 @@
 #include <unistd.h>
 
 #define s_MAX_QUEUES         64      //  READY carries 1-64 queues
-#define s_QUEUE_NAME_MAX     128
 #define s_ERROR_MAX          4096    //  zjq_task_fail text, with NUL
 #define s_PROGRESS_TEXT_MAX  256     //  PROGRESS message, bytes
 #define s_REASON_MAX         64
@@ -89,7 +88,7 @@ struct _zjq_task_t {
     s_pool_t *pool;             //  the pool that runs it
     char *id;                   //  job id: id_buf, or a heap copy if longer
     char id_buf [ZJQ_JOBID_MAX];
-    char queue [s_QUEUE_NAME_MAX + 1];  //  queue it came from
+    char queue [ZJQ_QUEUE_NAME_MAX + 1];  //  queue it came from
     int attempt;                //  attempt number from JOB
     zframe_t *payload;          //  job payload (never NULL)
     zjq_handler_fn *handler;    //  handler for the queue
@@ -190,21 +189,6 @@ struct _zjq_worker_t {
 //  --------------------------------------------------------------------------
 //  Small helpers
 
-static bool
-s_queue_name_valid (const char *name)
-{
-    size_t len = name ? strlen (name) : 0;
-    if (len < 1 || len > s_QUEUE_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = name [i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-           || c == '_' || c == '.' || c == ':' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 //  Wake whoever polls an eventfd. Cannot fail in a way we could handle:
 //  the counter does not overflow at one write per event.
 static void
@@ -263,7 +247,7 @@ s_task_new (s_pool_t *pool, zjq_task_t *spare, const char *id, const char *queue
         return NULL;
     }
     memcpy (self->id, id, id_size);
-    s_copy_utf8 (self->queue, queue, s_QUEUE_NAME_MAX);
+    s_copy_utf8 (self->queue, queue, ZJQ_QUEUE_NAME_MAX);
     self->pool = pool;
     self->attempt = attempt;
     self->payload = *payload_p;
@@ -904,8 +888,8 @@ s_on_job (zjq_worker_t *self, zjq_msg_t *msg)
     }
     s_handler_t *handler = s_handler_lookup (self, queue);
     if (!handler) {
-        char error [s_QUEUE_NAME_MAX + 64];
-        snprintf (error, sizeof error, "no handler for queue %.*s", s_QUEUE_NAME_MAX, queue);
+        char error [ZJQ_QUEUE_NAME_MAX + 64];
+        snprintf (error, sizeof error, "no handler for queue %.*s", ZJQ_QUEUE_NAME_MAX, queue);
         s_send_result (self, id, attempt, "error", error, NULL, 0);
         return;
     }
@@ -1288,7 +1272,7 @@ zjq_worker_handle (zjq_worker_t *self, const char *queue, zjq_handler_fn *handle
     assert (self);
     if (atomic_load (&self->running))
         return ZJQ_ESTATE;
-    if (!handler || !s_queue_name_valid (queue) || s_handler_lookup (self, queue)
+    if (!handler || !zjq_proto_queue_name_valid (queue) || s_handler_lookup (self, queue)
     ||  self->handler_count >= s_MAX_QUEUES)
         return ZJQ_EINVAL;
     char *copy = strdup (queue);
