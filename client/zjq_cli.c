@@ -1038,30 +1038,33 @@ s_one_request (cli_t *cli, reply_t *reply, int rc, const char *what)
     return s_exit_code (rc, false);
 }
 
+//  status and cancel: one request about a job, answered with its state
+typedef int (s_job_request_fn) (zjq_client_t *client, const char *job_id,
+                                zjq_status_cb *callback, void *arg);
+
 static int
-s_cmd_status (cli_t *cli)
+s_job_request (cli_t *cli, const char *name, s_job_request_fn *request)
 {
     int exit_code = s_connect (cli);
     if (exit_code)
         return exit_code;
     reply_t reply = { .cli = cli };
     char what [128];
-    snprintf (what, sizeof (what), "status %s", cli->args [0]);
-    int rc = zjq_status (cli->client, cli->args [0], s_status_cb, &reply);
+    snprintf (what, sizeof (what), "%s %s", name, cli->args [0]);
+    int rc = request (cli->client, cli->args [0], s_status_cb, &reply);
     return s_one_request (cli, &reply, rc, what);
+}
+
+static int
+s_cmd_status (cli_t *cli)
+{
+    return s_job_request (cli, "status", zjq_status);
 }
 
 static int
 s_cmd_cancel (cli_t *cli)
 {
-    int exit_code = s_connect (cli);
-    if (exit_code)
-        return exit_code;
-    reply_t reply = { .cli = cli };
-    char what [128];
-    snprintf (what, sizeof (what), "cancel %s", cli->args [0]);
-    int rc = zjq_cancel (cli->client, cli->args [0], s_status_cb, &reply);
-    return s_one_request (cli, &reply, rc, what);
+    return s_job_request (cli, "cancel", zjq_cancel);
 }
 
 

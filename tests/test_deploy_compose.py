@@ -8,7 +8,6 @@ Skipped (visibly) only when no Docker engine is reachable; CI installs one
 (.ci/run calls ../shared/tools/docker-engine.sh), so there it always runs.
 """
 
-import concurrent.futures
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ import uuid
 
 import pytest
 
-from zjqtest import SOURCE_DIR, T, binary, cli, free_port, sha256_rounds, wait_until
+from zjqtest import SOURCE_DIR, T, binary, cli, free_port, check_sha256_batch, wait_until
 
 COMPOSE_FILE = os.path.join(SOURCE_DIR, "deploy", "docker-compose.yml")
 JOBS = 2000
@@ -188,24 +187,7 @@ def test_compose_scale_and_restart_loses_nothing(compose):
         if batch.poll() is None:
             batch.kill()
             batch.wait()
-    reader.join(timeout=30)
-    summary = batch.stderr.read().decode(errors="replace")
-    print(summary)
-    assert batch.returncode == 0, "zjq batch exited %d: %s" % (batch.returncode, summary)
-
-    results = {}
-    for raw in lines:
-        record = json.loads(raw)
-        assert record["state"] == "succeeded", record
-        assert record["line"] not in results, "line %s reported twice" % record["line"]
-        results[record["line"]] = record["result"]
-    missing = sorted(set(range(1, JOBS + 1)) - set(results))
-    assert not missing, "%d jobs have no result, e.g. lines %r" % (len(missing), missing[:10])
-
-    with concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        expected = list(pool.map(sha256_rounds, payloads, chunksize=50))
-    wrong = [n for n in range(1, JOBS + 1) if results[n] != expected[n - 1]]
-    assert not wrong, "%d wrong results, e.g. lines %r" % (len(wrong), wrong[:10])
+    check_sha256_batch(batch, reader, lines, payloads)
 
     stats = compose.stats()
     print("broker stats after the run: %s" % json.dumps(stats["broker"]))

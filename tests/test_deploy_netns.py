@@ -12,7 +12,6 @@ Namespaces, bridge and veths have unique names per run and are always
 deleted (fixture finalizer).
 """
 
-import concurrent.futures
 import json
 import os
 import random
@@ -24,7 +23,7 @@ import uuid
 
 import pytest
 
-from zjqtest import SANITIZER_RE, T, Process, Worker, binary, sha256_rounds, wait_until
+from zjqtest import SANITIZER_RE, T, Process, Worker, binary, check_sha256_batch, wait_until
 
 JOBS = 800
 ROUNDS = 50000          # ~17 ms of sha256 per job on the dev VM
@@ -183,22 +182,7 @@ def test_cut_worker_link_requeues_and_rejoins(hosts, zjq):
         if batch.poll() is None:
             batch.kill()
             batch.wait()
-    reader.join(timeout=30)
-    summary = batch.stderr.read().decode(errors="replace")
-    print(summary)
-    assert batch.returncode == 0, "zjq batch exited %d: %s" % (batch.returncode, summary)
-
-    results = {}
-    for raw in lines:
-        record = json.loads(raw)
-        assert record["state"] == "succeeded", record
-        assert record["line"] not in results, "line %s reported twice" % record["line"]
-        results[record["line"]] = (record["id"], record["result"])
-    assert sorted(results) == list(range(1, JOBS + 1)), "jobs missing from the batch output"
-    with concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        expected = list(pool.map(sha256_rounds, payloads, chunksize=20))
-    wrong = [n for n in results if results[n][1] != expected[n - 1]]
-    assert not wrong, "%d wrong results, e.g. lines %r" % (len(wrong), wrong[:10])
+    check_sha256_batch(batch, reader, lines, payloads)
 
     # The jobs hostA was running when its link went down were requeued (the
     # broker never saw their results) and ran again, attempt 2, on hostB

@@ -99,6 +99,31 @@ def sha256_rounds(text):
     return digest.hex()
 
 
+
+def check_sha256_batch(batch, reader, lines, payloads):
+    """Finish checking a `zjq batch --json` run of sha256 jobs whose stdout
+    the thread `reader` collected into `lines`: it exited 0, every line's
+    job succeeded and was reported once, none is missing, and every result
+    is the right digest (hashlib). Returns {line number: record}."""
+    import concurrent.futures
+    reader.join(timeout=30)
+    summary = batch.stderr.read().decode(errors="replace")
+    print(summary)
+    assert batch.returncode == 0, "zjq batch exited %d: %s" % (batch.returncode, summary)
+    records = {}
+    for raw in lines:
+        record = json.loads(raw)
+        assert record["state"] == "succeeded", record
+        assert record["line"] not in records, "line %s reported twice" % record["line"]
+        records[record["line"]] = record
+    missing = sorted(set(range(1, len(payloads) + 1)) - set(records))
+    assert not missing, "%d jobs have no result, e.g. lines %r" % (len(missing), missing[:10])
+    with concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        expected = list(pool.map(sha256_rounds, payloads, chunksize=50))
+    wrong = [n for n in records if records[n]["result"] != expected[n - 1]]
+    assert not wrong, "%d wrong results, e.g. lines %r" % (len(wrong), wrong[:10])
+    return records
+
 # --- the CLI -----------------------------------------------------------------
 
 CliResult = collections.namedtuple("CliResult", "rc out err")
