@@ -24,6 +24,7 @@
 #include "zjq_broker.h"
 #include "zjq_auth.h"
 #include "zjq_proto.h"
+#include "zjq_batch.h"
 #include "zjq_jobtable.h"
 #include "zjq_queue.h"
 #include "zjq_jobid.h"
@@ -120,6 +121,8 @@ struct _zjq_broker_t {
     bool verbose;               //  per-message debug logs
     //  State
     zsock_t *router;            //  the one socket
+    zjq_inbox_t *inbox;         //  reads it, a BATCH's messages one by one
+    zjq_outbox_t *outbox;       //  what this turn sends, batched per peer
     zjq_auth_t *auth;           //  CURVE keys and ZAP handler, or NULL (plaintext)
     uint64_t generation;        //  start time, Unix ms: the id generation
     char instance [16];         //  generation in base 36
@@ -361,33 +364,41 @@ s_send_promise (zjq_broker_t *self, zjq_msg_t **msg_p)
 
 
 
-//  Send a message to a client; a client that has gone is not an error.
+//  Send a message to a client, at the end of this turn (batched with the
+//  turn's other messages to the same client); a client that has gone is
+//  not an error.
 static void
 s_send (zjq_broker_t *self, zjq_msg_t **msg_p)
 {
-    int command = zjq_msg_command (*msg_p);
-    if (zjq_msg_send (msg_p, self->router, true) == -1 && self->verbose)
-        zsys_debug ("could not send %s to a client: %s",
-                    zjq_proto_command_name (command), zmq_strerror (errno));
+    zjq_outbox_send (self->outbox, msg_p);
 }
 
 static void s_peer_unlist (zjq_peer_t *peer);
 
-//  Send a message to a worker. If the worker is gone (or, for a JOB, cannot
-//  take it), mark it unreachable: the next scan requeues its jobs.
+//  Send a message to a worker, at the end of this turn. If the worker turns
+//  out to be gone (or, for JOBs, cannot take them), s_send_failed marks it
+//  unreachable: the next scan requeues its jobs.
 static void
 s_send_peer (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t **msg_p)
 {
-    int command = zjq_msg_command (*msg_p);
-    if (zjq_msg_send (msg_p, self->router, true) == 0) {
-        peer->last_sent = self->now;
-        return;
-    }
-    int error = errno;
+    peer->last_sent = self->now;
+    zjq_outbox_send (self->outbox, msg_p);
+}
+
+//  The outbox could not send to a peer (ZMQ_DONTWAIT).
+static void
+s_send_failed (void *arg, const byte *routing_id, size_t size, int command, int error)
+{
+    zjq_broker_t *self = (zjq_broker_t *) arg;
+    char rid_key [ZJQ_RID_KEY_MAX];
+    zjq_peer_t *peer = routing_id?
+        (zjq_peer_t *) zhashx_lookup (self->peers, s_rid_key (routing_id, size, rid_key)): NULL;
     if (self->verbose)
-        zsys_debug ("could not send %s to worker %s: %s",
-                    zjq_proto_command_name (command), peer->worker_id, zmq_strerror (error));
-    if ((error == EHOSTUNREACH || (error == EAGAIN && command == ZJQ_CMD_JOB))
+        zsys_debug ("could not send %s to %s %s: %s", zjq_proto_command_name (command),
+                    peer? "worker": "client", peer? peer->worker_id: "", zmq_strerror (error));
+    //  A batch to a worker carries its JOBs
+    if (peer && (error == EHOSTUNREACH
+             || (error == EAGAIN && (command == ZJQ_CMD_JOB || command == ZJQ_CMD_BATCH)))
     &&  !peer->unreachable) {
         peer->unreachable = true;
         s_peer_unlist (peer);
@@ -2009,7 +2020,12 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
     self->queues = zhashx_new ();
     self->peers = zhashx_new ();
     self->router = zsock_new (ZMQ_ROUTER);
-    if (!endpoints || !self->jobs || !self->queues || !self->peers || !self->router) {
+    if (self->router) {
+        self->inbox = zjq_inbox_new (self->router, true);
+        self->outbox = zjq_outbox_new (self->router, s_send_failed, self);
+    }
+    if (!endpoints || !self->jobs || !self->queues || !self->peers || !self->router
+    ||  !self->inbox || !self->outbox) {
         zsys_error ("cannot create the broker: out of memory or sockets");
         goto err;
     }
@@ -2105,6 +2121,8 @@ zjq_broker_destroy (zjq_broker_t **self_p)
     zhashx_destroy (&self->queues);
     zjq_jobtable_destroy (&self->jobs);
     zjq_auth_destroy (&self->auth);     //  before the router it monitors
+    zjq_inbox_destroy (&self->inbox);
+    zjq_outbox_destroy (&self->outbox);
     zsock_destroy (&self->router);
     free (self);
     *self_p = NULL;
@@ -2121,7 +2139,7 @@ s_drain (zjq_broker_t *self)
 {
     for (size_t count = 0; count < ZJQ_DRAIN_BATCH; count++) {
         zjq_msg_t *msg = NULL;
-        zjq_recv_t rc = zjq_msg_recv (self->router, true, true, &msg);
+        zjq_recv_t rc = zjq_inbox_recv (self->inbox, &msg);
         if (rc == ZJQ_RECV_INTERRUPTED)
             return false;
         self->now = zjq_mono_ms ();
@@ -2212,6 +2230,9 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         int64_t next = s_min (zjq_jobtable_next_deadline (self->jobs), self->next_check);
         if (self->journal)
             next = s_min (next, self->now + self->journal_wait);
+        //  Everything this turn sent goes now, one message (or BATCH) per peer
+        zjq_outbox_flush (self->outbox);
+        backlog |= zjq_inbox_pending (self->inbox);
         long timeout = (backlog || self->reap)? 0: (long) s_min (ZJQ_POLL_MAX_MS, next - self->now);
         if (timeout < 0)
             timeout = 0;
@@ -2264,6 +2285,7 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
                         zjq_journal_last_error (self->journal));
         s_release (self, true);
     }
+    zjq_outbox_flush (self->outbox);
     //  Say goodbye to the workers; give the socket a moment to flush that
     size_t peers = zhashx_size (self->peers);
     for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;

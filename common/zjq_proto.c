@@ -36,6 +36,9 @@ struct _zjq_msg_t {
     byte routing_id [ZJQ_ROUTING_ID_MAX];   //  ROUTER peer
     zframe_t *payload;          //  payload frame (owned), or NULL
     zframe_t *payload_shared;   //  payload frame (borrowed), or NULL
+    size_t payload_offset;      //  a batched message's payload: its bytes in
+    size_t payload_size;        //    fields_part, until a frame is asked for
+    bool payload_in_part;       //    (then payload holds a copy)
     char user_id [ZJQ_USER_ID_MAX + 1];     //  "User-Id" on receipt, or ""
     //  Building
     msgpack_sbuffer buffer;     //  map32 header + packed fields; kept when pooled
@@ -43,7 +46,11 @@ struct _zjq_msg_t {
     uint32_t put_count;         //  fields put so far
     //  Decoding
     bool decoded;               //  fields below are valid
-    zmq_msg_t fields_part;      //  the received fields frame
+    zmq_msg_t fields_part;      //  the received fields frame, or (a message
+    size_t fields_offset;       //    from a batch) a reference to the batch's
+    size_t fields_size;         //    records: the fields are at this offset
+    zmq_msg_t batch_part;       //  a received BATCH: its records frame
+    bool has_batch_part;        //  batch_part holds one
     msgpack_zone zone;          //  decoded objects and string copies; cleared, not freed
     msgpack_object root;        //  the decoded fields value
     msgpack_object_map *map;    //  the fields map
@@ -85,6 +92,7 @@ static const struct {
     { ZJQ_CMD_ERROR,       "ERROR",       "B",  false },
     { ZJQ_CMD_JOB,         "JOB",         "B",  true },
     { ZJQ_CMD_JOB_CANCEL,  "JOB_CANCEL",  "B",  false },
+    { ZJQ_CMD_BATCH,       "BATCH",       "CWB", true },
 };
 #define ZJQ_COMMAND_COUNT (sizeof (s_commands) / sizeof (s_commands [0]))
 
@@ -96,7 +104,8 @@ static const unsigned char s_command_slot [256] = {
     [ZJQ_CMD_DISCONNECT] = 12, [ZJQ_CMD_ACCEPTED] = 13, [ZJQ_CMD_REJECTED] = 14,
     [ZJQ_CMD_JOB_STATUS] = 15, [ZJQ_CMD_JOB_RESULT] = 16, [ZJQ_CMD_DONE] = 17,
     [ZJQ_CMD_STATS_REPLY] = 18, [ZJQ_CMD_PONG] = 19, [ZJQ_CMD_RELOADED] = 20,
-    [ZJQ_CMD_ERROR] = 21, [ZJQ_CMD_JOB] = 22, [ZJQ_CMD_JOB_CANCEL] = 23
+    [ZJQ_CMD_ERROR] = 21, [ZJQ_CMD_JOB] = 22, [ZJQ_CMD_JOB_CANCEL] = 23,
+    [ZJQ_CMD_BATCH] = 24
 };
 
 static int
@@ -166,6 +175,8 @@ s_msg_free (zjq_msg_t *self)
     msgpack_sbuffer_destroy (&self->buffer);
     msgpack_zone_destroy (&self->zone);
     zmq_msg_close (&self->fields_part);
+    if (self->has_batch_part)
+        zmq_msg_close (&self->batch_part);
     free (self);
 }
 
@@ -228,6 +239,11 @@ s_msg_recycle (zjq_msg_t *self)
     }
     zframe_destroy (&self->payload);
     self->payload_shared = NULL;
+    self->payload_in_part = false;
+    if (self->has_batch_part) {
+        zmq_msg_close (&self->batch_part);
+        self->has_batch_part = false;
+    }
     self->has_routing_id = false;
     self->routing_id_size = 0;
     self->user_id [0] = 0;
@@ -429,6 +445,7 @@ zjq_msg_set_payload (zjq_msg_t *self, zframe_t **frame_p)
     assert (frame_p);
     zframe_destroy (&self->payload);
     self->payload_shared = NULL;
+    self->payload_in_part = false;
     self->payload = *frame_p;
     *frame_p = NULL;
 }
@@ -447,6 +464,7 @@ zjq_msg_set_payload_shared (zjq_msg_t *self, zframe_t *frame)
     assert (self);
     assert (frame);
     zframe_destroy (&self->payload);
+    self->payload_in_part = false;
     self->payload_shared = frame;
 }
 
@@ -461,17 +479,46 @@ zjq_msg_own_payload (zjq_msg_t *self)
     return self->payload? 0: -1;
 }
 
+//  A message that came in a batch has its payload bytes in the batch's
+//  records: copy them into a frame of its own when the frame is asked for.
+static void
+s_payload_materialize (zjq_msg_t *self)
+{
+    if (!self->payload_in_part)
+        return;
+    self->payload_in_part = false;
+    self->payload = zframe_new (
+        (const byte *) zmq_msg_data (&self->fields_part) + self->payload_offset,
+        self->payload_size);
+}
+
 zframe_t *
 zjq_msg_payload (zjq_msg_t *self)
 {
     assert (self);
+    s_payload_materialize (self);
     return self->payload? self->payload: self->payload_shared;
+}
+
+const void *
+zjq_msg_payload_data (zjq_msg_t *self, size_t *size_p)
+{
+    assert (self);
+    assert (size_p);
+    if (self->payload_in_part) {
+        *size_p = self->payload_size;
+        return (const byte *) zmq_msg_data (&self->fields_part) + self->payload_offset;
+    }
+    zframe_t *frame = self->payload? self->payload: self->payload_shared;
+    *size_p = frame? zframe_size (frame): 0;
+    return frame? zframe_data (frame): NULL;
 }
 
 zframe_t *
 zjq_msg_take_payload (zjq_msg_t *self)
 {
     assert (self);
+    s_payload_materialize (self);
     if (self->payload_shared)
         zjq_msg_own_payload (self);
     zframe_t *frame = self->payload;
@@ -493,6 +540,8 @@ zjq_msg_send (zjq_msg_t **self_p, void *socket, bool dontwait)
     assert (handle);
     int flags = dontwait? ZMQ_DONTWAIT: 0;
     bool has_payload = zjq_proto_command_has_payload (self->command);
+    assert (self->command != ZJQ_CMD_BATCH);    //  zjq_batch_send builds those
+    s_payload_materialize (self);
     int rc = 0;
 
     if (self->has_routing_id) {
@@ -630,14 +679,16 @@ s_msgpack_valid (const unsigned char *data, size_t size)
     return pos == size;
 }
 
-//  Decode the header and the fields part (taken over by the message).
-static zjq_recv_t
-s_decode (zjq_msg_t *self, const void *header, size_t header_size, zmq_msg_t *fields_part,
-          zframe_t **payload_p, bool payload_expected_present, size_t extra_frames)
+//  Check a header: the message takes its version, role and command.
+//  Returns the command's index in s_commands, or -1 (malformed).
+static int
+s_decode_header (zjq_msg_t *self, const void *header, size_t header_size)
 {
     const unsigned char *bytes = (const unsigned char *) header;
-    if (header_size != ZJQ_HEADER_SIZE || memcmp (bytes, "ZJQ", 3) != 0)
-        return s_malformed (self, ZJQ_EPROTO, "first frame is not a ZJQ header");
+    if (header_size != ZJQ_HEADER_SIZE || memcmp (bytes, "ZJQ", 3) != 0) {
+        s_malformed (self, ZJQ_EPROTO, "first frame is not a ZJQ header");
+        return -1;
+    }
     self->version = bytes [3];
     self->role = bytes [4];
     self->command = bytes [5];
@@ -645,33 +696,42 @@ s_decode (zjq_msg_t *self, const void *header, size_t header_size, zmq_msg_t *fi
         char reason [80];
         snprintf (reason, sizeof (reason), "protocol version %d is not supported (this is version %d)",
                   self->version, ZJQ_PROTO_VERSION);
-        return s_malformed (self, ZJQ_EVERSION, reason);
+        s_malformed (self, ZJQ_EVERSION, reason);
+        return -1;
     }
-    if (self->role != ZJQ_ROLE_CLIENT && self->role != ZJQ_ROLE_WORKER && self->role != ZJQ_ROLE_BROKER)
-        return s_malformed (self, ZJQ_EPROTO, "unknown role in header");
+    if (self->role != ZJQ_ROLE_CLIENT && self->role != ZJQ_ROLE_WORKER && self->role != ZJQ_ROLE_BROKER) {
+        s_malformed (self, ZJQ_EPROTO, "unknown role in header");
+        return -1;
+    }
     int index = s_command_index (self->command);
     if (index < 0) {
         char reason [60];
         snprintf (reason, sizeof (reason), "unknown command 0x%02x", self->command);
-        return s_malformed (self, ZJQ_ECOMMAND, reason);
+        s_malformed (self, ZJQ_ECOMMAND, reason);
+        return -1;
     }
     if (!strchr (s_commands [index].senders, self->role)) {
         char reason [80];
         snprintf (reason, sizeof (reason), "command %s may not be sent by role '%c'",
                   s_commands [index].name, self->role);
-        return s_malformed (self, ZJQ_ECOMMAND, reason);
+        s_malformed (self, ZJQ_ECOMMAND, reason);
+        return -1;
     }
-    if (!fields_part)
-        return s_malformed (self, ZJQ_EPROTO, "fields frame missing");
-    zmq_msg_move (&self->fields_part, fields_part);
-    size_t size = zmq_msg_size (&self->fields_part);
+    return index;
+}
+
+//  Decode the fields, fields_size bytes at fields_offset in fields_part.
+static zjq_recv_t
+s_decode_fields (zjq_msg_t *self)
+{
+    size_t size = self->fields_size;
+    const char *data = (const char *) zmq_msg_data (&self->fields_part) + self->fields_offset;
     if (size > ZJQ_MAX_FIELDS_SIZE)
         return s_malformed (self, ZJQ_EPROTO, "fields frame larger than 64 KiB");
-    if (!s_msgpack_valid ((const unsigned char *) zmq_msg_data (&self->fields_part), size))
+    if (!s_msgpack_valid ((const unsigned char *) data, size))
         return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
     size_t offset = 0;
-    msgpack_unpack_return ret = msgpack_unpack (
-        (const char *) zmq_msg_data (&self->fields_part), size, &offset, &self->zone, &self->root);
+    msgpack_unpack_return ret = msgpack_unpack (data, size, &offset, &self->zone, &self->root);
     if (ret != MSGPACK_UNPACK_SUCCESS || offset != size)
         return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
     if (self->root.type != MSGPACK_OBJECT_MAP)
@@ -683,6 +743,24 @@ s_decode (zjq_msg_t *self, const void *header, size_t header_size, zmq_msg_t *fi
         if (self->map->ptr [field].key.type != MSGPACK_OBJECT_STR)
             return s_malformed (self, ZJQ_EPROTO, "field key is not a string");
     self->decoded = true;       //  fields can be read, even if frames below are wrong
+    return ZJQ_RECV_OK;
+}
+
+//  Decode the header and the fields part (taken over by the message).
+static zjq_recv_t
+s_decode (zjq_msg_t *self, const void *header, size_t header_size, zmq_msg_t *fields_part,
+          zframe_t **payload_p, bool payload_expected_present, size_t extra_frames)
+{
+    int index = s_decode_header (self, header, header_size);
+    if (index < 0)
+        return ZJQ_RECV_MALFORMED;
+    if (!fields_part)
+        return s_malformed (self, ZJQ_EPROTO, "fields frame missing");
+    zmq_msg_move (&self->fields_part, fields_part);
+    self->fields_offset = 0;
+    self->fields_size = zmq_msg_size (&self->fields_part);
+    if (s_decode_fields (self) != ZJQ_RECV_OK)
+        return ZJQ_RECV_MALFORMED;
 
     if (s_commands [index].payload) {
         if (!payload_expected_present)
@@ -721,6 +799,78 @@ zjq_msg_decode (const void *header, size_t header_size,
     if (part_p)
         zmq_msg_close (&part);
     return rc;
+}
+
+//  A new message from the same sender as a batch (routing id, User-Id)
+static zjq_msg_t *
+s_msg_from_batch (zjq_msg_t *batch)
+{
+    zjq_msg_t *self = s_msg_alloc ();
+    assert (self);
+    if (batch->has_routing_id)
+        zjq_msg_set_routing_id (self, batch->routing_id, batch->routing_id_size);
+    strcpy (self->user_id, batch->user_id);
+    return self;
+}
+
+zjq_recv_t
+zjq_msg_decode_batched (zjq_msg_t *batch, int command, size_t fields_offset, size_t fields_size,
+                        size_t payload_offset, size_t payload_size, zjq_msg_t **msg_p)
+{
+    assert (batch && batch->has_batch_part);
+    assert (msg_p);
+    zjq_msg_t *self = s_msg_from_batch (batch);
+    *msg_p = self;
+    const byte header [ZJQ_HEADER_SIZE] = {
+        'Z', 'J', 'Q', (byte) batch->version, (byte) batch->role, (byte) command
+    };
+    int index = s_decode_header (self, header, sizeof (header));
+    if (index < 0)
+        return ZJQ_RECV_MALFORMED;
+    assert (command != ZJQ_CMD_BATCH);          //  the inbox checks
+    //  A reference to the records (libzmq counts it; small frames are copied)
+    zmq_msg_copy (&self->fields_part, &batch->batch_part);
+    self->fields_offset = fields_offset;
+    self->fields_size = fields_size;
+    if (s_decode_fields (self) != ZJQ_RECV_OK)
+        return ZJQ_RECV_MALFORMED;
+    if (s_commands [index].payload) {
+        self->payload_offset = payload_offset;
+        self->payload_size = payload_size;
+        self->payload_in_part = true;
+    }
+    return ZJQ_RECV_OK;
+}
+
+zjq_msg_t *
+zjq_msg_batch_malformed (zjq_msg_t *batch, const char *reason)
+{
+    assert (batch);
+    zjq_msg_t *self = s_msg_from_batch (batch);
+    self->version = batch->version;
+    self->role = batch->role;
+    self->command = ZJQ_CMD_BATCH;
+    s_malformed (self, ZJQ_EPROTO, reason);
+    return self;
+}
+
+const void *
+zjq_msg_batch_records (zjq_msg_t *self, size_t *size_p)
+{
+    assert (self);
+    assert (size_p);
+    *size_p = self->has_batch_part? zmq_msg_size (&self->batch_part): 0;
+    return self->has_batch_part? zmq_msg_data (&self->batch_part): NULL;
+}
+
+const void *
+zjq_msg_fields_data (zjq_msg_t *self, size_t *size_p)
+{
+    assert (self);
+    assert (size_p);
+    s_fields_finish (self);
+    *size_p = self->buffer.size;
+    return self->buffer.data;
 }
 
 //  Connection metadata travels with the frames that came from the peer
@@ -772,7 +922,21 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
         count = 1;
     }
     while (more) {
-        if (count == 2 && !payload && !extra) {
+        if (count == 2 && !payload && !extra && !self->has_batch_part
+        &&  zmq_msg_size (&parts [0]) == ZJQ_HEADER_SIZE
+        &&  ((const byte *) zmq_msg_data (&parts [0])) [5] == ZJQ_CMD_BATCH) {
+            //  A batch's records stay in the frame they came in, and the
+            //  messages read from them refer to it (zjq_inbox_recv)
+            zmq_msg_init (&self->batch_part);
+            if (zmq_msg_recv (&self->batch_part, handle, 0) == -1) {
+                zmq_msg_close (&self->batch_part);
+                break;          //  context terminated mid-message
+            }
+            self->has_batch_part = true;
+            more = zmq_msg_more (&self->batch_part);
+            continue;
+        }
+        if (count == 2 && !payload && !extra && !self->has_batch_part) {
             payload = zframe_recv (socket);     //  a zsock_t resolves faster
             if (!payload)
                 break;          //  context terminated mid-message
@@ -808,7 +972,8 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
         rc = s_malformed (self, ZJQ_EPROTO, "empty message");
     else
         rc = s_decode (self, zmq_msg_data (&parts [0]), zmq_msg_size (&parts [0]),
-                       count >= 2? &parts [1]: NULL, &payload, payload != NULL, extra);
+                       count >= 2? &parts [1]: NULL, &payload,
+                       payload != NULL || self->has_batch_part, extra);
     zframe_destroy (&payload);
     for (size_t index = 0; index < count; index++)
         zmq_msg_close (&parts [index]);
