@@ -255,7 +255,10 @@ void
 zjq_outbox_flush (zjq_outbox_t *self)
 {
     assert (self);
-    for (size_t index = 0; index < self->used; index++)
+    //  Latest destination first: a turn's last messages are usually the
+    //  work it set going (a broker's JOB after the ACCEPTED, a worker's
+    //  result after its progress), and the rest can wait a microsecond
+    for (size_t index = self->used; index-- > 0;)
         s_dest_flush (self, &self->dests [index]);
     self->used = 0;
     self->last = 0;

@@ -54,6 +54,7 @@ struct _zjq_msg_t {
     msgpack_zone zone;          //  decoded objects and string copies; cleared, not freed
     msgpack_object root;        //  the decoded fields value
     msgpack_object_map *map;    //  the fields map
+    msgpack_object_kv fields [ZJQ_MAX_FIELDS];  //  its entries
     char *strings [ZJQ_MAX_FIELDS];     //  NUL-terminated copies in zone, per field, lazily
     //  Errors of a malformed message
     int error_code;             //  ZJQ_EPROTO, ZJQ_EVERSION, ZJQ_ECOMMAND
@@ -348,23 +349,78 @@ zjq_msg_set_routing_id (zjq_msg_t *self, const void *data, size_t size)
 //  --------------------------------------------------------------------------
 //  Building fields
 
+//  Make room for size more bytes in the packing buffer and return where
+//  they go. Out of memory is fatal here as it is in msgpack-c's sbuffer.
+static unsigned char *
+s_reserve (zjq_msg_t *self, size_t size)
+{
+    msgpack_sbuffer *buffer = &self->buffer;
+    if (buffer->alloc - buffer->size < size) {
+        size_t alloc = buffer->alloc? buffer->alloc * 2: 256;
+        while (alloc < buffer->size + size)
+            alloc *= 2;
+        char *data = (char *) realloc (buffer->data, alloc);
+        assert (data);
+        buffer->data = data;
+        buffer->alloc = alloc;
+    }
+    return (unsigned char *) buffer->data + buffer->size;
+}
+
 static void
-s_put_key (zjq_msg_t *self, const char *key)
+s_put_be (unsigned char *at, uint64_t value, size_t width)
+{
+    for (size_t index = width; index-- > 0; value >>= 8)
+        at [index] = (unsigned char) value;
+}
+
+//  Pack a str header and body (room reserved by the caller: len + 5)
+static unsigned char *
+s_pack_str (unsigned char *at, const char *text, size_t len)
+{
+    if (len < 32)
+        *at++ = (unsigned char) (0xa0 | len);
+    else
+    if (len < 256) {
+        *at++ = 0xd9;
+        *at++ = (unsigned char) len;
+    }
+    else
+    if (len < 65536) {
+        *at++ = 0xda;
+        s_put_be (at, len, 2);
+        at += 2;
+    }
+    else {
+        *at++ = 0xdb;
+        s_put_be (at, len, 4);
+        at += 4;
+    }
+    memcpy (at, text, len);
+    return at + len;
+}
+
+//  Pack the key, reserving room for it and extra more bytes; returns where
+//  the value goes
+static unsigned char *
+s_put_key (zjq_msg_t *self, const char *key, size_t extra)
 {
     assert (self);
     assert (key);
     size_t len = strlen (key);
-    msgpack_pack_str (&self->packer, len);
-    msgpack_pack_str_body (&self->packer, key, len);
+    unsigned char *at = s_reserve (self, len + 5 + extra);
+    unsigned char *end = s_pack_str (at, key, len);
+    self->buffer.size += (size_t) (end - at);
     self->put_count++;
+    return end;
 }
 
 void
 zjq_msg_put_strn (zjq_msg_t *self, const char *key, const char *value, size_t len)
 {
-    s_put_key (self, key);
-    msgpack_pack_str (&self->packer, len);
-    msgpack_pack_str_body (&self->packer, value, len);
+    unsigned char *at = s_put_key (self, key, len + 5);
+    unsigned char *end = s_pack_str (at, value, len);
+    self->buffer.size += (size_t) (end - at);
 }
 
 void
@@ -377,31 +433,53 @@ zjq_msg_put_str (zjq_msg_t *self, const char *key, const char *value)
 void
 zjq_msg_put_int (zjq_msg_t *self, const char *key, int64_t value)
 {
-    s_put_key (self, key);
-    msgpack_pack_int64 (&self->packer, value);
+    unsigned char *at = s_put_key (self, key, 9);
+    size_t used;
+    if (value >= 0 && value < 128) {
+        at [0] = (unsigned char) value;
+        used = 1;
+    }
+    else
+    if (value < 0 && value >= -32) {
+        at [0] = (unsigned char) (int8_t) value;
+        used = 1;
+    }
+    else
+    if (value > 0) {
+        //  uint8..uint64, as msgpack-c packs a positive int64
+        size_t width = value < 256? 1: value < 65536? 2: value <= UINT32_MAX? 4: 8;
+        at [0] = (unsigned char) (0xcc + (width == 1? 0: width == 2? 1: width == 4? 2: 3));
+        s_put_be (at + 1, (uint64_t) value, width);
+        used = 1 + width;
+    }
+    else {
+        size_t width = value >= -128? 1: value >= -32768? 2: value >= INT32_MIN? 4: 8;
+        at [0] = (unsigned char) (0xd0 + (width == 1? 0: width == 2? 1: width == 4? 2: 3));
+        s_put_be (at + 1, (uint64_t) value, width);
+        used = 1 + width;
+    }
+    self->buffer.size += used;
 }
 
 void
 zjq_msg_put_bool (zjq_msg_t *self, const char *key, bool value)
 {
-    s_put_key (self, key);
-    if (value)
-        msgpack_pack_true (&self->packer);
-    else
-        msgpack_pack_false (&self->packer);
+    unsigned char *at = s_put_key (self, key, 1);
+    *at = value? 0xc3: 0xc2;
+    self->buffer.size++;
 }
 
 void
 zjq_msg_put_double (zjq_msg_t *self, const char *key, double value)
 {
-    s_put_key (self, key);
+    s_put_key (self, key, 0);
     msgpack_pack_double (&self->packer, value);
 }
 
 void
 zjq_msg_put_strlist (zjq_msg_t *self, const char *key, const char **values, size_t count)
 {
-    s_put_key (self, key);
+    s_put_key (self, key, 0);
     msgpack_pack_array (&self->packer, count);
     for (size_t index = 0; index < count; index++) {
         size_t len = strlen (values [index]);
@@ -413,7 +491,7 @@ zjq_msg_put_strlist (zjq_msg_t *self, const char *key, const char **values, size
 void
 zjq_msg_put_packed (zjq_msg_t *self, const char *key, const void *data, size_t size)
 {
-    s_put_key (self, key);
+    s_put_key (self, key, 0);
     msgpack_sbuffer_write (&self->buffer, (const char *) data, size);
 }
 
@@ -603,19 +681,20 @@ s_malformed (zjq_msg_t *self, int code, const char *reason)
     return ZJQ_RECV_MALFORMED;
 }
 
-//  Check that bytes hold exactly one well-formed msgpack value, without
-//  allocating. msgpack-c sizes its zone from the counts a container claims,
-//  so a few hostile bytes claiming 2^32 entries would make it allocate
-//  gigabytes: every claimed element must fit in the bytes that remain (each
-//  takes at least one), which bounds the unpacker's work by the frame size.
-static bool
-s_msgpack_valid (const unsigned char *data, size_t size)
+//  Find the end of the msgpack value at data [pos], without allocating:
+//  returns the offset just past it, or SIZE_MAX if the bytes up to size do
+//  not hold one well-formed value. msgpack-c sizes its zone from the counts
+//  a container claims, so a few hostile bytes claiming 2^32 entries would
+//  make it allocate gigabytes: every claimed element must fit in the bytes
+//  that remain (each takes at least one), which bounds the unpacker's work
+//  by the frame size.
+static size_t
+s_msgpack_skip (const unsigned char *data, size_t size, size_t pos)
 {
-    size_t pos = 0;
     uint64_t pending = 1;               //  values still to read
     while (pending) {
         if (pos >= size)
-            return false;
+            return SIZE_MAX;
         pending--;
         unsigned char byte = data [pos++];
         uint64_t skip = 0;              //  bytes of body to skip
@@ -653,11 +732,11 @@ s_msgpack_valid (const unsigned char *data, size_t size)
             case 0xd8: skip = 17; break;
             case 0xdc: case 0xde: width = 2; break;         //  array16, map16
             case 0xdd: case 0xdf: width = 4; break;         //  array32, map32
-            default: return false;                          //  0xc1
+            default: return SIZE_MAX;                       //  0xc1
         }
         if (width) {
             if (size - pos < width)
-                return false;
+                return SIZE_MAX;
             uint64_t length = 0;
             for (size_t index = 0; index < width; index++)
                 length = (length << 8) | data [pos++];
@@ -670,13 +749,147 @@ s_msgpack_valid (const unsigned char *data, size_t size)
                 skip += length;
         }
         if (skip > size - pos)
-            return false;
+            return SIZE_MAX;
         pos += (size_t) skip;
         pending += items;
         if (pending > size - pos)
-            return false;               //  claims more values than bytes left
+            return SIZE_MAX;            //  claims more values than bytes left
     }
-    return pos == size;
+    return pos;
+}
+
+//  Big-endian unsigned integer of width bytes
+static uint64_t
+s_read_be (const unsigned char *data, size_t width)
+{
+    uint64_t value = 0;
+    for (size_t index = 0; index < width; index++)
+        value = (value << 8) | data [index];
+    return value;
+}
+
+//  Decode the msgpack value at data [*pos] into object, as msgpack-c would,
+//  and move *pos past it. Scalars and strings (which point into data) are
+//  read here directly; a container or an extension is checked and handed
+//  to msgpack-c, whose objects live in the message's zone. Returns false if
+//  the value is not well-formed.
+static bool
+s_decode_value (zjq_msg_t *self, const unsigned char *data, size_t size, size_t *pos,
+                msgpack_object *object)
+{
+    size_t at = *pos;
+    if (at >= size)
+        return false;
+    unsigned char byte = data [at++];
+    size_t left = size - at;
+    size_t width = 0;           //  of an integer, a float or a length
+    if (byte <= 0x7f) {
+        object->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        object->via.u64 = byte;
+    }
+    else
+    if (byte >= 0xe0) {
+        object->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        object->via.i64 = (int8_t) byte;
+    }
+    else
+    if (byte >= 0xa0 && byte <= 0xbf) {
+        object->type = MSGPACK_OBJECT_STR;
+        object->via.str.size = byte & 0x1f;
+        if (object->via.str.size > left)
+            return false;
+        object->via.str.ptr = (const char *) data + at;
+        at += object->via.str.size;
+    }
+    else
+    switch (byte) {
+        case 0xc0:
+            object->type = MSGPACK_OBJECT_NIL;
+            break;
+        case 0xc2: case 0xc3:
+            object->type = MSGPACK_OBJECT_BOOLEAN;
+            object->via.boolean = byte == 0xc3;
+            break;
+        case 0xcc: case 0xcd: case 0xce: case 0xcf:
+            width = (size_t) 1 << (byte - 0xcc);
+            if (width > left)
+                return false;
+            object->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            object->via.u64 = s_read_be (data + at, width);
+            at += width;
+            break;
+        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+            width = (size_t) 1 << (byte - 0xd0);
+            if (width > left)
+                return false;
+            uint64_t bits = s_read_be (data + at, width);
+            at += width;
+            int64_t value = width == 1? (int8_t) bits: width == 2? (int16_t) bits
+                          : width == 4? (int32_t) bits: (int64_t) bits;
+            //  As msgpack-c: a signed encoding of a value >= 0 is positive
+            if (value < 0) {
+                object->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+                object->via.i64 = value;
+            }
+            else {
+                object->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+                object->via.u64 = (uint64_t) value;
+            }
+            break;
+        }
+        case 0xca: {
+            if (left < 4)
+                return false;
+            uint32_t bits = (uint32_t) s_read_be (data + at, 4);
+            float value;
+            memcpy (&value, &bits, sizeof (value));
+            object->type = MSGPACK_OBJECT_FLOAT32;
+            object->via.f64 = value;
+            at += 4;
+            break;
+        }
+        case 0xcb: {
+            if (left < 8)
+                return false;
+            uint64_t bits = s_read_be (data + at, 8);
+            double value;
+            memcpy (&value, &bits, sizeof (value));
+            object->type = MSGPACK_OBJECT_FLOAT64;
+            object->via.f64 = value;
+            at += 8;
+            break;
+        }
+        case 0xd9: case 0xda: case 0xdb:        //  str8, str16, str32
+        case 0xc4: case 0xc5: case 0xc6: {      //  bin8, bin16, bin32
+            bool is_str = byte >= 0xd9;
+            width = (size_t) 1 << (byte - (is_str? 0xd9: 0xc4));
+            if (width > left)
+                return false;
+            uint64_t length = s_read_be (data + at, width);
+            at += width;
+            if (length > size - at)
+                return false;
+            object->type = is_str? MSGPACK_OBJECT_STR: MSGPACK_OBJECT_BIN;
+            object->via.str.size = (uint32_t) length;
+            object->via.str.ptr = (const char *) data + at;
+            at += (size_t) length;
+            break;
+        }
+        default: {
+            //  Arrays, maps, extensions: rare in the fields (READY's queues,
+            //  STATS_REPLY's stats), left to msgpack-c once checked
+            size_t end = s_msgpack_skip (data, size, *pos);
+            if (end == SIZE_MAX)
+                return false;
+            size_t offset = 0;
+            if (msgpack_unpack ((const char *) data + *pos, end - *pos, &offset, &self->zone, object)
+                    != MSGPACK_UNPACK_SUCCESS || offset != end - *pos)
+                return false;
+            at = end;
+        }
+    }
+    *pos = at;
+    return true;
 }
 
 //  Check a header: the message takes its version, role and command.
@@ -720,28 +933,58 @@ s_decode_header (zjq_msg_t *self, const void *header, size_t header_size)
     return index;
 }
 
-//  Decode the fields, fields_size bytes at fields_offset in fields_part.
+//  Decode the fields, fields_size bytes at fields_offset in fields_part:
+//  one msgpack map of at most ZJQ_MAX_FIELDS entries with string keys,
+//  and nothing after it. The entries go into the message's own array.
 static zjq_recv_t
 s_decode_fields (zjq_msg_t *self)
 {
     size_t size = self->fields_size;
-    const char *data = (const char *) zmq_msg_data (&self->fields_part) + self->fields_offset;
+    const unsigned char *data =
+        (const unsigned char *) zmq_msg_data (&self->fields_part) + self->fields_offset;
     if (size > ZJQ_MAX_FIELDS_SIZE)
         return s_malformed (self, ZJQ_EPROTO, "fields frame larger than 64 KiB");
-    if (!s_msgpack_valid ((const unsigned char *) data, size))
+    if (size == 0)
         return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
-    size_t offset = 0;
-    msgpack_unpack_return ret = msgpack_unpack (data, size, &offset, &self->zone, &self->root);
-    if (ret != MSGPACK_UNPACK_SUCCESS || offset != size)
-        return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
-    if (self->root.type != MSGPACK_OBJECT_MAP)
+    size_t pos = 1;
+    uint64_t count;
+    unsigned char byte = data [0];
+    if (byte >= 0x80 && byte <= 0x8f)
+        count = byte & 0x0f;
+    else
+    if ((byte == 0xde && size >= 3) || (byte == 0xdf && size >= 5)) {
+        size_t width = byte == 0xde? 2: 4;
+        count = s_read_be (data + 1, width);
+        pos += width;
+    }
+    else {
+        //  Not a map: say whether it is one value at all
+        if (s_msgpack_skip (data, size, 0) != size)
+            return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
         return s_malformed (self, ZJQ_EPROTO, "fields frame is not a msgpack map");
-    if (self->root.via.map.size > ZJQ_MAX_FIELDS)
+    }
+    if (count > ZJQ_MAX_FIELDS) {
+        if (s_msgpack_skip (data, size, 0) != size)
+            return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
         return s_malformed (self, ZJQ_EPROTO, "too many fields");
+    }
+    bool keys_ok = true;
+    for (uint32_t field = 0; field < count; field++) {
+        msgpack_object_kv *entry = &self->fields [field];
+        if (!s_decode_value (self, data, size, &pos, &entry->key)
+        ||  !s_decode_value (self, data, size, &pos, &entry->val))
+            return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
+        if (entry->key.type != MSGPACK_OBJECT_STR)
+            keys_ok = false;
+    }
+    if (pos != size)
+        return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
+    if (!keys_ok)
+        return s_malformed (self, ZJQ_EPROTO, "field key is not a string");
+    self->root.type = MSGPACK_OBJECT_MAP;
+    self->root.via.map.size = (uint32_t) count;
+    self->root.via.map.ptr = self->fields;
     self->map = &self->root.via.map;
-    for (uint32_t field = 0; field < self->map->size; field++)
-        if (self->map->ptr [field].key.type != MSGPACK_OBJECT_STR)
-            return s_malformed (self, ZJQ_EPROTO, "field key is not a string");
     self->decoded = true;       //  fields can be read, even if frames below are wrong
     return ZJQ_RECV_OK;
 }
@@ -1395,6 +1638,101 @@ zjq_proto_test (bool verbose)
     assert (msg == NULL);
     zsock_destroy (&dealer);
     zsock_destroy (&router);
+
+    //  The fields decoder reads every msgpack type as msgpack-c does
+    msgpack_sbuffer packed;
+    msgpack_sbuffer_init (&packed);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &packed, msgpack_sbuffer_write);
+    char *long_text = (char *) malloc (70000);
+    assert (long_text);
+    memset (long_text, 'L', 70000);
+    const int64_t ints [] = { 0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295LL, 4294967296LL,
+                              INT64_MAX, -1, -32, -33, -128, -129, -32768, -32769,
+                              -2147483648LL, -2147483649LL, INT64_MIN };
+    size_t text_sizes [] = { 0, 31, 32, 255, 256, 60000 };
+    for (int round = 0; round < 4; round++) {
+        msgpack_sbuffer_clear (&packed);
+        size_t count = round == 0? sizeof (ints) / sizeof (ints [0]): round == 1? 6: 10;
+        msgpack_pack_map (&pk, count);
+        for (size_t index = 0; index < count; index++) {
+            char key [16];
+            snprintf (key, sizeof (key), "k%zu", index);
+            msgpack_pack_str_with_body (&pk, key, strlen (key));
+            if (round == 0)
+                msgpack_pack_int64 (&pk, ints [index]);
+            else
+            if (round == 1 && index % 2)
+                msgpack_pack_bin_with_body (&pk, long_text, text_sizes [index]);
+            else
+            if (round == 1)
+                msgpack_pack_str_with_body (&pk, long_text, text_sizes [index]);
+            else
+            if (round == 2)
+                switch (index) {
+                    case 0: msgpack_pack_nil (&pk); break;
+                    case 1: msgpack_pack_true (&pk); break;
+                    case 2: msgpack_pack_false (&pk); break;
+                    case 3: msgpack_pack_float (&pk, 0.5f); break;
+                    case 4: msgpack_pack_double (&pk, -1e300); break;
+                    case 5: msgpack_pack_uint8 (&pk, 200); break;
+                    case 6: msgpack_pack_int8 (&pk, 5); break;          //  signed, >= 0
+                    case 7: msgpack_pack_int16 (&pk, -300); break;
+                    case 8: msgpack_pack_array (&pk, 2); msgpack_pack_int (&pk, 1);
+                            msgpack_pack_str_with_body (&pk, "x", 1); break;
+                    default: msgpack_pack_ext_with_body (&pk, "abc", 3, 7); break;
+                }
+            else {
+                msgpack_pack_map (&pk, 1);
+                msgpack_pack_str_with_body (&pk, "inner", 5);
+                msgpack_pack_array (&pk, (uint32_t) index);
+                for (size_t item = 0; item < index; item++)
+                    msgpack_pack_uint32 (&pk, (uint32_t) item);
+            }
+        }
+        msgpack_zone zone;
+        msgpack_zone_init (&zone, 2048);
+        msgpack_object expected;
+        size_t offset = 0;
+        assert (msgpack_unpack (packed.data, packed.size, &offset, &zone, &expected)
+                == MSGPACK_UNPACK_SUCCESS);
+        const byte ping [ZJQ_HEADER_SIZE] = { 'Z', 'J', 'Q', 1, 'C', ZJQ_CMD_PING };
+        assert (zjq_msg_decode (ping, sizeof (ping), packed.data, packed.size, NULL, &msg)
+                == ZJQ_RECV_OK);
+        assert (zjq_msg_field_count (msg) == count);
+        for (size_t index = 0; index < count; index++) {
+            char key [16];
+            snprintf (key, sizeof (key), "k%zu", index);
+            const msgpack_object *value = zjq_msg_get (msg, key);
+            assert (value && msgpack_object_equal (*value, expected.via.map.ptr [index].val));
+            assert (value->type == expected.via.map.ptr [index].val.type);
+        }
+        zjq_msg_destroy (&msg);
+        //  Every strict prefix is malformed, never a crash
+        for (size_t cut = 0; cut < packed.size; cut += 1 + cut / 8) {
+            assert (zjq_msg_decode (ping, sizeof (ping), packed.data, cut, NULL, &msg)
+                    == ZJQ_RECV_MALFORMED);
+            zjq_msg_destroy (&msg);
+        }
+        msgpack_zone_destroy (&zone);
+    }
+    //  ... and reads back every int and string the builder packs
+    for (size_t index = 0; index < sizeof (ints) / sizeof (ints [0]); index++) {
+        msg = zjq_msg_new (ZJQ_ROLE_CLIENT, ZJQ_CMD_PING);
+        zjq_msg_put_int (msg, "n", ints [index]);
+        zjq_msg_put_strn (msg, "s", long_text, text_sizes [index % 6]);
+        zjq_msg_put_bool (msg, "b", index % 2);
+        assert (s_roundtrip (&msg) == ZJQ_RECV_OK);
+        int64_t number = 0;
+        bool flag = false;
+        assert (zjq_msg_get_int (msg, "n", &number) && number == ints [index]);
+        assert (zjq_msg_get_bool (msg, "b", &flag) && flag == (index % 2 == 1));
+        const msgpack_object *text = zjq_msg_get (msg, "s");
+        assert (text && text->type == MSGPACK_OBJECT_STR && text->via.str.size == text_sizes [index % 6]);
+        zjq_msg_destroy (&msg);
+    }
+    free (long_text);
+    msgpack_sbuffer_destroy (&packed);
     if (verbose)
         printf ("(codec ok) ");
 }

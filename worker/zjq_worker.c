@@ -156,6 +156,7 @@ struct _zjq_worker_t {
     s_handler_t handlers [s_MAX_QUEUES];    //  registered queues
     size_t handler_count;       //  how many
     int concurrency;            //  handler threads
+    bool inline_handlers;       //  run handlers on this thread, no handler threads
     int prefetch;               //  extra credit; -1: equal to concurrency
     int heartbeat_ms;           //  heartbeat interval
     int grace_ms;               //  grace period on graceful stop
@@ -564,7 +565,8 @@ s_send_disconnect (zjq_worker_t *self, bool drain)
 static int
 s_capacity (zjq_worker_t *self)
 {
-    return self->concurrency + (self->prefetch < 0 ? self->concurrency : self->prefetch);
+    int slots = self->inline_handlers ? 1 : self->concurrency;
+    return slots + (self->prefetch < 0 ? slots : self->prefetch);
 }
 
 static void
@@ -965,11 +967,33 @@ s_on_job (zjq_worker_t *self, zjq_msg_t *msg)
 //  wake for as many idle threads as there are new tasks (none if every
 //  thread is busy: they look at the FIFO before they sleep). Called before
 //  anything else looks at task states, and at the end of every read batch.
+//  Inline handlers: run the JOBs of this read batch now, in order, and
+//  report each.
+static void
+s_run_inline (zjq_worker_t *self)
+{
+    while (self->incoming_head) {
+        zjq_task_t *task = self->incoming_head;
+        self->incoming_head = task->next;
+        task->prev = task->next = NULL;
+        self->incoming_count--;
+        task->state = s_TASK_RUNNING;
+        s_task_execute (task);
+        task->state = s_TASK_DONE;
+        s_task_report (self, &task);
+    }
+    self->incoming_tail = NULL;
+}
+
 static void
 s_hand_over (zjq_worker_t *self)
 {
     if (self->incoming_count == 0)
         return;
+    if (self->inline_handlers) {
+        s_run_inline (self);
+        return;
+    }
     s_pool_t *pool = self->pool;
     pthread_mutex_lock (&pool->lock);
     if (pool->pending_tail) {
@@ -1331,6 +1355,16 @@ zjq_worker_set_concurrency (zjq_worker_t *self, int concurrency)
 }
 
 int
+zjq_worker_set_inline (zjq_worker_t *self, bool inline_handlers)
+{
+    assert (self);
+    if (atomic_load (&self->running))
+        return ZJQ_ESTATE;
+    self->inline_handlers = inline_handlers;
+    return 0;
+}
+
+int
 zjq_worker_set_prefetch (zjq_worker_t *self, int prefetch)
 {
     assert (self);
@@ -1413,7 +1447,7 @@ zjq_worker_run (zjq_worker_t *self)
         return ZJQ_ESYS;
     }
     self->ctx = zmq_ctx_new ();
-    self->pool = self->ctx ? s_pool_new (self->concurrency) : NULL;
+    self->pool = self->ctx ? s_pool_new (self->inline_handlers ? 0 : self->concurrency) : NULL;
     self->tasks = zlistx_new ();
     if (!self->ctx || !self->pool || !self->tasks) {
         if (self->pool) {
