@@ -1,11 +1,21 @@
 /*  zjq_job.h: the job record.
 
-    zjq_job_t is what a job *is*: the fields that the journal (a later issue)
-    writes and replays. Everything the broker keeps *about* a job to find and
-    schedule it (heap positions, the worker running it, clients waiting for
-    it) lives in zjq_jobentry_t (zjq_jobtable.h), never here, so that a
-    record can be written out and read back without any pointer fix-ups
-    beyond its strings and frames.
+    zjq_job_t is what a job *is*: the fields that the journal writes and
+    replays. Everything the broker keeps *about* a job to find and schedule
+    it (heap positions, the worker running it, clients waiting for it) is
+    bookkeeping in the job table, never here, so that a record can be
+    written out and read back without any pointer fix-ups beyond its strings
+    and byte fields.
+
+    The job table does not hold jobs in this form: it keeps a compact entry
+    per job (zjq_jobentry_t, zjq_jobtable.h) and fills a zjq_job_t from it
+    on demand (zjq_jobentry_record), for the journal and for replies. So a
+    zjq_job_t is one of:
+    - a snapshot of an entry: every pointer is borrowed from the entry and
+      valid until the entry next changes;
+    - a record read back from the journal: every pointer is owned by the
+      record (malloc'd strings and payload bytes, a result frame);
+    - a submission spec for zjq_jobtable_insert (only the fields it names).
 
     ZJQ_JOB_RECORD_VERSION travels with every persisted record. Bump it when
     a field is added, removed or changes meaning, and teach the journal
@@ -43,7 +53,8 @@ typedef struct {
     double progress;            //  0..1 as reported by the worker; < 0 = none
     char *progress_message;     //  or NULL
     char *error;                //  final error, or the last failed attempt's reason
-    zframe_t *payload;          //  the submitted payload, freed when the job ends
+    byte *payload;              //  the submitted payload bytes; NULL once the job ends
+    size_t payload_size;        //  bytes in payload
     zframe_t *result;           //  the result of a succeeded job, or NULL (empty)
 } zjq_job_t;
 
