@@ -257,15 +257,25 @@ s_side (zjq_jobentry_t *entry)
     return side;
 }
 
+//  Forget all waiters and give their array back (a job has waiters rarely
+//  and briefly)
+static void
+s_side_clear_waiters (zjq_jobside_t *side)
+{
+    for (uint32_t index = 0; index < side->waiter_count; index++)
+        zframe_destroy (&side->waiters [index]);
+    free (side->waiters);
+    side->waiters = NULL;
+    side->waiter_count = side->waiter_max = 0;
+}
+
 static void
 s_side_free (zjq_jobside_t **side_p)
 {
     zjq_jobside_t *side = *side_p;
     if (!side)
         return;
-    for (uint32_t index = 0; index < side->waiter_count; index++)
-        zframe_destroy (&side->waiters [index]);
-    free (side->waiters);
+    s_side_clear_waiters (side);
     free (side->key);
     free (side->error);
     free (side->progress_message);
@@ -1217,16 +1227,8 @@ void
 zjq_jobentry_clear_waiters (zjq_jobentry_t *entry)
 {
     assert (entry);
-    zjq_jobside_t *side = entry->side;
-    if (!side)
-        return;
-    for (uint32_t index = 0; index < side->waiter_count; index++)
-        zframe_destroy (&side->waiters [index]);
-    side->waiter_count = 0;
-    //  A job has waiters rarely and briefly: give the array back
-    free (side->waiters);
-    side->waiters = NULL;
-    side->waiter_max = 0;
+    if (entry->side)
+        s_side_clear_waiters (entry->side);
 }
 
 uint32_t
@@ -1471,7 +1473,7 @@ s_test_index (zjq_queue_t *queue)
 //  Payloads inline or as frames; the side block only when needed; long
 //  durations; interned owners; the record snapshot
 static void
-s_test_entries (zjq_queue_t *queue)
+s_test_entries (zjq_queue_t *queue, bool verbose)
 {
     zjq_jobtable_t *table = zjq_jobtable_new (1795000000000ULL);
     assert (table);
@@ -1592,6 +1594,7 @@ s_test_entries (zjq_queue_t *queue)
     assert (streq (zjq_jobentry_error (copied), "lost"));
 
     //  Restoring checks that the record fits the entry
+    zsys_set_logstream (verbose? stderr: NULL);
     zjq_job_t bad = { .sequence = 7, .max_attempts = 70000, .state = ZJQ_STATE_QUEUED };
     zjq_jobid_format (bad.id, 1790000000000ULL, 7);
     bad.key = strdup ("k");
@@ -1602,6 +1605,7 @@ s_test_entries (zjq_queue_t *queue)
     zjq_jobid_format (bad.id, 1790000000000ULL, 8);
     bad.max_attempts = 3;
     assert (zjq_jobtable_restore (table, &bad, queue, 0) == NULL);   //  id and sequence differ
+    zsys_set_logstream (stderr);
 
     free (data);
     zjq_jobtable_destroy (&table);
@@ -1876,7 +1880,7 @@ zjq_jobtable_test (bool verbose)
     assert (table == NULL);
 
     s_test_index (queue_bulk);
-    s_test_entries (queue_q);
+    s_test_entries (queue_q, verbose);
     s_test_memory (verbose);
     zjq_queue_destroy (&queue_q);
     zjq_queue_destroy (&queue_other);
