@@ -621,6 +621,18 @@ s_peer_destroy (zjq_peer_t **peer_p)
 static void s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
                        const char *error, zframe_t **result_p);
 
+//  Attach bytes that the job table keeps (a payload or a result) as the
+//  message's payload: a frame (large) is shared without a copy, bytes kept
+//  inline are copied.
+static void
+s_attach_payload (zjq_msg_t *msg, zframe_t *frame, const byte *data, size_t size)
+{
+    if (frame)
+        zjq_msg_set_payload_shared (msg, frame);
+    else
+        zjq_msg_set_payload_mem (msg, data, size);
+}
+
 //  Start the next attempt of a job (out of its queue heap) on a worker
 //  with credit, and send it the JOB.
 static void
@@ -643,13 +655,8 @@ s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
     zjq_msg_put_int (msg, "attempt", attempt);
     zjq_msg_put_str (msg, "queue", zjq_jobentry_queue_name (entry));
     zjq_msg_put_int (msg, "timeout_ms", zjq_jobentry_job_timeout_ms (entry));
-    //  A large payload is a frame: sent without copying its bytes
-    zframe_t *frame = zjq_jobentry_payload_frame (entry);
-    if (frame)
-        zjq_msg_set_payload_shared (msg, frame);
-    else
-        zjq_msg_set_payload_mem (msg, zjq_jobentry_payload_data (entry),
-                                 zjq_jobentry_payload_size (entry));
+    s_attach_payload (msg, zjq_jobentry_payload_frame (entry),
+                      zjq_jobentry_payload_data (entry), zjq_jobentry_payload_size (entry));
     if (self->verbose)
         zsys_debug ("job %s attempt %d -> worker %s", id.text, attempt, peer->worker_id);
     s_send_peer (self, peer, &msg);
@@ -716,9 +723,9 @@ s_put_outcome (zjq_msg_t *msg, zjq_jobentry_t *entry)
     zjq_msg_put_int (msg, "attempt", zjq_jobentry_attempt (entry));
     if (state != ZJQ_STATE_SUCCEEDED)
         zjq_msg_put_str (msg, "error", error? error: zjq_state_name (state));
-    if (state == ZJQ_STATE_SUCCEEDED && zjq_jobentry_result (entry)) {
-        zjq_msg_set_payload_shared (msg, zjq_jobentry_result (entry));
-    }
+    if (state == ZJQ_STATE_SUCCEEDED && zjq_jobentry_result_size (entry))
+        s_attach_payload (msg, zjq_jobentry_result_frame (entry),
+                          zjq_jobentry_result_data (entry), zjq_jobentry_result_size (entry));
 }
 
 //  A DONE for an ended job to one client.
@@ -767,7 +774,7 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
         s_send_done (self, entry, zframe_data (waiter), zframe_size (waiter));
     }
     zjq_jobentry_clear_waiters (entry);
-    if (zjq_jobentry_result (entry))
+    if (zjq_jobentry_result_size (entry))
         zjq_jobtable_trim_results (self->jobs, self->max_result_bytes);
 }
 
@@ -941,7 +948,7 @@ s_put_status (zjq_msg_t *msg, zjq_jobentry_t *entry)
     if (zjq_jobentry_peer (entry))
         zjq_msg_put_str (msg, "worker", zjq_jobentry_peer (entry)->worker_id);
     if (job->state == ZJQ_STATE_SUCCEEDED)
-        zjq_msg_put_int (msg, "result_size", job->result? (int64_t) zframe_size (job->result): 0);
+        zjq_msg_put_int (msg, "result_size", (int64_t) job->result_size);
 }
 
 static void
@@ -1938,11 +1945,7 @@ s_restore_job (void *arg, zjq_job_t *job, const char *queue_name)
     zjq_queue_t *queue = zjq_proto_queue_name_valid (queue_name)? s_queue_require (self, queue_name): NULL;
     if (!queue) {
         zsys_error ("journal: job %s dropped: bad queue name or out of memory", job->id);
-        free (job->key);
-        free (job->error);
-        free (job->progress_message);
-        free (job->payload);
-        zframe_destroy (&job->result);
+        zjq_job_free_fields (job);
         return;
     }
     job->queue = zjq_queue_name (queue);

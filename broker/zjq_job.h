@@ -55,7 +55,8 @@ typedef struct {
     char *error;                //  final error, or the last failed attempt's reason
     byte *payload;              //  the submitted payload bytes; NULL once the job ends
     size_t payload_size;        //  bytes in payload
-    zframe_t *result;           //  the result of a succeeded job, or NULL (empty)
+    byte *result;               //  the result of a succeeded job, or NULL (none)
+    size_t result_size;         //  bytes in result
 } zjq_job_t;
 
 //  True once the job has reached one of its final states.
@@ -65,6 +66,21 @@ zjq_job_ended (const zjq_job_t *job)
     return job->state == ZJQ_STATE_SUCCEEDED
         || job->state == ZJQ_STATE_FAILED
         || job->state == ZJQ_STATE_CANCELLED;
+}
+
+//  Free the fields that a record read back from the journal owns (key,
+//  error, progress message, payload, result) and null them.
+static inline void
+zjq_job_free_fields (zjq_job_t *job)
+{
+    free (job->key);
+    free (job->error);
+    free (job->progress_message);
+    free (job->payload);
+    free (job->result);
+    job->key = job->error = job->progress_message = NULL;
+    job->payload = job->result = NULL;
+    job->payload_size = job->result_size = 0;
 }
 
 #endif

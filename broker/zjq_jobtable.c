@@ -32,11 +32,16 @@
 
 #define ZJQ_JOBENTRY_FRAME   0x01       //  flags: payload area holds a zframe_t *
 #define ZJQ_JOBENTRY_NOPAY   0x02       //  flags: the payload is gone (job ended)
+#define ZJQ_JOBENTRY_RESULT  0x04       //  flags: payload area holds the result
 #define ZJQ_DURATION_SIDE    UINT32_MAX //  a duration kept in the side block
 #define ZJQ_INDEX_MIN_BITS   10         //  smallest id index: 1024 slots
 
-//  Fields only some jobs need
+//  Fields only some jobs need. The deadline and result heaps hold side
+//  blocks (so that comparing two reads one block each), which point back
+//  at their entries.
 struct _zjq_jobside_t {
+    zjq_jobentry_t *entry;      //  the entry this block belongs to
+    uint64_t order;             //  the entry's order (the heaps' tie-break)
     char *key;                  //  idempotency key, or NULL
     char *error;                //  final error, or the last failed attempt's reason
     char *progress_message;     //  or NULL
@@ -235,6 +240,8 @@ s_side_try (zjq_jobentry_t *entry)
         zjq_jobside_t *side = (zjq_jobside_t *) calloc (1, sizeof (zjq_jobside_t));
         if (!side)
             return NULL;
+        side->entry = entry;
+        side->order = entry->order;
         side->progress = -1;
         side->deadline_index = ZJQ_JOBENTRY_NONE;
         side->result_index = ZJQ_JOBENTRY_NONE;
@@ -375,13 +382,14 @@ s_entry_new (size_t size)
 //  --------------------------------------------------------------------------
 //  Hashing and heap callbacks
 
+//  The heaps hold side blocks
 static bool
 s_deadline_before (const void *a, const void *b)
 {
-    const zjq_jobentry_t *first = (const zjq_jobentry_t *) a;
-    const zjq_jobentry_t *second = (const zjq_jobentry_t *) b;
-    if (first->side->deadline != second->side->deadline)
-        return first->side->deadline < second->side->deadline;
+    const zjq_jobside_t *first = (const zjq_jobside_t *) a;
+    const zjq_jobside_t *second = (const zjq_jobside_t *) b;
+    if (first->deadline != second->deadline)
+        return first->deadline < second->deadline;
     return first->order < second->order;
 }
 
@@ -394,13 +402,13 @@ s_index32 (size_t index)
 static void
 s_deadline_index (void *item, size_t index)
 {
-    ((zjq_jobentry_t *) item)->side->deadline_index = s_index32 (index);
+    ((zjq_jobside_t *) item)->deadline_index = s_index32 (index);
 }
 
 static void
 s_result_index (void *item, size_t index)
 {
-    ((zjq_jobentry_t *) item)->side->result_index = s_index32 (index);
+    ((zjq_jobside_t *) item)->result_index = s_index32 (index);
 }
 
 //  Build "queue/key" in buf if it fits, else in a new heap string that the
@@ -798,7 +806,7 @@ s_set_deadline (zjq_jobtable_t *self, zjq_jobentry_t *entry, int64_t deadline)
     if (side->deadline_index != ZJQ_JOBENTRY_NONE)
         zjq_heap_update (self->deadlines, side->deadline_index);
     else
-    if (zjq_heap_push (self->deadlines, entry) != 0)
+    if (zjq_heap_push (self->deadlines, side) != 0)
         //  Out of memory: the job just never times out or expires by itself
         zsys_error ("zjq_jobtable: out of memory for the deadline of job %s",
                     zjq_jobentry_id (entry).text);
@@ -885,6 +893,46 @@ zjq_jobtable_unstart (zjq_jobtable_t *self, zjq_jobentry_t *entry)
         s_journal (self, entry, S_JOURNAL_STATE);
 }
 
+//  Keep the result of an ended job whose payload area (room bytes) is free:
+//  inline if it fits, else as a frame in the side block, taken from
+//  *frame_p (then nulled) or made from the bytes. Returns 0, or -1 if out
+//  of memory.
+static int
+s_store_result (zjq_jobentry_t *entry, size_t room, zframe_t **frame_p,
+                const void *data, size_t size)
+{
+    if (size <= room) {
+        if (size)
+            memcpy (entry->payload, data, size);
+        entry->payload_size = (uint16_t) size;
+        entry->flags |= ZJQ_JOBENTRY_RESULT;
+        if (frame_p)
+            zframe_destroy (frame_p);
+        return 0;
+    }
+    zframe_t *frame = frame_p? *frame_p: zframe_new (data, size);
+    if (!frame)
+        return -1;
+    if (frame_p)
+        *frame_p = NULL;
+    entry->side->result = frame;
+    return 0;
+}
+
+//  Count an ended job's result, and put it in the result heap if it has
+//  result bytes
+static void
+s_track_result (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    size_t result_size = zjq_jobentry_result_size (entry);
+    if (result_size > 0) {
+        self->stats.result_bytes += result_size;
+        if (zjq_heap_push (self->results, entry->side) != 0)
+            zsys_error ("zjq_jobtable: out of memory tracking the result of job %s",
+                        zjq_jobentry_id (entry).text);
+    }
+}
+
 void
 zjq_jobtable_finish (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_state_t state,
                      const char *error, zframe_t **result_p, int64_t now)
@@ -908,25 +956,19 @@ zjq_jobtable_finish (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_state_t st
     if (error)
         s_set_string (&side->error, error);
     self->stats.queued_bytes -= zjq_jobentry_payload_size (entry);
+    //  The payload goes; a result that fits takes its place
     zframe_t *frame = s_entry_frame (entry);
+    size_t room = frame? sizeof (zframe_t *): entry->payload_size;
     zframe_destroy (&frame);
     entry->flags = ZJQ_JOBENTRY_NOPAY;
     entry->payload_size = 0;
-    if (result_p && *result_p) {
-        zframe_destroy (&side->result);
-        side->result = *result_p;
-        *result_p = NULL;
-    }
+    if (result_p && *result_p)
+        s_store_result (entry, room, result_p, zframe_data (*result_p),
+                        zframe_size (*result_p));
     side->peer = NULL;
     side->peer_slot = UINT32_MAX;
     s_set_deadline (self, entry, s_after (now, zjq_jobentry_result_ttl_ms (entry)));
-    size_t result_size = side->result? zframe_size (side->result): 0;
-    if (result_size > 0) {
-        self->stats.result_bytes += result_size;
-        if (zjq_heap_push (self->results, entry) != 0)
-            zsys_error ("zjq_jobtable: out of memory tracking the result of job %s",
-                        zjq_jobentry_id (entry).text);
-    }
+    s_track_result (self, entry);
     if (self->journal)
         s_journal (self, entry, S_JOURNAL_STATE);
 }
@@ -955,7 +997,7 @@ zjq_jobtable_remove (zjq_jobtable_t *self, zjq_jobentry_t **entry_p)
     s_index_remove_at (&self->by_id, slot);
     if (zjq_jobentry_ended (entry)) {
         self->stats.ended--;
-        self->stats.result_bytes -= side && side->result? zframe_size (side->result): 0;
+        self->stats.result_bytes -= zjq_jobentry_result_size (entry);
         self->stats.expired++;
     }
     else {
@@ -996,75 +1038,84 @@ s_restore_problem (const zjq_job_t *job, uint64_t *generation)
     return NULL;
 }
 
+//  Copy a record's fields into a new entry, taking its strings. Returns 0,
+//  or -1 if out of memory.
+static int
+s_restore_fields (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_job_t *job)
+{
+    entry->sequence = job->sequence;
+    entry->order = job->order;
+    entry->created_ms = job->created_ms;
+    entry->priority = (int16_t) job->priority;
+    entry->max_attempts = (uint16_t) job->max_attempts;
+    entry->attempt = (uint16_t) job->attempt;
+    entry->state = (uint8_t) job->state;
+    bool failed = false;
+    entry->owner = s_owner_take (self, job->owner, &failed);
+    bool ended = zjq_job_ended (job);
+    bool side_needed = job->key || job->error || job->progress_message || job->started_ms
+                    || ended;
+    if (failed || (side_needed && !s_side_try (entry))
+    ||  s_set_duration (entry, &entry->job_timeout_ms, job->job_timeout_ms, true) == -1
+    ||  s_set_duration (entry, &entry->result_ttl_ms, job->result_ttl_ms, false) == -1)
+        return -1;
+    zjq_jobside_t *side = entry->side;
+    if (side) {
+        side->key = job->key;
+        side->error = job->error;
+        side->progress_message = job->progress_message;
+        side->started_ms = job->started_ms;
+        side->finished_ms = job->finished_ms;
+        side->expires_ms = job->expires_ms;
+        side->progress = job->progress;
+        job->key = job->error = job->progress_message = NULL;
+    }
+    if (ended) {
+        //  The payload area was made the size of a small result
+        size_t room = entry->flags & ZJQ_JOBENTRY_FRAME? 0: entry->payload_size;
+        entry->flags = ZJQ_JOBENTRY_NOPAY;
+        entry->payload_size = 0;
+        return job->result? s_store_result (entry, room, NULL, job->result, job->result_size): 0;
+    }
+    size_t size = job->payload? job->payload_size: 0;
+    if (entry->flags & ZJQ_JOBENTRY_FRAME) {
+        zframe_t *frame = zframe_new (job->payload, size);
+        if (!frame)
+            return -1;
+        s_entry_set_frame (entry, frame);
+    }
+    else
+    if (size)
+        memcpy (entry->payload, job->payload, size);
+    return 0;
+}
+
 zjq_jobentry_t *
 zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, int64_t now)
 {
     assert (self);
     assert (job && queue);
     assert (job->state == ZJQ_STATE_QUEUED || zjq_job_ended (job));
-    bool ended = zjq_job_ended (job);
-    size_t size = ended || !job->payload? 0: job->payload_size;
+    //  The payload of a queued job, or the result of an ended one, inline
+    //  if small enough
+    size_t size = zjq_job_ended (job)? (job->result? job->result_size: 0)
+                                     : (job->payload? job->payload_size: 0);
     uint64_t generation = 0;
     const char *problem = s_restore_problem (job, &generation);
     zjq_jobentry_t *entry = problem? NULL: s_entry_new (size);
     if (entry) {
         entry->generation = generation;
-        entry->sequence = job->sequence;
-        entry->order = job->order;
-        entry->created_ms = job->created_ms;
         entry->queue = queue;
-        entry->priority = (int16_t) job->priority;
-        entry->max_attempts = (uint16_t) job->max_attempts;
-        entry->attempt = (uint16_t) job->attempt;
-        entry->state = (uint8_t) job->state;
-        bool failed = false;
-        entry->owner = s_owner_take (self, job->owner, &failed);
-        zjq_jobside_t *side = NULL;
-        bool side_needed = job->key || job->error || job->progress_message || job->result
-                        || job->started_ms || ended;
-        if (failed || (side_needed && !(side = s_side_try (entry)))
-        ||  s_set_duration (entry, &entry->job_timeout_ms, job->job_timeout_ms, true) == -1
-        ||  s_set_duration (entry, &entry->result_ttl_ms, job->result_ttl_ms, false) == -1)
+        if (s_restore_fields (self, entry, job) == -1) {
             s_entry_free (self, &entry);
-        else {
-            zframe_t *frame = NULL;
-            if (ended)
-                entry->flags = ZJQ_JOBENTRY_NOPAY;
-            else
-            if (entry->flags & ZJQ_JOBENTRY_FRAME) {
-                frame = zframe_new (job->payload, size);
-                s_entry_set_frame (entry, frame);
-            }
-            else
-            if (size)
-                memcpy (entry->payload, job->payload, size);
-            if (side) {
-                side->key = job->key;
-                side->error = job->error;
-                side->progress_message = job->progress_message;
-                side->result = job->result;
-                side->started_ms = job->started_ms;
-                side->finished_ms = job->finished_ms;
-                side->expires_ms = job->expires_ms;
-                side->progress = job->progress;
-                job->key = job->error = job->progress_message = NULL;
-                job->result = NULL;
-            }
-            if ((entry->flags & ZJQ_JOBENTRY_FRAME) && !frame)
-                s_entry_free (self, &entry);
+            problem = "out of memory";
         }
-        if (!entry)
-            problem = "no memory";
     }
+    else
+    if (!problem)
+        problem = "out of memory";
     //  The fields are the entry's now, or freed here
-    free (job->key);
-    free (job->error);
-    free (job->progress_message);
-    free (job->payload);
-    zframe_destroy (&job->result);
-    job->key = job->error = job->progress_message = NULL;
-    job->payload = NULL;
-    job->payload_size = 0;
+    zjq_job_free_fields (job);
     if (!entry) {
         zsys_error ("zjq_jobtable: job %s dropped: %s", job->id, problem);
         return NULL;
@@ -1090,19 +1141,13 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
     self->stats.inserted++;
     if (entry->state == ZJQ_STATE_QUEUED) {
         self->stats.queued++;
-        self->stats.queued_bytes += size;
+        self->stats.queued_bytes += zjq_jobentry_payload_size (entry);
     }
     else {
         self->stats.ended++;
         int64_t left = entry->side->expires_ms - zjq_wall_ms ();
         s_set_deadline (self, entry, s_after (now, left > 0? left: 0));
-        size_t result_size = entry->side->result? zframe_size (entry->side->result): 0;
-        if (result_size > 0) {
-            self->stats.result_bytes += result_size;
-            if (zjq_heap_push (self->results, entry) != 0)
-                zsys_error ("zjq_jobtable: out of memory tracking the result of job %s",
-                            job->id);
-        }
+        s_track_result (self, entry);
     }
     return entry;
 }
@@ -1156,18 +1201,19 @@ int64_t
 zjq_jobtable_next_deadline (zjq_jobtable_t *self)
 {
     assert (self);
-    zjq_jobentry_t *entry = (zjq_jobentry_t *) zjq_heap_top (self->deadlines);
-    return entry? entry->side->deadline: INT64_MAX;
+    zjq_jobside_t *side = (zjq_jobside_t *) zjq_heap_top (self->deadlines);
+    return side? side->deadline: INT64_MAX;
 }
 
 zjq_jobentry_t *
 zjq_jobtable_pop_due (zjq_jobtable_t *self, int64_t now)
 {
     assert (self);
-    zjq_jobentry_t *entry = (zjq_jobentry_t *) zjq_heap_top (self->deadlines);
-    if (!entry || entry->side->deadline > now)
+    zjq_jobside_t *side = (zjq_jobside_t *) zjq_heap_top (self->deadlines);
+    if (!side || side->deadline > now)
         return NULL;
-    return (zjq_jobentry_t *) zjq_heap_pop (self->deadlines);
+    zjq_heap_pop (self->deadlines);
+    return side->entry;
 }
 
 size_t
@@ -1176,9 +1222,10 @@ zjq_jobtable_trim_results (zjq_jobtable_t *self, uint64_t max_bytes)
     assert (self);
     size_t dropped = 0;
     while (self->stats.result_bytes > max_bytes) {
-        zjq_jobentry_t *entry = (zjq_jobentry_t *) zjq_heap_top (self->results);
-        if (!entry)
+        zjq_jobside_t *side = (zjq_jobside_t *) zjq_heap_top (self->results);
+        if (!side)
             break;              //  only if a push failed for lack of memory
+        zjq_jobentry_t *entry = side->entry;
         zjq_jobtable_remove (self, &entry);
         dropped++;
     }
@@ -1294,8 +1341,26 @@ zjq_jobentry_error (const zjq_jobentry_t *entry)
     return entry->side? entry->side->error: NULL;
 }
 
+const byte *
+zjq_jobentry_result_data (const zjq_jobentry_t *entry)
+{
+    assert (entry);
+    if (entry->flags & ZJQ_JOBENTRY_RESULT)
+        return entry->payload;
+    return entry->side && entry->side->result? zframe_data (entry->side->result): NULL;
+}
+
+size_t
+zjq_jobentry_result_size (const zjq_jobentry_t *entry)
+{
+    assert (entry);
+    if (entry->flags & ZJQ_JOBENTRY_RESULT)
+        return entry->payload_size;
+    return entry->side && entry->side->result? zframe_size (entry->side->result): 0;
+}
+
 zframe_t *
-zjq_jobentry_result (const zjq_jobentry_t *entry)
+zjq_jobentry_result_frame (const zjq_jobentry_t *entry)
 {
     assert (entry);
     return entry->side? entry->side->result: NULL;
@@ -1315,6 +1380,8 @@ size_t
 zjq_jobentry_payload_size (const zjq_jobentry_t *entry)
 {
     assert (entry);
+    if (entry->flags & ZJQ_JOBENTRY_NOPAY)
+        return 0;
     zframe_t *frame = s_entry_frame (entry);
     return frame? zframe_size (frame): entry->payload_size;
 }
@@ -1356,7 +1423,11 @@ zjq_jobentry_record (const zjq_jobentry_t *entry, zjq_job_t *job)
         job->progress = side->progress;
         job->progress_message = side->progress_message;
         job->error = side->error;
-        job->result = side->result;
+    }
+    //  An ended job without a result has none (not an empty one)
+    if ((entry->flags & ZJQ_JOBENTRY_RESULT) || (side && side->result)) {
+        job->result = (byte *) zjq_jobentry_result_data (entry);
+        job->result_size = zjq_jobentry_result_size (entry);
     }
 }
 
@@ -1497,7 +1568,8 @@ s_test_entries (zjq_queue_t *queue, bool verbose)
     assert (zjq_jobentry_job_timeout_ms (small) == 60000);
     assert (zjq_jobentry_result_ttl_ms (small) == 3600000);
     assert (streq (zjq_jobentry_owner (small), "") && !zjq_jobentry_key (small));
-    assert (!zjq_jobentry_error (small) && !zjq_jobentry_result (small));
+    assert (!zjq_jobentry_error (small) && !zjq_jobentry_result_data (small));
+    assert (zjq_jobentry_result_size (small) == 0 && !zjq_jobentry_result_frame (small));
     assert (!zjq_jobentry_peer (small) && zjq_jobentry_waiter_count (small) == 0);
     assert (streq (zjq_jobentry_queue_name (small), zjq_queue_name (queue)));
 
@@ -1592,6 +1664,70 @@ s_test_entries (zjq_queue_t *queue, bool verbose)
     zjq_jobtable_requeue (table, copied, "lost");
     assert (zjq_jobentry_peer (copied) == NULL);
     assert (streq (zjq_jobentry_error (copied), "lost"));
+
+    //  A result that fits where the payload was is kept there; a larger one
+    //  stays in its frame; a frame payload leaves room for 8 bytes
+    zjq_jobentry_t *echo = zjq_jobtable_insert_copy (table, &spec, queue, data, 100);
+    zjq_jobentry_t *grows = zjq_jobtable_insert_copy (table, &spec, queue, data, 100);
+    zjq_jobentry_t *big = zjq_jobtable_insert_copy (table, &spec, queue, data,
+                                                    ZJQ_JOBENTRY_INLINE_MAX + 1);
+    zjq_jobentry_t *none = zjq_jobtable_insert_copy (table, &spec, queue, data, 100);
+    zjq_jobentry_t *blank = zjq_jobtable_insert_copy (table, &spec, queue, data, 0);
+    uint64_t result_bytes = stats->result_bytes;
+    zframe_t *echo_result = zframe_new (data + 1, 100);
+    zjq_jobtable_finish (table, echo, ZJQ_STATE_SUCCEEDED, NULL, &echo_result, 0);
+    assert (!echo_result && !zjq_jobentry_result_frame (echo));
+    assert (zjq_jobentry_result_size (echo) == 100);
+    assert (memcmp (zjq_jobentry_result_data (echo), data + 1, 100) == 0);
+    assert (!zjq_jobentry_payload_data (echo) && zjq_jobentry_payload_size (echo) == 0);
+    zframe_t *grows_result = zframe_new (data, 101);
+    zframe_t *grows_frame = grows_result;
+    zjq_jobtable_finish (table, grows, ZJQ_STATE_SUCCEEDED, NULL, &grows_result, 0);
+    assert (!grows_result && zjq_jobentry_result_frame (grows) == grows_frame);
+    assert (zjq_jobentry_result_size (grows) == 101);
+    assert (zjq_jobentry_result_data (grows) == zframe_data (grows_frame));
+    zframe_t *big_result = zframe_new ("12345678", 8);
+    zjq_jobtable_finish (table, big, ZJQ_STATE_SUCCEEDED, NULL, &big_result, 0);
+    assert (!zjq_jobentry_result_frame (big) && zjq_jobentry_result_size (big) == 8);
+    assert (memcmp (zjq_jobentry_result_data (big), "12345678", 8) == 0);
+    zjq_jobtable_finish (table, none, ZJQ_STATE_FAILED, "no", NULL, 0);
+    assert (!zjq_jobentry_result_data (none) && zjq_jobentry_result_size (none) == 0);
+    zjq_jobentry_record (none, &record);
+    assert (!record.result && record.result_size == 0);
+    zframe_t *blank_result = zframe_new_empty ();
+    zjq_jobtable_finish (table, blank, ZJQ_STATE_SUCCEEDED, NULL, &blank_result, 0);
+    zjq_jobentry_record (blank, &record);
+    assert (record.result && record.result_size == 0);  //  an empty result, not none
+    assert (stats->result_bytes == result_bytes + 100 + 101 + 8);
+
+    //  Ended jobs come back from the journal with their results, small ones
+    //  inline
+    zjq_job_t ended = { .sequence = 3, .order = 3, .max_attempts = 1, .attempt = 1,
+                        .state = ZJQ_STATE_SUCCEEDED, .job_timeout_ms = 5,
+                        .result_ttl_ms = 60000, .finished_ms = zjq_wall_ms (),
+                        .expires_ms = zjq_wall_ms () + 60000 };
+    zjq_jobid_format (ended.id, 1790000000000ULL, 3);
+    ended.result = (byte *) strdup ("small");
+    ended.result_size = 5;
+    zjq_jobentry_t *restored_small = zjq_jobtable_restore (table, &ended, queue, 0);
+    assert (restored_small && !ended.result);
+    assert (!zjq_jobentry_result_frame (restored_small));
+    assert (zjq_jobentry_result_size (restored_small) == 5);
+    assert (memcmp (zjq_jobentry_result_data (restored_small), "small", 5) == 0);
+    ended.sequence = 4;
+    zjq_jobid_format (ended.id, 1790000000000ULL, 4);
+    ended.result = (byte *) malloc (ZJQ_JOBENTRY_INLINE_MAX + 1);
+    memcpy (ended.result, data, ZJQ_JOBENTRY_INLINE_MAX + 1);
+    ended.result_size = ZJQ_JOBENTRY_INLINE_MAX + 1;
+    zjq_jobentry_t *restored_big = zjq_jobtable_restore (table, &ended, queue, 0);
+    assert (restored_big && zjq_jobentry_result_frame (restored_big));
+    assert (memcmp (zjq_jobentry_result_data (restored_big), data,
+                    ZJQ_JOBENTRY_INLINE_MAX + 1) == 0);
+    assert (stats->result_bytes == result_bytes + 100 + 101 + 8 + 5
+                                 + ZJQ_JOBENTRY_INLINE_MAX + 1);
+    //  Eviction drops inline and frame results alike
+    assert (zjq_jobtable_trim_results (table, 0) == 5);
+    assert (stats->result_bytes == 0);
 
     //  Restoring checks that the record fits the entry
     zsys_set_logstream (verbose? stderr: NULL);
@@ -1742,7 +1878,9 @@ zjq_jobtable_test (bool verbose)
     zjq_jobentry_record (first, &record);
     assert (record.payload == NULL && record.finished_ms > 0);
     assert (record.expires_ms == record.finished_ms + 5000);
-    assert (zframe_streq (zjq_jobentry_result (first), "0123456789"));
+    assert (zjq_jobentry_result_size (first) == 10 && !zjq_jobentry_result_frame (first));
+    assert (memcmp (zjq_jobentry_result_data (first), "0123456789", 10) == 0);
+    assert (record.result_size == 10 && memcmp (record.result, "0123456789", 10) == 0);
     assert (stats->running == 0 && stats->ended == 1);
     assert (stats->queued_bytes == 20 && stats->result_bytes == 10);
     assert (zjq_jobtable_next_deadline (table) == 5300);

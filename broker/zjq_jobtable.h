@@ -146,10 +146,11 @@ void
 
 //  A queued (out of its queue heap) or running job ends in state (succeeded,
 //  failed or cancelled). error is copied if not NULL; *result_p, if given,
-//  is taken and nulled. The payload is dropped (a frame is freed; inline
-//  bytes stay allocated with the entry until it is removed), the peer link
-//  cleared, and the job waits in the deadline heap until now +
-//  result_ttl_ms. Waiters are left for the caller to notify.
+//  is taken and nulled. The payload is dropped (a frame is freed), and a
+//  result that fits in the payload's place is copied there (its frame
+//  freed), else kept as the frame. The peer link is cleared, and the job
+//  waits in the deadline heap until now + result_ttl_ms. Waiters are left
+//  for the caller to notify.
 void
     zjq_jobtable_finish (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_state_t state,
                          const char *error, zframe_t **result_p, int64_t now);
@@ -256,9 +257,16 @@ const char *
     zjq_jobentry_key (const zjq_jobentry_t *entry);
 const char *
     zjq_jobentry_error (const zjq_jobentry_t *entry);
-//  The stored result of a succeeded job (the entry's), or NULL.
+//  The stored result of a succeeded job: its bytes (NULL if none) and size,
+//  and its frame if it is kept as one, else NULL. A result that fits where
+//  the payload was is kept there (send it by copying), a larger one in the
+//  frame it arrived in (send it shared).
+const byte *
+    zjq_jobentry_result_data (const zjq_jobentry_t *entry);
+size_t
+    zjq_jobentry_result_size (const zjq_jobentry_t *entry);
 zframe_t *
-    zjq_jobentry_result (const zjq_jobentry_t *entry);
+    zjq_jobentry_result_frame (const zjq_jobentry_t *entry);
 
 //  The payload of a queued or running job: its bytes and size (any job),
 //  and its frame if it is kept as one (larger than ZJQ_JOBENTRY_INLINE_MAX),

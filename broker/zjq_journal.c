@@ -358,7 +358,7 @@ s_encode_job (s_buf_t *buf, const zjq_job_t *job, bool whole)
     if (job->error)
         s_pack_str (&packer, "err", job->error);
     if (result)
-        s_pack_bin (&packer, "res", zframe_data (job->result), zframe_size (job->result));
+        s_pack_bin (&packer, "res", job->result, job->result_size);
     if (!buf->oom)
         s_record_seal (buf, start);
 }
@@ -645,10 +645,7 @@ s_replayed_free (zjq_journal_t *self)
     for (s_rjob_t *rjob = (s_rjob_t *) zhashx_first (self->replayed); rjob;
          rjob = (s_rjob_t *) zhashx_next (self->replayed)) {
         free (rjob->queue);
-        free (rjob->job.key);
-        free (rjob->job.error);
-        free (rjob->job.payload);
-        zframe_destroy (&rjob->job.result);
+        zjq_job_free_fields (&rjob->job);
         free (rjob);
     }
     zhashx_destroy (&self->replayed);
@@ -862,32 +859,22 @@ s_set_text (char **field, const msgpack_object *value, const char **problem)
     *field = text;
 }
 
+//  A copy of the bytes (malloc'd, so the record owns them; never NULL when
+//  present, even if empty)
 static void
-s_set_frame (zframe_t **field, const msgpack_object *value, const char **problem)
+s_set_bytes (byte **field, size_t *size, const msgpack_object *value, const char **problem)
 {
     if (value->type != MSGPACK_OBJECT_BIN) {
         *problem = "bad bytes field";
         return;
     }
-    zframe_destroy (field);
-    *field = zframe_new (value->via.bin.ptr, value->via.bin.size);
-}
-
-//  The payload: a copy of the bytes (malloc'd, so the record owns them)
-static void
-s_set_payload (zjq_job_t *job, const msgpack_object *value, const char **problem)
-{
-    if (value->type != MSGPACK_OBJECT_BIN) {
-        *problem = "bad bytes field";
-        return;
-    }
-    free (job->payload);
-    job->payload_size = value->via.bin.size;
-    job->payload = (byte *) malloc (job->payload_size? job->payload_size: 1);
-    if (!job->payload)
+    free (*field);
+    *size = value->via.bin.size;
+    *field = (byte *) malloc (*size? *size: 1);
+    if (!*field)
         *problem = "out of memory";
     else
-        memcpy (job->payload, value->via.bin.ptr, job->payload_size);
+        memcpy (*field, value->via.bin.ptr, *size);
 }
 
 //  Drop a record's payload (the job ended)
@@ -943,10 +930,10 @@ s_decode_job (const msgpack_object *body, s_rjob_t *rjob)
             s_set_text (&job->error, value, &problem);
         else
         if (s_obj_is (key, "pay"))
-            s_set_payload (job, value, &problem);
+            s_set_bytes (&job->payload, &job->payload_size, value, &problem);
         else
         if (s_obj_is (key, "res"))
-            s_set_frame (&job->result, value, &problem);
+            s_set_bytes (&job->result, &job->result_size, value, &problem);
         else
         if (s_obj_is (key, "id"))
             ;                   //  the caller has it
@@ -985,10 +972,7 @@ s_rjob_free (s_rjob_t **rjob_p)
     if (!rjob)
         return;
     free (rjob->queue);
-    free (rjob->job.key);
-    free (rjob->job.error);
-    free (rjob->job.payload);
-    zframe_destroy (&rjob->job.result);
+    zjq_job_free_fields (&rjob->job);
     free (rjob);
     *rjob_p = NULL;
 }
@@ -1879,7 +1863,8 @@ zjq_journal_test (bool verbose)
     assert (zjq_jobtable_generation (table) > generation);
     zjq_jobentry_t *entry = zjq_jobtable_lookup (table, done_id);
     assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_SUCCEEDED);
-    assert (zjq_jobentry_result (entry) && zframe_streq (zjq_jobentry_result (entry), "result-one"));
+    assert (zjq_jobentry_result_size (entry) == 10);
+    assert (memcmp (zjq_jobentry_result_data (entry), "result-one", 10) == 0);
     entry = zjq_jobtable_lookup (table, cancelled_id);
     assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_CANCELLED);
     assert (streq (zjq_jobentry_error (entry), "cancelled by client"));
