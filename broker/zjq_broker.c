@@ -131,6 +131,7 @@ struct _zjq_broker_t {
     int64_t next_check;         //  monotonic ms of the next worker scan
     bool reap;                  //  a peer became unreachable
     uint64_t jobs_peak;         //  most jobs in the table since the last trim
+    bool trim_tail;             //  the last trim left jobs: trim again once empty
     int64_t next_trim;          //  monotonic ms of the next trim check
     s_counters_t counters;
     //  Rate limit for warnings caused by peers
@@ -2158,12 +2159,16 @@ s_trim_memory (zjq_broker_t *self)
     if (self->now < self->next_trim)
         return;
     self->next_trim = self->now + ZJQ_TRIM_INTERVAL;
-    if (self->jobs_peak >= ZJQ_TRIM_MIN_PEAK && jobs < self->jobs_peak / 4) {
+    //  After a large drain the last jobs go below the threshold for the
+    //  quarter rule: one more trim when the table is empty
+    bool tail = self->trim_tail && jobs == 0;
+    if ((self->jobs_peak >= ZJQ_TRIM_MIN_PEAK && jobs < self->jobs_peak / 4) || tail) {
         if (self->verbose)
             zsys_debug ("giving memory back: %llu jobs, peak %llu",
                         (unsigned long long) jobs, (unsigned long long) self->jobs_peak);
         malloc_trim (0);
         self->jobs_peak = jobs;
+        self->trim_tail = jobs > 0;
     }
 }
 
