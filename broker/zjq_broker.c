@@ -626,12 +626,12 @@ static void s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t st
 //  message's payload: a frame (large) is shared without a copy, bytes kept
 //  inline are copied.
 static void
-s_attach_payload (zjq_msg_t *msg, zframe_t *frame, const byte *data, size_t size)
+s_attach_payload (zjq_msg_t *msg, zjq_jobbytes_t bytes)
 {
-    if (frame)
-        zjq_msg_set_payload_shared (msg, frame);
+    if (bytes.frame)
+        zjq_msg_set_payload_shared (msg, bytes.frame);
     else
-        zjq_msg_set_payload_mem (msg, data, size);
+        zjq_msg_set_payload_mem (msg, bytes.data, bytes.size);
 }
 
 //  Start the next attempt of a job (out of its queue heap) on a worker
@@ -656,8 +656,7 @@ s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
     zjq_msg_put_int (msg, "attempt", attempt);
     zjq_msg_put_str (msg, "queue", zjq_jobentry_queue_name (entry));
     zjq_msg_put_int (msg, "timeout_ms", zjq_jobentry_job_timeout_ms (entry));
-    s_attach_payload (msg, zjq_jobentry_payload_frame (entry),
-                      zjq_jobentry_payload_data (entry), zjq_jobentry_payload_size (entry));
+    s_attach_payload (msg, zjq_jobentry_payload (entry));
     if (self->verbose)
         zsys_debug ("job %s attempt %d -> worker %s", id.text, attempt, peer->worker_id);
     s_send_peer (self, peer, &msg);
@@ -724,9 +723,8 @@ s_put_outcome (zjq_msg_t *msg, zjq_jobentry_t *entry)
     zjq_msg_put_int (msg, "attempt", zjq_jobentry_attempt (entry));
     if (state != ZJQ_STATE_SUCCEEDED)
         zjq_msg_put_str (msg, "error", error? error: zjq_state_name (state));
-    if (state == ZJQ_STATE_SUCCEEDED && zjq_jobentry_result_size (entry))
-        s_attach_payload (msg, zjq_jobentry_result_frame (entry),
-                          zjq_jobentry_result_data (entry), zjq_jobentry_result_size (entry));
+    if (state == ZJQ_STATE_SUCCEEDED && zjq_jobentry_result (entry).size)
+        s_attach_payload (msg, zjq_jobentry_result (entry));
 }
 
 //  A DONE for an ended job to one client.
@@ -775,7 +773,7 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
         s_send_done (self, entry, zframe_data (waiter), zframe_size (waiter));
     }
     zjq_jobentry_clear_waiters (entry);
-    if (zjq_jobentry_result_size (entry))
+    if (zjq_jobentry_result (entry).size)
         zjq_jobtable_trim_results (self->jobs, self->max_result_bytes);
 }
 

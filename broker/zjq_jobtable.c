@@ -924,7 +924,7 @@ s_store_result (zjq_jobentry_t *entry, size_t room, zframe_t **frame_p,
 static void
 s_track_result (zjq_jobtable_t *self, zjq_jobentry_t *entry)
 {
-    size_t result_size = zjq_jobentry_result_size (entry);
+    size_t result_size = zjq_jobentry_result (entry).size;
     if (result_size > 0) {
         self->stats.result_bytes += result_size;
         if (zjq_heap_push (self->results, entry->side) != 0)
@@ -955,7 +955,7 @@ zjq_jobtable_finish (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_state_t st
     side->expires_ms = side->finished_ms + zjq_jobentry_result_ttl_ms (entry);
     if (error)
         s_set_string (&side->error, error);
-    self->stats.queued_bytes -= zjq_jobentry_payload_size (entry);
+    self->stats.queued_bytes -= zjq_jobentry_payload (entry).size;
     //  The payload goes; a result that fits takes its place
     zframe_t *frame = s_entry_frame (entry);
     size_t room = frame? sizeof (zframe_t *): entry->payload_size;
@@ -997,7 +997,7 @@ zjq_jobtable_remove (zjq_jobtable_t *self, zjq_jobentry_t **entry_p)
     s_index_remove_at (&self->by_id, slot);
     if (zjq_jobentry_ended (entry)) {
         self->stats.ended--;
-        self->stats.result_bytes -= zjq_jobentry_result_size (entry);
+        self->stats.result_bytes -= zjq_jobentry_result (entry).size;
         self->stats.expired++;
     }
     else {
@@ -1005,7 +1005,7 @@ zjq_jobtable_remove (zjq_jobtable_t *self, zjq_jobentry_t **entry_p)
             self->stats.running--;
         else
             self->stats.queued--;
-        self->stats.queued_bytes -= zjq_jobentry_payload_size (entry);
+        self->stats.queued_bytes -= zjq_jobentry_payload (entry).size;
     }
     self->stats.jobs--;
     s_entry_free (self, entry_p);
@@ -1141,7 +1141,7 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
     self->stats.inserted++;
     if (entry->state == ZJQ_STATE_QUEUED) {
         self->stats.queued++;
-        self->stats.queued_bytes += zjq_jobentry_payload_size (entry);
+        self->stats.queued_bytes += zjq_jobentry_payload (entry).size;
     }
     else {
         self->stats.ended++;
@@ -1341,56 +1341,40 @@ zjq_jobentry_error (const zjq_jobentry_t *entry)
     return entry->side? entry->side->error: NULL;
 }
 
-const byte *
-zjq_jobentry_result_data (const zjq_jobentry_t *entry)
+zjq_jobbytes_t
+zjq_jobentry_result (const zjq_jobentry_t *entry)
 {
     assert (entry);
-    if (entry->flags & ZJQ_JOBENTRY_RESULT)
-        return entry->payload;
-    return entry->side && entry->side->result? zframe_data (entry->side->result): NULL;
+    zjq_jobbytes_t bytes = { NULL, 0, NULL };
+    if (entry->flags & ZJQ_JOBENTRY_RESULT) {
+        bytes.data = entry->payload;
+        bytes.size = entry->payload_size;
+    }
+    else
+    if (entry->side && entry->side->result) {
+        bytes.frame = entry->side->result;
+        bytes.data = zframe_data (bytes.frame);
+        bytes.size = zframe_size (bytes.frame);
+    }
+    return bytes;
 }
 
-size_t
-zjq_jobentry_result_size (const zjq_jobentry_t *entry)
+zjq_jobbytes_t
+zjq_jobentry_payload (const zjq_jobentry_t *entry)
 {
     assert (entry);
-    if (entry->flags & ZJQ_JOBENTRY_RESULT)
-        return entry->payload_size;
-    return entry->side && entry->side->result? zframe_size (entry->side->result): 0;
-}
-
-zframe_t *
-zjq_jobentry_result_frame (const zjq_jobentry_t *entry)
-{
-    assert (entry);
-    return entry->side? entry->side->result: NULL;
-}
-
-const byte *
-zjq_jobentry_payload_data (const zjq_jobentry_t *entry)
-{
-    assert (entry);
-    if (entry->flags & ZJQ_JOBENTRY_NOPAY)
-        return NULL;
-    zframe_t *frame = s_entry_frame (entry);
-    return frame? zframe_data (frame): entry->payload;
-}
-
-size_t
-zjq_jobentry_payload_size (const zjq_jobentry_t *entry)
-{
-    assert (entry);
-    if (entry->flags & ZJQ_JOBENTRY_NOPAY)
-        return 0;
-    zframe_t *frame = s_entry_frame (entry);
-    return frame? zframe_size (frame): entry->payload_size;
-}
-
-zframe_t *
-zjq_jobentry_payload_frame (const zjq_jobentry_t *entry)
-{
-    assert (entry);
-    return s_entry_frame (entry);
+    zjq_jobbytes_t bytes = { NULL, 0, NULL };
+    if (entry->flags & ZJQ_JOBENTRY_FRAME) {
+        bytes.frame = s_entry_frame (entry);
+        bytes.data = zframe_data (bytes.frame);
+        bytes.size = zframe_size (bytes.frame);
+    }
+    else
+    if (!(entry->flags & ZJQ_JOBENTRY_NOPAY)) {
+        bytes.data = entry->payload;
+        bytes.size = entry->payload_size;
+    }
+    return bytes;
 }
 
 void
@@ -1412,8 +1396,13 @@ zjq_jobentry_record (const zjq_jobentry_t *entry, zjq_job_t *job)
     job->job_timeout_ms = zjq_jobentry_job_timeout_ms (entry);
     job->result_ttl_ms = zjq_jobentry_result_ttl_ms (entry);
     job->created_ms = entry->created_ms;
-    job->payload = (byte *) zjq_jobentry_payload_data (entry);
-    job->payload_size = zjq_jobentry_payload_size (entry);
+    zjq_jobbytes_t payload = zjq_jobentry_payload (entry);
+    job->payload = (byte *) payload.data;
+    job->payload_size = payload.size;
+    //  A job without a result has none (data NULL), not an empty one
+    zjq_jobbytes_t result = zjq_jobentry_result (entry);
+    job->result = (byte *) result.data;
+    job->result_size = result.size;
     job->progress = -1;
     if (side) {
         job->key = side->key;
@@ -1423,11 +1412,6 @@ zjq_jobentry_record (const zjq_jobentry_t *entry, zjq_job_t *job)
         job->progress = side->progress;
         job->progress_message = side->progress_message;
         job->error = side->error;
-    }
-    //  An ended job without a result has none (not an empty one)
-    if ((entry->flags & ZJQ_JOBENTRY_RESULT) || (side && side->result)) {
-        job->result = (byte *) zjq_jobentry_result_data (entry);
-        job->result_size = zjq_jobentry_result_size (entry);
     }
 }
 
@@ -1561,15 +1545,15 @@ s_test_entries (zjq_queue_t *queue, bool verbose)
     zjq_jobentry_t *small = zjq_jobtable_insert (table, &spec, queue, &frame);
     assert (small && !frame);
     assert (!small->side && !small->owner);
-    assert (zjq_jobentry_payload_frame (small) == NULL);
-    assert (zjq_jobentry_payload_size (small) == ZJQ_JOBENTRY_INLINE_MAX);
-    assert (memcmp (zjq_jobentry_payload_data (small), data, ZJQ_JOBENTRY_INLINE_MAX) == 0);
+    assert (zjq_jobentry_payload (small).frame == NULL);
+    assert (zjq_jobentry_payload (small).size == ZJQ_JOBENTRY_INLINE_MAX);
+    assert (memcmp (zjq_jobentry_payload (small).data, data, ZJQ_JOBENTRY_INLINE_MAX) == 0);
     assert (zjq_jobentry_priority (small) == -7 && zjq_jobentry_max_attempts (small) == 1000);
     assert (zjq_jobentry_job_timeout_ms (small) == 60000);
     assert (zjq_jobentry_result_ttl_ms (small) == 3600000);
     assert (streq (zjq_jobentry_owner (small), "") && !zjq_jobentry_key (small));
-    assert (!zjq_jobentry_error (small) && !zjq_jobentry_result_data (small));
-    assert (zjq_jobentry_result_size (small) == 0 && !zjq_jobentry_result_frame (small));
+    assert (!zjq_jobentry_error (small) && !zjq_jobentry_result (small).data);
+    assert (zjq_jobentry_result (small).size == 0 && !zjq_jobentry_result (small).frame);
     assert (!zjq_jobentry_peer (small) && zjq_jobentry_waiter_count (small) == 0);
     assert (streq (zjq_jobentry_queue_name (small), zjq_queue_name (queue)));
 
@@ -1578,32 +1562,32 @@ s_test_entries (zjq_queue_t *queue, bool verbose)
     zframe_t *kept = frame;
     zjq_jobentry_t *large = zjq_jobtable_insert (table, &spec, queue, &frame);
     assert (large && !frame && !large->side);
-    assert (zjq_jobentry_payload_frame (large) == kept);
-    assert (zjq_jobentry_payload_size (large) == ZJQ_JOBENTRY_INLINE_MAX + 1);
-    assert (zjq_jobentry_payload_data (large) == zframe_data (kept));
+    assert (zjq_jobentry_payload (large).frame == kept);
+    assert (zjq_jobentry_payload (large).size == ZJQ_JOBENTRY_INLINE_MAX + 1);
+    assert (zjq_jobentry_payload (large).data == zframe_data (kept));
     assert (stats->queued_bytes == 2 * ZJQ_JOBENTRY_INLINE_MAX + 1);
 
     //  Copying inserts: inline, as a new frame, empty
     zjq_jobentry_t *copied = zjq_jobtable_insert_copy (table, &spec, queue, data, 5);
-    assert (copied && !zjq_jobentry_payload_frame (copied));
-    assert (zjq_jobentry_payload_size (copied) == 5);
-    assert (memcmp (zjq_jobentry_payload_data (copied), data, 5) == 0);
+    assert (copied && !zjq_jobentry_payload (copied).frame);
+    assert (zjq_jobentry_payload (copied).size == 5);
+    assert (memcmp (zjq_jobentry_payload (copied).data, data, 5) == 0);
     zjq_jobentry_t *copied_large = zjq_jobtable_insert_copy (table, &spec, queue, data,
                                                              ZJQ_JOBENTRY_INLINE_MAX + 1);
-    assert (copied_large && zjq_jobentry_payload_frame (copied_large));
-    assert (memcmp (zjq_jobentry_payload_data (copied_large), data,
+    assert (copied_large && zjq_jobentry_payload (copied_large).frame);
+    assert (memcmp (zjq_jobentry_payload (copied_large).data, data,
                     ZJQ_JOBENTRY_INLINE_MAX + 1) == 0);
     zjq_jobentry_t *empty = zjq_jobtable_insert_copy (table, &spec, queue, NULL, 0);
-    assert (empty && zjq_jobentry_payload_size (empty) == 0);
+    assert (empty && zjq_jobentry_payload (empty).size == 0);
     assert (stats->queued_bytes == 3 * ZJQ_JOBENTRY_INLINE_MAX + 2 + 5);
 
     //  A job that ends has no payload any more (a frame is freed)
     zjq_jobtable_finish (table, large, ZJQ_STATE_CANCELLED, "cancelled", NULL, 0);
-    assert (zjq_jobentry_payload_frame (large) == NULL);
-    assert (zjq_jobentry_payload_data (large) == NULL);
-    assert (zjq_jobentry_payload_size (large) == 0);
+    assert (zjq_jobentry_payload (large).frame == NULL);
+    assert (zjq_jobentry_payload (large).data == NULL);
+    assert (zjq_jobentry_payload (large).size == 0);
     zjq_jobtable_finish (table, small, ZJQ_STATE_CANCELLED, NULL, NULL, 0);
-    assert (zjq_jobentry_payload_data (small) == NULL);
+    assert (zjq_jobentry_payload (small).data == NULL);
     assert (stats->queued_bytes == ZJQ_JOBENTRY_INLINE_MAX + 1 + 5);
 
     //  Durations that do not fit 32 bits are kept exactly in the side block
@@ -1676,22 +1660,22 @@ s_test_entries (zjq_queue_t *queue, bool verbose)
     uint64_t result_bytes = stats->result_bytes;
     zframe_t *echo_result = zframe_new (data + 1, 100);
     zjq_jobtable_finish (table, echo, ZJQ_STATE_SUCCEEDED, NULL, &echo_result, 0);
-    assert (!echo_result && !zjq_jobentry_result_frame (echo));
-    assert (zjq_jobentry_result_size (echo) == 100);
-    assert (memcmp (zjq_jobentry_result_data (echo), data + 1, 100) == 0);
-    assert (!zjq_jobentry_payload_data (echo) && zjq_jobentry_payload_size (echo) == 0);
+    assert (!echo_result && !zjq_jobentry_result (echo).frame);
+    assert (zjq_jobentry_result (echo).size == 100);
+    assert (memcmp (zjq_jobentry_result (echo).data, data + 1, 100) == 0);
+    assert (!zjq_jobentry_payload (echo).data && zjq_jobentry_payload (echo).size == 0);
     zframe_t *grows_result = zframe_new (data, 101);
     zframe_t *grows_frame = grows_result;
     zjq_jobtable_finish (table, grows, ZJQ_STATE_SUCCEEDED, NULL, &grows_result, 0);
-    assert (!grows_result && zjq_jobentry_result_frame (grows) == grows_frame);
-    assert (zjq_jobentry_result_size (grows) == 101);
-    assert (zjq_jobentry_result_data (grows) == zframe_data (grows_frame));
+    assert (!grows_result && zjq_jobentry_result (grows).frame == grows_frame);
+    assert (zjq_jobentry_result (grows).size == 101);
+    assert (zjq_jobentry_result (grows).data == zframe_data (grows_frame));
     zframe_t *big_result = zframe_new ("12345678", 8);
     zjq_jobtable_finish (table, big, ZJQ_STATE_SUCCEEDED, NULL, &big_result, 0);
-    assert (!zjq_jobentry_result_frame (big) && zjq_jobentry_result_size (big) == 8);
-    assert (memcmp (zjq_jobentry_result_data (big), "12345678", 8) == 0);
+    assert (!zjq_jobentry_result (big).frame && zjq_jobentry_result (big).size == 8);
+    assert (memcmp (zjq_jobentry_result (big).data, "12345678", 8) == 0);
     zjq_jobtable_finish (table, none, ZJQ_STATE_FAILED, "no", NULL, 0);
-    assert (!zjq_jobentry_result_data (none) && zjq_jobentry_result_size (none) == 0);
+    assert (!zjq_jobentry_result (none).data && zjq_jobentry_result (none).size == 0);
     zjq_jobentry_record (none, &record);
     assert (!record.result && record.result_size == 0);
     zframe_t *blank_result = zframe_new_empty ();
@@ -1711,17 +1695,17 @@ s_test_entries (zjq_queue_t *queue, bool verbose)
     ended.result_size = 5;
     zjq_jobentry_t *restored_small = zjq_jobtable_restore (table, &ended, queue, 0);
     assert (restored_small && !ended.result);
-    assert (!zjq_jobentry_result_frame (restored_small));
-    assert (zjq_jobentry_result_size (restored_small) == 5);
-    assert (memcmp (zjq_jobentry_result_data (restored_small), "small", 5) == 0);
+    assert (!zjq_jobentry_result (restored_small).frame);
+    assert (zjq_jobentry_result (restored_small).size == 5);
+    assert (memcmp (zjq_jobentry_result (restored_small).data, "small", 5) == 0);
     ended.sequence = 4;
     zjq_jobid_format (ended.id, 1790000000000ULL, 4);
     ended.result = (byte *) malloc (ZJQ_JOBENTRY_INLINE_MAX + 1);
     memcpy (ended.result, data, ZJQ_JOBENTRY_INLINE_MAX + 1);
     ended.result_size = ZJQ_JOBENTRY_INLINE_MAX + 1;
     zjq_jobentry_t *restored_big = zjq_jobtable_restore (table, &ended, queue, 0);
-    assert (restored_big && zjq_jobentry_result_frame (restored_big));
-    assert (memcmp (zjq_jobentry_result_data (restored_big), data,
+    assert (restored_big && zjq_jobentry_result (restored_big).frame);
+    assert (memcmp (zjq_jobentry_result (restored_big).data, data,
                     ZJQ_JOBENTRY_INLINE_MAX + 1) == 0);
     assert (stats->result_bytes == result_bytes + 100 + 101 + 8 + 5
                                  + ZJQ_JOBENTRY_INLINE_MAX + 1);
@@ -1878,8 +1862,8 @@ zjq_jobtable_test (bool verbose)
     zjq_jobentry_record (first, &record);
     assert (record.payload == NULL && record.finished_ms > 0);
     assert (record.expires_ms == record.finished_ms + 5000);
-    assert (zjq_jobentry_result_size (first) == 10 && !zjq_jobentry_result_frame (first));
-    assert (memcmp (zjq_jobentry_result_data (first), "0123456789", 10) == 0);
+    assert (zjq_jobentry_result (first).size == 10 && !zjq_jobentry_result (first).frame);
+    assert (memcmp (zjq_jobentry_result (first).data, "0123456789", 10) == 0);
     assert (record.result_size == 10 && memcmp (record.result, "0123456789", 10) == 0);
     assert (stats->running == 0 && stats->ended == 1);
     assert (stats->queued_bytes == 20 && stats->result_bytes == 10);

@@ -60,6 +60,13 @@ typedef struct {
     byte payload [];            //  the inline bytes, or a zframe_t * (unaligned)
 } zjq_jobentry_t;
 
+//  Bytes the table keeps for a job (its payload or its result).
+typedef struct {
+    const byte *data;           //  the bytes, or NULL if there are none
+    size_t size;                //  bytes in data
+    zframe_t *frame;            //  the frame holding them, or NULL if inline
+} zjq_jobbytes_t;
+
 //  What the table counts; read-only for callers.
 typedef struct {
     uint64_t jobs;              //  entries in the table
@@ -257,27 +264,16 @@ const char *
     zjq_jobentry_key (const zjq_jobentry_t *entry);
 const char *
     zjq_jobentry_error (const zjq_jobentry_t *entry);
-//  The stored result of a succeeded job: its bytes (NULL if none) and size,
-//  and its frame if it is kept as one, else NULL. A result that fits where
-//  the payload was is kept there (send it by copying), a larger one in the
-//  frame it arrived in (send it shared).
-const byte *
-    zjq_jobentry_result_data (const zjq_jobentry_t *entry);
-size_t
-    zjq_jobentry_result_size (const zjq_jobentry_t *entry);
-zframe_t *
-    zjq_jobentry_result_frame (const zjq_jobentry_t *entry);
-
-//  The payload of a queued or running job: its bytes and size (any job),
-//  and its frame if it is kept as one (larger than ZJQ_JOBENTRY_INLINE_MAX),
-//  else NULL. Send a frame shared (no copy), inline bytes by copying them.
-//  After the job ends there is no payload (NULL, 0).
-const byte *
-    zjq_jobentry_payload_data (const zjq_jobentry_t *entry);
-size_t
-    zjq_jobentry_payload_size (const zjq_jobentry_t *entry);
-zframe_t *
-    zjq_jobentry_payload_frame (const zjq_jobentry_t *entry);
+//  The payload of a queued or running job (none after the job ends), and
+//  the stored result of a succeeded job (none if it has none). A payload
+//  larger than ZJQ_JOBENTRY_INLINE_MAX stays in the frame it arrived in,
+//  a smaller one is kept inline; a result that fits where the payload was
+//  is kept there, a larger one in its frame. Send a frame shared (no copy),
+//  inline bytes by copying them. Valid until the entry changes.
+zjq_jobbytes_t
+    zjq_jobentry_payload (const zjq_jobentry_t *entry);
+zjq_jobbytes_t
+    zjq_jobentry_result (const zjq_jobentry_t *entry);
 
 //  Fill *job with a snapshot of the whole record: every pointer in it is
 //  borrowed from the entry and valid until the entry changes.

@@ -1863,8 +1863,8 @@ zjq_journal_test (bool verbose)
     assert (zjq_jobtable_generation (table) > generation);
     zjq_jobentry_t *entry = zjq_jobtable_lookup (table, done_id);
     assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_SUCCEEDED);
-    assert (zjq_jobentry_result_size (entry) == 10);
-    assert (memcmp (zjq_jobentry_result_data (entry), "result-one", 10) == 0);
+    assert (zjq_jobentry_result (entry).size == 10);
+    assert (memcmp (zjq_jobentry_result (entry).data, "result-one", 10) == 0);
     entry = zjq_jobtable_lookup (table, cancelled_id);
     assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_CANCELLED);
     assert (streq (zjq_jobentry_error (entry), "cancelled by client"));
@@ -1872,8 +1872,8 @@ zjq_journal_test (bool verbose)
     assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_QUEUED);
     assert (zjq_jobentry_attempt (entry) == 1);
     assert (streq (zjq_jobentry_error (entry), "broker restarted during attempt 1 of 3"));
-    assert (zjq_jobentry_payload_size (entry) == 5);
-    assert (memcmp (zjq_jobentry_payload_data (entry), "three", 5) == 0);
+    assert (zjq_jobentry_payload (entry).size == 5);
+    assert (memcmp (zjq_jobentry_payload (entry).data, "three", 5) == 0);
     assert (zjq_jobtable_lookup_key (table, "q", "key4") == zjq_jobtable_lookup (table, queued_id));
     assert (zjq_jobtable_lookup (table, later_id) && zjq_jobtable_lookup (table, last_id));
     const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (table);
