@@ -14,7 +14,8 @@
     - a snapshot of an entry: every pointer is borrowed from the entry and
       valid until the entry next changes;
     - a record read back from the journal: every pointer is owned by the
-      record (malloc'd strings and payload bytes, a result frame);
+      record (malloc'd strings, payload and result bytes; see
+      zjq_job_free_fields);
     - a submission spec for zjq_jobtable_insert (only the fields it names).
 
     ZJQ_JOB_RECORD_VERSION travels with every persisted record. Bump it when
