@@ -134,6 +134,7 @@ struct _zjq_broker_t {
     int64_t next_check;         //  monotonic ms of the next worker scan
     bool reap;                  //  a peer became unreachable
     uint64_t jobs_peak;         //  most jobs in the table since the last trim
+    bool trim_tail;             //  the last trim left jobs: trim again once empty
     int64_t next_trim;          //  monotonic ms of the next trim check
     s_counters_t counters;
     //  Rate limit for warnings caused by peers
@@ -561,11 +562,12 @@ s_slot_take (zjq_peer_t *peer, const char *id, int attempt)
 static int
 s_slot_find (zjq_peer_t *peer, zjq_jobentry_t *entry, const char *id, int attempt)
 {
-    if (entry && entry->peer == peer && entry->job.attempt == attempt
-    &&  entry->peer_slot < peer->slot_max) {
-        s_slot_t *slot = &peer->slots [entry->peer_slot];
+    uint32_t known = entry? zjq_jobentry_peer_slot (entry): UINT32_MAX;
+    if (entry && zjq_jobentry_peer (entry) == peer && zjq_jobentry_attempt (entry) == attempt
+    &&  known < peer->slot_max) {
+        s_slot_t *slot = &peer->slots [known];
         if (slot->attempt == attempt && streq (slot->id, id))
-            return (int) entry->peer_slot;
+            return (int) known;
     }
     for (size_t index = 0; index < peer->slot_max; index++) {
         s_slot_t *slot = &peer->slots [index];
@@ -631,31 +633,43 @@ s_peer_destroy (zjq_peer_t **peer_p)
 static void s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
                        const char *error, zframe_t **result_p);
 
+//  Attach bytes that the job table keeps (a payload or a result) as the
+//  message's payload: a frame (large) is shared without a copy, bytes kept
+//  inline are copied.
+static void
+s_attach_payload (zjq_msg_t *msg, zjq_jobbytes_t bytes)
+{
+    if (bytes.frame)
+        zjq_msg_set_payload_shared (msg, bytes.frame);
+    else
+        zjq_msg_set_payload_mem (msg, bytes.data, bytes.size);
+}
+
 //  Start the next attempt of a job (out of its queue heap) on a worker
 //  with credit, and send it the JOB.
 static void
 s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
 {
     assert (s_peer_can_take (peer));
-    zjq_job_t *job = &entry->job;
     zjq_jobtable_start (self->jobs, entry, self->now);
-    entry->peer = peer;
-    zjq_queue_counters (entry->queue)->running++;
-    int slot = s_slot_take (peer, job->id, job->attempt);
+    zjq_jobid_text_t id = zjq_jobentry_id (entry);
+    int attempt = zjq_jobentry_attempt (entry);
+    zjq_queue_counters (zjq_jobentry_queue (entry))->running++;
+    int slot = s_slot_take (peer, id.text, attempt);
     if (slot < 0)
-        zsys_error ("out of memory tracking job %s on worker %s", job->id, peer->worker_id);
-    entry->peer_slot = slot < 0? UINT32_MAX: (uint32_t) slot;
+        zsys_error ("out of memory tracking job %s on worker %s", id.text, peer->worker_id);
+    zjq_jobentry_set_peer (entry, peer, slot < 0? UINT32_MAX: (uint32_t) slot);
     if (s_peer_credit (peer) == 0)
         s_peer_unlist (peer);
 
     zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_JOB);
-    zjq_msg_put_str (msg, "id", job->id);
-    zjq_msg_put_int (msg, "attempt", job->attempt);
-    zjq_msg_put_str (msg, "queue", job->queue);
-    zjq_msg_put_int (msg, "timeout_ms", job->job_timeout_ms);
-    zjq_msg_set_payload_shared (msg, job->payload);
+    zjq_msg_put_str (msg, "id", id.text);
+    zjq_msg_put_int (msg, "attempt", attempt);
+    zjq_msg_put_str (msg, "queue", zjq_jobentry_queue_name (entry));
+    zjq_msg_put_int (msg, "timeout_ms", zjq_jobentry_job_timeout_ms (entry));
+    s_attach_payload (msg, zjq_jobentry_payload (entry));
     if (self->verbose)
-        zsys_debug ("job %s attempt %d -> worker %s", job->id, job->attempt, peer->worker_id);
+        zsys_debug ("job %s attempt %d -> worker %s", id.text, attempt, peer->worker_id);
     s_send_peer (self, peer, &msg);
 }
 
@@ -700,27 +714,28 @@ s_peer_pump (zjq_broker_t *self, zjq_peer_t *peer)
 static void
 s_enqueue (zjq_broker_t *self, zjq_jobentry_t *entry)
 {
-    if (zjq_queue_push (entry->queue, entry) != 0) {
-        zsys_error ("out of memory queueing job %s", entry->job.id);
+    zjq_queue_t *queue = zjq_jobentry_queue (entry);
+    if (zjq_queue_push (queue, entry) != 0) {
+        zsys_error ("out of memory queueing job %s", zjq_jobentry_id (entry).text);
         s_job_end (self, entry, ZJQ_STATE_FAILED, "broker out of memory", NULL);
         return;
     }
-    s_queue_pump (self, entry->queue);
+    s_queue_pump (self, queue);
 }
 
 //  Put the outcome of an ended job into a JOB_RESULT or DONE.
 static void
 s_put_outcome (zjq_msg_t *msg, zjq_jobentry_t *entry)
 {
-    zjq_job_t *job = &entry->job;
-    zjq_msg_put_str (msg, "id", job->id);
-    zjq_msg_put_str (msg, "state", zjq_state_name (job->state));
-    zjq_msg_put_int (msg, "attempt", job->attempt);
-    if (job->state != ZJQ_STATE_SUCCEEDED)
-        zjq_msg_put_str (msg, "error", job->error? job->error: zjq_state_name (job->state));
-    if (job->state == ZJQ_STATE_SUCCEEDED && job->result) {
-        zjq_msg_set_payload_shared (msg, job->result);
-    }
+    zjq_state_t state = zjq_jobentry_state (entry);
+    const char *error = zjq_jobentry_error (entry);
+    zjq_msg_put_str (msg, "id", zjq_jobentry_id (entry).text);
+    zjq_msg_put_str (msg, "state", zjq_state_name (state));
+    zjq_msg_put_int (msg, "attempt", zjq_jobentry_attempt (entry));
+    if (state != ZJQ_STATE_SUCCEEDED)
+        zjq_msg_put_str (msg, "error", error? error: zjq_state_name (state));
+    if (state == ZJQ_STATE_SUCCEEDED && zjq_jobentry_result (entry).size)
+        s_attach_payload (msg, zjq_jobentry_result (entry));
 }
 
 //  A DONE for an ended job to one client.
@@ -739,12 +754,12 @@ static void
 s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
            const char *error, zframe_t **result_p)
 {
-    zjq_queue_counters_t *counters = zjq_queue_counters (entry->queue);
-    if (entry->job.state == ZJQ_STATE_RUNNING)
+    zjq_queue_counters_t *counters = zjq_queue_counters (zjq_jobentry_queue (entry));
+    if (zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING)
         counters->running--;
     else
-    if (entry->queue_index != ZJQ_HEAP_NONE)
-        zjq_queue_remove (entry->queue, entry);
+    if (zjq_jobentry_in_queue (entry))
+        zjq_queue_remove (zjq_jobentry_queue (entry), entry);
     zjq_jobtable_finish (self->jobs, entry, state, error, result_p, self->now);
     switch (state) {
         case ZJQ_STATE_SUCCEEDED:
@@ -761,13 +776,15 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
             break;
     }
     if (self->verbose)
-        zsys_debug ("job %s %s after %d attempt(s)%s%s", entry->job.id, zjq_state_name (state),
-                    entry->job.attempt, error? ": ": "", error? error: "");
-    for (uint32_t index = 0; index < entry->waiter_count; index++)
-        s_send_done (self, entry, zframe_data (entry->waiters [index]),
-                     zframe_size (entry->waiters [index]));
+        zsys_debug ("job %s %s after %d attempt(s)%s%s", zjq_jobentry_id (entry).text,
+                    zjq_state_name (state), zjq_jobentry_attempt (entry), error? ": ": "",
+                    error? error: "");
+    for (uint32_t index = 0; index < zjq_jobentry_waiter_count (entry); index++) {
+        zframe_t *waiter = zjq_jobentry_waiter (entry, index);
+        s_send_done (self, entry, zframe_data (waiter), zframe_size (waiter));
+    }
     zjq_jobentry_clear_waiters (entry);
-    if (entry->job.result)
+    if (zjq_jobentry_result (entry).size)
         zjq_jobtable_trim_results (self->jobs, self->max_result_bytes);
 }
 
@@ -776,11 +793,11 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
 static void
 s_attempt_failed (zjq_broker_t *self, zjq_jobentry_t *entry, const char *error)
 {
-    assert (entry->job.state == ZJQ_STATE_RUNNING);
-    if (entry->job.attempt < entry->job.max_attempts) {
+    assert (zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING);
+    if (zjq_jobentry_attempt (entry) < zjq_jobentry_max_attempts (entry)) {
         if (self->verbose)
-            zsys_debug ("job %s requeued: %s", entry->job.id, error);
-        zjq_queue_counters (entry->queue)->running--;
+            zsys_debug ("job %s requeued: %s", zjq_jobentry_id (entry).text, error);
+        zjq_queue_counters (zjq_jobentry_queue (entry))->running--;
         zjq_jobtable_requeue (self->jobs, entry, error);
         s_enqueue (self, entry);
     }
@@ -793,7 +810,7 @@ static const char *
 s_attempt_error (char *buf, size_t size, zjq_jobentry_t *entry, const char *reason)
 {
     snprintf (buf, size, "%s (attempt %d of %d)", reason,
-              entry->job.attempt, entry->job.max_attempts);
+              zjq_jobentry_attempt (entry), zjq_jobentry_max_attempts (entry));
     return buf;
 }
 
@@ -804,8 +821,8 @@ s_send_job_cancel (zjq_broker_t *self, zjq_peer_t *peer, zjq_jobentry_t *entry,
                    const char *reason)
 {
     zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_JOB_CANCEL);
-    zjq_msg_put_str (msg, "id", entry->job.id);
-    zjq_msg_put_int (msg, "attempt", entry->job.attempt);
+    zjq_msg_put_str (msg, "id", zjq_jobentry_id (entry).text);
+    zjq_msg_put_int (msg, "attempt", zjq_jobentry_attempt (entry));
     zjq_msg_put_str (msg, "reason", reason);
     s_send_peer (self, peer, &msg);
 }
@@ -814,11 +831,11 @@ s_send_job_cancel (zjq_broker_t *self, zjq_peer_t *peer, zjq_jobentry_t *entry,
 static void
 s_job_timeout (zjq_broker_t *self, zjq_jobentry_t *entry)
 {
-    if (entry->peer)
-        s_send_job_cancel (self, entry->peer, entry, "timeout");
+    if (zjq_jobentry_peer (entry))
+        s_send_job_cancel (self, zjq_jobentry_peer (entry), entry, "timeout");
     char reason [64];
     snprintf (reason, sizeof (reason), "job timeout after %lld ms",
-              (long long) entry->job.job_timeout_ms);
+              (long long) zjq_jobentry_job_timeout_ms (entry));
     char error [128];
     s_attempt_failed (self, entry, s_attempt_error (error, sizeof (error), entry, reason));
 }
@@ -847,15 +864,16 @@ s_peer_forget (zjq_broker_t *self, zjq_peer_t *peer, const char *why)
         if (!*slot->id)
             continue;
         zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, slot->id);
-        if (entry && entry->peer == peer && entry->job.state == ZJQ_STATE_RUNNING
-        &&  entry->job.attempt == slot->attempt)
+        if (entry && zjq_jobentry_peer (entry) == peer
+        &&  zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING
+        &&  zjq_jobentry_attempt (entry) == slot->attempt)
             running [count++] = entry;
     }
     for (size_t index = 0; index < count; index++) {
         zjq_jobentry_t *entry = running [index];
         char error [ZJQ_TEXT_MAX * 2];
         snprintf (error, sizeof (error), "%s (%s/%lld) on attempt %d of %d", why, peer->host,
-                  peer->pid, entry->job.attempt, entry->job.max_attempts);
+                  peer->pid, zjq_jobentry_attempt (entry), zjq_jobentry_max_attempts (entry));
         s_attempt_failed (self, entry, error);
     }
     free (running);
@@ -915,7 +933,9 @@ s_check_peers (zjq_broker_t *self)
 static void
 s_put_status (zjq_msg_t *msg, zjq_jobentry_t *entry)
 {
-    zjq_job_t *job = &entry->job;
+    zjq_job_t record;
+    zjq_jobentry_record (entry, &record);
+    const zjq_job_t *job = &record;
     zjq_msg_put_str (msg, "id", job->id);
     zjq_msg_put_str (msg, "queue", job->queue);
     zjq_msg_put_str (msg, "state", zjq_state_name (job->state));
@@ -935,10 +955,10 @@ s_put_status (zjq_msg_t *msg, zjq_jobentry_t *entry)
         zjq_msg_put_double (msg, "progress", job->progress);
     if (job->progress_message)
         zjq_msg_put_str (msg, "progress_message", job->progress_message);
-    if (entry->peer)
-        zjq_msg_put_str (msg, "worker", entry->peer->worker_id);
+    if (zjq_jobentry_peer (entry))
+        zjq_msg_put_str (msg, "worker", zjq_jobentry_peer (entry)->worker_id);
     if (job->state == ZJQ_STATE_SUCCEEDED)
-        zjq_msg_put_int (msg, "result_size", job->result? (int64_t) zframe_size (job->result): 0);
+        zjq_msg_put_int (msg, "result_size", (int64_t) job->result_size);
 }
 
 static void
@@ -955,11 +975,11 @@ s_add_waiter (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_msg_t *request)
 {
     size_t size;
     const byte *routing_id = zjq_msg_routing_id (request, &size);
-    if (zjq_job_ended (&entry->job))
+    if (zjq_jobentry_ended (entry))
         s_send_done (self, entry, routing_id, size);
     else
     if (zjq_jobentry_add_waiter (entry, routing_id, size) == -1)
-        zsys_error ("out of memory registering a waiter on job %s", entry->job.id);
+        zsys_error ("out of memory registering a waiter on job %s", zjq_jobentry_id (entry).text);
 }
 
 static void
@@ -1030,14 +1050,14 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     }
     if (key) {
         zjq_jobentry_t *existing = zjq_jobtable_lookup_key (self->jobs, queue_name, key);
-        if (existing && owner && !streq (existing->job.owner, owner)) {
+        if (existing && owner && !streq (zjq_jobentry_owner (existing), owner)) {
             s_send_rejected (self, msg, ZJQ_EDENIED,
                              "idempotency key is in use by another client key");
             return;
         }
         if (existing) {
             zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
-            zjq_msg_put_str (reply, "id", existing->job.id);
+            zjq_msg_put_str (reply, "id", zjq_jobentry_id (existing).text);
             zjq_msg_put_bool (reply, "duplicate", true);
             s_send_promise (self, &reply);
             if (notify)
@@ -1092,12 +1112,12 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     if (notify)
         s_add_waiter (self, entry, msg);
     zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
-    zjq_msg_put_str (reply, "id", entry->job.id);
+    zjq_msg_put_str (reply, "id", zjq_jobentry_id (entry).text);
     zjq_msg_put_bool (reply, "duplicate", false);
     s_send_promise (self, &reply);
     if (self->verbose)
         zsys_debug ("job %s accepted on %s (%zu bytes, priority %d)",
-                    entry->job.id, queue_name, size, entry->job.priority);
+                    zjq_jobentry_id (entry).text, queue_name, size, zjq_jobentry_priority (entry));
     s_enqueue (self, entry);
 }
 
@@ -1124,7 +1144,8 @@ s_request_job (zjq_broker_t *self, zjq_msg_t *msg)
     }
     //  With CURVE, a client key sees and cancels its own jobs; admins all
     const char *key = self->auth? zjq_msg_user_id (msg): NULL;
-    if (key && *entry->job.owner && !streq (entry->job.owner, key)
+    const char *owner = zjq_jobentry_owner (entry);
+    if (key && *owner && !streq (owner, key)
     &&  !(zjq_auth_roles (self->auth, key) & ZJQ_AUTH_ADMIN)) {
         self->counters.refused_role++;
         s_warn (self, "refused %s of job %s from key %s: submitted by another key",
@@ -1155,7 +1176,7 @@ s_handle_result (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_jobentry_t *entry = s_request_job (self, msg);
     if (!entry)
         return;
-    if (zjq_job_ended (&entry->job)) {
+    if (zjq_jobentry_ended (entry)) {
         zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_JOB_RESULT);
         s_put_outcome (reply, entry);
         s_send_promise (self, &reply);
@@ -1173,13 +1194,13 @@ s_handle_cancel (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_jobentry_t *entry = s_request_job (self, msg);
     if (!entry)
         return;
-    if (zjq_job_ended (&entry->job)) {
+    if (zjq_jobentry_ended (entry)) {
         s_send_error (self, msg, ZJQ_ESTATE, "job has already ended (%s)",
-                      zjq_state_name (entry->job.state));
+                      zjq_state_name (zjq_jobentry_state (entry)));
         return;
     }
-    if (entry->peer)
-        s_send_job_cancel (self, entry->peer, entry, "cancelled");
+    if (zjq_jobentry_peer (entry))
+        s_send_job_cancel (self, zjq_jobentry_peer (entry), entry, "cancelled");
     //  A cancelled job holds no result, so the entry survives s_job_end
     s_job_end (self, entry, ZJQ_STATE_CANCELLED, "cancelled by client", NULL);
     zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_JOB_STATUS);
@@ -1515,8 +1536,8 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
     if (was_outstanding)
         s_slot_release (peer, slot);
 
-    if (entry && entry->job.state == ZJQ_STATE_RUNNING && entry->peer == peer
-    &&  entry->job.attempt == attempt) {
+    if (entry && zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING
+    &&  zjq_jobentry_peer (entry) == peer && zjq_jobentry_attempt (entry) == attempt) {
         char text [ZJQ_ERROR_MAX + 64];
         char reason [ZJQ_ERROR_MAX];
         if (streq (status, "returned")) {
@@ -1524,7 +1545,7 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
             //  in its place, and the attempt does not count
             zsys_info ("job %s handed back unstarted by worker %s: requeued", id,
                        peer->worker_id);
-            zjq_queue_counters (entry->queue)->running--;
+            zjq_queue_counters (zjq_jobentry_queue (entry))->running--;
             zjq_jobtable_unstart (self->jobs, entry);
             s_enqueue (self, entry);
         }
@@ -1591,17 +1612,9 @@ s_handle_progress (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
         return;
     }
     zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, id);
-    if (entry && entry->job.state == ZJQ_STATE_RUNNING && entry->peer == peer
-    &&  entry->job.attempt == attempt) {
-        entry->job.progress = progress;
-        if (message) {
-            char *copy = strdup (message);
-            if (copy) {
-                free (entry->job.progress_message);
-                entry->job.progress_message = copy;
-            }
-        }
-    }
+    if (entry && zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING
+    &&  zjq_jobentry_peer (entry) == peer && zjq_jobentry_attempt (entry) == attempt)
+        zjq_jobentry_set_progress (entry, progress, message);
 }
 
 static void
@@ -1942,16 +1955,14 @@ s_restore_job (void *arg, zjq_job_t *job, const char *queue_name)
     zjq_queue_t *queue = zjq_proto_queue_name_valid (queue_name)? s_queue_require (self, queue_name): NULL;
     if (!queue) {
         zsys_error ("journal: job %s dropped: bad queue name or out of memory", job->id);
-        free (job->key);
-        free (job->error);
-        zframe_destroy (&job->payload);
-        zframe_destroy (&job->result);
+        zjq_job_free_fields (job);
         return;
     }
     job->queue = zjq_queue_name (queue);
     zjq_jobentry_t *entry = zjq_jobtable_restore (self->jobs, job, queue, self->now);
-    if (entry && entry->job.state == ZJQ_STATE_QUEUED && zjq_queue_push (queue, entry) != 0) {
-        zsys_error ("journal: out of memory queueing job %s", entry->job.id);
+    if (entry && zjq_jobentry_state (entry) == ZJQ_STATE_QUEUED
+    &&  zjq_queue_push (queue, entry) != 0) {
+        zsys_error ("journal: out of memory queueing job %s", zjq_jobentry_id (entry).text);
         zjq_jobtable_remove (self->jobs, &entry);
     }
 }
@@ -2164,12 +2175,16 @@ s_trim_memory (zjq_broker_t *self)
     if (self->now < self->next_trim)
         return;
     self->next_trim = self->now + ZJQ_TRIM_INTERVAL;
-    if (self->jobs_peak >= ZJQ_TRIM_MIN_PEAK && jobs < self->jobs_peak / 4) {
+    //  After a large drain the last jobs go below the threshold for the
+    //  quarter rule: one more trim when the table is empty
+    bool tail = self->trim_tail && jobs == 0;
+    if ((self->jobs_peak >= ZJQ_TRIM_MIN_PEAK && jobs < self->jobs_peak / 4) || tail) {
         if (self->verbose)
             zsys_debug ("giving memory back: %llu jobs, peak %llu",
                         (unsigned long long) jobs, (unsigned long long) self->jobs_peak);
         malloc_trim (0);
         self->jobs_peak = jobs;
+        self->trim_tail = jobs > 0;
     }
 }
 
@@ -2182,11 +2197,11 @@ s_fire_deadlines (zjq_broker_t *self)
         zjq_jobentry_t *entry = zjq_jobtable_pop_due (self->jobs, self->now);
         if (!entry)
             return false;
-        if (entry->job.state == ZJQ_STATE_RUNNING)
+        if (zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING)
             s_job_timeout (self, entry);
         else {
             if (self->verbose)
-                zsys_debug ("job %s outcome expired", entry->job.id);
+                zsys_debug ("job %s outcome expired", zjq_jobentry_id (entry).text);
             zjq_jobtable_remove (self->jobs, &entry);
         }
     }

@@ -38,6 +38,7 @@
 
 #include "zjq_journal.h"
 #include "zjq_jobtable.h"
+#include "zjq_queue.h"
 #include "zjq_jobid.h"
 #include "zjq_util.h"
 #include <msgpack.h>
@@ -290,12 +291,11 @@ s_pack_int (msgpack_packer *packer, const char *key, int64_t value)
 }
 
 static void
-s_pack_frame (msgpack_packer *packer, const char *key, zframe_t *frame)
+s_pack_bin (msgpack_packer *packer, const char *key, const void *data, size_t size)
 {
     s_pack_key (packer, key);
-    size_t size = zframe_size (frame);
     msgpack_pack_bin (packer, size);
-    msgpack_pack_bin_body (packer, zframe_data (frame), size);
+    msgpack_pack_bin_body (packer, data, size);
 }
 
 //  Frame the body that follows start in buf: length and CRC
@@ -348,7 +348,7 @@ s_encode_job (s_buf_t *buf, const zjq_job_t *job, bool whole)
         if (*job->owner)
             s_pack_str (&packer, "own", job->owner);
         if (payload)
-            s_pack_frame (&packer, "pay", job->payload);
+            s_pack_bin (&packer, "pay", job->payload, job->payload_size);
     }
     s_pack_int (&packer, "st", job->state);
     s_pack_int (&packer, "att", job->attempt);
@@ -358,7 +358,7 @@ s_encode_job (s_buf_t *buf, const zjq_job_t *job, bool whole)
     if (job->error)
         s_pack_str (&packer, "err", job->error);
     if (result)
-        s_pack_frame (&packer, "res", job->result);
+        s_pack_bin (&packer, "res", job->result, job->result_size);
     if (!buf->oom)
         s_record_seal (buf, start);
 }
@@ -505,6 +505,8 @@ s_compact_abort (zjq_journal_t *self, const char *what, int error)
         close (self->compact.fd);
         unlink (self->compact_path);
     }
+    if (self->table)
+        zjq_jobtable_scan_stop (self->table);
     s_file_reset (&self->compact);
     self->compact_error = error;
     self->compacting = false;
@@ -643,10 +645,7 @@ s_replayed_free (zjq_journal_t *self)
     for (s_rjob_t *rjob = (s_rjob_t *) zhashx_first (self->replayed); rjob;
          rjob = (s_rjob_t *) zhashx_next (self->replayed)) {
         free (rjob->queue);
-        free (rjob->job.key);
-        free (rjob->job.error);
-        zframe_destroy (&rjob->job.payload);
-        zframe_destroy (&rjob->job.result);
+        zjq_job_free_fields (&rjob->job);
         free (rjob);
     }
     zhashx_destroy (&self->replayed);
@@ -860,15 +859,31 @@ s_set_text (char **field, const msgpack_object *value, const char **problem)
     *field = text;
 }
 
+//  A copy of the bytes (malloc'd, so the record owns them; never NULL when
+//  present, even if empty)
 static void
-s_set_frame (zframe_t **field, const msgpack_object *value, const char **problem)
+s_set_bytes (byte **field, size_t *size, const msgpack_object *value, const char **problem)
 {
     if (value->type != MSGPACK_OBJECT_BIN) {
         *problem = "bad bytes field";
         return;
     }
-    zframe_destroy (field);
-    *field = zframe_new (value->via.bin.ptr, value->via.bin.size);
+    free (*field);
+    *size = value->via.bin.size;
+    *field = (byte *) malloc (*size? *size: 1);
+    if (!*field)
+        *problem = "out of memory";
+    else
+        memcpy (*field, value->via.bin.ptr, *size);
+}
+
+//  Drop a record's payload (the job ended)
+static void
+s_drop_payload (zjq_job_t *job)
+{
+    free (job->payload);
+    job->payload = NULL;
+    job->payload_size = 0;
 }
 
 //  Apply a JOB or STATE body to a record. Returns NULL, or what is wrong.
@@ -915,10 +930,10 @@ s_decode_job (const msgpack_object *body, s_rjob_t *rjob)
             s_set_text (&job->error, value, &problem);
         else
         if (s_obj_is (key, "pay"))
-            s_set_frame (&job->payload, value, &problem);
+            s_set_bytes (&job->payload, &job->payload_size, value, &problem);
         else
         if (s_obj_is (key, "res"))
-            s_set_frame (&job->result, value, &problem);
+            s_set_bytes (&job->result, &job->result_size, value, &problem);
         else
         if (s_obj_is (key, "id"))
             ;                   //  the caller has it
@@ -946,7 +961,7 @@ s_decode_job (const msgpack_object *body, s_rjob_t *rjob)
     if (!problem && (job->state < ZJQ_STATE_QUEUED || job->state > ZJQ_STATE_CANCELLED))
         problem = "bad job state";
     if (!problem && zjq_job_ended (job))
-        zframe_destroy (&job->payload);
+        s_drop_payload (job);
     return problem;
 }
 
@@ -957,10 +972,7 @@ s_rjob_free (s_rjob_t **rjob_p)
     if (!rjob)
         return;
     free (rjob->queue);
-    free (rjob->job.key);
-    free (rjob->job.error);
-    zframe_destroy (&rjob->job.payload);
-    zframe_destroy (&rjob->job.result);
+    zjq_job_free_fields (&rjob->job);
     free (rjob);
     *rjob_p = NULL;
 }
@@ -1111,11 +1123,9 @@ s_replay_settle (zjq_journal_t *self, size_t *dropped)
                 job->state = ZJQ_STATE_FAILED;
                 job->finished_ms = now;
                 job->expires_ms = now + job->result_ttl_ms;
-                zframe_destroy (&job->payload);
+                s_drop_payload (job);
             }
         }
-        if (job->state == ZJQ_STATE_QUEUED && !job->payload)
-            job->payload = zframe_new_empty ();
         if (zjq_job_ended (job) && job->expires_ms <= now)
             zlistx_add_end (expired, rjob);
     }
@@ -1469,7 +1479,8 @@ zjq_journal_tick (zjq_journal_t *self, zjq_jobtable_t *table)
                 self->compact.buffered_lsn = self->compact.written_lsn = self->lsn;
                 s_encode_header (&self->compact.buf);
                 s_encode_generation (&self->compact.buf, table);
-                zjq_jobtable_scan_start (table);
+                if (zjq_jobtable_scan_start (table) == -1)
+                    s_compact_abort (self, "listing the jobs", ENOMEM);
             }
         }
     }
@@ -1481,7 +1492,9 @@ zjq_journal_tick (zjq_journal_t *self, zjq_jobtable_t *table)
                 self->snapshot_done = true;
                 break;
             }
-            s_encode_job (&self->compact.buf, &entry->job, true);
+            zjq_job_t record;
+            zjq_jobentry_record (entry, &record);
+            s_encode_job (&self->compact.buf, &record, true);
             jobs++;
         }
         if (self->compact.buf.oom) {
@@ -1715,21 +1728,23 @@ s_test_healthy (zjq_journal_t *self)
     return zjq_journal_healthy (self, NULL) && s_test_durable (self);
 }
 
+static zjq_queue_t *s_test_queue;  //  the test's queue "q"
+
 static void
 s_test_restore (void *arg, zjq_job_t *job, const char *queue_name)
 {
     assert (streq (queue_name, "q"));
-    job->queue = "q";
-    assert (zjq_jobtable_restore ((zjq_jobtable_t *) arg, job, NULL, 0));
+    job->queue = zjq_queue_name (s_test_queue);
+    assert (zjq_jobtable_restore ((zjq_jobtable_t *) arg, job, s_test_queue, 0));
 }
 
 static zjq_jobentry_t *
 s_test_submit (zjq_jobtable_t *table, const char *payload, const char *key)
 {
-    zjq_job_t spec = { .queue = "q", .key = (char *) key, .max_attempts = 3,
+    zjq_job_t spec = { .key = (char *) key, .max_attempts = 3,
                        .job_timeout_ms = 60000, .result_ttl_ms = 3600000 };
     zframe_t *frame = zframe_new (payload, strlen (payload));
-    zjq_jobentry_t *entry = zjq_jobtable_insert (table, &spec, NULL, &frame);
+    zjq_jobentry_t *entry = zjq_jobtable_insert (table, &spec, s_test_queue, &frame);
     assert (entry);
     return entry;
 }
@@ -1769,6 +1784,8 @@ zjq_journal_test (bool verbose)
     assert (zjq_journal_policy_parse ("interval", &policy) == 0 && policy == ZJQ_FSYNC_INTERVAL);
     assert (zjq_journal_policy_parse ("sometimes", &policy) == -1);
 
+    s_test_queue = zjq_queue_new ("q");
+    assert (s_test_queue);
     char dir [] = "/tmp/zjq_journal_test.XXXXXX";
     assert (mkdtemp (dir));
     char path [256];
@@ -1793,10 +1810,10 @@ zjq_journal_test (bool verbose)
     zjq_jobentry_t *queued = s_test_submit (table, "four", "key4");
     char done_id [ZJQ_JOBID_MAX], cancelled_id [ZJQ_JOBID_MAX];
     char running_id [ZJQ_JOBID_MAX], queued_id [ZJQ_JOBID_MAX];
-    strcpy (done_id, done->job.id);
-    strcpy (cancelled_id, cancelled->job.id);
-    strcpy (running_id, running->job.id);
-    strcpy (queued_id, queued->job.id);
+    strcpy (done_id, zjq_jobentry_id (done).text);
+    strcpy (cancelled_id, zjq_jobentry_id (cancelled).text);
+    strcpy (running_id, zjq_jobentry_id (running).text);
+    strcpy (queued_id, zjq_jobentry_id (queued).text);
     zjq_jobtable_start (table, done, 0);
     zframe_t *result = zframe_new ("result-one", 10);
     zjq_jobtable_finish (table, done, ZJQ_STATE_SUCCEEDED, NULL, &result, 0);
@@ -1811,7 +1828,7 @@ zjq_journal_test (bool verbose)
     s_test_write_errno = ENOSPC;
     zjq_jobentry_t *later = s_test_submit (table, "five", NULL);
     char later_id [ZJQ_JOBID_MAX];
-    strcpy (later_id, later->job.id);
+    strcpy (later_id, zjq_jobentry_id (later).text);
     zjq_journal_flush (journal);
     const char *reason = NULL;
     assert (!zjq_journal_healthy (journal, &reason));
@@ -1829,7 +1846,7 @@ zjq_journal_test (bool verbose)
     s_test_sync_errno = EIO;
     zjq_jobentry_t *last = s_test_submit (table, "six", NULL);
     char last_id [ZJQ_JOBID_MAX];
-    strcpy (last_id, last->job.id);
+    strcpy (last_id, zjq_jobentry_id (last).text);
     s_test_run (journal, table, 5000, s_test_failed);
     assert (!zjq_journal_healthy (journal, &reason));
     assert (streq (reason, strerror (EIO)));
@@ -1845,15 +1862,18 @@ zjq_journal_test (bool verbose)
     assert (rc == 0);
     assert (zjq_jobtable_generation (table) > generation);
     zjq_jobentry_t *entry = zjq_jobtable_lookup (table, done_id);
-    assert (entry && entry->job.state == ZJQ_STATE_SUCCEEDED);
-    assert (entry->job.result && zframe_streq (entry->job.result, "result-one"));
+    assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_SUCCEEDED);
+    assert (zjq_jobentry_result (entry).size == 10);
+    assert (memcmp (zjq_jobentry_result (entry).data, "result-one", 10) == 0);
     entry = zjq_jobtable_lookup (table, cancelled_id);
-    assert (entry && entry->job.state == ZJQ_STATE_CANCELLED);
-    assert (streq (entry->job.error, "cancelled by client"));
+    assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_CANCELLED);
+    assert (streq (zjq_jobentry_error (entry), "cancelled by client"));
     entry = zjq_jobtable_lookup (table, running_id);
-    assert (entry && entry->job.state == ZJQ_STATE_QUEUED && entry->job.attempt == 1);
-    assert (streq (entry->job.error, "broker restarted during attempt 1 of 3"));
-    assert (zframe_streq (entry->job.payload, "three"));
+    assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_QUEUED);
+    assert (zjq_jobentry_attempt (entry) == 1);
+    assert (streq (zjq_jobentry_error (entry), "broker restarted during attempt 1 of 3"));
+    assert (zjq_jobentry_payload (entry).size == 5);
+    assert (memcmp (zjq_jobentry_payload (entry).data, "three", 5) == 0);
     assert (zjq_jobtable_lookup_key (table, "q", "key4") == zjq_jobtable_lookup (table, queued_id));
     assert (zjq_jobtable_lookup (table, later_id) && zjq_jobtable_lookup (table, last_id));
     const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (table);
@@ -1924,6 +1944,7 @@ zjq_journal_test (bool verbose)
     snprintf (path, sizeof (path), "%s/%s", dir, ZJQ_JOURNAL_LOCK);
     unlink (path);
     rmdir (dir);
+    zjq_queue_destroy (&s_test_queue);
     zsys_set_logstream (stderr);
     if (verbose)
         printf ("(journal ok) ");
