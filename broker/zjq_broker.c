@@ -642,7 +642,7 @@ s_attach_payload (zjq_msg_t *msg, zjq_jobbytes_t bytes)
     if (bytes.frame)
         zjq_msg_set_payload_shared (msg, bytes.frame);
     else
-        zjq_msg_set_payload_mem (msg, bytes.data, bytes.size);
+        zjq_msg_set_payload_borrowed (msg, bytes.data, bytes.size);
 }
 
 //  Start the next attempt of a job (out of its queue heap) on a worker

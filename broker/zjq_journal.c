@@ -122,6 +122,7 @@ struct _zjq_journal_t {
     zjq_fsync_policy_t policy;
     int64_t interval_ms;
     uint64_t compact_size;
+    uint64_t live_jobs;         //  jobs in the table when the last rewrite began
     bool salvage;
     zjq_journal_write_fn *write_fn;
     zjq_journal_sync_fn *sync_fn;
@@ -1459,8 +1460,14 @@ zjq_journal_tick (zjq_journal_t *self, zjq_jobtable_t *table)
     assert (table);
     int64_t now = zjq_mono_ms ();
     if (!self->compacting) {
-        uint64_t limit = self->compact_size > 2 * self->stats.live_bytes?
-                         self->compact_size: 2 * self->stats.live_bytes;
+        //  The file may grow to twice the live state it was last rewritten
+        //  with, so a large live state is not rewritten over and over; once
+        //  most of those jobs are gone, the trigger falls back to
+        //  compact_size, so the file follows the live state down again
+        uint64_t jobs = zjq_jobtable_stats (table)->jobs;
+        uint64_t limit = self->compact_size;
+        if (2 * self->stats.live_bytes > limit && 2 * jobs > self->live_jobs)
+            limit = 2 * self->stats.live_bytes;
         bool due = self->failed? now >= self->retry_at
                  : self->main.offset > limit && now >= self->compact_retry_at;
         if (due) {
@@ -1468,6 +1475,7 @@ zjq_journal_tick (zjq_journal_t *self, zjq_jobtable_t *table)
                 zsys_info ("journal: %s is %llu bytes: rewriting it with the live state",
                            self->path, (unsigned long long) self->main.offset);
             self->table = table;
+            self->live_jobs = jobs;
             //  Starts in the buffer; the first flush creates the file's content
             self->compact.fd = open (self->compact_path,
                                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -36,9 +36,9 @@ struct _zjq_msg_t {
     byte routing_id [ZJQ_ROUTING_ID_MAX];   //  ROUTER peer
     zframe_t *payload;          //  payload frame (owned), or NULL
     zframe_t *payload_shared;   //  payload frame (borrowed), or NULL
-    size_t payload_offset;      //  a batched message's payload: its bytes in
-    size_t payload_size;        //    fields_part, until a frame is asked for
-    bool payload_in_part;       //    (then payload holds a copy)
+    const byte *payload_bytes;  //  borrowed payload bytes (a batched message's,
+    size_t payload_size;        //    in fields_part, or the caller's), until a
+    bool payload_in_part;       //    frame is asked for (then payload holds a copy)
     char user_id [ZJQ_USER_ID_MAX + 1];     //  "User-Id" on receipt, or ""
     //  Building
     msgpack_sbuffer buffer;     //  map32 header + packed fields; kept when pooled
@@ -546,10 +546,28 @@ zjq_msg_set_payload_shared (zjq_msg_t *self, zframe_t *frame)
     self->payload_shared = frame;
 }
 
+static void s_payload_materialize (zjq_msg_t *self);
+
+void
+zjq_msg_set_payload_borrowed (zjq_msg_t *self, const void *data, size_t size)
+{
+    assert (self);
+    assert (data || size == 0);
+    zframe_destroy (&self->payload);
+    self->payload_shared = NULL;
+    self->payload_bytes = (const byte *) data;
+    self->payload_size = size;
+    self->payload_in_part = true;
+}
+
 int
 zjq_msg_own_payload (zjq_msg_t *self)
 {
     assert (self);
+    if (self->payload_in_part) {
+        s_payload_materialize (self);
+        return self->payload? 0: -1;
+    }
     if (!self->payload_shared)
         return 0;
     self->payload = zframe_dup (self->payload_shared);
@@ -566,8 +584,7 @@ s_payload_materialize (zjq_msg_t *self)
         return;
     self->payload_in_part = false;
     self->payload = zframe_new (
-        (const byte *) zmq_msg_data (&self->fields_part) + self->payload_offset,
-        self->payload_size);
+        self->payload_bytes, self->payload_size);
 }
 
 zframe_t *
@@ -585,7 +602,7 @@ zjq_msg_payload_data (zjq_msg_t *self, size_t *size_p)
     assert (size_p);
     if (self->payload_in_part) {
         *size_p = self->payload_size;
-        return (const byte *) zmq_msg_data (&self->fields_part) + self->payload_offset;
+        return self->payload_bytes;
     }
     zframe_t *frame = self->payload? self->payload: self->payload_shared;
     *size_p = frame? zframe_size (frame): 0;
@@ -1078,7 +1095,7 @@ zjq_msg_decode_batched (zjq_msg_t *batch, int command, size_t fields_offset, siz
     if (s_decode_fields (self) != ZJQ_RECV_OK)
         return ZJQ_RECV_MALFORMED;
     if (s_commands [index].payload) {
-        self->payload_offset = payload_offset;
+        self->payload_bytes = (const byte *) zmq_msg_data (&self->fields_part) + payload_offset;
         self->payload_size = payload_size;
         self->payload_in_part = true;
     }

@@ -173,7 +173,12 @@ void
 //  and must outlive the message unless zjq_msg_own_payload is called.
 void
     zjq_msg_set_payload_shared (zjq_msg_t *self, zframe_t *frame);
-//  Make a shared payload the message's own (a copy), for a message that
+//  Send these bytes as the payload; they are copied only when the message
+//  is sent or a frame is asked for, so they must stay unchanged until then
+//  unless zjq_msg_own_payload is called.
+void
+    zjq_msg_set_payload_borrowed (zjq_msg_t *self, const void *data, size_t size);
+//  Make a shared or borrowed payload the message's own (a copy), for a message that
 //  may outlive the frame. Returns 0, or -1 if out of memory (the message
 //  then has no payload).
 int
