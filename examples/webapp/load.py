@@ -103,13 +103,20 @@ async def _hash_requests(url, mode, jobs, rounds, concurrency, timeout):
 
 
 def run_load(url, mode, jobs, rounds, concurrency=16, probe_interval=0.01, timeout=600):
-    """Run one measurement; returns a dict of figures (latencies in ms)."""
+    """Run one measurement; returns a dict of figures (latencies in ms).
+    mode "idle" sends no hash requests and probes for `timeout` seconds:
+    the baseline."""
     url = url.rstrip("/")
     prober = Prober(url, probe_interval)
     start = time.perf_counter()
     prober.start()
     try:
-        problems = asyncio.run(_hash_requests(url, mode, jobs, rounds, concurrency, timeout))
+        if mode == "idle":
+            jobs = 0
+            time.sleep(timeout)
+            problems = []
+        else:
+            problems = asyncio.run(_hash_requests(url, mode, jobs, rounds, concurrency, timeout))
     finally:
         prober.stopping.set()
         prober.join()
@@ -130,7 +137,9 @@ def run_load(url, mode, jobs, rounds, concurrency=16, probe_interval=0.01, timeo
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080")
-    parser.add_argument("--mode", choices=("zjq", "inline"), default="zjq")
+    parser.add_argument("--mode", choices=("zjq", "inline", "idle"), default="zjq",
+                        help="idle: no hash requests, probe for --seconds (the baseline)")
+    parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=300000)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -138,7 +147,7 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     figures = run_load(args.url, args.mode, args.jobs, args.rounds, args.concurrency,
-                       args.probe_interval)
+                       args.probe_interval, args.seconds if args.mode == "idle" else 600)
     if args.json:
         print(json.dumps(figures))
     else:

@@ -71,6 +71,28 @@ def wait_pyworkers(env, process, count, timeout=60):
                          message="%d Python worker processes registered" % count)
 
 
+async def async_wait_until(predicate, timeout=30, interval=0.05, message=None):
+    """zt.wait_until for coroutines: the event loop keeps running."""
+    deadline = asyncio.get_running_loop().time() + zt.T(timeout)
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        assert asyncio.get_running_loop().time() < deadline, \
+            "timed out after %.0fs waiting for %s (last value: %r)" % (zt.T(timeout), message, value)
+        await asyncio.sleep(interval)
+
+
+async def wait_for_state(client, job_id, states, timeout=30):
+    """Poll a job's status until it is in one of states; returns the JobInfo."""
+    async def check():
+        info = await client.status(job_id)
+        return info if info.state in states else None
+    return await async_wait_until(check, timeout, message="job %s in %s" % (job_id, states))
+
+
 def arun(coroutine, timeout=600):
     """Run a coroutine in a new event loop, bounded by a (scaled) timeout."""
     async def bounded():

@@ -11,21 +11,9 @@ import pytest
 import zjq
 import zjqtest as zt
 from conftest import python_env
-from pyharness import arun
+from pyharness import arun, async_wait_until, wait_for_state
 
 JOB_ID = re.compile(r"[0-9a-z]+-[0-9a-z]+")
-
-
-async def wait_for_state(client, job_id, states, timeout=30):
-    """Poll a job's status until it is in one of states (bounded)."""
-    deadline = asyncio.get_running_loop().time() + zt.T(timeout)
-    while True:
-        info = await client.status(job_id)
-        if info.state in states:
-            return info
-        assert asyncio.get_running_loop().time() < deadline, \
-            "job %s stayed %s, wanted %s" % (job_id, info.state, states)
-        await asyncio.sleep(0.05)
 
 
 def test_submit_and_result(env):
@@ -132,15 +120,13 @@ def test_expiry_and_not_found(env):
             job = await client.submit("echo", b"short-lived", result_ttl=0.3)
             assert await job.result(timeout=zt.T(30)) == b"short-lived"
             # Once the TTL has passed the broker no longer has it
-            deadline = asyncio.get_running_loop().time() + zt.T(30)
-            while True:
+            async def expired():
                 try:
                     await client.job(job.id).result(timeout=0)
                 except zjq.JobExpired as exc:
-                    assert exc.code == zjq.errors.EEXPIRED and exc.job_id == job.id
-                    break
-                assert asyncio.get_running_loop().time() < deadline, "never expired"
-                await asyncio.sleep(0.1)
+                    return exc
+            exc = await async_wait_until(expired, 30, message="the result expired")
+            assert exc.code == zjq.errors.EEXPIRED and exc.job_id == job.id
             with pytest.raises(zjq.JobExpired):
                 await client.status(job.id)
             never = job.id.split("-")[0] + "-zzzzzz"

@@ -200,7 +200,11 @@ def payload_bytes(payload):
 
 
 def submit_opts(priority=0, job_timeout=None, max_attempts=None, key=None, result_ttl=None):
-    """A zjq_submit_opts_t from keyword arguments (seconds for times)."""
+    """A zjq_submit_opts_t from keyword arguments (seconds for times), or
+    None when they are all defaults (libzjq then takes its own)."""
+    if priority == 0 and job_timeout is None and max_attempts is None and key is None \
+            and result_ttl is None:
+        return None
     opts = SubmitOpts()
     lib().zjq_submit_opts_init(ctypes.byref(opts))
     if isinstance(priority, bool) or not isinstance(priority, int):
@@ -294,51 +298,47 @@ class Core:
 
     # --- requests: each returns once the request is queued, or raises ------
 
-    def _issue(self, entry, call, what):
+    def _issue(self, entry, call, what, *args):
+        """call(*args, token): a libzjq request whose callbacks take token.
+        what() explains an EINVAL."""
         token = next(_tokens)
         _pending[token] = entry
         try:
-            rc = call(token)
+            rc = call(*args, token)
         except BaseException:
             _pending.pop(token, None)
             raise
         if rc < 0:
             _pending.pop(token, None)
-            raise errors.from_code(rc, what if rc == errors.EINVAL else None)
+            raise errors.from_code(rc, what() if rc == errors.EINVAL else None)
         return token
 
     def submit(self, queue, payload, opts, on_accepted, on_done):
         """on_accepted(status, job_id, message); on_done(status, Outcome,
-        None) once the job ends (never after a rejection)."""
-        ptr = self._check()
-        queue_b = encode(queue, "queue")
+        None) once the job ends (never after a rejection). opts: a
+        SubmitOpts, or None for the defaults."""
         data = payload_bytes(payload)
-        return self._issue((on_accepted, on_done), lambda token: self._lib.zjq_submit(
-            ptr, queue_b, data, len(data), ctypes.byref(opts), _on_submit, _on_result, token),
-            "invalid submit to queue %r (queue names are 1-128 bytes of [A-Za-z0-9_.:-]; "
-            "priority -1000..1000; max_attempts 1..1000)" % (queue,))
+        return self._issue((on_accepted, on_done), self._lib.zjq_submit,
+                           lambda: "invalid submit to queue %r (queue names are 1-128 bytes of "
+                           "[A-Za-z0-9_.:-]; priority -1000..1000; max_attempts 1..1000)"
+                           % (queue,), self._check(), encode(queue, "queue"), data, len(data),
+                           opts, _on_submit, _on_result)
 
     def result(self, job_id, timeout_ms, callback):
         """callback(status, Outcome, None)."""
-        ptr = self._check()
-        job = encode(job_id, "job_id")
-        return self._issue(callback, lambda token: self._lib.zjq_result(
-            ptr, job, timeout_ms, _on_result, token), "job id %r" % (job_id,))
+        return self._issue(callback, self._lib.zjq_result, lambda: "job id %r" % (job_id,),
+                           self._check(), encode(job_id, "job_id"), timeout_ms, _on_result)
 
     def status(self, job_id, callback, cancel=False):
         """callback(status, JobInfo, message)."""
-        ptr = self._check()
-        job = encode(job_id, "job_id")
         function = self._lib.zjq_cancel if cancel else self._lib.zjq_status
-        return self._issue(callback, lambda token: function(ptr, job, _on_status, token),
-                           "job id %r" % (job_id,))
+        return self._issue(callback, function, lambda: "job id %r" % (job_id,),
+                           self._check(), encode(job_id, "job_id"), _on_status)
 
     def stats(self, callback):
-        ptr = self._check()
-        return self._issue(callback, lambda token: self._lib.zjq_stats(ptr, _on_stats, token),
-                           "stats")
+        return self._issue(callback, self._lib.zjq_stats, lambda: "stats", self._check(),
+                           _on_stats)
 
     def ping(self, callback):
-        ptr = self._check()
-        return self._issue(callback, lambda token: self._lib.zjq_ping(ptr, _on_done, token),
-                           "ping")
+        return self._issue(callback, self._lib.zjq_ping, lambda: "ping", self._check(),
+                           _on_done)

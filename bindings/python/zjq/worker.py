@@ -342,8 +342,9 @@ class _Supervisor:
             self.failed = True
             self.on_signal(signal.SIGTERM, None)
             return
-        delay = self.delay.get(slot, self.restart_delay)
-        delay = self.restart_delay if lived > 10 else min(max(delay * 2, 0.1), 30.0)
+        previous = self.delay.get(slot)
+        delay = self.restart_delay if previous is None or lived > 10 else \
+            min(max(previous * 2, 0.1), 30.0)
         self.delay[slot] = delay
         log.warning("worker process %d exited with %s; starting another in %.1fs",
                     process.pid, code if code is None or code >= 0 else
