@@ -147,8 +147,14 @@ class Client:
         try:
             self._core.process()
         except errors.Error as exc:
+            # A socket error libzjq cannot recover from: say so, and retry
+            # later rather than at once (the requests fail by their timeouts)
             self._loop.call_exception_handler({"message": "zjq: zjq_client_process failed",
                                                "exception": exc, "client": self})
+            if self._timer is None:
+                self._timer_when = self._loop.time() + 0.1
+                self._timer = self._loop.call_at(self._timer_when, self._on_timer)
+            return
         self._arm()
 
     def _on_timer(self):
