@@ -72,7 +72,8 @@ class Prober(threading.Thread):
 
 
 async def _hash_requests(url, mode, jobs, rounds, concurrency, timeout):
-    """Send the hash requests; returns the list of problems (empty: all good)."""
+    """Send the hash requests; returns the problems (empty: all good) and
+    the answers [(digest, data)]."""
     problems = []
     semaphore = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -94,12 +95,7 @@ async def _hash_requests(url, mode, jobs, rounds, concurrency, timeout):
                     problems.append("job %d: %r" % (index, exc))
 
         answers = await asyncio.gather(*(one(index) for index in range(jobs)))
-    # Check a sample of the digests (all of them would cost as much as the load)
-    for answer in [a for a in answers if a][:5]:
-        digest, data = answer
-        if digest != sha256_rounds(rounds, data.encode()):
-            problems.append("wrong digest for %s" % data)
-    return problems
+    return problems, [answer for answer in answers if answer]
 
 
 def run_load(url, mode, jobs, rounds, concurrency=16, probe_interval=0.01, timeout=600):
@@ -114,13 +110,19 @@ def run_load(url, mode, jobs, rounds, concurrency=16, probe_interval=0.01, timeo
         if mode == "idle":
             jobs = 0
             time.sleep(timeout)
-            problems = []
+            problems, answers = [], []
         else:
-            problems = asyncio.run(_hash_requests(url, mode, jobs, rounds, concurrency, timeout))
+            problems, answers = asyncio.run(_hash_requests(url, mode, jobs, rounds, concurrency,
+                                                           timeout))
     finally:
         prober.stopping.set()
         prober.join()
     seconds = time.perf_counter() - start
+    # Check a sample of the digests, once the prober has stopped: computing them
+    # here holds this process's GIL, which the prober thread needs
+    for digest, data in answers[:5]:
+        if digest != sha256_rounds(rounds, data.encode()):
+            problems.append("wrong digest for %s" % data)
     latencies = [value * 1000 for value in prober.latencies] or [float("nan")]
     return {
         "mode": mode, "jobs": jobs, "rounds": rounds, "concurrency": concurrency,

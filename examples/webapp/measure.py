@@ -2,7 +2,7 @@
 """Measure the web app side by side: /health latency with no load, while
 hash requests go through zjq, and while the same work runs inline.
 
-    python3 examples/webapp/measure.py [--build build] [--jobs 200] [--inline-jobs 30]
+    python3 examples/webapp/measure.py [--build build] [--jobs 200] [--inline-jobs 40]
 
 It starts, on 127.0.0.1 ephemeral ports, a zjq-broker, two
 `zjq-worker --builtin sha256` processes (at nice 19: batch work on a shared
@@ -61,9 +61,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", default=os.path.join(ROOT, "build"))
     parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--inline-jobs", type=int, default=30)
+    parser.add_argument("--inline-jobs", type=int, default=40)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--job-ms", type=float, default=50)
+    parser.add_argument("--nice", type=int, default=19, help="of the workers")
     args = parser.parse_args()
     binary = lambda name: os.path.join(args.build, name)    # noqa: E731
     work = tempfile.mkdtemp(prefix="zjq-webapp.")
@@ -85,8 +86,9 @@ def main():
         with open(endpoint_file) as f:
             endpoint = f.readline().strip()
         for index in range(2):
-            start("worker%d" % index, ["nice", "-n", "19", binary("zjq-worker"), "--broker",
-                                       endpoint, "--queue", "sha256", "--builtin", "sha256"])
+            start("worker%d" % index, ["nice", "-n", str(args.nice), binary("zjq-worker"),
+                                       "--broker", endpoint, "--queue", "sha256",
+                                       "--builtin", "sha256"])
         port_file = os.path.join(work, "app.port")
         start("app", [sys.executable, os.path.join(HERE, "app.py"), "--broker", endpoint,
                       "--port", "0", "--port-file", port_file])

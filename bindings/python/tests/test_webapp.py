@@ -36,7 +36,7 @@ import load  # noqa: E402  (examples/webapp/load.py)
 import measure  # noqa: E402  (examples/webapp/measure.py)
 
 ZJQ_JOBS = 200
-INLINE_JOBS = 30
+INLINE_JOBS = 40
 CONCURRENCY = 16
 P99_LIMIT_MS = 20.0
 INLINE_MIN_P99_MS = 40.0
