@@ -10,8 +10,8 @@ Queues (prefix "py." by default):
     spin    computes sha256 rounds in pure Python (holding the GIL) for the
             payload's number of seconds, reporting progress
     hold    attempt 1 writes PID to the file named by the payload and waits
-            up to 120 s (woken by cancellation); later attempts return
-            "pid=PID attempt=N" at once
+            up to 120 s (woken by cancellation: then it creates FILE.cancelled);
+            later attempts return "pid=PID attempt=N" at once
 """
 
 import argparse
@@ -59,6 +59,7 @@ def hold(payload):
             f.write("%d\n" % os.getpid())
         os.rename(path + ".tmp", path)
         if task.wait_cancelled(120):
+            open(path + ".cancelled", "w").close()
             return b"cancelled"
     return "pid=%d attempt=%d" % (os.getpid(), task.attempt)
 

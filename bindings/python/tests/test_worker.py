@@ -92,6 +92,26 @@ def test_kill_9_worker_process_mid_job(env, tmp_path):
     assert b"starting another" in supervisor.log()
 
 
+def test_cancel_reaches_the_handler(env, tmp_path):
+    env.start_broker()
+    start_pyworker(env, concurrency=1)
+    marker = str(tmp_path / "running.pid")
+
+    async def main():
+        async with await zjq.connect(env.endpoint) as client:
+            job = await client.submit("py.hold", marker.encode())
+            await async_wait_until(lambda: os.path.exists(marker), 60, message="the job started")
+            assert (await job.cancel()).state == "cancelled"
+            with pytest.raises(zjq.JobCancelled):
+                await job.result(timeout=zt.T(30))
+            await async_wait_until(lambda: os.path.exists(marker + ".cancelled"), 30,
+                                   message="the handler saw the cancellation")
+            # The process serves the next job
+            job = await client.submit("py.upper", b"next")
+            assert (await job.result(timeout=zt.T(60))).startswith(b"NEXT")
+    arun(main())
+
+
 def test_sigterm_drains(env):
     """SIGTERM to run()'s process: running jobs finish, then every worker
     process and run() exit 0."""
