@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(SOURCE_DIR, "tests"))
 sys.path.insert(0, PACKAGE_DIR)
 
 import zjqtest  # noqa: E402  (needs the path above)
-from zjqtest import zjq as env  # noqa: E402,F401  (the Env fixture, named env here)
+from zjqtest import zjq as env  # noqa: E402,F401 (the Env fixture, named env here)
 
 LIBRARY = os.environ.get("ZJQ_LIBRARY") or os.path.join(zjqtest.BUILD_DIR, "libzjq.so")
 os.environ["ZJQ_LIBRARY"] = LIBRARY

@@ -18,12 +18,29 @@ library), and .job_id when it concerns a job.
 """
 
 #  The codes of common/zjq_error.h: values never change once released.
-CODES = dict(EINVAL=-1, ENOMEM=-2, EPROTO=-3, EUNREACHABLE=-4, ETIMEDOUT=-5, ENOTFOUND=-6,
-             EEXPIRED=-7, ETOOBIG=-8, EQUEUEFULL=-9, ESTATE=-10, EFAILED=-11, ECANCELLED=-12,
-             ENOTREADY=-13, EVERSION=-14, ECOMMAND=-15, EDENIED=-16, EUNAVAILABLE=-17,
-             ECLOSED=-18, ESYS=-19, EBADID=-20, EKEY=-21)
-globals().update(CODES)
-NAMES = {code: name for name, code in CODES.items()}
+EINVAL = -1
+ENOMEM = -2
+EPROTO = -3
+EUNREACHABLE = -4
+ETIMEDOUT = -5
+ENOTFOUND = -6
+EEXPIRED = -7
+ETOOBIG = -8
+EQUEUEFULL = -9
+ESTATE = -10
+EFAILED = -11
+ECANCELLED = -12
+ENOTREADY = -13
+EVERSION = -14
+ECOMMAND = -15
+EDENIED = -16
+EUNAVAILABLE = -17
+ECLOSED = -18
+ESYS = -19
+EBADID = -20
+EKEY = -21
+NAMES = {code: name for name, code in globals().items()
+         if name.startswith("E") and isinstance(code, int)}
 
 
 class Error(Exception):
