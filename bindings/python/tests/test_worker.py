@@ -50,11 +50,11 @@ def test_heartbeats_flow_while_python_computes(env):
     """A handler holds the GIL for many heartbeat intervals; the broker
     never declares the worker dead (that would requeue: attempt 2)."""
     env.start_broker()
-    start_pyworker(env, concurrency=1, heartbeat=0.1)
+    start_pyworker(env, concurrency=1, heartbeat=0.2)
 
     async def main():
         async with await zjq.connect(env.endpoint) as client:
-            job = await client.submit("py.spin", b"2.0", max_attempts=1)
+            job = await client.submit("py.spin", b"3.0", max_attempts=1)    # 15 intervals
             result = await job.result(timeout=zt.T(120))
             assert result.endswith(b"attempt=1"), result
             info = await job.status()
