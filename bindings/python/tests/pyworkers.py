@@ -9,6 +9,8 @@ Queues (prefix "py." by default):
             an int (which is not allowed: the job fails with TypeError)
     spin    computes sha256 rounds in pure Python (holding the GIL) for the
             payload's number of seconds, reporting progress
+    nap     payload "FILE SECONDS": writes PID to FILE once started, sleeps,
+            returns "pid=PID attempt=N"
     hold    attempt 1 writes PID to the file named by the payload and waits
             up to 120 s (woken by cancellation: then it creates FILE.cancelled);
             later attempts return "pid=PID attempt=N" at once
@@ -51,6 +53,15 @@ def spin(payload):
     return "%d rounds, pid=%d attempt=%d" % (rounds, os.getpid(), task.attempt)
 
 
+def nap(payload):
+    path, seconds = payload.decode().split()
+    with open(path + ".tmp", "w") as f:
+        f.write("%d\n" % os.getpid())
+    os.rename(path + ".tmp", path)
+    time.sleep(float(seconds))
+    return "pid=%d attempt=%d" % (os.getpid(), zjq.worker.current_task().attempt)
+
+
 def hold(payload):
     task = zjq.worker.current_task()
     if task.attempt == 1:
@@ -76,7 +87,7 @@ def main():
     args = parser.parse_args()
     handlers = {args.prefix + name: function
                 for name, function in dict(upper=upper, fail=fail, kind=kind, spin=spin,
-                                           hold=hold).items()}
+                                           nap=nap, hold=hold).items()}
     return zjq.worker.run(args.endpoint, handlers, concurrency=args.concurrency,
                           heartbeat=args.heartbeat, grace=args.grace,
                           curve_secret_file=args.curve_secret, broker_key_file=args.broker_key)

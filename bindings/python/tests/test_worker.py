@@ -9,8 +9,7 @@ import pytest
 import zjq
 import zjq.worker
 import zjqtest as zt
-from pyharness import (arun, async_wait_until, children, start_pyworker, wait_for_state,
-                       wait_pyworkers)
+from pyharness import arun, async_wait_until, children, start_pyworker, wait_pyworkers
 
 
 def test_handlers_results_and_failures(env):
@@ -112,18 +111,22 @@ def test_cancel_reaches_the_handler(env, tmp_path):
     arun(main())
 
 
-def test_sigterm_drains(env):
+def test_sigterm_drains(env, tmp_path):
     """SIGTERM to run()'s process: running jobs finish, then every worker
     process and run() exit 0."""
     env.start_broker()
     supervisor = start_pyworker(env, concurrency=2, heartbeat=0.2)
     workers = children(supervisor.pid)
+    markers = [str(tmp_path / ("started%d" % i)) for i in range(2)]
 
     async def main():
         async with await zjq.connect(env.endpoint) as client:
-            jobs = [await client.submit("py.spin", b"1.0") for _ in range(2)]
-            for job in jobs:
-                await wait_for_state(client, job.id, ("running",))
+            jobs = [await client.submit("py.nap", b"%s 1.5" % marker.encode())
+                    for marker in markers]
+            # Both handlers have started (the broker says "running" for a
+            # prefetched job too, and a drain hands those back)
+            await async_wait_until(lambda: all(os.path.exists(m) for m in markers), 60,
+                                   message="both jobs started")
             supervisor.signal(signal.SIGTERM)
             for job in jobs:
                 assert (await job.result(timeout=zt.T(60))).endswith(b"attempt=1")
