@@ -1905,6 +1905,19 @@ zjq_wait (zjq_client_t *self, const char *job_id, int timeout_ms,
     return wait.status;
 }
 
+const char *
+zjq_client_error_message (zjq_client_t *self)
+{
+    if (!self)
+        return NULL;
+    if (self->reply) {
+        int command = zjq_msg_command (self->reply);
+        return command == ZJQ_CMD_REJECTED || command == ZJQ_CMD_ERROR?
+               zjq_msg_get_str (self->reply, "message"): NULL;
+    }
+    return self->handshake_error;
+}
+
 
 //  --------------------------------------------------------------------------
 //  Private API for the CLI (zjq_client_private.h)

@@ -225,6 +225,15 @@ int
 int
     zjq_reload (zjq_client_t *self, zjq_done_cb *callback, void *arg);
 
+//  Inside a callback that got an error status: the reason in words, or
+//  NULL. For an error the broker decided (a REJECTED submit, an ERROR
+//  reply) it is the broker's message ("payload of 2048 bytes exceeds the
+//  limit of 1024", ...); for ZJQ_EUNREACHABLE, why the last CURVE handshake
+//  failed, if one did. Owned by the client; valid only during the callback.
+//  For bindings that turn codes into exceptions with a message.
+const char *
+    zjq_client_error_message (zjq_client_t *self);
+
 //  Blocking: wait up to timeout_ms (-1: no limit) for a job's outcome,
 //  calling callback (which may be NULL) with it, and return the status that
 //  the callback got.

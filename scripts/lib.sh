@@ -42,4 +42,7 @@ ZJQ_BUILD_PACKAGES=(cmake make gcc libc6-dev pkg-config libzmq3-dev libczmq-dev 
                     libsodium-dev python3)
 #  And what its tests need on top.
 # shellcheck disable=SC2034
-ZJQ_TEST_PACKAGES=(python3-pytest python3-zmq python3-msgpack tcpdump iproute2)
+#  (python3-aiohttp: examples/webapp and its test; python3-venv, -pip,
+#  -setuptools, -wheel: `pip install` of bindings/python, offline.)
+ZJQ_TEST_PACKAGES=(python3-pytest python3-zmq python3-msgpack tcpdump iproute2
+                   python3-aiohttp python3-venv python3-pip python3-setuptools python3-wheel)
