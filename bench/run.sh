@@ -201,16 +201,16 @@ start echo1 "$BUILD/zjq-relay" --echo "$RELAY_BACK"
 ECHO1=$PID
 sleep 0.3                   # a DEALER connects in the background
 bench relay_1w_w1 --relay --broker "$RELAY_FRONT" --jobs $JOBS_W1 --window 1 --size $SIZE \
-    --warmup $WARMUP
+    --warmup $WARMUP --broker-pid $RELAY_PID
 bench relay_1w_w1000 --relay --broker "$RELAY_FRONT" --jobs $JOBS_RELAY_PIPE --window $WINDOW \
-    --size $SIZE --warmup $WARMUP
+    --size $SIZE --warmup $WARMUP --broker-pid $RELAY_PID
 start echo2 "$BUILD/zjq-relay" --echo "$RELAY_BACK"
 ECHO2=$PID
 sleep 0.3
 bench relay_2w_w1 --relay --broker "$RELAY_FRONT" --jobs $JOBS_W1 --window 1 --size $SIZE \
-    --warmup $WARMUP
+    --warmup $WARMUP --broker-pid $RELAY_PID
 bench relay_2w_w1000 --relay --broker "$RELAY_FRONT" --jobs $JOBS_RELAY_PIPE --window $WINDOW \
-    --size $SIZE --warmup $WARMUP
+    --size $SIZE --warmup $WARMUP --broker-pid $RELAY_PID
 stop $ECHO2; stop $ECHO1; stop $RELAY_PID
 
 #  --- 2. zjq null jobs: throughput, broker CPU per job, then latency

@@ -107,9 +107,11 @@ def main():
             cpu = get("zjq_%dw_w%d" % (workers, window), "broker_cpu_us_per_job")
             util = get("zjq_%dw_w%d" % (workers, window), "broker_cpu_util")
             pipelined = window == 1000
+            relay_cpu = get("relay_%dw_w%d" % (workers, window), "broker_cpu_us_per_job")
             row("broker CPU per job, %d worker%s, window %d" % (workers, "s"[:workers - 1], window),
-                fmt(cpu, "{:.1f}", " us"), "", "" if util is None else "%.0f%% of a core"
-                % (util * 100), "<= 5 us" if pipelined else "",
+                fmt(cpu, "{:.1f}", " us"), fmt(relay_cpu, "{:.1f}", " us"),
+                "" if util is None else "%.0f%% of a core" % (util * 100),
+                "<= 5 us" if pipelined else "",
                 verdict(None if cpu is None else cpu <= 5) if pipelined else "")
     #  3. memory
     jobs = get("mem_submit", "jobs")
