@@ -26,6 +26,7 @@
 #include "zjq_proto.h"
 #include "zjq_jobtable.h"
 #include "zjq_queue.h"
+#include "zjq_stats.h"
 #include "zjq_jobid.h"
 #include "zjq_journal.h"
 #include "zjq_util.h"
@@ -105,6 +106,9 @@ typedef struct {
     uint64_t refused_unknown_key;   //  keys in no allow-list (ZAP, or since a reload)
     uint64_t refused_role;          //  messages a key's roles do not allow
     uint64_t denied_queue;          //  queues a key may not use
+    uint64_t workers_lost;          //  workers declared dead or unreachable
+    zjq_stats_ring_t submits;       //  submits over the last minute, all queues
+    zjq_stats_ring_t ends;          //  jobs that ended over the last minute
 } s_counters_t;
 
 struct _zjq_broker_t {
@@ -630,6 +634,8 @@ s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
     zjq_jobtable_start (self->jobs, entry, self->now);
     entry->peer = peer;
     zjq_queue_counters (entry->queue)->running++;
+    zjq_stats_started (&zjq_queue_counters (entry->queue)->stats,
+                       job->attempt == 1? job->started_ms - job->created_ms: -1);
     int slot = s_slot_take (peer, job->id, job->attempt);
     if (slot < 0)
         zsys_error ("out of memory tracking job %s on worker %s", job->id, peer->worker_id);
@@ -729,12 +735,16 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
            const char *error, zframe_t **result_p)
 {
     zjq_queue_counters_t *counters = zjq_queue_counters (entry->queue);
-    if (entry->job.state == ZJQ_STATE_RUNNING)
+    bool was_running = entry->job.state == ZJQ_STATE_RUNNING;
+    if (was_running)
         counters->running--;
     else
     if (entry->queue_index != ZJQ_HEAP_NONE)
         zjq_queue_remove (entry->queue, entry);
     zjq_jobtable_finish (self->jobs, entry, state, error, result_p, self->now);
+    zjq_stats_ended (&counters->stats, self->now,
+                     was_running? entry->job.finished_ms - entry->job.started_ms: -1, false);
+    zjq_stats_ring_add (&self->counters.ends, self->now, 1);
     switch (state) {
         case ZJQ_STATE_SUCCEEDED:
             counters->succeeded++;
@@ -770,6 +780,8 @@ s_attempt_failed (zjq_broker_t *self, zjq_jobentry_t *entry, const char *error)
         if (self->verbose)
             zsys_debug ("job %s requeued: %s", entry->job.id, error);
         zjq_queue_counters (entry->queue)->running--;
+        zjq_stats_ended (&zjq_queue_counters (entry->queue)->stats, self->now,
+                         zjq_wall_ms () - entry->job.started_ms, true);
         zjq_jobtable_requeue (self->jobs, entry, error);
         s_enqueue (self, entry);
     }
@@ -883,6 +895,7 @@ s_check_peers (zjq_broker_t *self)
     if (gone) {
         for (zjq_peer_t *peer = (zjq_peer_t *) zlistx_first (gone); peer;
              peer = (zjq_peer_t *) zlistx_next (gone)) {
+            self->counters.workers_lost++;
             if (peer->unreachable)
                 zsys_info ("worker %s (%s/%lld) is unreachable; requeueing its jobs",
                            peer->worker_id, peer->host, peer->pid);
@@ -1078,6 +1091,8 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
         s_send_rejected (self, msg, ZJQ_EUNAVAILABLE, "broker out of memory");
         return;
     }
+    zjq_stats_submitted (&zjq_queue_counters (queue)->stats, self->now);
+    zjq_stats_ring_add (&self->counters.submits, self->now, 1);
     if (notify)
         s_add_waiter (self, entry, msg);
     zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
@@ -1176,19 +1191,118 @@ s_handle_cancel (zjq_broker_t *self, zjq_msg_t *msg)
     s_send_promise (self, &reply);
 }
 
+//  The STATS map (docs/protocol.md, Stats) into a packer; with histograms,
+//  each queue's wait and run time histograms too (for /metrics).
 static void
-s_pack_str (msgpack_packer *packer, const char *text)
+s_stats_pack (zjq_broker_t *self, msgpack_packer *packer, bool histograms)
 {
-    size_t len = strlen (text);
-    msgpack_pack_str (packer, len);
-    msgpack_pack_str_body (packer, text, len);
-}
+    const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
+    int64_t wall = zjq_wall_ms ();
+    zjq_stats_map_t top;
+    zjq_stats_map_init (&top);
 
-static void
-s_pack_uint (msgpack_packer *packer, const char *key, uint64_t value)
-{
-    s_pack_str (packer, key);
-    msgpack_pack_uint64 (packer, value);
+    zjq_stats_map_t broker;
+    zjq_stats_map_init (&broker);
+    zjq_stats_map_str (&broker, "version", zjq_version ());
+    zjq_stats_map_str (&broker, "instance", self->instance);
+    zjq_stats_map_uint (&broker, "uptime_ms", (uint64_t) (self->now - self->started));
+    zjq_stats_map_uint (&broker, "rss_bytes", zjq_stats_rss_bytes ());
+    zjq_stats_map_uint (&broker, "jobs", stats->jobs);
+    zjq_stats_map_uint (&broker, "queued", stats->queued);
+    zjq_stats_map_uint (&broker, "running", stats->running);
+    zjq_stats_map_uint (&broker, "results", stats->ended);
+    zjq_stats_map_uint (&broker, "result_bytes", stats->result_bytes);
+    zjq_stats_map_uint (&broker, "queued_bytes", stats->queued_bytes);
+    zjq_stats_map_uint (&broker, "submitted", stats->inserted);
+    zjq_stats_map_uint (&broker, "succeeded", self->counters.succeeded);
+    zjq_stats_map_uint (&broker, "failed", self->counters.failed);
+    zjq_stats_map_uint (&broker, "cancelled", self->counters.cancelled);
+    zjq_stats_map_uint (&broker, "expired", stats->expired);
+    zjq_stats_map_uint (&broker, "rejected", self->counters.rejected);
+    zjq_stats_map_uint (&broker, "malformed", self->counters.malformed);
+    zjq_stats_map_uint (&broker, "stale_results", self->counters.stale_results);
+    zjq_stats_map_uint (&broker, "workers", zhashx_size (self->peers));
+    zjq_stats_map_uint (&broker, "workers_lost", self->counters.workers_lost);
+    zjq_stats_map_uint (&broker, "queues", zhashx_size (self->queues));
+    uint64_t submits = zjq_stats_ring_sum (&self->counters.submits, self->now);
+    uint64_t ends = zjq_stats_ring_sum (&self->counters.ends, self->now);
+    zjq_stats_map_uint (&broker, "submitted_1m", submits);
+    zjq_stats_map_uint (&broker, "completed_1m", ends);
+    zjq_stats_map_double (&broker, "submitted_per_s", (double) submits / ZJQ_STATS_RING_SLOTS);
+    zjq_stats_map_double (&broker, "completed_per_s", (double) ends / ZJQ_STATS_RING_SLOTS);
+    if (self->journal) {
+        const zjq_journal_stats_t *journal = zjq_journal_stats (self->journal);
+        zjq_stats_map_t map;
+        zjq_stats_map_init (&map);
+        zjq_stats_map_str (&map, "path", zjq_journal_path (self->journal));
+        zjq_stats_map_uint (&map, "bytes", journal->bytes);
+        zjq_stats_map_uint (&map, "live_bytes", journal->live_bytes);
+        zjq_stats_map_str (&map, "fsync", zjq_journal_policy_name (self->journal));
+        zjq_stats_map_bool (&map, "healthy", zjq_journal_healthy (self->journal, NULL));
+        zjq_stats_map_str (&map, "last_error", zjq_journal_last_error (self->journal));
+        zjq_stats_map_uint (&map, "compactions", journal->compactions);
+        zjq_stats_map_uint (&map, "records", journal->records);
+        zjq_stats_map_uint (&map, "held_replies", self->held_count);
+        zjq_stats_map_end (&map, zjq_stats_map_key (&broker, "journal"));
+    }
+    zjq_stats_map_bool (&broker, "curve", self->auth != NULL);
+    zjq_stats_map_uint (&broker, "refused_handshakes", self->counters.refused_handshakes);
+    zjq_stats_map_uint (&broker, "refused_unknown_key", self->counters.refused_unknown_key);
+    zjq_stats_map_uint (&broker, "refused_role", self->counters.refused_role);
+    zjq_stats_map_uint (&broker, "denied_queue", self->counters.denied_queue);
+    zjq_stats_map_end (&broker, zjq_stats_map_key (&top, "broker"));
+
+    msgpack_packer *queues = zjq_stats_map_key (&top, "queues");
+    msgpack_pack_map (queues, zhashx_size (self->queues));
+    for (zjq_queue_t *queue = (zjq_queue_t *) zhashx_first (self->queues); queue;
+         queue = (zjq_queue_t *) zhashx_next (self->queues)) {
+        zjq_queue_counters_t *counters = zjq_queue_counters (queue);
+        zjq_jobentry_t *oldest = zjq_queue_oldest (queue);
+        zjq_stats_map_t map;
+        zjq_stats_map_init (&map);
+        zjq_stats_map_uint (&map, "queued", zjq_queue_size (queue));
+        zjq_stats_map_uint (&map, "running", counters->running);
+        zjq_stats_map_uint (&map, "succeeded", counters->succeeded);
+        zjq_stats_map_uint (&map, "failed", counters->failed);
+        zjq_stats_map_uint (&map, "cancelled", counters->cancelled);
+        zjq_stats_map_uint (&map, "workers", counters->workers);
+        zjq_stats_map_uint (&map, "oldest_queued_ms",
+                            oldest && wall > oldest->job.created_ms?
+                            (uint64_t) (wall - oldest->job.created_ms): 0);
+        zjq_stats_queue_pack (&counters->stats, &map, self->now, histograms);
+        zjq_stats_pack_str (queues, zjq_queue_name (queue));
+        zjq_stats_map_end (&map, queues);
+    }
+
+    msgpack_packer *workers = zjq_stats_map_key (&top, "workers");
+    msgpack_pack_array (workers, zhashx_size (self->peers));
+    for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
+         peer = (zjq_peer_t *) zhashx_next (self->peers)) {
+        zjq_stats_map_t map;
+        zjq_stats_map_init (&map);
+        zjq_stats_map_str (&map, "id", peer->worker_id);
+        zjq_stats_map_str (&map, "host", peer->host);
+        zjq_stats_map_int (&map, "pid", peer->pid);
+        msgpack_packer *names = zjq_stats_map_key (&map, "queues");
+        msgpack_pack_array (names, peer->queue_count);
+        for (size_t index = 0; index < peer->queue_count; index++)
+            zjq_stats_pack_str (names, zjq_queue_name (peer->queues [index]));
+        zjq_stats_map_uint (&map, "capacity", (uint64_t) peer->capacity);
+        zjq_stats_map_uint (&map, "running", peer->outstanding);
+        zjq_stats_map_uint (&map, "completed", peer->completed);
+        zjq_stats_map_uint (&map, "last_seen_ms_ago", (uint64_t) (self->now - peer->last_seen));
+        zjq_stats_map_uint (&map, "heartbeat_ms", (uint64_t) peer->heartbeat_ms);
+        zjq_stats_map_bool (&map, "draining", peer->draining);
+        zjq_stats_map_str (&map, "version", peer->version);
+        zjq_stats_map_end (&map, workers);
+    }
+    if (histograms) {
+        msgpack_packer *bounds = zjq_stats_map_key (&top, "histogram_bounds_ms");
+        msgpack_pack_array (bounds, ZJQ_STATS_BUCKETS - 1);
+        for (size_t index = 0; index < ZJQ_STATS_BUCKETS - 1; index++)
+            msgpack_pack_int64 (bounds, zjq_stats_bounds_ms () [index]);
+    }
+    zjq_stats_map_end (&top, packer);
 }
 
 static void
@@ -1198,104 +1312,16 @@ s_handle_stats (zjq_broker_t *self, zjq_msg_t *msg)
         s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
         return;
     }
-    const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
+    bool histograms = false;
+    if (s_opt_bool (msg, "histograms", &histograms)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "field 'histograms' must be a boolean");
+        return;
+    }
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer packer;
     msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map (&packer, 3);
-
-    s_pack_str (&packer, "broker");
-    msgpack_pack_map (&packer, self->journal? 24: 23);
-    s_pack_str (&packer, "version");
-    s_pack_str (&packer, zjq_version ());
-    s_pack_str (&packer, "instance");
-    s_pack_str (&packer, self->instance);
-    s_pack_uint (&packer, "uptime_ms", (uint64_t) (self->now - self->started));
-    s_pack_uint (&packer, "jobs", stats->jobs);
-    s_pack_uint (&packer, "queued", stats->queued);
-    s_pack_uint (&packer, "running", stats->running);
-    s_pack_uint (&packer, "results", stats->ended);
-    s_pack_uint (&packer, "result_bytes", stats->result_bytes);
-    s_pack_uint (&packer, "queued_bytes", stats->queued_bytes);
-    s_pack_uint (&packer, "submitted", stats->inserted);
-    s_pack_uint (&packer, "succeeded", self->counters.succeeded);
-    s_pack_uint (&packer, "failed", self->counters.failed);
-    s_pack_uint (&packer, "cancelled", self->counters.cancelled);
-    s_pack_uint (&packer, "expired", stats->expired);
-    s_pack_uint (&packer, "rejected", self->counters.rejected);
-    s_pack_uint (&packer, "malformed", self->counters.malformed);
-    s_pack_uint (&packer, "stale_results", self->counters.stale_results);
-    s_pack_uint (&packer, "workers", zhashx_size (self->peers));
-    if (self->journal) {
-        const zjq_journal_stats_t *journal = zjq_journal_stats (self->journal);
-        s_pack_str (&packer, "journal");
-        msgpack_pack_map (&packer, 9);
-        s_pack_str (&packer, "path");
-        s_pack_str (&packer, zjq_journal_path (self->journal));
-        s_pack_uint (&packer, "bytes", journal->bytes);
-        s_pack_uint (&packer, "live_bytes", journal->live_bytes);
-        s_pack_str (&packer, "fsync");
-        s_pack_str (&packer, zjq_journal_policy_name (self->journal));
-        s_pack_str (&packer, "healthy");
-        if (zjq_journal_healthy (self->journal, NULL))
-            msgpack_pack_true (&packer);
-        else
-            msgpack_pack_false (&packer);
-        s_pack_str (&packer, "last_error");
-        s_pack_str (&packer, zjq_journal_last_error (self->journal));
-        s_pack_uint (&packer, "compactions", journal->compactions);
-        s_pack_uint (&packer, "records", journal->records);
-        s_pack_uint (&packer, "held_replies", self->held_count);
-    }
-    s_pack_str (&packer, "curve");
-    if (self->auth)
-        msgpack_pack_true (&packer);
-    else
-        msgpack_pack_false (&packer);
-    s_pack_uint (&packer, "refused_handshakes", self->counters.refused_handshakes);
-    s_pack_uint (&packer, "refused_unknown_key", self->counters.refused_unknown_key);
-    s_pack_uint (&packer, "refused_role", self->counters.refused_role);
-    s_pack_uint (&packer, "denied_queue", self->counters.denied_queue);
-
-    s_pack_str (&packer, "queues");
-    msgpack_pack_map (&packer, zhashx_size (self->queues));
-    for (zjq_queue_t *queue = (zjq_queue_t *) zhashx_first (self->queues); queue;
-         queue = (zjq_queue_t *) zhashx_next (self->queues)) {
-        zjq_queue_counters_t *counters = zjq_queue_counters (queue);
-        s_pack_str (&packer, zjq_queue_name (queue));
-        msgpack_pack_map (&packer, 6);
-        s_pack_uint (&packer, "queued", zjq_queue_size (queue));
-        s_pack_uint (&packer, "running", counters->running);
-        s_pack_uint (&packer, "succeeded", counters->succeeded);
-        s_pack_uint (&packer, "failed", counters->failed);
-        s_pack_uint (&packer, "cancelled", counters->cancelled);
-        s_pack_uint (&packer, "workers", counters->workers);
-    }
-
-    s_pack_str (&packer, "workers");
-    msgpack_pack_array (&packer, zhashx_size (self->peers));
-    for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
-         peer = (zjq_peer_t *) zhashx_next (self->peers)) {
-        msgpack_pack_map (&packer, 9);
-        s_pack_str (&packer, "id");
-        s_pack_str (&packer, peer->worker_id);
-        s_pack_str (&packer, "host");
-        s_pack_str (&packer, peer->host);
-        s_pack_str (&packer, "pid");
-        msgpack_pack_int64 (&packer, peer->pid);
-        s_pack_str (&packer, "queues");
-        msgpack_pack_array (&packer, peer->queue_count);
-        for (size_t index = 0; index < peer->queue_count; index++)
-            s_pack_str (&packer, zjq_queue_name (peer->queues [index]));
-        s_pack_uint (&packer, "capacity", (uint64_t) peer->capacity);
-        s_pack_uint (&packer, "running", peer->outstanding);
-        s_pack_uint (&packer, "completed", peer->completed);
-        s_pack_uint (&packer, "last_seen_ms_ago", (uint64_t) (self->now - peer->last_seen));
-        s_pack_str (&packer, "version");
-        s_pack_str (&packer, peer->version);
-    }
-
+    s_stats_pack (self, &packer, histograms);
     zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_STATS_REPLY);
     zjq_msg_put_packed (reply, "stats", buffer.data, buffer.size);
     msgpack_sbuffer_destroy (&buffer);

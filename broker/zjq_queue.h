@@ -15,6 +15,7 @@
 
 #include "zjq_jobtable.h"
 #include "zjq_proto.h"
+#include "zjq_stats.h"
 
 
 typedef struct _zjq_queue_t zjq_queue_t;
@@ -26,6 +27,7 @@ typedef struct {
     uint64_t failed;
     uint64_t cancelled;
     uint64_t workers;           //  connected workers that serve this queue
+    zjq_stats_queue_t stats;    //  rates and durations (zjq_stats.h)
 } zjq_queue_counters_t;
 
 //  Create an empty queue; the name is copied. Returns NULL if out of memory.
@@ -65,6 +67,12 @@ void
 //  Jobs waiting in the heap.
 size_t
     zjq_queue_size (zjq_queue_t *self);
+
+//  The waiting job submitted first (the least submission order), or NULL
+//  if none waits. O(1) while every waiting job has priority 0 (then it is
+//  the top); otherwise a scan of the heap.
+zjq_jobentry_t *
+    zjq_queue_oldest (zjq_queue_t *self);
 
 //  Append a worker to the available list. Returns a handle for later
 //  removal or rotation, or NULL if out of memory.

@@ -7,6 +7,7 @@
 #include "zjq_json.h"
 #include "zjq_util.h"
 #include "zjq_queue.h"
+#include "zjq_stats.h"
 #include "zjq_jobtable.h"
 #include "zjq_journal.h"
 #include "zjq_cert.h"
@@ -27,6 +28,7 @@ static const s_test_t s_tests [] = {
     { "proto",    zjq_proto_test },
     { "cert",     zjq_cert_test },
     { "queue",    zjq_queue_test },
+    { "stats",    zjq_stats_test },
     { "jobtable", zjq_jobtable_test },
     { "journal",  zjq_journal_test },
     { "auth",     zjq_auth_test },
