@@ -6,6 +6,7 @@
 #include "zjq_jobid.h"
 #include "zjq_json.h"
 #include "zjq_util.h"
+#include "zjq_log.h"
 #include "zjq_queue.h"
 #include "zjq_stats.h"
 #include "zjq_jobtable.h"
@@ -22,6 +23,7 @@ typedef struct {
 
 static const s_test_t s_tests [] = {
     { "util",     zjq_util_test },
+    { "log",      zjq_log_test },
     { "heap",     zjq_heap_test },
     { "jobid",    zjq_jobid_test },
     { "json",     zjq_json_test },
