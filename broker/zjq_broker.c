@@ -27,6 +27,8 @@
 #include "zjq_jobtable.h"
 #include "zjq_queue.h"
 #include "zjq_stats.h"
+#include "zjq_metrics.h"
+#include "zjq_log.h"
 #include "zjq_jobid.h"
 #include "zjq_journal.h"
 #include "zjq_util.h"
@@ -148,6 +150,9 @@ struct _zjq_broker_t {
     size_t held_head;           //  index of the oldest
     size_t held_count;          //  messages in the ring
     size_t held_max;            //  ring size
+    //  Prometheus /metrics, or NULL
+    zjq_metrics_t *metrics;
+    int64_t metrics_due;        //  monotonic ms when it must run without input
 };
 
 
@@ -1943,6 +1948,15 @@ s_write_endpoint_file (const char *path, zlistx_t *endpoints)
     return 0;
 }
 
+//  A Prometheus scrape: the STATS map with histograms, from the loop's thread
+static void
+s_metrics_stats (void *arg, msgpack_packer *packer)
+{
+    zjq_broker_t *self = (zjq_broker_t *) arg;
+    self->now = zjq_mono_ms ();
+    s_stats_pack (self, packer, true);
+}
+
 static int
 s_setsockopt_int (void *socket, int option, int value)
 {
@@ -2089,6 +2103,17 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
                           "Running across hosts securely)", resolved);
         zsys_info ("listening on %s", resolved);
     }
+    if (config->metrics) {
+        char error [512];
+        self->metrics = zjq_metrics_new (config->metrics, s_metrics_stats, self,
+                                         error, sizeof (error));
+        if (!self->metrics) {
+            zsys_error ("%s", error);
+            goto err;
+        }
+        zjq_log_info ("metrics_listening", "address=%s port=%d url=http://%s/metrics",
+                      config->metrics, zjq_metrics_port (self->metrics), config->metrics);
+    }
     if (config->endpoint_file
     &&  s_write_endpoint_file (config->endpoint_file, endpoints) == -1) {
         zsys_error ("cannot write endpoint file %s: %s", config->endpoint_file, strerror (errno));
@@ -2124,6 +2149,7 @@ zjq_broker_destroy (zjq_broker_t **self_p)
         self->held_count--;
     }
     free (self->held);
+    zjq_metrics_destroy (&self->metrics);
     //  The journal before the table it journals (it flushes and syncs)
     zjq_journal_destroy (&self->journal);
     //  Queues first: they let go of the jobs in their heaps; the jobs'
@@ -2207,9 +2233,15 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
     assert (self);
     //  Poll the ROUTER, and whichever of these exist: the signal fd, the
     //  journal's sync notifications, CURVE's ZAP requests and handshake events
-    zmq_pollitem_t items [5] = { { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 } };
+    zmq_pollitem_t items [6] = { { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 } };
     int item_count = 1;
-    int signal_item = -1, journal_item = -1;
+    int signal_item = -1, journal_item = -1, metrics_item = -1;
+    if (self->metrics) {
+        metrics_item = item_count++;
+        items [metrics_item] = (zmq_pollitem_t) {
+            NULL, zjq_metrics_fd (self->metrics), ZMQ_POLLIN, 0 };
+        self->metrics_due = INT64_MAX;
+    }
     if (signal_fd >= 0) {
         signal_item = item_count++;
         items [signal_item] = (zmq_pollitem_t) { NULL, signal_fd, ZMQ_POLLIN, 0 };
@@ -2238,6 +2270,8 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         int64_t next = s_min (zjq_jobtable_next_deadline (self->jobs), self->next_check);
         if (self->journal)
             next = s_min (next, self->now + self->journal_wait);
+        if (self->metrics)
+            next = s_min (next, self->metrics_due);
         long timeout = (backlog || self->reap)? 0: (long) s_min (ZJQ_POLL_MAX_MS, next - self->now);
         if (timeout < 0)
             timeout = 0;
@@ -2247,6 +2281,12 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
             zsys_error ("zmq_poll failed: %s", zmq_strerror (errno));
             rc = -1;
             break;
+        }
+        if (metrics_item >= 0 && ((items [metrics_item].revents & ZMQ_POLLIN)
+                              || zjq_mono_ms () >= self->metrics_due)) {
+            zjq_metrics_process (self->metrics);
+            int64_t wait = zjq_metrics_timeout (self->metrics);
+            self->metrics_due = wait < 0? INT64_MAX: zjq_mono_ms () + wait;
         }
         if (journal_item >= 0 && (items [journal_item].revents & ZMQ_POLLIN)) {
             zjq_journal_process (self->journal);

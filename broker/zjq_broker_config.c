@@ -4,6 +4,8 @@
 #include "zjq_error.h"
 #include "zjq_util.h"
 #include "zjq_journal.h"
+#include "zjq_log.h"
+#include "zjq_metrics.h"
 #include <czmq.h>
 #include <assert.h>
 #include <ctype.h>
@@ -60,6 +62,7 @@ zjq_broker_config_destroy (zjq_broker_config_t **self_p)
     free (self->curve_clients);
     free (self->curve_workers);
     free (self->curve_admins);
+    free (self->metrics);
     free (self);
     *self_p = NULL;
 }
@@ -182,6 +185,24 @@ zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *
         *field = strdup (value);
         if (!*field)
             return zjq_set_error (error, error_size, "out of memory");
+    }
+    else
+    if (streq (name, "metrics")) {
+        char reason [256];
+        if (zjq_metrics_address_check (value, reason, sizeof (reason)))
+            return zjq_set_error (error, error_size, "metrics: %s", reason);
+        free (self->metrics);
+        self->metrics = strdup (value);
+        if (!self->metrics)
+            return zjq_set_error (error, error_size, "out of memory");
+    }
+    else
+    if (streq (name, "log-format")) {
+        zjq_log_format_t format;
+        if (zjq_log_format_parse (value, &format))
+            return zjq_set_error (error, error_size, "log-format: '%s' is not text or json",
+                                  value);
+        self->log_format = format;
     }
     else
     if (streq (name, "verbose")) {
@@ -344,6 +365,10 @@ zjq_broker_config_usage (void *stream)
         "  --curve-workers DIR      ... that may serve as workers\n"
         "  --curve-admins DIR       ... that may use stats, reload, and see or cancel\n"
         "                           any job (without it, no key may)\n"
+        "  --metrics HOST:PORT      serve Prometheus metrics at http://HOST:PORT/metrics\n"
+        "                           (e.g. 127.0.0.1:9555; port 0 picks a free one)\n"
+        "  --log-format FORMAT      text (time level=.. event=.. key=value, default)\n"
+        "                           or json (one JSON object per line)\n"
         "  -v, --verbose            log every message (debug)\n"
         "  -h, --help               show this help\n"
         "      --version            show the version\n"
@@ -366,7 +391,8 @@ s_takes_value (const char *name)
         || streq (name, "max-attempts") || streq (name, "journal") || streq (name, "fsync")
         || streq (name, "fsync-interval") || streq (name, "journal-compact-size")
         || streq (name, "curve-secret") || streq (name, "curve-clients")
-        || streq (name, "curve-workers") || streq (name, "curve-admins");
+        || streq (name, "curve-workers") || streq (name, "curve-admins")
+        || streq (name, "metrics") || streq (name, "log-format");
 }
 
 static zjq_config_result_t

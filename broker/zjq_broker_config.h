@@ -37,6 +37,8 @@ typedef struct {
     char *curve_clients;        //  allow-list directories per role, or NULL
     char *curve_workers;
     char *curve_admins;
+    char *metrics;              //  HOST:PORT to serve Prometheus /metrics on, or NULL
+    int log_format;             //  zjq_log_format_t
 } zjq_broker_config_t;
 
 //  What zjq_broker_config_parse decided.

@@ -9,6 +9,7 @@
 #include "zjq_log.h"
 #include "zjq_queue.h"
 #include "zjq_stats.h"
+#include "zjq_metrics.h"
 #include "zjq_jobtable.h"
 #include "zjq_journal.h"
 #include "zjq_cert.h"
@@ -31,6 +32,7 @@ static const s_test_t s_tests [] = {
     { "cert",     zjq_cert_test },
     { "queue",    zjq_queue_test },
     { "stats",    zjq_stats_test },
+    { "metrics",  zjq_metrics_test },
     { "jobtable", zjq_jobtable_test },
     { "journal",  zjq_journal_test },
     { "auth",     zjq_auth_test },
