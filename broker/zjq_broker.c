@@ -192,16 +192,16 @@ s_min (int64_t a, int64_t b)
 //  Log a warning about input from a peer, at most ZJQ_WARN_PER_SECOND a
 //  second, so garbage cannot flood the log.
 static void
-s_warn (zjq_broker_t *self, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
+s_warn (zjq_broker_t *self, const char *event, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
 
 static void
-s_warn (zjq_broker_t *self, const char *format, ...)
+s_warn (zjq_broker_t *self, const char *event, const char *format, ...)
 {
     if (self->now - self->warn_window >= 1000) {
         if (self->warn_suppressed)
-            zsys_warning ("%llu more warnings about bad input were not logged",
-                          (unsigned long long) self->warn_suppressed);
+            zjq_log_warning ("warnings_suppressed", "count=%llu",
+                             (unsigned long long) self->warn_suppressed);
         self->warn_window = self->now;
         self->warn_count = 0;
         self->warn_suppressed = 0;
@@ -211,12 +211,10 @@ s_warn (zjq_broker_t *self, const char *format, ...)
         return;
     }
     self->warn_count++;
-    char text [512];
     va_list args;
     va_start (args, format);
-    vsnprintf (text, sizeof (text), format, args);
+    zjq_log_emitv (ZJQ_LOG_WARNING, event, format, args);
     va_end (args);
-    zsys_warning ("%s", text);
 }
 
 //  --- msgpack into a small stack buffer, to echo req exactly
@@ -416,8 +414,8 @@ s_send_error (zjq_broker_t *self, zjq_msg_t *request, int code, const char *form
     va_start (args, format);
     vsnprintf (text, sizeof (text), format, args);
     va_end (args);
-    if (self->verbose)
-        zsys_debug ("ERROR %s to %c: %s", zjq_errname (code), zjq_msg_role (request), text);
+    zjq_log_debug ("error_reply", "code=%s role=%c message=%s", zjq_errname (code),
+                   zjq_msg_role (request), text);
     zjq_msg_t *reply = s_reply_new (request, ZJQ_CMD_ERROR);
     zjq_msg_put_int (reply, "code", code);
     zjq_msg_put_str (reply, "message", text);
@@ -437,8 +435,7 @@ s_send_rejected (zjq_broker_t *self, zjq_msg_t *request, int code, const char *f
     vsnprintf (text, sizeof (text), format, args);
     va_end (args);
     self->counters.rejected++;
-    if (self->verbose)
-        zsys_debug ("SUBMIT rejected: %s", text);
+    zjq_log_debug ("submit_rejected", "code=%s message=%s", zjq_errname (code), text);
     zjq_msg_t *reply = s_reply_new (request, ZJQ_CMD_REJECTED);
     zjq_msg_put_int (reply, "code", code);
     zjq_msg_put_str (reply, "message", text);
@@ -643,7 +640,8 @@ s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
                        job->attempt == 1? job->started_ms - job->created_ms: -1);
     int slot = s_slot_take (peer, job->id, job->attempt);
     if (slot < 0)
-        zsys_error ("out of memory tracking job %s on worker %s", job->id, peer->worker_id);
+        zjq_log_error ("out_of_memory", "what=tracking_job job=%s worker=%s", job->id,
+                       peer->worker_id);
     entry->peer_slot = slot < 0? UINT32_MAX: (uint32_t) slot;
     if (s_peer_credit (peer) == 0)
         s_peer_unlist (peer);
@@ -654,8 +652,8 @@ s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
     zjq_msg_put_str (msg, "queue", job->queue);
     zjq_msg_put_int (msg, "timeout_ms", job->job_timeout_ms);
     zjq_msg_set_payload_shared (msg, job->payload);
-    if (self->verbose)
-        zsys_debug ("job %s attempt %d -> worker %s", job->id, job->attempt, peer->worker_id);
+    zjq_log_debug ("job_dispatched", "job=%s attempt=%d worker=%s queue=%s", job->id,
+                   job->attempt, peer->worker_id, job->queue);
     s_send_peer (self, peer, &msg);
 }
 
@@ -701,7 +699,7 @@ static void
 s_enqueue (zjq_broker_t *self, zjq_jobentry_t *entry)
 {
     if (zjq_queue_push (entry->queue, entry) != 0) {
-        zsys_error ("out of memory queueing job %s", entry->job.id);
+        zjq_log_error ("out_of_memory", "what=queueing_job job=%s", entry->job.id);
         s_job_end (self, entry, ZJQ_STATE_FAILED, "broker out of memory", NULL);
         return;
     }
@@ -764,9 +762,9 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
             self->counters.cancelled++;
             break;
     }
-    if (self->verbose)
-        zsys_debug ("job %s %s after %d attempt(s)%s%s", entry->job.id, zjq_state_name (state),
-                    entry->job.attempt, error? ": ": "", error? error: "");
+    zjq_log_debug ("job_ended", "job=%s queue=%s state=%s attempts=%d error=%s", entry->job.id,
+                   entry->job.queue, zjq_state_name (state), entry->job.attempt,
+                   error? error: "");
     for (uint32_t index = 0; index < entry->waiter_count; index++)
         s_send_done (self, entry, zframe_data (entry->waiters [index]),
                      zframe_size (entry->waiters [index]));
@@ -782,8 +780,8 @@ s_attempt_failed (zjq_broker_t *self, zjq_jobentry_t *entry, const char *error)
 {
     assert (entry->job.state == ZJQ_STATE_RUNNING);
     if (entry->job.attempt < entry->job.max_attempts) {
-        if (self->verbose)
-            zsys_debug ("job %s requeued: %s", entry->job.id, error);
+        zjq_log_debug ("job_requeued", "job=%s queue=%s attempt=%d error=%s", entry->job.id,
+                       entry->job.queue, entry->job.attempt, error);
         zjq_queue_counters (entry->queue)->running--;
         zjq_stats_ended (&zjq_queue_counters (entry->queue)->stats, self->now,
                          zjq_wall_ms () - entry->job.started_ms, true);
@@ -902,12 +900,14 @@ s_check_peers (zjq_broker_t *self)
              peer = (zjq_peer_t *) zlistx_next (gone)) {
             self->counters.workers_lost++;
             if (peer->unreachable)
-                zsys_info ("worker %s (%s/%lld) is unreachable; requeueing its jobs",
-                           peer->worker_id, peer->host, peer->pid);
+                zjq_log_info ("worker_lost", "worker=%s host=%s pid=%lld reason=unreachable "
+                              "running=%zu", peer->worker_id, peer->host, peer->pid,
+                              peer->outstanding);
             else
-                zsys_info ("worker %s (%s/%lld) is dead: silent for %lld ms; requeueing its jobs",
-                           peer->worker_id, peer->host, peer->pid,
-                           (long long) (self->now - peer->last_seen));
+                zjq_log_info ("worker_lost", "worker=%s host=%s pid=%lld reason=silent "
+                              "silent_ms=%lld running=%zu", peer->worker_id, peer->host,
+                              peer->pid, (long long) (self->now - peer->last_seen),
+                              peer->outstanding);
             s_peer_forget (self, peer, "worker lost");
         }
         zlistx_destroy (&gone);
@@ -966,7 +966,7 @@ s_add_waiter (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_msg_t *request)
         s_send_done (self, entry, routing_id, size);
     else
     if (zjq_jobentry_add_waiter (entry, routing_id, size) == -1)
-        zsys_error ("out of memory registering a waiter on job %s", entry->job.id);
+        zjq_log_error ("out_of_memory", "what=registering_waiter job=%s", entry->job.id);
 }
 
 static void
@@ -989,8 +989,8 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     const char *owner = self->auth? zjq_msg_user_id (msg): NULL;
     if (owner && !zjq_auth_queue_allowed (self->auth, owner, ZJQ_AUTH_CLIENT, queue_name)) {
         self->counters.denied_queue++;
-        s_warn (self, "refused SUBMIT to queue %s from key %s: not one of its queues",
-                queue_name, owner);
+        s_warn (self, "refused", "command=SUBMIT queue=%s key=%s reason=%s", queue_name, owner,
+                "not one of its queues");
         s_send_rejected (self, msg, ZJQ_EDENIED, "this key may not submit to queue %s",
                          queue_name);
         return;
@@ -1092,7 +1092,7 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
         entry = zjq_jobtable_insert (self->jobs, &spec, queue, &payload);
     if (!entry) {
         zframe_destroy (&payload);
-        zsys_error ("out of memory accepting a job");
+        zjq_log_error ("out_of_memory", "what=accepting_job queue=%s", queue_name);
         s_send_rejected (self, msg, ZJQ_EUNAVAILABLE, "broker out of memory");
         return;
     }
@@ -1104,9 +1104,8 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_msg_put_str (reply, "id", entry->job.id);
     zjq_msg_put_bool (reply, "duplicate", false);
     s_send_promise (self, &reply);
-    if (self->verbose)
-        zsys_debug ("job %s accepted on %s (%zu bytes, priority %d)",
-                    entry->job.id, queue_name, size, entry->job.priority);
+    zjq_log_debug ("job_accepted", "job=%s queue=%s bytes=%zu priority=%d",
+                   entry->job.id, queue_name, size, entry->job.priority);
     s_enqueue (self, entry);
 }
 
@@ -1136,8 +1135,9 @@ s_request_job (zjq_broker_t *self, zjq_msg_t *msg)
     if (key && *entry->job.owner && !streq (entry->job.owner, key)
     &&  !(zjq_auth_roles (self->auth, key) & ZJQ_AUTH_ADMIN)) {
         self->counters.refused_role++;
-        s_warn (self, "refused %s of job %s from key %s: submitted by another key",
-                zjq_proto_command_name (zjq_msg_command (msg)), id, key);
+        s_warn (self, "refused", "command=%s job=%s key=%s reason=%s",
+                zjq_proto_command_name (zjq_msg_command (msg)), id, key,
+                "submitted by another key");
         s_send_error (self, msg, ZJQ_EDENIED,
                       "job %s was submitted by another key (admin keys may act on any job)", id);
         return NULL;
@@ -1425,8 +1425,8 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
             const char *key = self->auth? zjq_msg_user_id (msg): NULL;
             if (key && !zjq_auth_queue_allowed (self->auth, key, ZJQ_AUTH_WORKER, text)) {
                 self->counters.denied_queue++;
-                s_warn (self, "refused READY from key %s: queue %s is not one of its queues",
-                        key, text);
+                s_warn (self, "refused", "command=READY queue=%s key=%s reason=%s", text, key,
+                        "not one of its queues");
                 s_send_error (self, msg, ZJQ_EDENIED, "READY: this key may not serve queue %s",
                               text);
                 return;
@@ -1440,7 +1440,7 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
         }
     }
     if (problem) {
-        s_warn (self, "bad READY from %.40s: %s", rid_key, problem);
+        s_warn (self, "bad_ready", "peer=%.40s problem=%s", rid_key, problem);
         s_send_error (self, msg, ZJQ_EPROTO, "READY: %s", problem);
         return;
     }
@@ -1488,15 +1488,15 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
     }
     if (zhashx_insert (self->peers, peer->key, peer) != 0) {
         //  The caller looked it up, so only out of memory
-        zsys_error ("out of memory registering worker %s", peer->worker_id);
+        zjq_log_error ("out_of_memory", "what=registering_worker worker=%s", peer->worker_id);
         for (size_t index = 0; index < peer->queue_count; index++)
             zjq_queue_counters (peer->queues [index])->workers--;
         s_peer_destroy (&peer);
         return;
     }
-    zsys_info ("worker %s joined (%s/%lld): queues %s, capacity %lld, heartbeat %lld ms",
-               peer->worker_id, peer->host, peer->pid, names,
-               (long long) peer->capacity, (long long) peer->heartbeat_ms);
+    zjq_log_info ("worker_joined", "worker=%s host=%s pid=%lld queues=%s capacity=%lld "
+                  "heartbeat_ms=%lld version=%s", peer->worker_id, peer->host, peer->pid, names,
+                  (long long) peer->capacity, (long long) peer->heartbeat_ms, peer->version);
     self->next_check = s_min (self->next_check, self->now + peer->heartbeat_ms);
     s_peer_pump (self, peer);
 }
@@ -1542,8 +1542,8 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
         if (streq (status, "returned")) {
             //  Never started (prefetched, and the worker is leaving): back
             //  in its place, and the attempt does not count
-            zsys_info ("job %s handed back unstarted by worker %s: requeued", id,
-                       peer->worker_id);
+            zjq_log_info ("job_returned", "job=%s worker=%s msg=%s", id, peer->worker_id,
+                          "handed back unstarted: requeued");
             zjq_queue_counters (entry->queue)->running--;
             zjq_jobtable_unstart (self->jobs, entry);
             s_enqueue (self, entry);
@@ -1577,9 +1577,8 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
     }
     else {
         self->counters.stale_results++;
-        if (self->verbose)
-            zsys_debug ("stale WORK_RESULT for %s attempt %lld from worker %s",
-                        id, (long long) attempt, peer->worker_id);
+        zjq_log_debug ("stale_result", "job=%s attempt=%lld worker=%s reason=not_current",
+                       id, (long long) attempt, peer->worker_id);
     }
     if (was_outstanding)
         s_peer_pump (self, peer);
@@ -1634,13 +1633,14 @@ s_handle_disconnect (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
     }
     if (drain) {
         if (!peer->draining)
-            zsys_info ("worker %s (%s/%lld) is draining: %zu job(s) still running",
-                       peer->worker_id, peer->host, peer->pid, peer->outstanding);
+            zjq_log_info ("worker_draining", "worker=%s host=%s pid=%lld running=%zu",
+                          peer->worker_id, peer->host, peer->pid, peer->outstanding);
         peer->draining = true;
         s_peer_unlist (peer);
     }
     else {
-        zsys_info ("worker %s (%s/%lld) left", peer->worker_id, peer->host, peer->pid);
+        zjq_log_info ("worker_left", "worker=%s host=%s pid=%lld running=%zu", peer->worker_id,
+                      peer->host, peer->pid, peer->outstanding);
         s_peer_forget (self, peer, "worker left");
     }
 }
@@ -1676,8 +1676,8 @@ s_handle_worker (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_peer_t *peer = (zjq_peer_t *) zhashx_lookup (self->peers, rid_key);
     if (command == ZJQ_CMD_READY) {
         if (peer) {
-            s_warn (self, "worker %s (%s/%lld) sent READY twice; forgetting it",
-                    peer->worker_id, peer->host, peer->pid);
+            s_warn (self, "bad_ready", "worker=%s host=%s pid=%lld problem=%s",
+                    peer->worker_id, peer->host, peer->pid, "READY twice; forgetting it");
             s_send_error (self, msg, ZJQ_EPROTO, "READY: duplicate READY on this connection");
             s_peer_forget (self, peer, "worker re-registered");
         }
@@ -1691,9 +1691,10 @@ s_handle_worker (zjq_broker_t *self, zjq_msg_t *msg)
         if (command == ZJQ_CMD_WORK_RESULT)
             self->counters.stale_results++;
         if (command != ZJQ_CMD_DISCONNECT) {
-            if (self->verbose)
-                zsys_debug ("%s from unknown worker %.40s: sending DISCONNECT",
-                            zjq_proto_command_name (command), rid_key);
+            if (command == ZJQ_CMD_WORK_RESULT)
+                zjq_log_debug ("stale_result", "peer=%.40s reason=unknown_worker", rid_key);
+            zjq_log_debug ("unknown_worker", "command=%s peer=%.40s reply=DISCONNECT",
+                           zjq_proto_command_name (command), rid_key);
             zjq_msg_t *reply = s_msg_to_sender (msg, ZJQ_CMD_DISCONNECT);
             zjq_msg_put_str (reply, "reason", "unknown worker: send READY first");
             s_send (self, &reply);
@@ -1728,8 +1729,8 @@ s_handle_malformed (zjq_broker_t *self, zjq_msg_t *msg)
         peer->last_seen = self->now;    //  still a sign of life
     const char *error = zjq_msg_error (msg);
     int code = zjq_msg_error_code (msg);
-    s_warn (self, "malformed message from %s %.40s: %s", peer? "worker": "peer",
-            peer? peer->worker_id: rid_key, error? error: "unknown error");
+    s_warn (self, "malformed", "peer=%.40s worker=%s error=%s", rid_key,
+            peer? peer->worker_id: "", error? error: "unknown error");
     s_send_error (self, msg, code? code: ZJQ_EPROTO, "%s", error? error: "malformed message");
 }
 
@@ -1778,13 +1779,13 @@ s_authorize (zjq_broker_t *self, zjq_msg_t *msg)
     char held [32], needed [32];
     if (!roles) {
         self->counters.refused_unknown_key++;
-        s_warn (self, "refused %s from key %s: the key is in no allow-list (any more)",
-                name? name: "?", key? key: "(none)");
+        s_warn (self, "refused", "command=%s key=%s reason=%s", name? name: "?",
+                key? key: "(none)", "the key is in no allow-list (any more)");
         s_send_error (self, msg, ZJQ_EDENIED, "this key is not in the broker's allow-lists");
     }
     else {
         self->counters.refused_role++;
-        s_warn (self, "refused %s from key %s: it needs the %s role, the key holds %s",
+        s_warn (self, "refused", "command=%s key=%s reason=role needs=%s holds=%s",
                 name? name: "?", key, s_roles_text (need, needed, sizeof (needed)),
                 s_roles_text (roles, held, sizeof (held)));
         s_send_error (self, msg, ZJQ_EDENIED, "%s needs a key with the %s role; this key is %s",
@@ -1796,8 +1797,9 @@ s_authorize (zjq_broker_t *self, zjq_msg_t *msg)
         s_sender_key (msg, rid_key);
         zjq_peer_t *peer = (zjq_peer_t *) zhashx_lookup (self->peers, rid_key);
         if (peer) {
-            zsys_info ("worker %s (%s/%lld): its key lost the worker role",
-                       peer->worker_id, peer->host, peer->pid);
+            zjq_log_info ("worker_refused", "worker=%s host=%s pid=%lld reason=%s",
+                          peer->worker_id, peer->host, peer->pid,
+                          "its key lost the worker role");
             s_peer_forget (self, peer, "worker key refused");
         }
     }
@@ -1807,10 +1809,11 @@ s_authorize (zjq_broker_t *self, zjq_msg_t *msg)
 static void
 s_handle_message (zjq_broker_t *self, zjq_msg_t *msg)
 {
-    if (self->verbose) {
+    if (zjq_log_enabled (ZJQ_LOG_DEBUG)) {
         char rid_key [ZJQ_RID_KEY_MAX];
-        zsys_debug ("recv %s from %c %.40s", zjq_proto_command_name (zjq_msg_command (msg)),
-                    zjq_msg_role (msg), s_sender_key (msg, rid_key));
+        zjq_log_debug ("recv", "command=%s role=%c peer=%.40s",
+                       zjq_proto_command_name (zjq_msg_command (msg)), zjq_msg_role (msg),
+                       s_sender_key (msg, rid_key));
     }
     if (self->auth && !s_authorize (self, msg))
         return;
@@ -1837,14 +1840,14 @@ static void
 s_reload (zjq_broker_t *self, const char *why, char *error, size_t error_size)
 {
     if (zjq_auth_reload (self->auth, error, error_size)) {
-        zsys_error ("%s: cannot reload the allow-lists, the old ones stay in force: %s",
-                    why, error);
+        zjq_log_error ("reload_failed", "why=%s error=%s msg=%s", why, error,
+                       "the old allow-lists stay in force");
         return;
     }
-    zsys_info ("%s: allow-lists reloaded: %zu client, %zu worker, %zu admin key(s)", why,
-               zjq_auth_count (self->auth, ZJQ_AUTH_CLIENT),
-               zjq_auth_count (self->auth, ZJQ_AUTH_WORKER),
-               zjq_auth_count (self->auth, ZJQ_AUTH_ADMIN));
+    zjq_log_info ("allowlists_reloaded", "why=%s clients=%zu workers=%zu admins=%zu", why,
+                  zjq_auth_count (self->auth, ZJQ_AUTH_CLIENT),
+                  zjq_auth_count (self->auth, ZJQ_AUTH_WORKER),
+                  zjq_auth_count (self->auth, ZJQ_AUTH_ADMIN));
     zlistx_t *revoked = zlistx_new ();
     assert (revoked);
     for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
@@ -1858,8 +1861,9 @@ s_reload (zjq_broker_t *self, const char *why, char *error, size_t error_size)
     }
     for (zjq_peer_t *peer = (zjq_peer_t *) zlistx_first (revoked); peer;
          peer = (zjq_peer_t *) zlistx_next (revoked)) {
-        zsys_info ("worker %s (%s/%lld), key %s: access revoked by the reload",
-                   peer->worker_id, peer->host, peer->pid, peer->user_key);
+        zjq_log_info ("worker_revoked", "worker=%s host=%s pid=%lld key=%s reason=%s",
+                      peer->worker_id, peer->host, peer->pid, peer->user_key,
+                      "access revoked by the reload");
         zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_DISCONNECT);
         zjq_msg_put_str (msg, "reason", "access revoked");
         s_send (self, &msg);
@@ -1877,12 +1881,12 @@ s_serve_zap (zjq_broker_t *self)
     for (size_t count = 0; count < ZJQ_DRAIN_BATCH && zjq_auth_zap_serve (self->auth, &verdict);
          count++) {
         if (verdict.allowed) {
-            if (self->verbose)
-                zsys_debug ("CURVE key %s from %s accepted", verdict.key, verdict.address);
+            zjq_log_debug ("curve_accepted", "key=%s address=%s", verdict.key,
+                           verdict.address);
             continue;
         }
         self->counters.refused_unknown_key++;
-        s_warn (self, "refused a connection from %s: key %s: %s", verdict.address,
+        s_warn (self, "refused_connection", "address=%s key=%s reason=%s", verdict.address,
                 *verdict.key? verdict.key: "(none)", verdict.reason);
     }
 }
@@ -1906,7 +1910,7 @@ s_read_monitor (zjq_broker_t *self)
                               "cryptographic error (wrong broker key?)":
                           event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL?
                               "connection lost during the handshake": "protocol error";
-        s_warn (self, "refused a connection: CURVE handshake failed: %s", why);
+        s_warn (self, "refused_connection", "reason=%s", why);
     }
 }
 
@@ -1970,7 +1974,8 @@ s_restore_job (void *arg, zjq_job_t *job, const char *queue_name)
     zjq_broker_t *self = (zjq_broker_t *) arg;
     zjq_queue_t *queue = zjq_proto_queue_name_valid (queue_name)? s_queue_require (self, queue_name): NULL;
     if (!queue) {
-        zsys_error ("journal: job %s dropped: bad queue name or out of memory", job->id);
+        zjq_log_error ("journal_job_dropped", "job=%s reason=%s", job->id,
+                       "bad queue name or out of memory");
         free (job->key);
         free (job->error);
         zframe_destroy (&job->payload);
@@ -1980,7 +1985,7 @@ s_restore_job (void *arg, zjq_job_t *job, const char *queue_name)
     job->queue = zjq_queue_name (queue);
     zjq_jobentry_t *entry = zjq_jobtable_restore (self->jobs, job, queue, self->now);
     if (entry && entry->job.state == ZJQ_STATE_QUEUED && zjq_queue_push (queue, entry) != 0) {
-        zsys_error ("journal: out of memory queueing job %s", entry->job.id);
+        zjq_log_error ("out_of_memory", "what=restoring_job job=%s", entry->job.id);
         zjq_jobtable_remove (self->jobs, &entry);
     }
 }
@@ -2011,8 +2016,8 @@ s_journal_open (zjq_broker_t *self, const zjq_broker_config_t *config)
     size_t count = zjq_journal_restore (self->journal, self->jobs, s_restore_job, self);
     const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
     if (count)
-        zsys_info ("journal: restored %llu queued job(s) and %llu stored outcome(s)",
-                   (unsigned long long) stats->queued, (unsigned long long) stats->ended);
+        zjq_log_info ("journal_restored", "queued=%llu outcomes=%llu",
+                      (unsigned long long) stats->queued, (unsigned long long) stats->ended);
     return zjq_journal_start (self->journal, self->jobs);
 }
 
@@ -2050,18 +2055,19 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
     self->peers = zhashx_new ();
     self->router = zsock_new (ZMQ_ROUTER);
     if (!endpoints || !self->jobs || !self->queues || !self->peers || !self->router) {
-        zsys_error ("cannot create the broker: out of memory or sockets");
+        zjq_log_error ("start_failed", "reason=%s", "out of memory or sockets");
         goto err;
     }
     zlistx_set_destructor (endpoints, (zlistx_destructor_fn *) zstr_free);
     zhashx_set_destructor (self->queues, (zhashx_destructor_fn *) zjq_queue_destroy);
     if (config->journal && s_journal_open (self, config) == -1) {
-        zsys_error ("cannot start with journal %s", config->journal);
+        zjq_log_error ("start_failed", "journal=%s reason=%s", config->journal,
+                       "cannot open or replay the journal");
         goto err;
     }
     if (!config->journal)
-        zsys_info ("no --journal: jobs are kept in memory only and are lost when the "
-                   "broker stops");
+        zjq_log_info ("memory_only", "msg=%s", "no --journal: jobs are kept in memory only "
+                      "and are lost when the broker stops");
 
     void *handle = zsock_resolve (self->router);
     int64_t max_message = (int64_t) self->max_payload + (1 << 20);
@@ -2071,25 +2077,27 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
     ||  s_setsockopt_int (handle, ZMQ_SNDHWM, ZJQ_HWM)
     ||  s_setsockopt_int (handle, ZMQ_RCVHWM, ZJQ_HWM)
     ||  s_setsockopt_int (handle, ZMQ_LINGER, 0)) {
-        zsys_error ("cannot set socket options: %s", zmq_strerror (errno));
+        zjq_log_error ("start_failed", "reason=%s error=%s", "cannot set socket options",
+                       zmq_strerror (errno));
         goto err;
     }
     if (self->auth) {
         char error [512];
         if (zjq_auth_attach (self->auth, self->router, error, sizeof (error))) {
-            zsys_error ("%s", error);
+            zjq_log_error ("start_failed", "reason=%s", error);
             goto err;
         }
-        zsys_info ("CURVE on: broker key %s; %zu client, %zu worker, %zu admin key(s) allowed",
-                   zjq_auth_public_key (self->auth),
-                   zjq_auth_count (self->auth, ZJQ_AUTH_CLIENT),
-                   zjq_auth_count (self->auth, ZJQ_AUTH_WORKER),
-                   zjq_auth_count (self->auth, ZJQ_AUTH_ADMIN));
+        zjq_log_info ("curve_on", "broker_key=%s clients=%zu workers=%zu admins=%zu",
+                      zjq_auth_public_key (self->auth),
+                      zjq_auth_count (self->auth, ZJQ_AUTH_CLIENT),
+                      zjq_auth_count (self->auth, ZJQ_AUTH_WORKER),
+                      zjq_auth_count (self->auth, ZJQ_AUTH_ADMIN));
     }
     for (size_t index = 0; index < config->bind_count; index++) {
         const char *endpoint = config->binds [index];
         if (zmq_bind (handle, endpoint) == -1) {
-            zsys_error ("cannot bind %s: %s", endpoint, zmq_strerror (errno));
+            zjq_log_error ("start_failed", "endpoint=%s reason=%s error=%s", endpoint,
+                           "cannot bind", zmq_strerror (errno));
             goto err;
         }
         char resolved [1024] = "";
@@ -2098,17 +2106,18 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
             snprintf (resolved, sizeof (resolved), "%s", endpoint);
         zlistx_add_end (endpoints, strdup (resolved));
         if (!self->auth && !s_is_loopback (resolved))
-            zsys_warning ("%s is not a loopback address: traffic on it is plaintext and "
-                          "unauthenticated; use CURVE (--curve-secret, see README: "
-                          "Running across hosts securely)", resolved);
-        zsys_info ("listening on %s", resolved);
+            zjq_log_warning ("plaintext_exposed", "endpoint=%s msg=%s", resolved,
+                             "not a loopback address: traffic on it is plaintext and "
+                             "unauthenticated; use CURVE (--curve-secret, see README: "
+                             "Running across hosts securely)");
+        zjq_log_info ("listening", "endpoint=%s", resolved);
     }
     if (config->metrics) {
         char error [512];
         self->metrics = zjq_metrics_new (config->metrics, s_metrics_stats, self,
                                          error, sizeof (error));
         if (!self->metrics) {
-            zsys_error ("%s", error);
+            zjq_log_error ("start_failed", "metrics=%s reason=%s", config->metrics, error);
             goto err;
         }
         zjq_log_info ("metrics_listening", "address=%s port=%d url=http://%s/metrics",
@@ -2116,11 +2125,14 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
     }
     if (config->endpoint_file
     &&  s_write_endpoint_file (config->endpoint_file, endpoints) == -1) {
-        zsys_error ("cannot write endpoint file %s: %s", config->endpoint_file, strerror (errno));
+        zjq_log_error ("start_failed", "endpoint_file=%s reason=%s error=%s",
+                       config->endpoint_file, "cannot write the endpoint file", strerror (errno));
         goto err;
     }
     zlistx_destroy (&endpoints);
-    zsys_info ("zjq-broker %s started: instance %s", zjq_version (), self->instance);
+    zjq_log_info ("started", "version=%s instance=%s journal=%s curve=%s", zjq_version (),
+                  self->instance, config->journal? config->journal: "",
+                  self->auth? "on": "off");
     return self;
 
 err:
@@ -2199,9 +2211,8 @@ s_trim_memory (zjq_broker_t *self)
         return;
     self->next_trim = self->now + ZJQ_TRIM_INTERVAL;
     if (self->jobs_peak >= ZJQ_TRIM_MIN_PEAK && jobs < self->jobs_peak / 4) {
-        if (self->verbose)
-            zsys_debug ("giving memory back: %llu jobs, peak %llu",
-                        (unsigned long long) jobs, (unsigned long long) self->jobs_peak);
+        zjq_log_debug ("memory_trim", "jobs=%llu peak=%llu",
+                       (unsigned long long) jobs, (unsigned long long) self->jobs_peak);
         malloc_trim (0);
         self->jobs_peak = jobs;
     }
@@ -2219,8 +2230,7 @@ s_fire_deadlines (zjq_broker_t *self)
         if (entry->job.state == ZJQ_STATE_RUNNING)
             s_job_timeout (self, entry);
         else {
-            if (self->verbose)
-                zsys_debug ("job %s outcome expired", entry->job.id);
+            zjq_log_debug ("outcome_expired", "job=%s", entry->job.id);
             zjq_jobtable_remove (self->jobs, &entry);
         }
     }
@@ -2278,7 +2288,7 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         if (zmq_poll (items, item_count, timeout) == -1) {
             if (errno == EINTR)
                 continue;
-            zsys_error ("zmq_poll failed: %s", zmq_strerror (errno));
+            zjq_log_error ("poll_failed", "error=%s", zmq_strerror (errno));
             rc = -1;
             break;
         }
@@ -2300,12 +2310,14 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
                     s_reload (self, "SIGHUP", error, sizeof (error));
                 }
                 else
-                    zsys_info ("SIGHUP received: nothing to reload without CURVE");
+                    zjq_log_info ("signal", "signal=SIGHUP msg=%s",
+                                  "nothing to reload without CURVE");
             }
             else
             if (signum) {
-                zsys_info ("%s received: shutting down",
-                           signum == SIGTERM? "SIGTERM": signum == SIGINT? "SIGINT": "signal");
+                zjq_log_info ("signal", "signal=%s msg=%s",
+                              signum == SIGTERM? "SIGTERM": signum == SIGINT? "SIGINT": "other",
+                              "shutting down");
                 break;
             }
         }
@@ -2326,8 +2338,9 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
     //  Make what was promised durable, then deliver the held replies
     if (self->journal) {
         if (zjq_journal_sync_now (self->journal) == -1)
-            zsys_error ("journal: could not make the last records durable: %s",
-                        zjq_journal_last_error (self->journal));
+            zjq_log_error ("journal_sync_failed", "error=%s msg=%s",
+                           zjq_journal_last_error (self->journal),
+                           "could not make the last records durable");
         s_release (self, true);
     }
     //  Say goodbye to the workers; give the socket a moment to flush that
@@ -2340,7 +2353,7 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
     }
     if (peers)
         zsock_set_linger (self->router, 100);
-    zsys_info ("stopped: %llu job(s) in the table, %zu worker(s) told to disconnect",
-               (unsigned long long) zjq_jobtable_stats (self->jobs)->jobs, peers);
+    zjq_log_info ("stopped", "jobs=%llu workers_told=%zu",
+                  (unsigned long long) zjq_jobtable_stats (self->jobs)->jobs, peers);
     return rc;
 }

@@ -402,14 +402,23 @@ s_write (const char *data, size_t len)
 }
 
 void
-zjq_log_emit (zjq_log_level_t level, const char *event, const char *format, ...)
+zjq_log_emitv (zjq_log_level_t level, const char *event, const char *format, va_list args)
 {
     char buf [ZJQ_LOG_LINE_MAX];
+    va_list copy;
+    va_copy (copy, args);
+    size_t len = s_format_line (buf, sizeof (buf), level, event, format, &copy);
+    va_end (copy);
+    s_write (buf, len);
+}
+
+void
+zjq_log_emit (zjq_log_level_t level, const char *event, const char *format, ...)
+{
     va_list args;
     va_start (args, format);
-    size_t len = s_format_line (buf, sizeof (buf), level, event, format, &args);
+    zjq_log_emitv (level, event, format, args);
     va_end (args);
-    s_write (buf, len);
 }
 
 

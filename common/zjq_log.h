@@ -27,6 +27,7 @@
 #ifndef ZJQ_LOG_H_INCLUDED
 #define ZJQ_LOG_H_INCLUDED
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -74,6 +75,10 @@ void
 void
     zjq_log_emit (zjq_log_level_t level, const char *event, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
+
+//  The same with a va_list.
+void
+    zjq_log_emitv (zjq_log_level_t level, const char *event, const char *format, va_list args);
 
 //  Format one line into buf (size bytes, NUL-terminated, ending in a
 //  newline, cut short if too long) without writing it; for tests. Returns

@@ -5,6 +5,7 @@
 
 #define _GNU_SOURCE                 //  pipe2, close_range, asprintf, sigabbrev_np
 #include "zjq_handlers.h"
+#include "zjq_log.h"
 #include "zjq_util.h"
 
 #include <czmq.h>
@@ -544,9 +545,9 @@ zjq_handlers_run (zjq_task_t *task, void *arg)
     assert (self);
     int64_t started = zjq_mono_ms ();
     if (self->verbose)
-        zsys_info ("job %s attempt %d (%s): start, %zu byte payload",
-                   zjq_task_id (task), zjq_task_attempt (task), zjq_task_queue (task),
-                   zjq_task_payload_size (task));
+        zjq_log_info ("job_started", "job=%s attempt=%d queue=%s bytes=%zu",
+                      zjq_task_id (task), zjq_task_attempt (task), zjq_task_queue (task),
+                      zjq_task_payload_size (task));
     int rc;
     switch (self->kind) {
         case s_ECHO:   rc = s_echo (self, task); break;
@@ -555,8 +556,9 @@ zjq_handlers_run (zjq_task_t *task, void *arg)
         default:       rc = s_exec (self, task); break;
     }
     if (self->verbose)
-        zsys_info ("job %s attempt %d: %s after %d ms", zjq_task_id (task), zjq_task_attempt (task),
-                   zjq_task_cancelled (task) ? "cancelled" : rc == 0 ? "done" : "failed",
-                   (int) (zjq_mono_ms () - started));
+        zjq_log_info ("job_finished", "job=%s attempt=%d outcome=%s ms=%d", zjq_task_id (task),
+                      zjq_task_attempt (task),
+                      zjq_task_cancelled (task) ? "cancelled" : rc == 0 ? "done" : "failed",
+                      (int) (zjq_mono_ms () - started));
     return rc;
 }
