@@ -10,6 +10,8 @@
 #include "zjq_cert.h"
 #include "zjq_json.h"
 #include "zjq_proto.h"
+#include "zjq_stats_view.h"
+#include "zjq_top.h"
 #include "zjq_util.h"
 
 #include <ctype.h>
@@ -179,6 +181,7 @@ static int s_cmd_status (cli_t *cli);
 static int s_cmd_result (cli_t *cli);
 static int s_cmd_cancel (cli_t *cli);
 static int s_cmd_stats (cli_t *cli);
+static int s_cmd_top (cli_t *cli);
 static int s_cmd_ping (cli_t *cli);
 static int s_cmd_batch (cli_t *cli);
 static int s_cmd_keygen (cli_t *cli);
@@ -211,7 +214,19 @@ static const command_t s_commands [] = {
       "the job's new state. A job that has already ended cannot be cancelled.\n" },
     { "stats", s_cmd_stats, "", 0, 0, OPT_JSON,
       "show broker statistics",
-      "Prints a summary of the broker, its queues and its workers.\n" },
+      "Prints the broker (uptime, memory, journal, job counts, rates over the\n"
+      "last minute, error counters), one line per queue (queued, running,\n"
+      "succeeded, failed and cancelled since the broker started, submitted and\n"
+      "completed per second over the last minute, age of the oldest queued job,\n"
+      "workers, mean and p99 run time over the last minute) and one line per\n"
+      "worker (host, pid, running/capacity, completed, time since it was last\n"
+      "heard from, version, queues). Large numbers are shortened (12.3k);\n"
+      "--json prints every field exactly (see docs/protocol.md, Stats).\n" },
+    { "top", s_cmd_top, "", 0, 0, 0,
+      "show broker statistics live, refreshed every second",
+      "The view of 'zjq stats' on the whole terminal, redrawn every second and\n"
+      "cut to the window's size. q or Ctrl-C quits and gives the terminal back.\n"
+      "If the broker stops answering, the screen says so and keeps asking.\n" },
     { "ping", s_cmd_ping, "", 0, 0, 0,
       "check that the broker answers",
       "Prints the broker's instance, its version and the round-trip time.\n" },
@@ -1107,158 +1122,15 @@ s_cmd_result (cli_t *cli)
 //  --------------------------------------------------------------------------
 //  stats
 
-//  Look a key up in a msgpack map; NULL if absent or not a map.
-static const msgpack_object *
-s_mp_get (const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t len = strlen (key);
-    for (uint32_t index = 0; index < map->via.map.size; index++) {
-        const msgpack_object *name = &map->via.map.ptr [index].key;
-        if (name->type == MSGPACK_OBJECT_STR && name->via.str.size == len
-        &&  memcmp (name->via.str.ptr, key, len) == 0)
-            return &map->via.map.ptr [index].val;
-    }
-    return NULL;
-}
-
-static int64_t
-s_mp_int (const msgpack_object *map, const char *key)
-{
-    const msgpack_object *value = s_mp_get (map, key);
-    if (!value)
-        return 0;
-    switch (value->type) {
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-            return value->via.u64 > INT64_MAX? INT64_MAX: (int64_t) value->via.u64;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-            return value->via.i64;
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:
-            return (int64_t) value->via.f64;
-        default:
-            return 0;
-    }
-}
-
-//  Copy a string value into buf ("-" if absent); returns buf.
-static const char *
-s_mp_str (const msgpack_object *object, char *buf, size_t size)
-{
-    if (object && object->type == MSGPACK_OBJECT_STR) {
-        size_t len = object->via.str.size < size - 1? object->via.str.size: size - 1;
-        memcpy (buf, object->via.str.ptr, len);
-        buf [len] = 0;
-        for (size_t index = 0; index < len; index++)
-            if ((unsigned char) buf [index] < 0x20)
-                buf [index] = '?';      //  keep the table on its lines
-    }
-    else
-        snprintf (buf, size, "-");
-    return buf;
-}
-
-static const char *
-s_human_bytes (int64_t bytes, char *buf, size_t size)
-{
-    const char *units [] = { "B", "KiB", "MiB", "GiB", "TiB" };
-    double value = (double) bytes;
-    int unit = 0;
-    while (value >= 1024 && unit < 4) {
-        value /= 1024;
-        unit++;
-    }
-    if (unit == 0)
-        snprintf (buf, size, "%" PRId64 " B", bytes);
-    else
-        snprintf (buf, size, "%.1f %s", value, units [unit]);
-    return buf;
-}
-
-static const char *
-s_human_duration (int64_t ms, char *buf, size_t size)
-{
-    int64_t seconds = ms / 1000;
-    if (seconds < 60)
-        snprintf (buf, size, "%.1fs", (double) ms / 1000);
-    else
-    if (seconds < 3600)
-        snprintf (buf, size, "%" PRId64 "m%02" PRId64 "s", seconds / 60, seconds % 60);
-    else
-    if (seconds < 86400)
-        snprintf (buf, size, "%" PRId64 "h%02" PRId64 "m", seconds / 3600, seconds % 3600 / 60);
-    else
-        snprintf (buf, size, "%" PRId64 "d%02" PRId64 "h", seconds / 86400, seconds % 86400 / 3600);
-    return buf;
-}
-
 static void
 s_print_stats (const msgpack_object *stats)
 {
-    char text [256], text2 [256], size1 [32], size2 [32], uptime [32];
-    const msgpack_object *broker = s_mp_get (stats, "broker");
-    printf ("broker %s  instance %s  up %s\n",
-            s_mp_str (s_mp_get (broker, "version"), text, sizeof (text)),
-            s_mp_str (s_mp_get (broker, "instance"), text2, sizeof (text2)),
-            s_human_duration (s_mp_int (broker, "uptime_ms"), uptime, sizeof (uptime)));
-    printf ("  jobs %" PRId64 " (queued %" PRId64 ", running %" PRId64 ")  stored results %" PRId64
-            " (%s)  queued payloads %s\n",
-            s_mp_int (broker, "jobs"), s_mp_int (broker, "queued"), s_mp_int (broker, "running"),
-            s_mp_int (broker, "results"),
-            s_human_bytes (s_mp_int (broker, "result_bytes"), size1, sizeof (size1)),
-            s_human_bytes (s_mp_int (broker, "queued_bytes"), size2, sizeof (size2)));
-    printf ("  submitted %" PRId64 "  succeeded %" PRId64 "  failed %" PRId64 "  cancelled %" PRId64
-            "  expired %" PRId64 "  rejected %" PRId64 "\n",
-            s_mp_int (broker, "submitted"), s_mp_int (broker, "succeeded"),
-            s_mp_int (broker, "failed"), s_mp_int (broker, "cancelled"),
-            s_mp_int (broker, "expired"), s_mp_int (broker, "rejected"));
-    printf ("  workers %" PRId64 "  malformed messages %" PRId64 "  stale results %" PRId64 "\n",
-            s_mp_int (broker, "workers"), s_mp_int (broker, "malformed"),
-            s_mp_int (broker, "stale_results"));
-
-    const msgpack_object *queues = s_mp_get (stats, "queues");
-    printf ("\n%-24s %8s %8s %10s %8s %10s %8s\n",
-            "QUEUE", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "WORKERS");
-    if (!queues || queues->type != MSGPACK_OBJECT_MAP || queues->via.map.size == 0)
-        printf ("(no queues)\n");
+    char *text = stats? zjq_stats_view_render (stats, 0, 0): NULL;
+    if (text)
+        fputs (text, stdout);
     else
-    for (uint32_t index = 0; index < queues->via.map.size; index++) {
-        const msgpack_object *queue = &queues->via.map.ptr [index].val;
-        printf ("%-24s %8" PRId64 " %8" PRId64 " %10" PRId64 " %8" PRId64 " %10" PRId64
-                " %8" PRId64 "\n",
-                s_mp_str (&queues->via.map.ptr [index].key, text, sizeof (text)),
-                s_mp_int (queue, "queued"), s_mp_int (queue, "running"),
-                s_mp_int (queue, "succeeded"), s_mp_int (queue, "failed"),
-                s_mp_int (queue, "cancelled"), s_mp_int (queue, "workers"));
-    }
-
-    const msgpack_object *workers = s_mp_get (stats, "workers");
-    printf ("\n%-28s %-16s %7s %8s %8s %10s %9s  %s\n",
-            "WORKER", "HOST", "PID", "CAPACITY", "RUNNING", "COMPLETED", "SEEN", "QUEUES");
-    if (!workers || workers->type != MSGPACK_OBJECT_ARRAY || workers->via.array.size == 0)
-        printf ("(no workers)\n");
-    else
-    for (uint32_t index = 0; index < workers->via.array.size; index++) {
-        const msgpack_object *worker = &workers->via.array.ptr [index];
-        char host [64], seen [32], names [256] = "";
-        const msgpack_object *list = s_mp_get (worker, "queues");
-        if (list && list->type == MSGPACK_OBJECT_ARRAY)
-            for (uint32_t item = 0; item < list->via.array.size; item++) {
-                char name [160];
-                size_t used = strlen (names);
-                snprintf (names + used, sizeof (names) - used, "%s%s", item? ",": "",
-                          s_mp_str (&list->via.array.ptr [item], name, sizeof (name)));
-            }
-        printf ("%-28s %-16s %7" PRId64 " %8" PRId64 " %8" PRId64 " %10" PRId64 " %9s  %s\n",
-                s_mp_str (s_mp_get (worker, "id"), text, sizeof (text)),
-                s_mp_str (s_mp_get (worker, "host"), host, sizeof (host)),
-                s_mp_int (worker, "pid"), s_mp_int (worker, "capacity"),
-                s_mp_int (worker, "running"),
-                s_mp_int (worker, "completed"),
-                s_human_duration (s_mp_int (worker, "last_seen_ms_ago"), seen, sizeof (seen)),
-                names);
-    }
+        fprintf (stderr, "zjq: stats: no stats in the reply, or out of memory\n");
+    free (text);
 }
 
 static void
@@ -1287,6 +1159,110 @@ s_cmd_stats (cli_t *cli)
         return exit_code;
     reply_t reply = { .cli = cli };
     return s_one_request (cli, &reply, zjq_stats (cli->client, s_stats_cb, &reply), "stats");
+}
+
+
+//  --------------------------------------------------------------------------
+//  top
+
+static void s_error_text (cli_t *cli, int code, char *buf, size_t size);
+
+typedef struct {
+    cli_t *cli;
+    zjq_top_t *top;
+    bool done;                  //  the request in flight was answered
+} top_state_t;
+
+static void
+s_top_draw (top_state_t *state, const char *body)
+{
+    char stamp [16];
+    time_t now = time (NULL);
+    struct tm tm;
+    strftime (stamp, sizeof (stamp), "%H:%M:%S", localtime_r (&now, &tm));
+    char *screen = NULL;
+    size_t len = 0;
+    zjq_json_append (&screen, &len, "zjq top  %s  %s  (q quits)\n%s", state->cli->broker, stamp,
+                     body);
+    if (screen)
+        zjq_top_draw (state->top, screen);
+    free (screen);
+}
+
+static void
+s_top_cb (zjq_client_t *client, int status, const char *json, void *arg)
+{
+    top_state_t *state = (top_state_t *) arg;
+    state->done = true;
+    if (status != 0) {
+        s_keep_broker_message (state->cli);
+        char text [600];
+        s_error_text (state->cli, status, text, sizeof (text));
+        char body [700];
+        snprintf (body, sizeof (body), "\nno stats: %s\nasking again every second\n", text);
+        s_top_draw (state, body);
+        return;
+    }
+    zjq_msg_t *msg = zjq_client_reply (client);
+    const msgpack_object *stats = msg? zjq_msg_get (msg, "stats"): NULL;
+    int rows, columns;
+    zjq_top_size (state->top, &rows, &columns);
+    char *body = stats? zjq_stats_view_render (stats, columns, rows - 1): NULL;
+    s_top_draw (state, body? body: "\nno stats in the reply\n");
+    free (body);
+}
+
+static int
+s_cmd_top (cli_t *cli)
+{
+    int exit_code = s_connect (cli);
+    if (exit_code)
+        return exit_code;
+    top_state_t state = { .cli = cli, .top = zjq_top_new (STDIN_FILENO, STDOUT_FILENO) };
+    if (!state.top) {
+        fprintf (stderr, "zjq: top: out of memory\n");
+        return CLI_EXIT_OTHER;
+    }
+    int error = 0;
+    bool pending = false;
+    int64_t next = 0;           //  when to ask again (mono ms)
+    while (!zjq_top_quit (state.top)) {
+        if (zjq_top_resized (state.top) && !pending)
+            next = 0;
+        int64_t now = zjq_mono_ms ();
+        if (!pending && now >= next) {
+            int rc = zjq_stats (cli->client, s_top_cb, &state);
+            if (rc != 0) {
+                error = rc;
+                break;
+            }
+            pending = true;
+            next = now + 1000;
+        }
+        int rc = zjq_client_process (cli->client);
+        if (rc < 0) {
+            error = rc;
+            break;
+        }
+        if (state.done) {
+            state.done = false;
+            pending = false;
+        }
+        int wait = pending? zjq_client_timeout (cli->client): (int) (next - zjq_mono_ms ());
+        if (wait < 0 || wait > 1000)
+            wait = 1000;
+        struct pollfd items [2] = {
+            { .fd = zjq_client_fd (cli->client), .events = POLLIN },
+            { .fd = zjq_top_input_fd (state.top), .events = POLLIN }
+        };
+        poll (items, items [1].fd >= 0? 2: 1, wait);
+    }
+    zjq_top_destroy (&state.top);
+    if (error) {
+        s_error (cli, "top", error);
+        return s_exit_code (error, false);
+    }
+    return CLI_EXIT_OK;
 }
 
 
