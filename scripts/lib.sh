@@ -39,7 +39,8 @@ zjq_install_packages () {
 #  What building zjq needs.
 # shellcheck disable=SC2034  # used by the scripts that source this file
 ZJQ_BUILD_PACKAGES=(cmake make gcc libc6-dev pkg-config libzmq3-dev libczmq-dev libmsgpack-dev
-                    libsodium-dev python3)
+                    libsodium-dev libmicrohttpd-dev python3)
 #  And what its tests need on top.
 # shellcheck disable=SC2034
-ZJQ_TEST_PACKAGES=(python3-pytest python3-zmq python3-msgpack tcpdump iproute2)
+ZJQ_TEST_PACKAGES=(python3-pytest python3-zmq python3-msgpack tcpdump iproute2 tmux
+                   python3-prometheus-client)
