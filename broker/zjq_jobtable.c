@@ -8,6 +8,7 @@
     expiry) for eviction under the result memory bound.                      */
 
 #include "zjq_jobtable.h"
+#include "zjq_log.h"
 #include "zjq_util.h"
 //  The self-test below relies on assert: keep it in release builds too
 #undef NDEBUG
@@ -356,7 +357,7 @@ s_set_deadline (zjq_jobtable_t *self, zjq_jobentry_t *entry, int64_t deadline)
     else
     if (zjq_heap_push (self->deadlines, entry) != 0)
         //  Out of memory: the job just never times out or expires by itself
-        zsys_error ("zjq_jobtable: out of memory for the deadline of job %s", entry->job.id);
+        zjq_log_error ("out_of_memory", "what=job_deadline job=%s", entry->job.id);
 }
 
 static void
@@ -474,7 +475,7 @@ zjq_jobtable_finish (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_state_t st
     if (result_size > 0) {
         self->stats.result_bytes += result_size;
         if (zjq_heap_push (self->results, entry) != 0)
-            zsys_error ("zjq_jobtable: out of memory tracking the result of job %s", job->id);
+            zjq_log_error ("out_of_memory", "what=job_result job=%s", job->id);
     }
     if (self->journal)
         zjq_journal_append_state (self->journal, job);
@@ -554,7 +555,7 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
         return NULL;
     zjq_job_t *record = &entry->job;
     if (zhashx_insert (self->by_id, record->id, entry) != 0) {
-        zsys_error ("zjq_jobtable: job %s restored twice; dropped", record->id);
+        zjq_log_error ("journal_job_dropped", "job=%s reason=%s", record->id, "restored twice");
         s_entry_free (&entry);
         return NULL;
     }
@@ -565,7 +566,8 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
         if (text && text != buf)
             free (text);
         if (rc != 0) {
-            zsys_error ("zjq_jobtable: key of job %s is taken; job dropped", record->id);
+            zjq_log_error ("journal_job_dropped", "job=%s reason=%s", record->id,
+                       "its idempotency key is taken");
             zhashx_delete (self->by_id, record->id);
             s_entry_free (&entry);
             return NULL;
@@ -588,8 +590,7 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
         if (result_size > 0) {
             self->stats.result_bytes += result_size;
             if (zjq_heap_push (self->results, entry) != 0)
-                zsys_error ("zjq_jobtable: out of memory tracking the result of job %s",
-                            record->id);
+                zjq_log_error ("out_of_memory", "what=job_result job=%s", record->id);
         }
     }
     s_link (self, entry);
@@ -609,8 +610,8 @@ zjq_jobtable_add_generation (zjq_jobtable_t *self, uint64_t generation, uint64_t
     uint64_t *pairs = (uint64_t *) realloc (self->generations,
                                             (self->generation_count + 1) * 2 * sizeof (uint64_t));
     if (!pairs) {
-        zsys_error ("zjq_jobtable: out of memory remembering generation %llu",
-                    (unsigned long long) generation);
+        zjq_log_error ("out_of_memory", "what=generation generation=%llu",
+                       (unsigned long long) generation);
         return;
     }
     self->generations = pairs;

@@ -37,6 +37,7 @@
     it never writes or closes a descriptor.                                  */
 
 #include "zjq_journal.h"
+#include "zjq_log.h"
 #include "zjq_jobtable.h"
 #include "zjq_jobid.h"
 #include "zjq_util.h"
@@ -460,7 +461,8 @@ s_notify (zjq_journal_t *self)
 {
     uint64_t one = 1;
     if (write (self->event_fd, &one, sizeof (one)) == -1 && errno != EAGAIN)
-        zsys_error ("journal: cannot signal the broker loop: %s", strerror (errno));
+        zjq_log_error ("journal_error", "what=%s error=%s", "cannot signal the broker loop",
+                       strerror (errno));
 }
 
 static void
@@ -477,9 +479,9 @@ s_fail (zjq_journal_t *self, const char *what, int error)
 {
     s_set_error (self, what, error);
     if (!self->failed)
-        zsys_error ("journal: %s failed on %s: %s; new jobs are rejected until the journal "
-                    "can be written again (retrying every %d ms)", what, self->path,
-                    strerror (error), ZJQ_RETRY_MS);
+        zjq_log_error ("journal_failed", "path=%s call=%s error=%s retry_ms=%d msg=%s", self->path,
+                       what, strerror (error), ZJQ_RETRY_MS,
+                       "new jobs are rejected until the journal can be written again");
     self->failed = true;
     self->error = error;
     self->retries = 0;
@@ -498,8 +500,8 @@ s_compact_abort (zjq_journal_t *self, const char *what, int error)
     if (error) {
         s_set_error (self, what, error);
         if (!self->failed || self->retries++ == 0)
-            zsys_warning ("journal: rewrite of %s abandoned: %s failed: %s", self->path, what,
-                          strerror (error));
+            zjq_log_warning ("journal_rewrite_abandoned", "path=%s call=%s error=%s", self->path,
+                             what, strerror (error));
     }
     if (self->compact.fd >= 0) {
         close (self->compact.fd);
@@ -539,8 +541,8 @@ s_compact_adopt (zjq_journal_t *self, uint64_t lsn)
     if (lsn > self->durable)
         self->durable = lsn;
     if (self->failed) {
-        zsys_info ("journal: %s is written again (after %u retries); accepting new jobs",
-                   self->path, self->retries);
+        zjq_log_info ("journal_writable", "path=%s retries=%u msg=%s", self->path, self->retries,
+                      "written again; accepting new jobs");
         self->failed = false;
         self->error = 0;
     }
@@ -658,7 +660,7 @@ zjq_journal_new (const zjq_journal_config_t *config)
     assert (config && config->dir);
     zjq_journal_t *self = (zjq_journal_t *) calloc (1, sizeof (zjq_journal_t));
     if (!self) {
-        zsys_error ("journal: out of memory");
+        zjq_log_error ("out_of_memory", "what=%s", "journal");
         return NULL;
     }
     self->lock_fd = self->dir_fd = self->event_fd = -1;
@@ -684,44 +686,51 @@ zjq_journal_new (const zjq_journal_config_t *config)
     char *lock_path = s_join (config->dir, ZJQ_JOURNAL_LOCK);
     self->replayed = zhashx_new ();
     if (!self->dir || !self->path || !self->compact_path || !lock_path || !self->replayed) {
-        zsys_error ("journal: out of memory");
+        zjq_log_error ("out_of_memory", "what=%s", "journal");
         goto err;
     }
     zhashx_set_key_duplicator (self->replayed, NULL);
     zhashx_set_key_destructor (self->replayed, NULL);
     if (mkdir (config->dir, 0755) == -1 && errno != EEXIST) {
-        zsys_error ("journal: cannot create directory %s: %s", config->dir, strerror (errno));
+        zjq_log_error ("journal_error", "dir=%s what=%s error=%s", config->dir,
+                       "cannot create the directory", strerror (errno));
         goto err;
     }
     self->dir_fd = open (config->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (self->dir_fd == -1) {
-        zsys_error ("journal: cannot open directory %s: %s", config->dir, strerror (errno));
+        zjq_log_error ("journal_error", "dir=%s what=%s error=%s", config->dir,
+                       "cannot open the directory", strerror (errno));
         goto err;
     }
     self->lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (self->lock_fd == -1) {
-        zsys_error ("journal: cannot open %s: %s", lock_path, strerror (errno));
+        zjq_log_error ("journal_error", "path=%s what=%s error=%s", lock_path, "cannot open",
+                       strerror (errno));
         goto err;
     }
     if (flock (self->lock_fd, LOCK_EX | LOCK_NB) == -1) {
         if (errno == EWOULDBLOCK)
-            zsys_error ("journal: %s is in use by another broker (%s is locked)",
-                        config->dir, lock_path);
+            zjq_log_error ("journal_error", "dir=%s lock=%s what=%s", config->dir, lock_path,
+                           "in use by another broker");
         else
-            zsys_error ("journal: cannot lock %s: %s", lock_path, strerror (errno));
+            zjq_log_error ("journal_error", "path=%s what=%s error=%s", lock_path, "cannot lock",
+                           strerror (errno));
         goto err;
     }
     //  A rewrite that did not finish: the journal itself is intact
     if (unlink (self->compact_path) == 0)
-        zsys_info ("journal: removed %s left by an unfinished rewrite", self->compact_path);
+        zjq_log_info ("journal_cleanup", "path=%s msg=%s", self->compact_path,
+                      "removed, left by an unfinished rewrite");
     self->main.fd = open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (self->main.fd == -1) {
-        zsys_error ("journal: cannot open %s: %s", self->path, strerror (errno));
+        zjq_log_error ("journal_error", "path=%s what=%s error=%s", self->path, "cannot open",
+                       strerror (errno));
         goto err;
     }
     self->event_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (self->event_fd == -1) {
-        zsys_error ("journal: cannot create an eventfd: %s", strerror (errno));
+        zjq_log_error ("journal_error", "what=%s error=%s", "cannot create an eventfd",
+                       strerror (errno));
         goto err;
     }
     free (lock_path);
@@ -755,8 +764,8 @@ zjq_journal_destroy (zjq_journal_t **self_p)
     if (self->main.fd >= 0 && !self->failed && self->thread_started) {
         int error = self->main.buf.size? s_file_write (self, &self->main): 0;
         if (error || self->sync_fn (self->main.fd) == -1)
-            zsys_error ("journal: final write of %s failed: %s", self->path,
-                        strerror (error? error: errno));
+            zjq_log_error ("journal_error", "path=%s what=%s error=%s", self->path,
+                           "final write failed", strerror (error? error: errno));
     }
     if (self->main.fd >= 0)
         close (self->main.fd);
@@ -1135,17 +1144,19 @@ zjq_journal_replay (zjq_journal_t *self)
     assert (self);
     struct stat info;
     if (fstat (self->main.fd, &info) == -1) {
-        zsys_error ("journal: cannot stat %s: %s", self->path, strerror (errno));
+        zjq_log_error ("journal_error", "path=%s what=%s error=%s", self->path, "cannot stat",
+                       strerror (errno));
         return -1;
     }
     size_t size = (size_t) info.st_size;
     if (size == 0) {
-        zsys_info ("journal: %s is new", self->path);
+        zjq_log_info ("journal_new", "path=%s", self->path);
         return 0;
     }
     byte *data = (byte *) mmap (NULL, size, PROT_READ, MAP_PRIVATE, self->main.fd, 0);
     if (data == MAP_FAILED) {
-        zsys_error ("journal: cannot read %s: %s", self->path, strerror (errno));
+        zjq_log_error ("journal_error", "path=%s what=%s error=%s", self->path, "cannot read",
+                       strerror (errno));
         return -1;
     }
     int rc = 0;
@@ -1154,29 +1165,33 @@ zjq_journal_replay (zjq_journal_t *self)
     uint64_t records = 0, skipped = 0;
     if (size < ZJQ_JOURNAL_HEADER) {
         if (memcmp (data, ZJQ_JOURNAL_MAGIC, size < 8? size: 8) != 0) {
-            zsys_error ("journal: %s is not a zjq journal (bad magic)", self->path);
+            zjq_log_error ("journal_corrupt", "path=%s what=%s", self->path,
+                           "not a zjq journal (bad magic)");
             rc = -1;
         }
         else {
-            zsys_warning ("journal: truncated %zu bytes of torn header at offset 0", size);
+            zjq_log_warning ("journal_truncated", "bytes=%zu offset=0 what=%s", size, "torn header");
             truncate_at = 0;
         }
         offset = size;
     }
     else
     if (memcmp (data, ZJQ_JOURNAL_MAGIC, 8) != 0) {
-        zsys_error ("journal: %s is not a zjq journal (bad magic)", self->path);
+        zjq_log_error ("journal_corrupt", "path=%s what=%s", self->path,
+                           "not a zjq journal (bad magic)");
         rc = -1;
     }
     else
     if (zjq_crc32c (0, data, 12) != s_get32 (data + 12)) {
-        zsys_error ("journal: corrupt header in %s (checksum mismatch)", self->path);
+        zjq_log_error ("journal_corrupt", "path=%s what=%s", self->path,
+                       "header checksum mismatch");
         rc = -1;
     }
     else
     if (s_get32 (data + 8) > ZJQ_JOURNAL_FORMAT) {
-        zsys_error ("journal: %s has format %u; this broker reads format %d or older",
-                    self->path, s_get32 (data + 8), ZJQ_JOURNAL_FORMAT);
+        zjq_log_error ("journal_format", "path=%s format=%u readable=%d msg=%s", self->path,
+                       s_get32 (data + 8), ZJQ_JOURNAL_FORMAT,
+                       "this broker reads that format or older only");
         rc = -1;
     }
     while (rc == 0 && offset < size) {
@@ -1194,33 +1209,34 @@ zjq_journal_replay (zjq_journal_t *self)
             }
         }
         if (fatal) {
-            zsys_error ("journal: record at offset %zu of %s: %s", offset, self->path, why);
+            zjq_log_error ("journal_corrupt", "path=%s offset=%zu what=%s", self->path, offset, why);
             rc = -1;
             break;
         }
         size_t next = length? offset + length: s_next_good (data, size, offset);
         if (next >= size && !length) {
             //  Nothing good follows: a write cut short by a crash
-            zsys_warning ("journal: truncated %zu bytes of torn record at offset %zu (%s)",
-                          size - offset, offset, why);
+            zjq_log_warning ("journal_truncated", "bytes=%zu offset=%zu what=%s reason=%s",
+                             size - offset, offset, "torn record", why);
             truncate_at = offset;
             break;
         }
         if (!self->salvage) {
-            zsys_error ("journal: corrupt record at offset %zu of %s (%s); good records "
-                        "follow at offset %zu. Not starting: run with --journal-salvage to "
-                        "skip corrupt records and keep the rest", offset, self->path, why, next);
+            zjq_log_error ("journal_corrupt", "path=%s offset=%zu what=%s next_good=%zu msg=%s",
+                           self->path, offset, why, next, "corrupt record; not starting: run "
+                           "with --journal-salvage to skip corrupt records and keep the rest");
             rc = -1;
             break;
         }
-        zsys_warning ("journal: salvage: skipped %zu bytes at offset %zu (%s)",
-                      next - offset, offset, why);
+        zjq_log_warning ("journal_salvaged", "bytes=%zu offset=%zu what=%s", next - offset, offset,
+                         why);
         skipped++;
         offset = next;
     }
     munmap (data, size);
     if (rc == 0 && truncate_at < size && ftruncate (self->main.fd, (off_t) truncate_at) == -1) {
-        zsys_error ("journal: cannot truncate %s: %s", self->path, strerror (errno));
+        zjq_log_error ("journal_error", "path=%s what=%s error=%s", self->path,
+                           "cannot truncate", strerror (errno));
         rc = -1;
     }
     if (rc == -1)
@@ -1228,10 +1244,10 @@ zjq_journal_replay (zjq_journal_t *self)
     size_t dropped = 0;
     size_t running = s_replay_settle (self, &dropped);
     self->stats.replayed = records;
-    zsys_info ("journal: replayed %llu records from %s: %zu jobs live (%zu were running and "
-               "are requeued), %zu expired outcomes dropped%s",
-               (unsigned long long) records, self->path, zhashx_size (self->replayed), running,
-               dropped, skipped? "; corrupt records were skipped": "");
+    zjq_log_info ("journal_replayed", "path=%s records=%llu live=%zu requeued=%zu "
+                  "outcomes_dropped=%zu skipped_corrupt=%s", self->path,
+                  (unsigned long long) records, zhashx_size (self->replayed), running, dropped,
+                  skipped? "true": "false");
     return 0;
 }
 
@@ -1414,7 +1430,8 @@ zjq_journal_process (zjq_journal_t *self)
     assert (self);
     uint64_t count;
     if (read (self->event_fd, &count, sizeof (count)) == -1 && errno != EAGAIN)
-        zsys_error ("journal: cannot read the eventfd: %s", strerror (errno));
+        zjq_log_error ("journal_error", "what=%s error=%s", "cannot read the eventfd",
+                       strerror (errno));
     pthread_mutex_lock (&self->mutex);
     uint64_t synced = self->shared.synced;
     int sync_error = self->shared.sync_error;
@@ -1455,8 +1472,8 @@ zjq_journal_tick (zjq_journal_t *self, zjq_jobtable_t *table)
                  : self->main.offset > limit && now >= self->compact_retry_at;
         if (due) {
             if (!self->failed)
-                zsys_info ("journal: %s is %llu bytes: rewriting it with the live state",
-                           self->path, (unsigned long long) self->main.offset);
+                zjq_log_info ("journal_rewrite", "path=%s bytes=%llu", self->path,
+                              (unsigned long long) self->main.offset);
             self->table = table;
             //  Starts in the buffer; the first flush creates the file's content
             self->compact.fd = open (self->compact_path,
@@ -1547,14 +1564,13 @@ zjq_journal_start (zjq_journal_t *self, zjq_jobtable_t *table)
     self->shared.synced = self->shared.target = self->durable;
     pthread_mutex_unlock (&self->mutex);
     if (pthread_create (&self->thread, NULL, s_sync_thread, self) != 0) {
-        zsys_error ("journal: cannot start the sync thread");
+        zjq_log_error ("journal_error", "what=%s", "cannot start the sync thread");
         return -1;
     }
     self->thread_started = true;
     if (!self->failed)
-        zsys_info ("journal: %s holds %llu bytes of live state; fsync %s",
-                   self->path, (unsigned long long) self->main.offset,
-                   zjq_journal_policy_name (self));
+        zjq_log_info ("journal_open", "path=%s live_bytes=%llu fsync=%s", self->path,
+                  (unsigned long long) self->main.offset, zjq_journal_policy_name (self));
     return 0;
 }
 
