@@ -3,6 +3,7 @@
 
 #include "zjq_metrics.h"
 #include "zjq_log.h"
+#include "zjq_proto.h"
 #include "zjq_util.h"
 #include <czmq.h>
 #include <microhttpd.h>
@@ -120,37 +121,6 @@ static const s_metric_t s_metrics [] = {
 };
 #define S_METRIC_COUNT (sizeof (s_metrics) / sizeof (s_metrics [0]))
 
-static const msgpack_object *
-s_get (const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t len = strlen (key);
-    for (uint32_t index = 0; index < map->via.map.size; index++) {
-        const msgpack_object *name = &map->via.map.ptr [index].key;
-        if (name->type == MSGPACK_OBJECT_STR && name->via.str.size == len
-        &&  memcmp (name->via.str.ptr, key, len) == 0)
-            return &map->via.map.ptr [index].val;
-    }
-    return NULL;
-}
-
-//  A number (or a boolean as 0/1); false if the object is neither
-static bool
-s_number (const msgpack_object *object, double *value)
-{
-    if (!object)
-        return false;
-    switch (object->type) {
-        case MSGPACK_OBJECT_POSITIVE_INTEGER: *value = (double) object->via.u64; return true;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER: *value = (double) object->via.i64; return true;
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:          *value = object->via.f64; return true;
-        case MSGPACK_OBJECT_BOOLEAN:          *value = object->via.boolean? 1: 0; return true;
-        default:                              return false;
-    }
-}
-
 //  A label value, escaped (backslash, quote, newline)
 static void
 s_put_label_value (FILE *out, const char *text, size_t len)
@@ -208,21 +178,21 @@ static void
 s_put_histogram (FILE *out, const s_metric_t *metric, const msgpack_object *queue,
                  const msgpack_object *histogram, const msgpack_object *bounds)
 {
-    const msgpack_object *buckets = s_get (histogram, "buckets");
+    const msgpack_object *buckets = zjq_mp_map_get (histogram, "buckets");
     double count, sum;
     if (!buckets || buckets->type != MSGPACK_OBJECT_ARRAY || !bounds
     ||  bounds->type != MSGPACK_OBJECT_ARRAY
     ||  buckets->via.array.size != bounds->via.array.size + 1
-    ||  !s_number (s_get (histogram, "count"), &count)
-    ||  !s_number (s_get (histogram, "sum"), &sum))
+    ||  !zjq_mp_number (zjq_mp_map_get (histogram, "count"), &count)
+    ||  !zjq_mp_number (zjq_mp_map_get (histogram, "sum"), &sum))
         return;
     double cumulative = 0;
     for (uint32_t index = 0; index < buckets->via.array.size; index++) {
         double n = 0, bound = 0;
-        s_number (&buckets->via.array.ptr [index], &n);
+        zjq_mp_number (&buckets->via.array.ptr [index], &n);
         cumulative += n;
         char le [32] = "+Inf";
-        if (index < bounds->via.array.size && s_number (&bounds->via.array.ptr [index], &bound))
+        if (index < bounds->via.array.size && zjq_mp_number (&bounds->via.array.ptr [index], &bound))
             snprintf (le, sizeof (le), "%g", bound / metric->divisor);
         s_put_sample (out, metric->name, "_bucket", queue, metric->label, le, cumulative);
     }
@@ -239,10 +209,10 @@ zjq_metrics_render (const msgpack_object *stats, size_t *size)
     FILE *out = open_memstream (&text, &len);
     if (!out)
         return NULL;
-    const msgpack_object *broker = s_get (stats, "broker");
-    const msgpack_object *journal = s_get (broker, "journal");
-    const msgpack_object *queues = s_get (stats, "queues");
-    const msgpack_object *bounds = s_get (stats, "histogram_bounds_ms");
+    const msgpack_object *broker = zjq_mp_map_get (stats, "broker");
+    const msgpack_object *journal = zjq_mp_map_get (broker, "journal");
+    const msgpack_object *queues = zjq_mp_map_get (stats, "queues");
+    const msgpack_object *bounds = zjq_mp_map_get (stats, "histogram_bounds_ms");
     if (queues && queues->type != MSGPACK_OBJECT_MAP)
         queues = NULL;
     const char *family = NULL;
@@ -262,8 +232,8 @@ zjq_metrics_render (const msgpack_object *stats, size_t *size)
         }
         double value;
         if (metric->type == S_INFO) {
-            const msgpack_object *version = s_get (broker, "version");
-            const msgpack_object *instance = s_get (broker, "instance");
+            const msgpack_object *version = zjq_mp_map_get (broker, "version");
+            const msgpack_object *instance = zjq_mp_map_get (broker, "instance");
             if (!version || version->type != MSGPACK_OBJECT_STR
             ||  !instance || instance->type != MSGPACK_OBJECT_STR)
                 continue;
@@ -275,7 +245,7 @@ zjq_metrics_render (const msgpack_object *stats, size_t *size)
         }
         else
         if (metric->scope != S_QUEUE) {
-            if (s_number (s_get (scope, metric->field), &value))
+            if (zjq_mp_number (zjq_mp_map_get (scope, metric->field), &value))
                 s_put_sample (out, metric->name, "", NULL, metric->label, NULL,
                               value / metric->divisor);
         }
@@ -286,9 +256,9 @@ zjq_metrics_render (const msgpack_object *stats, size_t *size)
             if (name->type != MSGPACK_OBJECT_STR)
                 continue;
             if (metric->type == S_HISTOGRAM)
-                s_put_histogram (out, metric, name, s_get (queue, metric->field), bounds);
+                s_put_histogram (out, metric, name, zjq_mp_map_get (queue, metric->field), bounds);
             else
-            if (s_number (s_get (queue, metric->field), &value))
+            if (zjq_mp_number (zjq_mp_map_get (queue, metric->field), &value))
                 s_put_sample (out, metric->name, "", name, metric->label, NULL,
                               value / metric->divisor);
         }

@@ -2,6 +2,7 @@
     docs/protocol.md (Stats) for the fields.                               */
 
 #include "zjq_stats_view.h"
+#include "zjq_proto.h"
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -12,42 +13,18 @@
 #define S_NAME_MIN 5            //  queue name column, at least
 #define S_NAME_MAX 40           //  and at most, when the width allows
 
-//  Look a key up in a msgpack map; NULL if absent or not a map.
-static const msgpack_object *
-s_get (const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t len = strlen (key);
-    for (uint32_t index = 0; index < map->via.map.size; index++) {
-        const msgpack_object *name = &map->via.map.ptr [index].key;
-        if (name->type == MSGPACK_OBJECT_STR && name->via.str.size == len
-        &&  memcmp (name->via.str.ptr, key, len) == 0)
-            return &map->via.map.ptr [index].val;
-    }
-    return NULL;
-}
-
 static double
 s_num (const msgpack_object *map, const char *key)
 {
-    const msgpack_object *value = s_get (map, key);
-    if (!value)
-        return 0;
-    switch (value->type) {
-        case MSGPACK_OBJECT_POSITIVE_INTEGER: return (double) value->via.u64;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER: return (double) value->via.i64;
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:          return value->via.f64;
-        case MSGPACK_OBJECT_BOOLEAN:          return value->via.boolean? 1: 0;
-        default:                              return 0;
-    }
+    double value = 0;
+    zjq_mp_number (zjq_mp_map_get (map, key), &value);
+    return value;
 }
 
 static bool
 s_true (const msgpack_object *map, const char *key)
 {
-    const msgpack_object *value = s_get (map, key);
+    const msgpack_object *value = zjq_mp_map_get (map, key);
     return value && value->type == MSGPACK_OBJECT_BOOLEAN && value->via.boolean;
 }
 
@@ -185,8 +162,8 @@ static int
 s_compare_workers (const void *a, const void *b)
 {
     char x [300], y [300];
-    s_str (s_get (*(const msgpack_object * const *) a, "id"), x, sizeof (x));
-    s_str (s_get (*(const msgpack_object * const *) b, "id"), y, sizeof (y));
+    s_str (zjq_mp_map_get (*(const msgpack_object * const *) a, "id"), x, sizeof (x));
+    s_str (zjq_mp_map_get (*(const msgpack_object * const *) b, "id"), y, sizeof (y));
     return strcmp (x, y);
 }
 
@@ -195,7 +172,7 @@ s_broker_block (s_view_t *view, const msgpack_object *broker)
 {
     char version [64], instance [64], uptime [32], rss [32], journal [64] = "";
     char results [32], in [16], out [16];
-    const msgpack_object *journal_map = s_get (broker, "journal");
+    const msgpack_object *journal_map = zjq_mp_map_get (broker, "journal");
     if (journal_map) {
         char size [32];
         snprintf (journal, sizeof (journal), "  journal %s%s",
@@ -203,8 +180,8 @@ s_broker_block (s_view_t *view, const msgpack_object *broker)
                   s_true (journal_map, "healthy")? "": " (FAILING)");
     }
     s_line (view, "broker %s  instance %s  up %s  rss %s%s%s",
-            s_str (s_get (broker, "version"), version, sizeof (version)),
-            s_str (s_get (broker, "instance"), instance, sizeof (instance)),
+            s_str (zjq_mp_map_get (broker, "version"), version, sizeof (version)),
+            s_str (zjq_mp_map_get (broker, "instance"), instance, sizeof (instance)),
             s_duration (s_num (broker, "uptime_ms"), uptime, sizeof (uptime)),
             s_bytes (s_num (broker, "rss_bytes"), rss, sizeof (rss)), journal,
             s_true (broker, "curve")? "  CURVE": "");
@@ -302,7 +279,7 @@ s_worker_block (s_view_t *view, const msgpack_object *workers)
         const msgpack_object *worker = sorted [index];
         char id [300], host [300], load [32], done [16], seen [32], version [64];
         char names [512] = "";
-        const msgpack_object *list = s_get (worker, "queues");
+        const msgpack_object *list = zjq_mp_map_get (worker, "queues");
         if (list && list->type == MSGPACK_OBJECT_ARRAY)
             for (uint32_t item = 0; item < list->via.array.size; item++) {
                 char name [160];
@@ -313,12 +290,12 @@ s_worker_block (s_view_t *view, const msgpack_object *workers)
         snprintf (load, sizeof (load), "%.0f/%.0f", s_num (worker, "running"),
                   s_num (worker, "capacity"));
         s_line (view, "%-20.20s %-10.10s %7.0f %7s %6s %6s %-7.7s %s%s",
-                s_str (s_get (worker, "id"), id, sizeof (id)),
-                s_str (s_get (worker, "host"), host, sizeof (host)),
+                s_str (zjq_mp_map_get (worker, "id"), id, sizeof (id)),
+                s_str (zjq_mp_map_get (worker, "host"), host, sizeof (host)),
                 s_num (worker, "pid"), load,
                 s_count (s_num (worker, "completed"), done, sizeof (done)),
                 s_duration (s_num (worker, "last_seen_ms_ago"), seen, sizeof (seen)),
-                s_str (s_get (worker, "version"), version, sizeof (version)),
+                s_str (zjq_mp_map_get (worker, "version"), version, sizeof (version)),
                 s_true (worker, "draining")? "(draining) ": "", names);
     }
     free (sorted);
@@ -333,11 +310,11 @@ zjq_stats_view_render (const msgpack_object *stats, int width, int max_lines)
     if (!out)
         return NULL;
     s_view_t view = { .out = out, .width = width, .max_lines = max_lines };
-    s_broker_block (&view, s_get (stats, "broker"));
+    s_broker_block (&view, zjq_mp_map_get (stats, "broker"));
     s_line (&view, " ");
-    s_queue_block (&view, s_get (stats, "queues"));
+    s_queue_block (&view, zjq_mp_map_get (stats, "queues"));
     s_line (&view, " ");
-    s_worker_block (&view, s_get (stats, "workers"));
+    s_worker_block (&view, zjq_mp_map_get (stats, "workers"));
     if (view.dropped) {
         char note [64];
         snprintf (note, sizeof (note), "... %d more line(s): enlarge the window", view.dropped);

@@ -152,6 +152,15 @@ bool
 //  The raw msgpack value for a key (for arrays and maps), or NULL.
 const msgpack_object *
     zjq_msg_get (zjq_msg_t *self, const char *key);
+//  --- Reading msgpack values outside a message (STATS maps)
+//  The value for a string key in a msgpack map, or NULL if absent or if
+//  map is NULL or not a map.
+const msgpack_object *
+    zjq_mp_map_get (const msgpack_object *map, const char *key);
+//  A msgpack number (integer or float; a boolean as 0/1) as a double.
+//  Returns false (value unchanged) if object is NULL or not one.
+bool
+    zjq_mp_number (const msgpack_object *object, double *value);
 //  Number of fields in a received message
 size_t
     zjq_msg_field_count (zjq_msg_t *self);
