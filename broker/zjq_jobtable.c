@@ -30,6 +30,8 @@ struct _zjq_jobtable_t {
     uint64_t scan_limit;        //  a scan stops at entries of this order or later
     uint64_t *generations;      //  earlier generations: (generation, last sequence)
     size_t generation_count;    //  pairs in generations
+    zjq_deadlist_t dead;        //  failed jobs (dead letters), oldest failure first
+    int64_t dead_ttl_ms;        //  a failed job is kept at least this long
 };
 
 
@@ -104,6 +106,9 @@ s_entry_free (zjq_jobentry_t **entry_p)
     free (entry->job.key);
     free (entry->job.error);
     free (entry->job.progress_message);
+    if (entry->job.history)
+        entry->job.history->owner = NULL;   //  the table is going: no list to fix
+    zjq_history_destroy (&entry->job.history);
     zframe_destroy (&entry->job.payload);
     zframe_destroy (&entry->job.result);
     free (entry);
@@ -380,6 +385,47 @@ s_set_string (char **field_p, const char *value)
     *field_p = value? strdup (value): NULL;
 }
 
+//  How long a failed job is kept: the longer of its result TTL and the
+//  dead-letter TTL
+static int64_t
+s_dead_ttl (zjq_jobtable_t *self, const zjq_job_t *job)
+{
+    return job->result_ttl_ms > self->dead_ttl_ms? job->result_ttl_ms: self->dead_ttl_ms;
+}
+
+static size_t
+s_payload_size (const zjq_job_t *job)
+{
+    return job->payload? zframe_size (job->payload): 0;
+}
+
+//  Put a failed job on the dead-letter list (it gets an empty history if it
+//  never had a failed attempt)
+static void
+s_dead_link (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    zjq_job_t *job = &entry->job;
+    if (!job->history)
+        job->history = zjq_history_new (job->max_attempts);
+    if (!job->history) {
+        zsys_error ("zjq_jobtable: out of memory listing failed job %s; it cannot be retried",
+                    job->id);
+        zframe_destroy (&job->payload);
+        return;
+    }
+    job->history->failed_ms = job->finished_ms;
+    zjq_deadlist_insert (&self->dead, job->history, entry, s_payload_size (job));
+}
+
+//  Take a job off the dead-letter list if it is on it
+static void
+s_dead_unlink (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    zjq_job_t *job = &entry->job;
+    if (zjq_deadlist_contains (&self->dead, job->history))
+        zjq_deadlist_remove (&self->dead, job->history, s_payload_size (job));
+}
+
 void
 zjq_jobtable_start (zjq_jobtable_t *self, zjq_jobentry_t *entry, int64_t now)
 {
@@ -458,18 +504,24 @@ zjq_jobtable_finish (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_state_t st
     self->stats.ended++;
     job->state = state;
     job->finished_ms = zjq_wall_ms ();
-    job->expires_ms = job->finished_ms + job->result_ttl_ms;
+    //  A dead letter keeps its payload, for a retry, and stays longer
+    bool dead = state == ZJQ_STATE_FAILED;
+    int64_t ttl_ms = dead? s_dead_ttl (self, job): job->result_ttl_ms;
+    job->expires_ms = job->finished_ms + ttl_ms;
     if (error)
         s_set_string (&job->error, error);
     self->stats.queued_bytes -= zframe_size (job->payload);
-    zframe_destroy (&job->payload);
+    if (!dead)
+        zframe_destroy (&job->payload);
     if (result_p && *result_p) {
         zframe_destroy (&job->result);
         job->result = *result_p;
         *result_p = NULL;
     }
     entry->peer = NULL;
-    s_set_deadline (self, entry, s_after (now, job->result_ttl_ms));
+    s_set_deadline (self, entry, s_after (now, ttl_ms));
+    if (dead)
+        s_dead_link (self, entry);
     size_t result_size = job->result? zframe_size (job->result): 0;
     if (result_size > 0) {
         self->stats.result_bytes += result_size;
@@ -504,6 +556,7 @@ zjq_jobtable_remove (zjq_jobtable_t *self, zjq_jobentry_t **entry_p)
     }
     if (self->journal)
         zjq_journal_append_remove (self->journal, job);
+    s_dead_unlink (self, entry);
     s_unlink (self, entry);
     zhashx_delete (self->by_id, job->id);
     if (zjq_job_ended (job)) {
@@ -550,6 +603,7 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
     //  The fields are the entry's now (or freed below)
     job->key = job->error = job->progress_message = NULL;
     job->payload = job->result = NULL;
+    job->history = NULL;
     if (!entry)
         return NULL;
     zjq_job_t *record = &entry->job;
@@ -581,7 +635,11 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
     }
     else {
         self->stats.ended++;
-        zframe_destroy (&record->payload);
+        if (record->state == ZJQ_STATE_FAILED)
+            //  The dead-letter TTL in force now decides
+            record->expires_ms = record->finished_ms + s_dead_ttl (self, record);
+        else
+            zframe_destroy (&record->payload);
         int64_t left = record->expires_ms - zjq_wall_ms ();
         s_set_deadline (self, entry, s_after (now, left > 0? left: 0));
         size_t result_size = record->result? zframe_size (record->result): 0;
@@ -591,6 +649,8 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
                 zsys_error ("zjq_jobtable: out of memory tracking the result of job %s",
                             record->id);
         }
+        if (record->state == ZJQ_STATE_FAILED)
+            s_dead_link (self, entry);
     }
     s_link (self, entry);
     return entry;
@@ -679,6 +739,114 @@ zjq_jobtable_stats (zjq_jobtable_t *self)
 {
     assert (self);
     return &self->stats;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Attempt histories and dead letters
+
+void
+zjq_jobtable_set_dead_letter_ttl (zjq_jobtable_t *self, int64_t ttl_ms)
+{
+    assert (self);
+    self->dead_ttl_ms = ttl_ms > 0? ttl_ms: 0;
+}
+
+int
+zjq_jobtable_add_attempt (zjq_jobtable_t *self, zjq_jobentry_t *entry,
+                          const zjq_attempt_t *attempt)
+{
+    assert (self);
+    assert (entry && attempt);
+    zjq_job_t *job = &entry->job;
+    assert (!zjq_job_ended (job));
+    if (!job->history)
+        job->history = zjq_history_new (job->max_attempts);
+    if (!job->history || zjq_history_add (job->history, attempt) != 0) {
+        zsys_error ("zjq_jobtable: out of memory recording attempt %d of job %s",
+                    attempt->attempt, job->id);
+        return -1;
+    }
+    if (self->journal)
+        zjq_journal_append_attempt (self->journal, job);
+    return 0;
+}
+
+int
+zjq_jobtable_retry (zjq_jobtable_t *self, zjq_jobentry_t *entry, const char **message_p)
+{
+    assert (self);
+    assert (entry && message_p);
+    zjq_job_t *job = &entry->job;
+    if (job->state != ZJQ_STATE_FAILED) {
+        *message_p = "only a failed job can be retried";
+        return ZJQ_ESTATE;
+    }
+    if (!job->payload || !zjq_deadlist_contains (&self->dead, job->history)) {
+        *message_p = "its payload was not kept (it failed before this broker version)";
+        return ZJQ_ESTATE;
+    }
+    zjq_history_t *history = job->history;
+    if ((int64_t) job->attempt + history->budget > ZJQ_JOB_ATTEMPTS_MAX) {
+        *message_p = "it has used the most attempts a job may make";
+        return ZJQ_ESTATE;
+    }
+    s_dead_unlink (self, entry);
+    s_clear_deadline (self, entry);
+    history->retries++;
+    job->max_attempts = job->attempt + history->budget;
+    job->state = ZJQ_STATE_QUEUED;
+    job->finished_ms = job->expires_ms = 0;
+    self->stats.ended--;
+    self->stats.queued++;
+    self->stats.queued_bytes += zframe_size (job->payload);
+    if (self->journal)
+        zjq_journal_append_job (self->journal, job);
+    return 0;
+}
+
+zjq_jobentry_t *
+zjq_jobtable_dead_first (zjq_jobtable_t *self)
+{
+    assert (self);
+    return self->dead.oldest? (zjq_jobentry_t *) self->dead.oldest->owner: NULL;
+}
+
+zjq_jobentry_t *
+zjq_jobtable_dead_next (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    assert (self);
+    assert (entry && zjq_deadlist_contains (&self->dead, entry->job.history));
+    zjq_history_t *newer = entry->job.history->newer;
+    return newer? (zjq_jobentry_t *) newer->owner: NULL;
+}
+
+bool
+zjq_jobtable_is_dead (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    assert (self);
+    assert (entry);
+    return zjq_deadlist_contains (&self->dead, entry->job.history);
+}
+
+const zjq_deadlist_t *
+zjq_jobtable_dead_letters (zjq_jobtable_t *self)
+{
+    assert (self);
+    return &self->dead;
+}
+
+size_t
+zjq_jobtable_trim_dead (zjq_jobtable_t *self, uint64_t max_count, uint64_t max_bytes)
+{
+    assert (self);
+    size_t dropped = 0;
+    while (self->dead.oldest && (self->dead.count > max_count || self->dead.bytes > max_bytes)) {
+        zjq_jobentry_t *entry = (zjq_jobentry_t *) self->dead.oldest->owner;
+        zjq_jobtable_remove (self, &entry);
+        dropped++;
+    }
+    return dropped;
 }
 
 

@@ -8,6 +8,7 @@
 #include "zjq_util.h"
 #include "zjq_queue.h"
 #include "zjq_jobtable.h"
+#include "zjq_history.h"
 #include "zjq_journal.h"
 #include "zjq_cert.h"
 #include "zjq_auth.h"
@@ -27,6 +28,7 @@ static const s_test_t s_tests [] = {
     { "proto",    zjq_proto_test },
     { "cert",     zjq_cert_test },
     { "queue",    zjq_queue_test },
+    { "history",  zjq_history_test },
     { "jobtable", zjq_jobtable_test },
     { "journal",  zjq_journal_test },
     { "auth",     zjq_auth_test },
