@@ -11,6 +11,7 @@ struct _zjq_queue_t {
     zjq_heap_t *jobs;               //  waiting jobs, dispatch order
     zlistx_t *workers;              //  available workers, longest waiting first
     zjq_queue_counters_t counters;  //  for STATS
+    bool paused;                    //  no dispatching (zjq pause)
 };
 
 
@@ -162,6 +163,20 @@ zjq_queue_counters (zjq_queue_t *self)
 {
     assert (self);
     return &self->counters;
+}
+
+bool
+zjq_queue_paused (zjq_queue_t *self)
+{
+    assert (self);
+    return self->paused;
+}
+
+void
+zjq_queue_set_paused (zjq_queue_t *self, bool paused)
+{
+    assert (self);
+    self->paused = paused;
 }
 
 
