@@ -1059,8 +1059,8 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
         return;
     }
     if (self->draining) {
-        s_send_rejected (self, msg, ZJQ_EDRAINING,
-                         "broker is draining: not accepting new jobs (zjq drain)");
+        s_send_rejected (self, msg, ZJQ_EDRAINING, "not accepting new jobs until the drain "
+                         "ends (zjq drain --off) or the broker restarts");
         return;
     }
     const char *queue_name = zjq_msg_get_str (msg, "queue");
@@ -1772,7 +1772,8 @@ s_handle_retry (zjq_broker_t *self, zjq_msg_t *msg)
         return;
     }
     if (self->draining) {
-        s_send_error (self, msg, ZJQ_EDRAINING, "broker is draining: not requeueing jobs");
+        s_send_error (self, msg, ZJQ_EDRAINING, "not requeueing jobs until the drain ends "
+                      "(zjq drain --off) or the broker restarts");
         return;
     }
     const char *message = NULL;

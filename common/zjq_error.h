@@ -41,7 +41,7 @@ extern "C" {
     XX (ESYS,        -19, "system error")                                      \
     XX (EBADID,      -20, "malformed job id")                                  \
     XX (EKEY,        -21, "unusable CURVE key file")                           \
-    XX (EDRAINING,   -22, "broker is draining: not accepting new jobs")
+    XX (EDRAINING,   -22, "broker is draining")
 
 typedef enum {
     ZJQ_OK = 0,

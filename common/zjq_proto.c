@@ -919,6 +919,13 @@ zjq_msg_has (zjq_msg_t *self, const char *key)
     return s_find (self, key) >= 0;
 }
 
+const msgpack_object *
+zjq_msg_fields (zjq_msg_t *self)
+{
+    assert (self);
+    return self->decoded? &self->root: NULL;
+}
+
 size_t
 zjq_msg_field_count (zjq_msg_t *self)
 {

@@ -162,6 +162,9 @@ bool
 //  The raw msgpack value for a key (for arrays and maps), or NULL.
 const msgpack_object *
     zjq_msg_get (zjq_msg_t *self, const char *key);
+//  The whole fields map of a received message (NULL for one being built).
+const msgpack_object *
+    zjq_msg_fields (zjq_msg_t *self);
 //  Number of fields in a received message
 size_t
     zjq_msg_field_count (zjq_msg_t *self);
