@@ -1203,20 +1203,29 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     s_enqueue (self, entry);
 }
 
-//  Common start of STATUS, RESULT and CANCEL: the job named by 'id', or
-//  NULL after replying ERROR.
-static zjq_jobentry_t *
-s_request_job (zjq_broker_t *self, zjq_msg_t *msg)
+//  The string field key of a request (which must carry req), or NULL after
+//  replying ERROR.
+static const char *
+s_request_str (zjq_broker_t *self, zjq_msg_t *msg, const char *key)
 {
     if (!s_has_req (msg)) {
         s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
         return NULL;
     }
-    const char *id = zjq_msg_get_str (msg, "id");
-    if (!id) {
-        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'id' (a string)");
+    const char *value = zjq_msg_get_str (msg, key);
+    if (!value)
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field '%s' (a string)", key);
+    return value;
+}
+
+//  Common start of STATUS, RESULT and CANCEL: the job named by 'id', or
+//  NULL after replying ERROR.
+static zjq_jobentry_t *
+s_request_job (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    const char *id = s_request_str (self, msg, "id");
+    if (!id)
         return NULL;
-    }
     zjq_jobentry_t *entry;
     const char *message;
     int code = zjq_jobtable_find (self->jobs, id, &entry, &message);
@@ -1552,15 +1561,9 @@ s_check_drain (zjq_broker_t *self)
 static const char *
 s_request_queue (zjq_broker_t *self, zjq_msg_t *msg)
 {
-    if (!s_has_req (msg)) {
-        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
+    const char *name = s_request_str (self, msg, "queue");
+    if (!name)
         return NULL;
-    }
-    const char *name = zjq_msg_get_str (msg, "queue");
-    if (!name) {
-        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'queue' (a string)");
-        return NULL;
-    }
     if (!zjq_proto_queue_name_valid (name)) {
         s_send_error (self, msg, ZJQ_EINVAL,
                       "invalid queue name: use 1-128 characters of A-Z a-z 0-9 _ . : -");

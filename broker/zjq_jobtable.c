@@ -1088,6 +1088,42 @@ zjq_jobtable_test (bool verbose)
     zjq_jobid_format (id, generation - 5, 8);
     assert (zjq_jobtable_find (table, id, &found, &message) == ZJQ_ENOTFOUND);
 
+    //  Dead letters: a failed job keeps its payload and its history, stays
+    //  the dead-letter TTL, and a retry gives it a fresh attempt budget
+    zjq_jobtable_set_dead_letter_ttl (table, 100000);
+    zjq_jobentry_t *dead = s_test_insert (table, "dl", NULL, 1000, 5);
+    zjq_jobtable_start (table, dead, 0);
+    zjq_attempt_t attempt = { .attempt = 1, .exit_code = 3, .error = "exit status 3",
+                              .duration_ms = 7 };
+    assert (zjq_jobtable_add_attempt (table, dead, &attempt) == 0);
+    zjq_jobtable_finish (table, dead, ZJQ_STATE_FAILED, "exit status 3 (attempt 1 of 3)",
+                         NULL, 0);
+    assert (dead->job.payload && zframe_size (dead->job.payload) == 5);
+    assert (zjq_jobtable_is_dead (table, dead) && zjq_jobtable_dead_first (table) == dead);
+    assert (zjq_jobtable_dead_next (table, dead) == NULL);
+    assert (dead->job.expires_ms == dead->job.finished_ms + 100000);
+    const zjq_deadlist_t *letters = zjq_jobtable_dead_letters (table);
+    assert (letters->count == 1 && letters->bytes == dead->job.history->bytes + 5);
+    const char *why = NULL;
+    assert (zjq_jobtable_retry (table, second, &why) == ZJQ_ESTATE && why);
+    uint64_t queued_before = stats->queued;
+    assert (zjq_jobtable_retry (table, dead, &why) == 0);
+    assert (dead->job.state == ZJQ_STATE_QUEUED && dead->job.max_attempts == 4);
+    assert (dead->job.finished_ms == 0 && dead->deadline_index == ZJQ_HEAP_NONE);
+    assert (letters->count == 0 && letters->bytes == 0 && stats->queued == queued_before + 1);
+    assert (dead->job.history->retries == 1 && dead->job.history->count == 1);
+    //  Failed again, and a newer one: trimming drops the oldest failure
+    zjq_jobtable_start (table, dead, 0);
+    assert (dead->job.attempt == 2);
+    zjq_jobtable_finish (table, dead, ZJQ_STATE_FAILED, "again", NULL, 0);
+    zjq_jobentry_t *dead2 = s_test_insert (table, "dl", NULL, 1000, 1);
+    zjq_jobtable_finish (table, dead2, ZJQ_STATE_FAILED, "failed while queued", NULL, 0);
+    assert (dead2->job.history && dead2->job.history->count == 0);
+    assert (letters->count == 2 && zjq_jobtable_dead_next (table, dead) == dead2);
+    assert (zjq_jobtable_trim_dead (table, 1, UINT64_MAX) == 1);
+    assert (zjq_jobtable_dead_first (table) == dead2 && letters->count == 1);
+    assert (zjq_jobtable_trim_dead (table, 1, 0) == 1 && letters->count == 0);
+
     //  Destroy frees whatever is left (second with its waiter)
     zjq_jobtable_destroy (&table);
     zjq_jobtable_destroy (&table);

@@ -2011,6 +2011,12 @@ s_test_restore (void *arg, zjq_job_t *job, const char *queue_name)
     assert (zjq_jobtable_restore ((zjq_jobtable_t *) arg, job, NULL, 0));
 }
 
+static void
+s_test_paused (void *arg, const char *queue)
+{
+    assert (streq (queue, "q"));
+}
+
 static zjq_jobentry_t *
 s_test_submit (zjq_jobtable_t *table, const char *payload, const char *key)
 {
@@ -2207,6 +2213,57 @@ zjq_journal_test (bool verbose)
     journal = s_test_open (dir, true, &table, &rc);
     assert (rc == -1);
     zjq_journal_destroy (&journal);
+
+    unlink (path);
+
+    //  Attempt histories, dead letters and paused queues come back
+    journal = s_test_open (dir, false, &table, &rc);
+    assert (rc == 0 && zjq_jobtable_stats (table)->jobs == 0);
+    zjq_jobtable_set_dead_letter_ttl (table, 3600000);
+    zjq_jobentry_t *flaky = s_test_submit (table, "flaky", NULL);
+    zjq_jobentry_t *dead = s_test_submit (table, "dead", NULL);
+    char flaky_id [ZJQ_JOBID_MAX], dead_id [ZJQ_JOBID_MAX];
+    strcpy (flaky_id, flaky->job.id);
+    strcpy (dead_id, dead->job.id);
+    zjq_attempt_t attempt = { .attempt = 1, .exit_code = 3, .signal = 0, .started_ms = 5,
+                              .ended_ms = 9, .duration_ms = 4, .error = "exit status 3",
+                              .worker = "host/1/ab" };
+    zjq_jobtable_start (table, flaky, 0);
+    assert (zjq_jobtable_add_attempt (table, flaky, &attempt) == 0);
+    zjq_jobtable_requeue (table, flaky, "exit status 3 (attempt 1 of 3)");
+    zjq_jobtable_start (table, flaky, 0);       //  running at the restart
+    zjq_jobtable_start (table, dead, 0);
+    attempt.exit_code = -1;
+    attempt.signal = 9;
+    assert (zjq_jobtable_add_attempt (table, dead, &attempt) == 0);
+    zjq_jobtable_finish (table, dead, ZJQ_STATE_FAILED, "killed", NULL, 0);
+    zjq_journal_append_queue (journal, "q", true);
+    zjq_journal_append_queue (journal, "gone", true);
+    zjq_journal_append_queue (journal, "gone", false);
+    s_test_run (journal, table, 5000, s_test_durable);
+    s_test_close (&journal, &table);
+    for (int round = 0; round < 2; round++) {
+        //  Replayed from the log, then from the rewrite made at start
+        journal = s_test_open (dir, false, &table, &rc);
+        assert (rc == 0);
+        zjq_jobentry_t *entry = zjq_jobtable_lookup (table, flaky_id);
+        assert (entry && entry->job.state == ZJQ_STATE_QUEUED && entry->job.history);
+        zjq_history_t *history = entry->job.history;
+        assert (history->count == 2 && history->budget == 3);
+        assert (history->attempts [0].exit_code == 3 && history->attempts [0].duration_ms == 4);
+        assert (streq (history->attempts [0].worker, "host/1/ab"));
+        assert (history->attempts [1].attempt == 2);
+        assert (streq (history->attempts [1].error, "broker restarted"));
+        entry = zjq_jobtable_lookup (table, dead_id);
+        assert (entry && entry->job.state == ZJQ_STATE_FAILED);
+        assert (entry->job.payload && zframe_streq (entry->job.payload, "dead"));
+        assert (entry->job.history->count == 1 && entry->job.history->attempts [0].signal == 9);
+        assert (entry->job.history->attempts [0].exit_code == -1);
+        assert (zjq_jobtable_is_dead (table, entry));
+        size_t paused = zjq_journal_paused_queues (journal, s_test_paused, NULL);
+        assert (paused == 1);
+        s_test_close (&journal, &table);
+    }
 
     unlink (path);
     snprintf (path, sizeof (path), "%s/%s", dir, ZJQ_JOURNAL_LOCK);
