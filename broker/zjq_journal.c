@@ -28,8 +28,8 @@
       QUEUE (6)       format 2+: q (queue name), p (bool: paused). A rewrite
                       writes one per paused queue after GENERATION.
 
-    Replay applies records in order. STATE and REMOVE for an id with no JOB
-    record before them are ignored: that only happens at the start of a
+    Replay applies records in order. STATE, ATTEMPT and REMOVE for an id
+    with no JOB record before them are ignored: that only happens at the start of a
     rewritten file, where a later JOB record carries the job's whole state.
 
     ZJQ_JOURNAL_FORMAT is the framing and the meaning of the record types.
