@@ -19,7 +19,13 @@
       promise to a client (ACCEPTED, DONE, JOB_RESULT, the JOB_STATUS of a
       cancel) until the journal says the records before it are durable, in
       order. Other replies (STATUS, errors) go at once. Messages to workers go at once: a worker may run a job whose
-      submit was then lost, but no client was told it was accepted.         */
+      submit was then lost, but no client was told it was accepted.
+    - Operations (admin): a paused queue keeps its jobs and dispatches none
+      (journaled); draining rejects new submits and finishes the rest;
+      failed jobs (dead letters) keep their payload and attempt history
+      (zjq_history.h) and can be listed and retried. Clients that asked for
+      progress (`progress` on SUBMIT or RESULT) are pushed PROGRESS_UPDATE,
+      from a table keyed by job id, so jobs pay nothing for it.             */
 
 #include "zjq_broker.h"
 #include "zjq_auth.h"
@@ -56,6 +62,8 @@
 #define ZJQ_WARN_PER_SECOND 10      //  warnings about bad input, then quiet
 #define ZJQ_TRIM_INTERVAL   1000    //  ms between checks for memory to give back
 #define ZJQ_TRIM_MIN_PEAK   10000   //  jobs: below this peak, never trim
+#define ZJQ_DEAD_PAGE_BYTES (24 * 1024)     //  a DEAD_LETTER_LIST page stops past this
+#define ZJQ_DEAD_PAGE_MAX   10000   //  jobs in one page at most
 
 //  One JOB a worker has not answered yet: (id, attempt)
 typedef struct {
@@ -123,6 +131,9 @@ struct _zjq_broker_t {
     int64_t result_ttl_ms;      //  defaults for SUBMIT
     int64_t job_timeout_ms;
     int max_attempts;
+    int64_t dead_letter_ttl_ms; //  failed jobs are kept at least this long
+    uint64_t max_dead_letters;  //  ... this many at most
+    uint64_t max_dead_letter_bytes; //  ... holding this many bytes at most
     bool verbose;               //  per-message debug logs
     //  State
     zsock_t *router;            //  the one socket
@@ -138,6 +149,9 @@ struct _zjq_broker_t {
     bool reap;                  //  a peer became unreachable
     uint64_t jobs_peak;         //  most jobs in the table since the last trim
     int64_t next_trim;          //  monotonic ms of the next trim check
+    bool draining;              //  zjq drain: submits are rejected
+    bool drain_reported;        //  the end of the drain was logged
+    zhashx_t *progress_watchers;    //  job id -> zlistx_t of routing ids (zframe_t)
     s_counters_t counters;
     //  Rate limit for warnings caused by peers
     int64_t warn_window;        //  start of the current one-second window
@@ -626,6 +640,40 @@ s_peer_destroy (zjq_peer_t **peer_p)
 static void s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
                        const char *error, zframe_t **result_p);
 
+//  Keep the dead letters within --max-dead-letters and
+//  --max-dead-letter-bytes: the oldest go.
+static void
+s_trim_dead_letters (zjq_broker_t *self)
+{
+    size_t dropped = zjq_jobtable_trim_dead (self->jobs, self->max_dead_letters,
+                                             self->max_dead_letter_bytes);
+    if (dropped)
+        s_warn (self, "dropped %zu oldest failed job(s): over --max-dead-letters %llu or "
+                "--max-dead-letter-bytes %llu", dropped,
+                (unsigned long long) self->max_dead_letters,
+                (unsigned long long) self->max_dead_letter_bytes);
+}
+
+//  Record a failed attempt of a running job in its history: why (without
+//  the attempt count), and what the worker measured (exit_code -1, signal
+//  0 and duration_ms -1 when it did not say). Call before the attempt is
+//  failed (the worker is still known then).
+static void
+s_record_attempt (zjq_broker_t *self, zjq_jobentry_t *entry, const char *reason,
+                  int exit_code, int signal, int64_t duration_ms)
+{
+    zjq_job_t *job = &entry->job;
+    int64_t now = zjq_wall_ms ();
+    if (duration_ms < 0 && job->started_ms)
+        duration_ms = now - job->started_ms;
+    zjq_attempt_t attempt = {
+        .attempt = job->attempt, .exit_code = exit_code, .signal = signal,
+        .started_ms = job->started_ms, .ended_ms = now, .duration_ms = duration_ms,
+        .error = (char *) reason, .worker = entry->peer? entry->peer->worker_id: NULL
+    };
+    zjq_jobtable_add_attempt (self->jobs, entry, &attempt);
+}
+
 //  Start the next attempt of a job (out of its queue heap) on a worker
 //  with credit, and send it the JOB.
 static void
@@ -657,10 +705,13 @@ s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
     s_send_peer (self, peer, &msg);
 }
 
-//  Give waiting jobs of a queue to its available workers, round robin.
+//  Give waiting jobs of a queue to its available workers, round robin
+//  (none while the queue is paused).
 static void
 s_queue_pump (zjq_broker_t *self, zjq_queue_t *queue)
 {
+    if (zjq_queue_paused (queue))
+        return;
     void *handle;
     zjq_peer_t *peer;
     while (zjq_queue_size (queue)
@@ -680,6 +731,8 @@ s_peer_pump (zjq_broker_t *self, zjq_peer_t *peer)
         zjq_queue_t *best = NULL;
         zjq_jobentry_t *best_entry = NULL;
         for (size_t index = 0; index < peer->queue_count; index++) {
+            if (zjq_queue_paused (peer->queues [index]))
+                continue;
             zjq_jobentry_t *top = zjq_queue_top (peer->queues [index]);
             if (top && (!best_entry || zjq_queue_before (top, best_entry))) {
                 best = peer->queues [index];
@@ -769,8 +822,13 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
         s_send_done (self, entry, zframe_data (entry->waiters [index]),
                      zframe_size (entry->waiters [index]));
     zjq_jobentry_clear_waiters (entry);
+    if (zhashx_size (self->progress_watchers))
+        zhashx_delete (self->progress_watchers, entry->job.id);
     if (entry->job.result)
         zjq_jobtable_trim_results (self->jobs, self->max_result_bytes);
+    else
+    if (state == ZJQ_STATE_FAILED)
+        s_trim_dead_letters (self);
 }
 
 //  A running job's attempt failed (error says why, with the attempt count):
@@ -823,6 +881,7 @@ s_job_timeout (zjq_broker_t *self, zjq_jobentry_t *entry)
     char reason [64];
     snprintf (reason, sizeof (reason), "job timeout after %lld ms",
               (long long) entry->job.job_timeout_ms);
+    s_record_attempt (self, entry, reason, -1, 0, -1);
     char error [128];
     s_attempt_failed (self, entry, s_attempt_error (error, sizeof (error), entry, reason));
 }
@@ -858,6 +917,8 @@ s_peer_forget (zjq_broker_t *self, zjq_peer_t *peer, const char *why)
     for (size_t index = 0; index < count; index++) {
         zjq_jobentry_t *entry = running [index];
         char error [ZJQ_TEXT_MAX * 2];
+        snprintf (error, sizeof (error), "%s (%s/%lld)", why, peer->host, peer->pid);
+        s_record_attempt (self, entry, error, -1, 0, -1);
         snprintf (error, sizeof (error), "%s (%s/%lld) on attempt %d of %d", why, peer->host,
                   peer->pid, entry->job.attempt, entry->job.max_attempts);
         s_attempt_failed (self, entry, error);
@@ -919,6 +980,8 @@ s_check_peers (zjq_broker_t *self)
 //  --------------------------------------------------------------------------
 //  Client commands
 
+static void s_put_history (zjq_msg_t *msg, const char *key, const zjq_history_t *history);
+
 static void
 s_put_status (zjq_msg_t *msg, zjq_jobentry_t *entry)
 {
@@ -946,6 +1009,13 @@ s_put_status (zjq_msg_t *msg, zjq_jobentry_t *entry)
         zjq_msg_put_str (msg, "worker", entry->peer->worker_id);
     if (job->state == ZJQ_STATE_SUCCEEDED)
         zjq_msg_put_int (msg, "result_size", job->result? (int64_t) zframe_size (job->result): 0);
+    if (job->history) {
+        s_put_history (msg, "history", job->history);
+        if (job->history->dropped)
+            zjq_msg_put_int (msg, "history_dropped", job->history->dropped);
+        if (job->history->retries)
+            zjq_msg_put_int (msg, "retries", job->history->retries);
+    }
 }
 
 static void
@@ -969,11 +1039,46 @@ s_add_waiter (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_msg_t *request)
         zjq_log_error ("out_of_memory", "what=registering_waiter job=%s", entry->job.id);
 }
 
+//  Register the sender of a request for PROGRESS_UPDATE on a job that has
+//  not ended.
+static void
+s_watch_progress (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_msg_t *request)
+{
+    if (zjq_job_ended (&entry->job))
+        return;
+    size_t size;
+    const byte *routing_id = zjq_msg_routing_id (request, &size);
+    zlistx_t *watchers = (zlistx_t *) zhashx_lookup (self->progress_watchers, entry->job.id);
+    if (!watchers) {
+        watchers = zlistx_new ();
+        if (!watchers || zhashx_insert (self->progress_watchers, entry->job.id, watchers) != 0) {
+            zlistx_destroy (&watchers);
+            zjq_log_error ("out_of_memory", "what=progress_watch job=%s", entry->job.id);
+            return;
+        }
+        zlistx_set_destructor (watchers, (zlistx_destructor_fn *) zframe_destroy);
+    }
+    for (zframe_t *known = (zframe_t *) zlistx_first (watchers); known;
+         known = (zframe_t *) zlistx_next (watchers))
+        if (zframe_size (known) == size && memcmp (zframe_data (known), routing_id, size) == 0)
+            return;
+    zframe_t *copy = zframe_new (routing_id, size);
+    if (!copy || !zlistx_add_end (watchers, copy)) {
+        zframe_destroy (&copy);
+        zjq_log_error ("out_of_memory", "what=progress_watch job=%s", entry->job.id);
+    }
+}
+
 static void
 s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
 {
     if (!s_has_req (msg)) {
         s_send_rejected (self, msg, ZJQ_EINVAL, "missing or invalid field 'req' (an integer)");
+        return;
+    }
+    if (self->draining) {
+        s_send_rejected (self, msg, ZJQ_EDRAINING, "not accepting new jobs until the drain "
+                         "ends (zjq drain --off) or the broker restarts");
         return;
     }
     const char *queue_name = zjq_msg_get_str (msg, "queue");
@@ -1000,7 +1105,7 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     int64_t job_timeout_ms = self->job_timeout_ms;
     int64_t result_ttl_ms = self->result_ttl_ms;
     const char *key = NULL;
-    bool notify = false;
+    bool notify = false, progress = false;
     if (s_opt_int (msg, "priority", -1000, 1000, &priority)) {
         s_send_rejected (self, msg, ZJQ_EINVAL,
                          "field 'priority' must be an integer from -1000 to 1000");
@@ -1027,6 +1132,10 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
         s_send_rejected (self, msg, ZJQ_EINVAL, "field 'notify' must be a boolean");
         return;
     }
+    if (s_opt_bool (msg, "progress", &progress)) {
+        s_send_rejected (self, msg, ZJQ_EINVAL, "field 'progress' must be a boolean");
+        return;
+    }
     zframe_t *input = zjq_msg_payload (msg);        //  the codec ensures one
     size_t size = input? zframe_size (input): 0;
     if (size > self->max_payload) {
@@ -1049,6 +1158,8 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
             s_send_promise (self, &reply);
             if (notify)
                 s_add_waiter (self, existing, msg);
+            if (progress)
+                s_watch_progress (self, existing, msg);
             return;
         }
     }
@@ -1100,6 +1211,8 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_stats_ring_add (&self->counters.submits, self->now, 1);
     if (notify)
         s_add_waiter (self, entry, msg);
+    if (progress)
+        s_watch_progress (self, entry, msg);
     zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
     zjq_msg_put_str (reply, "id", entry->job.id);
     zjq_msg_put_bool (reply, "duplicate", false);
@@ -1109,20 +1222,29 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     s_enqueue (self, entry);
 }
 
-//  Common start of STATUS, RESULT and CANCEL: the job named by 'id', or
-//  NULL after replying ERROR.
-static zjq_jobentry_t *
-s_request_job (zjq_broker_t *self, zjq_msg_t *msg)
+//  The string field key of a request (which must carry req), or NULL after
+//  replying ERROR.
+static const char *
+s_request_str (zjq_broker_t *self, zjq_msg_t *msg, const char *key)
 {
     if (!s_has_req (msg)) {
         s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
         return NULL;
     }
-    const char *id = zjq_msg_get_str (msg, "id");
-    if (!id) {
-        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'id' (a string)");
+    const char *value = zjq_msg_get_str (msg, key);
+    if (!value)
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field '%s' (a string)", key);
+    return value;
+}
+
+//  Common start of STATUS, RESULT and CANCEL: the job named by 'id', or
+//  NULL after replying ERROR.
+static zjq_jobentry_t *
+s_request_job (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    const char *id = s_request_str (self, msg, "id");
+    if (!id)
         return NULL;
-    }
     zjq_jobentry_t *entry;
     const char *message;
     int code = zjq_jobtable_find (self->jobs, id, &entry, &message);
@@ -1156,9 +1278,9 @@ s_handle_status (zjq_broker_t *self, zjq_msg_t *msg)
 static void
 s_handle_result (zjq_broker_t *self, zjq_msg_t *msg)
 {
-    bool wait = false;
-    if (s_opt_bool (msg, "wait", &wait)) {
-        s_send_error (self, msg, ZJQ_EPROTO, "field 'wait' must be a boolean");
+    bool wait = false, progress = false;
+    if (s_opt_bool (msg, "wait", &wait) || s_opt_bool (msg, "progress", &progress)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "fields 'wait' and 'progress' must be booleans");
         return;
     }
     zjq_jobentry_t *entry = s_request_job (self, msg);
@@ -1173,6 +1295,8 @@ s_handle_result (zjq_broker_t *self, zjq_msg_t *msg)
         s_send_status (self, msg, entry);
         if (wait)
             s_add_waiter (self, entry, msg);
+        if (progress)
+            s_watch_progress (self, entry, msg);
     }
 }
 
@@ -1311,6 +1435,57 @@ s_stats_pack (zjq_broker_t *self, msgpack_packer *packer, bool histograms)
 }
 
 static void
+s_pack_int (msgpack_packer *packer, const char *key, int64_t value)
+{
+    s_pack_str (packer, key);
+    msgpack_pack_int64 (packer, value);
+}
+
+static void
+s_pack_text (msgpack_packer *packer, const char *key, const char *value)
+{
+    s_pack_str (packer, key);
+    s_pack_str (packer, value);
+}
+
+//  A history's attempts, oldest first, as an array of maps: attempt,
+//  error, started_ms, ended_ms, duration_ms (-1: unknown), and when known
+//  exit_code, signal, worker
+static void
+s_pack_attempts (msgpack_packer *packer, const zjq_history_t *history)
+{
+    msgpack_pack_array (packer, history->count);
+    for (uint32_t index = 0; index < history->count; index++) {
+        const zjq_attempt_t *attempt = &history->attempts [index];
+        msgpack_pack_map (packer, 5 + (attempt->exit_code >= 0) + (attempt->signal > 0)
+                                    + (attempt->worker != NULL));
+        s_pack_int (packer, "attempt", attempt->attempt);
+        s_pack_text (packer, "error", attempt->error? attempt->error: "");
+        s_pack_int (packer, "started_ms", attempt->started_ms);
+        s_pack_int (packer, "ended_ms", attempt->ended_ms);
+        s_pack_int (packer, "duration_ms", attempt->duration_ms);
+        if (attempt->exit_code >= 0)
+            s_pack_int (packer, "exit_code", attempt->exit_code);
+        if (attempt->signal > 0)
+            s_pack_int (packer, "signal", attempt->signal);
+        if (attempt->worker)
+            s_pack_text (packer, "worker", attempt->worker);
+    }
+}
+
+static void
+s_put_history (zjq_msg_t *msg, const char *key, const zjq_history_t *history)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
+    s_pack_attempts (&packer, history);
+    zjq_msg_put_packed (msg, key, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+}
+
+static void
 s_handle_stats (zjq_broker_t *self, zjq_msg_t *msg)
 {
     if (!s_has_req (msg)) {
@@ -1370,6 +1545,308 @@ s_handle_reload (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_msg_put_int (reply, "workers", (int64_t) zjq_auth_count (self->auth, ZJQ_AUTH_WORKER));
     zjq_msg_put_int (reply, "admins", (int64_t) zjq_auth_count (self->auth, ZJQ_AUTH_ADMIN));
     s_send (self, &reply);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Operations (admin): pause, resume, drain, dead letters, retry
+
+//  Jobs queued in paused queues (they stay through a drain)
+static uint64_t
+s_paused_queued (zjq_broker_t *self)
+{
+    uint64_t count = 0;
+    for (zjq_queue_t *queue = (zjq_queue_t *) zhashx_first (self->queues); queue;
+         queue = (zjq_queue_t *) zhashx_next (self->queues))
+        if (zjq_queue_paused (queue))
+            count += zjq_queue_size (queue);
+    return count;
+}
+
+//  Drained: nothing runs, and nothing is queued but in paused queues
+static bool
+s_drained (zjq_broker_t *self, uint64_t *paused_queued)
+{
+    const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
+    if (stats->running) {
+        *paused_queued = 0;
+        return false;
+    }
+    *paused_queued = s_paused_queued (self);
+    return stats->queued == *paused_queued;
+}
+
+//  Once per drain, say in the log that it is complete
+static void
+s_check_drain (zjq_broker_t *self)
+{
+    uint64_t paused_queued;
+    if (!self->draining || self->drain_reported || !s_drained (self, &paused_queued))
+        return;
+    self->drain_reported = true;
+    zjq_log_info ("drain_complete", "paused_queued=%llu msg=%s", (unsigned long long) paused_queued,
+                  "drain complete: nothing queued or running; the broker can be stopped "
+                  "(SIGTERM) without losing work");
+}
+
+//  A request naming a queue: its valid name, or NULL after replying ERROR
+static const char *
+s_request_queue (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    const char *name = s_request_str (self, msg, "queue");
+    if (!name)
+        return NULL;
+    if (!zjq_proto_queue_name_valid (name)) {
+        s_send_error (self, msg, ZJQ_EINVAL,
+                      "invalid queue name: use 1-128 characters of A-Z a-z 0-9 _ . : -");
+        return NULL;
+    }
+    return name;
+}
+
+//  PAUSE and RESUME: set the flag (journaled), reply QUEUE_STATE once the
+//  journal holds it
+static void
+s_handle_pause (zjq_broker_t *self, zjq_msg_t *msg, bool paused)
+{
+    const char *name = s_request_queue (self, msg);
+    if (!name)
+        return;
+    zjq_queue_t *queue = (zjq_queue_t *) zhashx_lookup (self->queues, name);
+    if (!queue && paused) {
+        //  A queue may be paused before its first job
+        if (s_queue_over_limit (self, name, 0)) {
+            s_send_error (self, msg, ZJQ_EQUEUEFULL, "queue limit reached (max-queues %llu)",
+                          (unsigned long long) self->max_queues);
+            return;
+        }
+        queue = s_queue_require (self, name);
+        if (!queue) {
+            s_send_error (self, msg, ZJQ_ENOMEM, "broker out of memory");
+            return;
+        }
+    }
+    if (queue && zjq_queue_paused (queue) != paused) {
+        zjq_queue_set_paused (queue, paused);
+        if (self->journal)
+            zjq_journal_append_queue (self->journal, name, paused);
+        zjq_log_info (paused? "queue_paused": "queue_resumed", "queue=%s queued=%zu", name,
+                      zjq_queue_size (queue));
+        if (!paused)
+            s_queue_pump (self, queue);
+    }
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_QUEUE_STATE);
+    zjq_msg_put_str (reply, "queue", name);
+    zjq_msg_put_bool (reply, "paused", queue && zjq_queue_paused (queue));
+    zjq_msg_put_int (reply, "queued", queue? (int64_t) zjq_queue_size (queue): 0);
+    zjq_msg_put_int (reply, "running",
+                     queue? (int64_t) zjq_queue_counters (queue)->running: 0);
+    zjq_msg_put_int (reply, "workers",
+                     queue? (int64_t) zjq_queue_counters (queue)->workers: 0);
+    s_send_promise (self, &reply);
+}
+
+static void
+s_handle_drain (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    bool off = false;
+    if (!s_has_req (msg)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
+        return;
+    }
+    if (s_opt_bool (msg, "off", &off)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "field 'off' must be a boolean");
+        return;
+    }
+    const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
+    if (off && self->draining) {
+        self->draining = false;
+        zjq_log_info ("drain_cancelled", "msg=%s", "accepting new jobs again");
+    }
+    else
+    if (!off && !self->draining) {
+        self->draining = true;
+        self->drain_reported = false;
+        zjq_log_info ("draining", "queued=%llu running=%llu msg=%s",
+                      (unsigned long long) stats->queued, (unsigned long long) stats->running,
+                      "new jobs are rejected");
+    }
+    uint64_t paused_queued;
+    bool drained = s_drained (self, &paused_queued);
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_DRAIN_STATE);
+    zjq_msg_put_bool (reply, "draining", self->draining);
+    zjq_msg_put_bool (reply, "drained", self->draining && drained);
+    zjq_msg_put_int (reply, "queued", (int64_t) stats->queued);
+    zjq_msg_put_int (reply, "running", (int64_t) stats->running);
+    zjq_msg_put_int (reply, "paused_queued", (int64_t) paused_queued);
+    s_send (self, &reply);
+    s_check_drain (self);
+}
+
+//  One dead letter as a map for DEAD_LETTER_LIST
+static void
+s_pack_dead_letter (msgpack_packer *packer, zjq_jobentry_t *entry)
+{
+    const zjq_job_t *job = &entry->job;
+    const zjq_history_t *history = job->history;
+    msgpack_pack_map (packer, 11);
+    s_pack_text (packer, "id", job->id);
+    s_pack_text (packer, "queue", job->queue);
+    s_pack_int (packer, "attempts", job->attempt);
+    s_pack_int (packer, "max_attempts", job->max_attempts);
+    s_pack_int (packer, "retries", history->retries);
+    s_pack_text (packer, "error", job->error? job->error: "failed");
+    s_pack_int (packer, "created_ms", job->created_ms);
+    s_pack_int (packer, "failed_ms", job->finished_ms);
+    s_pack_int (packer, "expires_ms", job->expires_ms);
+    s_pack_int (packer, "history_dropped", history->dropped);
+    s_pack_str (packer, "history");
+    s_pack_attempts (packer, history);
+}
+
+//  DEAD_LETTERS: a page of failed jobs, oldest failure first, optionally of
+//  one queue, after a cursor (after: the last id of the previous page,
+//  after_ms: its failed_ms, for when that job has gone meanwhile)
+static void
+s_handle_dead_letters (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    if (!s_has_req (msg)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
+        return;
+    }
+    const char *queue = NULL, *after = NULL;
+    int64_t after_ms = INT64_MIN, limit = 1000;
+    if (s_opt_str (msg, "queue", ZJQ_QUEUE_NAME_MAX, &queue)
+    ||  s_opt_str (msg, "after", ZJQ_JOBID_MAX, &after)
+    ||  s_opt_int (msg, "after_ms", INT64_MIN, INT64_MAX, &after_ms)
+    ||  s_opt_int (msg, "limit", 1, ZJQ_DEAD_PAGE_MAX, &limit)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "DEAD_LETTERS: 'queue' and 'after' are strings, "
+                      "'after_ms' an integer, 'limit' an integer from 1 to %d",
+                      ZJQ_DEAD_PAGE_MAX);
+        return;
+    }
+    //  Where to start: after the cursor's job if it is still a dead letter,
+    //  else after every job that failed no later than it
+    zjq_jobentry_t *entry = zjq_jobtable_dead_first (self->jobs);
+    zjq_jobentry_t *cursor = after? zjq_jobtable_lookup (self->jobs, after): NULL;
+    if (cursor && zjq_jobtable_is_dead (self->jobs, cursor))
+        entry = zjq_jobtable_dead_next (self->jobs, cursor);
+    else
+    if (after)
+        while (entry && entry->job.finished_ms <= after_ms)
+            entry = zjq_jobtable_dead_next (self->jobs, entry);
+    msgpack_sbuffer items;
+    msgpack_sbuffer_init (&items);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &items, msgpack_sbuffer_write);
+    int64_t count = 0;
+    zjq_jobentry_t *last = NULL;
+    for (; entry && count < limit && items.size < ZJQ_DEAD_PAGE_BYTES;
+         entry = zjq_jobtable_dead_next (self->jobs, entry)) {
+        if (queue && !streq (entry->job.queue, queue))
+            continue;
+        s_pack_dead_letter (&packer, entry);
+        last = entry;
+        count++;
+    }
+    //  More to come if the walk stopped early on a job that matches
+    while (entry && queue && !streq (entry->job.queue, queue))
+        entry = zjq_jobtable_dead_next (self->jobs, entry);
+    msgpack_sbuffer jobs;
+    msgpack_sbuffer_init (&jobs);
+    msgpack_packer_init (&packer, &jobs, msgpack_sbuffer_write);
+    msgpack_pack_array (&packer, (size_t) count);
+    msgpack_sbuffer_write (&jobs, items.data, items.size);
+    msgpack_sbuffer_destroy (&items);
+    const zjq_deadlist_t *dead = zjq_jobtable_dead_letters (self->jobs);
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_DEAD_LETTER_LIST);
+    zjq_msg_put_int (reply, "total", (int64_t) dead->count);
+    zjq_msg_put_int (reply, "bytes", (int64_t) dead->bytes);
+    zjq_msg_put_packed (reply, "jobs", jobs.data, jobs.size);
+    if (entry && last) {
+        zjq_msg_put_str (reply, "next", last->job.id);
+        zjq_msg_put_int (reply, "next_ms", last->job.finished_ms);
+    }
+    msgpack_sbuffer_destroy (&jobs);
+    s_send (self, &reply);
+}
+
+//  Requeue one dead letter if the job limits allow. Returns 0, or an error
+//  code with *message_p.
+static int
+s_retry_job (zjq_broker_t *self, zjq_jobentry_t *entry, const char **message_p)
+{
+    const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
+    size_t size = entry->job.payload? zframe_size (entry->job.payload): 0;
+    if (stats->queued + stats->running >= self->max_jobs
+    ||  stats->queued_bytes + size > self->max_queued_bytes) {
+        *message_p = "job limit reached (max-jobs or max-queued-bytes)";
+        return ZJQ_EQUEUEFULL;
+    }
+    int code = zjq_jobtable_retry (self->jobs, entry, message_p);
+    if (code)
+        return code;
+    zjq_log_info ("job_retried", "job=%s first_attempt=%d last_attempt=%d", entry->job.id,
+                  entry->job.attempt + 1, entry->job.max_attempts);
+    s_enqueue (self, entry);
+    return 0;
+}
+
+//  RETRY: one dead letter by id, or every dead letter of a queue
+static void
+s_handle_retry (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    if (!s_has_req (msg)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
+        return;
+    }
+    const char *id = NULL, *queue = NULL;
+    if (s_opt_str (msg, "id", ZJQ_TEXT_MAX, &id) || s_opt_str (msg, "queue", ZJQ_TEXT_MAX, &queue)
+    ||  !id == !queue) {
+        s_send_error (self, msg, ZJQ_EPROTO, "RETRY needs a field 'id' or a field 'queue' "
+                      "(a string), not both");
+        return;
+    }
+    if (self->draining) {
+        s_send_error (self, msg, ZJQ_EDRAINING, "not requeueing jobs until the drain ends "
+                      "(zjq drain --off) or the broker restarts");
+        return;
+    }
+    const char *message = NULL;
+    int code = 0;
+    int64_t count = 0;
+    if (id) {
+        zjq_jobentry_t *entry;
+        code = zjq_jobtable_find (self->jobs, id, &entry, &message);
+        if (!code)
+            code = s_retry_job (self, entry, &message);
+        if (code) {
+            s_send_error (self, msg, code, "job %s: %s", id, message);
+            return;
+        }
+        count = 1;
+    }
+    else {
+        //  Take the next one before requeueing this one (it leaves the list)
+        zjq_jobentry_t *entry = zjq_jobtable_dead_first (self->jobs);
+        while (entry && !code) {
+            zjq_jobentry_t *next = zjq_jobtable_dead_next (self->jobs, entry);
+            if (streq (entry->job.queue, queue) && entry->job.payload) {
+                code = s_retry_job (self, entry, &message);
+                count += code == 0;
+            }
+            entry = next;
+        }
+        if (code && count == 0) {
+            s_send_error (self, msg, code, "queue %s: %s", queue, message);
+            return;
+        }
+    }
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_RETRIED);
+    zjq_msg_put_int (reply, "count", count);
+    if (code)
+        zjq_msg_put_str (reply, "stopped", message);
+    s_send_promise (self, &reply);
 }
 
 
@@ -1512,7 +1989,8 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
                       "WORK_RESULT: missing or invalid field 'id' (a string)");
         return;
     }
-    if (!zjq_msg_get_int (msg, "attempt", &attempt) || attempt < 1 || attempt > 1000) {
+    if (!zjq_msg_get_int (msg, "attempt", &attempt) || attempt < 1
+    ||  attempt > ZJQ_JOB_ATTEMPTS_MAX) {
         s_send_error (self, msg, ZJQ_EPROTO, "WORK_RESULT: missing or invalid field 'attempt'");
         return;
     }
@@ -1526,6 +2004,14 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
     const char *error = NULL;
     if (zjq_msg_has (msg, "error") && !(error = zjq_msg_get_str (msg, "error"))) {
         s_send_error (self, msg, ZJQ_EPROTO, "WORK_RESULT: field 'error' must be a string");
+        return;
+    }
+    int64_t exit_code = -1, signal = 0, duration_ms = -1;
+    if (s_opt_int (msg, "exit_code", 0, 255, &exit_code)
+    ||  s_opt_int (msg, "signal", 1, 255, &signal)
+    ||  s_opt_int (msg, "duration_ms", 0, INT64_MAX, &duration_ms)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "WORK_RESULT: fields 'exit_code' (0..255), "
+                      "'signal' (1..255) and 'duration_ms' (>= 0) must be integers");
         return;
     }
     //  The slot is free again, whatever happens to the result
@@ -1557,6 +2043,8 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
                 zframe_destroy (&result);
                 snprintf (reason, sizeof (reason), "result too large (%zu bytes, limit %llu)",
                           size, (unsigned long long) self->max_payload);
+                s_record_attempt (self, entry, reason, (int) exit_code, (int) signal,
+                                  duration_ms);
                 s_attempt_failed (self, entry,
                                   s_attempt_error (text, sizeof (text), entry, reason));
             }
@@ -1572,6 +2060,7 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
             snprintf (reason, sizeof (reason), "%.*s", ZJQ_ERROR_MAX - 1,
                       error && *error? error:
                       streq (status, "error")? "failed": "cancelled by worker");
+            s_record_attempt (self, entry, reason, (int) exit_code, (int) signal, duration_ms);
             s_attempt_failed (self, entry, s_attempt_error (text, sizeof (text), entry, reason));
         }
     }
@@ -1582,6 +2071,27 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
     }
     if (was_outstanding)
         s_peer_pump (self, peer);
+}
+
+//  Push a job's progress to the clients that asked for it, in the order
+//  the worker reported it.
+static void
+s_push_progress (zjq_broker_t *self, zjq_jobentry_t *entry, const char *message)
+{
+    zlistx_t *watchers = zhashx_size (self->progress_watchers)?
+        (zlistx_t *) zhashx_lookup (self->progress_watchers, entry->job.id): NULL;
+    if (!watchers)
+        return;
+    for (zframe_t *routing_id = (zframe_t *) zlistx_first (watchers); routing_id;
+         routing_id = (zframe_t *) zlistx_next (watchers)) {
+        zjq_msg_t *update = s_msg_to_frame (routing_id, ZJQ_CMD_PROGRESS_UPDATE);
+        zjq_msg_put_str (update, "id", entry->job.id);
+        zjq_msg_put_int (update, "attempt", entry->job.attempt);
+        zjq_msg_put_double (update, "progress", entry->job.progress);
+        if (message)
+            zjq_msg_put_str (update, "message", message);
+        s_send (self, &update);
+    }
 }
 
 static void
@@ -1620,6 +2130,7 @@ s_handle_progress (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
                 entry->job.progress_message = copy;
             }
         }
+        s_push_progress (self, entry, message);
     }
 }
 
@@ -1660,6 +2171,11 @@ s_handle_client (zjq_broker_t *self, zjq_msg_t *msg)
         case ZJQ_CMD_STATS:  s_handle_stats (self, msg); break;
         case ZJQ_CMD_PING:   s_handle_ping (self, msg); break;
         case ZJQ_CMD_RELOAD: s_handle_reload (self, msg); break;
+        case ZJQ_CMD_PAUSE:  s_handle_pause (self, msg, true); break;
+        case ZJQ_CMD_RESUME: s_handle_pause (self, msg, false); break;
+        case ZJQ_CMD_DRAIN:  s_handle_drain (self, msg); break;
+        case ZJQ_CMD_DEAD_LETTERS: s_handle_dead_letters (self, msg); break;
+        case ZJQ_CMD_RETRY:  s_handle_retry (self, msg); break;
         default:
             self->counters.malformed++;
             s_send_error (self, msg, ZJQ_ECOMMAND, "command %s is not a client command",
@@ -1748,7 +2264,8 @@ s_roles_text (int roles, char *buf, size_t size)
 
 //  With CURVE: may the sender's key, as the allow-lists stand now, send
 //  this message? SUBMIT needs the client role; STATS and RELOAD the admin
-//  role; STATUS, RESULT, CANCEL and PING either (the job checks come
+//  role (so do the operations: PAUSE, RESUME, DRAIN, DEAD_LETTERS, RETRY);
+//  STATUS, RESULT, CANCEL and PING either (the job checks come
 //  later); worker messages the worker role. If not: ERROR EDENIED, counted
 //  and logged (by public key), a worker registered on the connection is
 //  forgotten, and false is returned.
@@ -1767,7 +2284,9 @@ s_authorize (zjq_broker_t *self, zjq_msg_t *msg)
     if (command == ZJQ_CMD_SUBMIT)
         need = ZJQ_AUTH_CLIENT;
     else
-    if (command == ZJQ_CMD_STATS || command == ZJQ_CMD_RELOAD)
+    if (command == ZJQ_CMD_STATS || command == ZJQ_CMD_RELOAD || command == ZJQ_CMD_PAUSE
+    ||  command == ZJQ_CMD_RESUME || command == ZJQ_CMD_DRAIN
+    ||  command == ZJQ_CMD_DEAD_LETTERS || command == ZJQ_CMD_RETRY)
         need = ZJQ_AUTH_ADMIN;
     else
         need = ZJQ_AUTH_CLIENT | ZJQ_AUTH_ADMIN;
@@ -1990,6 +2509,21 @@ s_restore_job (void *arg, zjq_job_t *job, const char *queue_name)
     }
 }
 
+//  A queue the journal holds as paused: paused again
+static void
+s_restore_paused (void *arg, const char *name)
+{
+    zjq_broker_t *self = (zjq_broker_t *) arg;
+    zjq_queue_t *queue = zjq_proto_queue_name_valid (name)? s_queue_require (self, name): NULL;
+    if (queue) {
+        zjq_queue_set_paused (queue, true);
+        zjq_log_info ("queue_paused", "queue=%s source=journal", name);
+    }
+    else
+        zjq_log_error ("queue_dropped", "queue=%s source=journal reason=%s", name,
+                       "bad name or out of memory");
+}
+
 //  Open and replay the journal, then create the job table of a generation
 //  greater than any it has seen, restore the jobs and start journaling.
 static int
@@ -2013,7 +2547,10 @@ s_journal_open (zjq_broker_t *self, const zjq_broker_config_t *config)
     self->jobs = zjq_jobtable_new (self->generation);
     if (!self->jobs)
         return -1;
+    zjq_jobtable_set_dead_letter_ttl (self->jobs, self->dead_letter_ttl_ms);
     size_t count = zjq_journal_restore (self->journal, self->jobs, s_restore_job, self);
+    zjq_journal_paused_queues (self->journal, s_restore_paused, self);
+    s_trim_dead_letters (self);
     const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
     if (count)
         zjq_log_info ("journal_restored", "queued=%llu outcomes=%llu",
@@ -2043,6 +2580,9 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
     self->result_ttl_ms = config->result_ttl_ms;
     self->job_timeout_ms = config->job_timeout_ms;
     self->max_attempts = config->max_attempts;
+    self->dead_letter_ttl_ms = config->dead_letter_ttl_ms;
+    self->max_dead_letters = config->max_dead_letters;
+    self->max_dead_letter_bytes = config->max_dead_letter_bytes;
     self->verbose = config->verbose;
     self->generation = (uint64_t) zjq_wall_ms ();
     zjq_base36 (self->instance, self->generation);
@@ -2053,13 +2593,17 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
     self->jobs = zjq_jobtable_new (self->generation);
     self->queues = zhashx_new ();
     self->peers = zhashx_new ();
+    self->progress_watchers = zhashx_new ();
     self->router = zsock_new (ZMQ_ROUTER);
-    if (!endpoints || !self->jobs || !self->queues || !self->peers || !self->router) {
+    if (!endpoints || !self->jobs || !self->queues || !self->peers || !self->router
+    ||  !self->progress_watchers) {
         zjq_log_error ("start_failed", "reason=%s", "out of memory or sockets");
         goto err;
     }
     zlistx_set_destructor (endpoints, (zlistx_destructor_fn *) zstr_free);
     zhashx_set_destructor (self->queues, (zhashx_destructor_fn *) zjq_queue_destroy);
+    zhashx_set_destructor (self->progress_watchers, (zhashx_destructor_fn *) zlistx_destroy);
+    zjq_jobtable_set_dead_letter_ttl (self->jobs, self->dead_letter_ttl_ms);
     if (config->journal && s_journal_open (self, config) == -1) {
         zjq_log_error ("start_failed", "journal=%s reason=%s", config->journal,
                        "cannot open or replay the journal");
@@ -2162,6 +2706,7 @@ zjq_broker_destroy (zjq_broker_t **self_p)
     }
     free (self->held);
     zjq_metrics_destroy (&self->metrics);
+    zhashx_destroy (&self->progress_watchers);
     //  The journal before the table it journals (it flushes and syncs)
     zjq_journal_destroy (&self->journal);
     //  Queues first: they let go of the jobs in their heaps; the jobs'
@@ -2329,6 +2874,7 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         backlog = s_drain (self);
         self->now = zjq_mono_ms ();
         backlog |= s_fire_deadlines (self);
+        s_check_drain (self);
         if (self->reap || self->now >= self->next_check)
             s_check_peers (self);
         s_trim_memory (self);

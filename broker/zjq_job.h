@@ -20,8 +20,13 @@
 #include "zjq_error.h"
 #include "zjq_jobid.h"
 #include "zjq_cert.h"
+#include "zjq_history.h"
 
-#define ZJQ_JOB_RECORD_VERSION 2       //  2: adds owner
+#define ZJQ_JOB_RECORD_VERSION 3       //  2: adds owner; 3: adds history, and a
+                                        //  failed job keeps its payload
+
+//  Attempts a job may make in all, across retries (`zjq retry`)
+#define ZJQ_JOB_ATTEMPTS_MAX 1000000
 
 typedef struct {
     char id [ZJQ_JOBID_MAX];    //  "<generation>-<sequence>", base 36
@@ -44,7 +49,9 @@ typedef struct {
     char *progress_message;     //  or NULL
     char *error;                //  final error, or the last failed attempt's reason
     zframe_t *payload;          //  the submitted payload, freed when the job ends
+                                //  (kept by a failed job, for a retry)
     zframe_t *result;           //  the result of a succeeded job, or NULL (empty)
+    zjq_history_t *history;     //  failed attempts, or NULL if none failed yet
 } zjq_job_t;
 
 //  True once the job has reached one of its final states.

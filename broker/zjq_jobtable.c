@@ -31,6 +31,8 @@ struct _zjq_jobtable_t {
     uint64_t scan_limit;        //  a scan stops at entries of this order or later
     uint64_t *generations;      //  earlier generations: (generation, last sequence)
     size_t generation_count;    //  pairs in generations
+    zjq_deadlist_t dead;        //  failed jobs (dead letters), oldest failure first
+    int64_t dead_ttl_ms;        //  a failed job is kept at least this long
 };
 
 
@@ -105,6 +107,9 @@ s_entry_free (zjq_jobentry_t **entry_p)
     free (entry->job.key);
     free (entry->job.error);
     free (entry->job.progress_message);
+    if (entry->job.history)
+        entry->job.history->owner = NULL;   //  the table is going: no list to fix
+    zjq_history_destroy (&entry->job.history);
     zframe_destroy (&entry->job.payload);
     zframe_destroy (&entry->job.result);
     free (entry);
@@ -381,6 +386,47 @@ s_set_string (char **field_p, const char *value)
     *field_p = value? strdup (value): NULL;
 }
 
+//  How long a failed job is kept: the longer of its result TTL and the
+//  dead-letter TTL
+static int64_t
+s_dead_ttl (zjq_jobtable_t *self, const zjq_job_t *job)
+{
+    return job->result_ttl_ms > self->dead_ttl_ms? job->result_ttl_ms: self->dead_ttl_ms;
+}
+
+static size_t
+s_payload_size (const zjq_job_t *job)
+{
+    return job->payload? zframe_size (job->payload): 0;
+}
+
+//  Put a failed job on the dead-letter list (it gets an empty history if it
+//  never had a failed attempt)
+static void
+s_dead_link (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    zjq_job_t *job = &entry->job;
+    if (!job->history)
+        job->history = zjq_history_new (job->max_attempts);
+    if (!job->history) {
+        zjq_log_error ("out_of_memory", "what=dead_letter job=%s msg=%s", job->id,
+                       "it cannot be retried");
+        zframe_destroy (&job->payload);
+        return;
+    }
+    job->history->failed_ms = job->finished_ms;
+    zjq_deadlist_insert (&self->dead, job->history, entry, s_payload_size (job));
+}
+
+//  Take a job off the dead-letter list if it is on it
+static void
+s_dead_unlink (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    zjq_job_t *job = &entry->job;
+    if (zjq_deadlist_contains (&self->dead, job->history))
+        zjq_deadlist_remove (&self->dead, job->history, s_payload_size (job));
+}
+
 void
 zjq_jobtable_start (zjq_jobtable_t *self, zjq_jobentry_t *entry, int64_t now)
 {
@@ -459,18 +505,24 @@ zjq_jobtable_finish (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_state_t st
     self->stats.ended++;
     job->state = state;
     job->finished_ms = zjq_wall_ms ();
-    job->expires_ms = job->finished_ms + job->result_ttl_ms;
+    //  A dead letter keeps its payload, for a retry, and stays longer
+    bool dead = state == ZJQ_STATE_FAILED;
+    int64_t ttl_ms = dead? s_dead_ttl (self, job): job->result_ttl_ms;
+    job->expires_ms = job->finished_ms + ttl_ms;
     if (error)
         s_set_string (&job->error, error);
     self->stats.queued_bytes -= zframe_size (job->payload);
-    zframe_destroy (&job->payload);
+    if (!dead)
+        zframe_destroy (&job->payload);
     if (result_p && *result_p) {
         zframe_destroy (&job->result);
         job->result = *result_p;
         *result_p = NULL;
     }
     entry->peer = NULL;
-    s_set_deadline (self, entry, s_after (now, job->result_ttl_ms));
+    s_set_deadline (self, entry, s_after (now, ttl_ms));
+    if (dead)
+        s_dead_link (self, entry);
     size_t result_size = job->result? zframe_size (job->result): 0;
     if (result_size > 0) {
         self->stats.result_bytes += result_size;
@@ -505,6 +557,7 @@ zjq_jobtable_remove (zjq_jobtable_t *self, zjq_jobentry_t **entry_p)
     }
     if (self->journal)
         zjq_journal_append_remove (self->journal, job);
+    s_dead_unlink (self, entry);
     s_unlink (self, entry);
     zhashx_delete (self->by_id, job->id);
     if (zjq_job_ended (job)) {
@@ -551,6 +604,7 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
     //  The fields are the entry's now (or freed below)
     job->key = job->error = job->progress_message = NULL;
     job->payload = job->result = NULL;
+    job->history = NULL;
     if (!entry)
         return NULL;
     zjq_job_t *record = &entry->job;
@@ -583,7 +637,11 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
     }
     else {
         self->stats.ended++;
-        zframe_destroy (&record->payload);
+        if (record->state == ZJQ_STATE_FAILED)
+            //  The dead-letter TTL in force now decides
+            record->expires_ms = record->finished_ms + s_dead_ttl (self, record);
+        else
+            zframe_destroy (&record->payload);
         int64_t left = record->expires_ms - zjq_wall_ms ();
         s_set_deadline (self, entry, s_after (now, left > 0? left: 0));
         size_t result_size = record->result? zframe_size (record->result): 0;
@@ -592,6 +650,8 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
             if (zjq_heap_push (self->results, entry) != 0)
                 zjq_log_error ("out_of_memory", "what=job_result job=%s", record->id);
         }
+        if (record->state == ZJQ_STATE_FAILED)
+            s_dead_link (self, entry);
     }
     s_link (self, entry);
     return entry;
@@ -680,6 +740,114 @@ zjq_jobtable_stats (zjq_jobtable_t *self)
 {
     assert (self);
     return &self->stats;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Attempt histories and dead letters
+
+void
+zjq_jobtable_set_dead_letter_ttl (zjq_jobtable_t *self, int64_t ttl_ms)
+{
+    assert (self);
+    self->dead_ttl_ms = ttl_ms > 0? ttl_ms: 0;
+}
+
+int
+zjq_jobtable_add_attempt (zjq_jobtable_t *self, zjq_jobentry_t *entry,
+                          const zjq_attempt_t *attempt)
+{
+    assert (self);
+    assert (entry && attempt);
+    zjq_job_t *job = &entry->job;
+    assert (!zjq_job_ended (job));
+    if (!job->history)
+        job->history = zjq_history_new (job->max_attempts);
+    if (!job->history || zjq_history_add (job->history, attempt) != 0) {
+        zjq_log_error ("out_of_memory", "what=attempt_history job=%s attempt=%d", job->id,
+                       attempt->attempt);
+        return -1;
+    }
+    if (self->journal)
+        zjq_journal_append_attempt (self->journal, job);
+    return 0;
+}
+
+int
+zjq_jobtable_retry (zjq_jobtable_t *self, zjq_jobentry_t *entry, const char **message_p)
+{
+    assert (self);
+    assert (entry && message_p);
+    zjq_job_t *job = &entry->job;
+    if (job->state != ZJQ_STATE_FAILED) {
+        *message_p = "only a failed job can be retried";
+        return ZJQ_ESTATE;
+    }
+    if (!job->payload || !zjq_deadlist_contains (&self->dead, job->history)) {
+        *message_p = "its payload was not kept (it failed before this broker version)";
+        return ZJQ_ESTATE;
+    }
+    zjq_history_t *history = job->history;
+    if ((int64_t) job->attempt + history->budget > ZJQ_JOB_ATTEMPTS_MAX) {
+        *message_p = "it has used the most attempts a job may make";
+        return ZJQ_ESTATE;
+    }
+    s_dead_unlink (self, entry);
+    s_clear_deadline (self, entry);
+    history->retries++;
+    job->max_attempts = job->attempt + history->budget;
+    job->state = ZJQ_STATE_QUEUED;
+    job->finished_ms = job->expires_ms = 0;
+    self->stats.ended--;
+    self->stats.queued++;
+    self->stats.queued_bytes += zframe_size (job->payload);
+    if (self->journal)
+        zjq_journal_append_job (self->journal, job);
+    return 0;
+}
+
+zjq_jobentry_t *
+zjq_jobtable_dead_first (zjq_jobtable_t *self)
+{
+    assert (self);
+    return self->dead.oldest? (zjq_jobentry_t *) self->dead.oldest->owner: NULL;
+}
+
+zjq_jobentry_t *
+zjq_jobtable_dead_next (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    assert (self);
+    assert (entry && zjq_deadlist_contains (&self->dead, entry->job.history));
+    zjq_history_t *newer = entry->job.history->newer;
+    return newer? (zjq_jobentry_t *) newer->owner: NULL;
+}
+
+bool
+zjq_jobtable_is_dead (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    assert (self);
+    assert (entry);
+    return zjq_deadlist_contains (&self->dead, entry->job.history);
+}
+
+const zjq_deadlist_t *
+zjq_jobtable_dead_letters (zjq_jobtable_t *self)
+{
+    assert (self);
+    return &self->dead;
+}
+
+size_t
+zjq_jobtable_trim_dead (zjq_jobtable_t *self, uint64_t max_count, uint64_t max_bytes)
+{
+    assert (self);
+    size_t dropped = 0;
+    while (self->dead.oldest && (self->dead.count > max_count || self->dead.bytes > max_bytes)) {
+        zjq_jobentry_t *entry = (zjq_jobentry_t *) self->dead.oldest->owner;
+        zjq_jobtable_remove (self, &entry);
+        dropped++;
+    }
+    return dropped;
 }
 
 
@@ -920,6 +1088,42 @@ zjq_jobtable_test (bool verbose)
     assert (zjq_jobtable_find (table, id, &found, &message) == ZJQ_EEXPIRED);
     zjq_jobid_format (id, generation - 5, 8);
     assert (zjq_jobtable_find (table, id, &found, &message) == ZJQ_ENOTFOUND);
+
+    //  Dead letters: a failed job keeps its payload and its history, stays
+    //  the dead-letter TTL, and a retry gives it a fresh attempt budget
+    zjq_jobtable_set_dead_letter_ttl (table, 100000);
+    zjq_jobentry_t *dead = s_test_insert (table, "dl", NULL, 1000, 5);
+    zjq_jobtable_start (table, dead, 0);
+    zjq_attempt_t attempt = { .attempt = 1, .exit_code = 3, .error = "exit status 3",
+                              .duration_ms = 7 };
+    assert (zjq_jobtable_add_attempt (table, dead, &attempt) == 0);
+    zjq_jobtable_finish (table, dead, ZJQ_STATE_FAILED, "exit status 3 (attempt 1 of 3)",
+                         NULL, 0);
+    assert (dead->job.payload && zframe_size (dead->job.payload) == 5);
+    assert (zjq_jobtable_is_dead (table, dead) && zjq_jobtable_dead_first (table) == dead);
+    assert (zjq_jobtable_dead_next (table, dead) == NULL);
+    assert (dead->job.expires_ms == dead->job.finished_ms + 100000);
+    const zjq_deadlist_t *letters = zjq_jobtable_dead_letters (table);
+    assert (letters->count == 1 && letters->bytes == dead->job.history->bytes + 5);
+    const char *why = NULL;
+    assert (zjq_jobtable_retry (table, second, &why) == ZJQ_ESTATE && why);
+    uint64_t queued_before = stats->queued;
+    assert (zjq_jobtable_retry (table, dead, &why) == 0);
+    assert (dead->job.state == ZJQ_STATE_QUEUED && dead->job.max_attempts == 4);
+    assert (dead->job.finished_ms == 0 && dead->deadline_index == ZJQ_HEAP_NONE);
+    assert (letters->count == 0 && letters->bytes == 0 && stats->queued == queued_before + 1);
+    assert (dead->job.history->retries == 1 && dead->job.history->count == 1);
+    //  Failed again, and a newer one: trimming drops the oldest failure
+    zjq_jobtable_start (table, dead, 0);
+    assert (dead->job.attempt == 2);
+    zjq_jobtable_finish (table, dead, ZJQ_STATE_FAILED, "again", NULL, 0);
+    zjq_jobentry_t *dead2 = s_test_insert (table, "dl", NULL, 1000, 1);
+    zjq_jobtable_finish (table, dead2, ZJQ_STATE_FAILED, "failed while queued", NULL, 0);
+    assert (dead2->job.history && dead2->job.history->count == 0);
+    assert (letters->count == 2 && zjq_jobtable_dead_next (table, dead) == dead2);
+    assert (zjq_jobtable_trim_dead (table, 1, UINT64_MAX) == 1);
+    assert (zjq_jobtable_dead_first (table) == dead2 && letters->count == 1);
+    assert (zjq_jobtable_trim_dead (table, 1, 0) == 1 && letters->count == 0);
 
     //  Destroy frees whatever is left (second with its waiter)
     zjq_jobtable_destroy (&table);

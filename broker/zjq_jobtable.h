@@ -115,7 +115,9 @@ void
 //  A queued (out of its queue heap) or running job ends in state (succeeded,
 //  failed or cancelled). error is copied if not NULL; *result_p, if given,
 //  is taken and nulled. The payload is freed, the peer link cleared, and the
-//  job waits in the deadline heap until now + result_ttl_ms. Waiters are
+//  job waits in the deadline heap until now + result_ttl_ms. A failed job
+//  is a dead letter: it keeps its payload, waits at least the dead-letter
+//  TTL, and goes on the dead-letter list. Waiters are
 //  left for the caller to notify.
 void
     zjq_jobtable_finish (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_state_t state,
@@ -156,6 +158,47 @@ int
 void
     zjq_jobentry_clear_waiters (zjq_jobentry_t *entry);
 
+//  A failed job (a dead letter) is kept at least ttl_ms after it failed,
+//  whatever its result TTL, with its payload and attempt history, and sits
+//  on the dead-letter list. Set it before restoring jobs. Default 0.
+void
+    zjq_jobtable_set_dead_letter_ttl (zjq_jobtable_t *self, int64_t ttl_ms);
+
+//  Record a failed attempt of a queued or running job in its history (made
+//  at the first one) and journal it. Call it before requeueing or finishing
+//  the job. Returns 0, or -1 if out of memory (not recorded).
+int
+    zjq_jobtable_add_attempt (zjq_jobtable_t *self, zjq_jobentry_t *entry,
+                              const zjq_attempt_t *attempt);
+
+//  A dead letter goes back to queued with a fresh attempt budget (its own
+//  max_attempts more attempts; numbering goes on), off the dead-letter
+//  list; journaled. The caller checks the job limits first and puts it in
+//  its queue heap. Returns 0, or ZJQ_ESTATE with *message_p saying why not
+//  (not failed, payload not kept, too many attempts in all).
+int
+    zjq_jobtable_retry (zjq_jobtable_t *self, zjq_jobentry_t *entry, const char **message_p);
+
+//  Walk the dead letters, oldest failure first: the first, or the one after
+//  entry (which must be a dead letter); NULL at the end.
+zjq_jobentry_t *
+    zjq_jobtable_dead_first (zjq_jobtable_t *self);
+zjq_jobentry_t *
+    zjq_jobtable_dead_next (zjq_jobtable_t *self, zjq_jobentry_t *entry);
+
+//  True if the job is on the dead-letter list.
+bool
+    zjq_jobtable_is_dead (zjq_jobtable_t *self, zjq_jobentry_t *entry);
+
+//  The dead-letter list (count, bytes of payloads and histories).
+const zjq_deadlist_t *
+    zjq_jobtable_dead_letters (zjq_jobtable_t *self);
+
+//  Remove the oldest dead letters until at most max_count are left and
+//  they hold at most max_bytes. Returns how many were removed.
+size_t
+    zjq_jobtable_trim_dead (zjq_jobtable_t *self, uint64_t max_count, uint64_t max_bytes);
+
 //  Journal every change from now on: insert appends the whole record,
 //  start, requeue and finish its new state, remove its removal. NULL stops.
 //  The journal is not owned.
@@ -163,10 +206,11 @@ void
     zjq_jobtable_set_journal (zjq_jobtable_t *self, zjq_journal_t *journal);
 
 //  Put back a job read from the journal: queued, or ended with an outcome
-//  that has not expired. The struct is copied and its key, error, payload
-//  and result are taken (the caller only frees the struct); job->queue must
+//  that has not expired. The struct is copied and its key, error, payload,
+//  result and history are taken (the caller only frees the struct); job->queue must
 //  outlive the entry. An ended job waits in the deadline heap until its
-//  expires_ms (wall clock; now is monotonic ms). Not journaled. Call it in
+//  expires_ms (wall clock; now is monotonic ms); a failed one until its
+//  end plus the dead-letter TTL in force, on the dead-letter list. Not journaled. Call it in
 //  submission order. Returns the entry (a queued one is in no queue heap
 //  yet), or NULL if the id or key is already taken or memory ran out: then
 //  the job's fields are freed.

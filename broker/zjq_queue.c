@@ -12,6 +12,7 @@ struct _zjq_queue_t {
     zlistx_t *workers;              //  available workers, longest waiting first
     zjq_queue_counters_t counters;  //  for STATS
     size_t prioritized;             //  jobs in the heap with a priority other than 0
+    bool paused;                    //  no dispatching (zjq pause)
 };
 
 
@@ -188,6 +189,20 @@ zjq_queue_counters (zjq_queue_t *self)
 {
     assert (self);
     return &self->counters;
+}
+
+bool
+zjq_queue_paused (zjq_queue_t *self)
+{
+    assert (self);
+    return self->paused;
+}
+
+void
+zjq_queue_set_paused (zjq_queue_t *self, bool paused)
+{
+    assert (self);
+    self->paused = paused;
 }
 
 

@@ -5,7 +5,9 @@
     ahead of newer ones), with back-indexes so a cancelled job leaves in
     O(log n). It also holds the list of workers that serve it and have free
     credit, in the order they became available, for round-robin dispatch.
-    The broker keeps the invariant that the heap or the worker list is empty.
+    The broker keeps the invariant that the heap or the worker list is empty,
+    except while the queue is paused: then it dispatches none of its jobs,
+    and workers with credit wait on the list as usual.
 
     Jobs and workers are not owned: the job table owns the jobs, the broker
     the workers. The queue interns its name: job records point at it.      */
@@ -98,6 +100,13 @@ size_t
 //  The queue's counters, for the broker to update and read.
 zjq_queue_counters_t *
     zjq_queue_counters (zjq_queue_t *self);
+
+//  Whether the queue is paused (the broker dispatches none of its jobs);
+//  a new queue is not.
+bool
+    zjq_queue_paused (zjq_queue_t *self);
+void
+    zjq_queue_set_paused (zjq_queue_t *self, bool paused);
 
 //  Self test
 void

@@ -85,6 +85,16 @@ static const struct {
     { ZJQ_CMD_ERROR,       "ERROR",       "B",  false },
     { ZJQ_CMD_JOB,         "JOB",         "B",  true },
     { ZJQ_CMD_JOB_CANCEL,  "JOB_CANCEL",  "B",  false },
+    { ZJQ_CMD_PAUSE,       "PAUSE",       "C",  false },
+    { ZJQ_CMD_RESUME,      "RESUME",      "C",  false },
+    { ZJQ_CMD_DRAIN,       "DRAIN",       "C",  false },
+    { ZJQ_CMD_DEAD_LETTERS, "DEAD_LETTERS", "C", false },
+    { ZJQ_CMD_RETRY,       "RETRY",       "C",  false },
+    { ZJQ_CMD_QUEUE_STATE, "QUEUE_STATE", "B",  false },
+    { ZJQ_CMD_DRAIN_STATE, "DRAIN_STATE", "B",  false },
+    { ZJQ_CMD_DEAD_LETTER_LIST, "DEAD_LETTER_LIST", "B", false },
+    { ZJQ_CMD_RETRIED,     "RETRIED",     "B",  false },
+    { ZJQ_CMD_PROGRESS_UPDATE, "PROGRESS_UPDATE", "B", false },
 };
 #define ZJQ_COMMAND_COUNT (sizeof (s_commands) / sizeof (s_commands [0]))
 
@@ -96,7 +106,11 @@ static const unsigned char s_command_slot [256] = {
     [ZJQ_CMD_DISCONNECT] = 12, [ZJQ_CMD_ACCEPTED] = 13, [ZJQ_CMD_REJECTED] = 14,
     [ZJQ_CMD_JOB_STATUS] = 15, [ZJQ_CMD_JOB_RESULT] = 16, [ZJQ_CMD_DONE] = 17,
     [ZJQ_CMD_STATS_REPLY] = 18, [ZJQ_CMD_PONG] = 19, [ZJQ_CMD_RELOADED] = 20,
-    [ZJQ_CMD_ERROR] = 21, [ZJQ_CMD_JOB] = 22, [ZJQ_CMD_JOB_CANCEL] = 23
+    [ZJQ_CMD_ERROR] = 21, [ZJQ_CMD_JOB] = 22, [ZJQ_CMD_JOB_CANCEL] = 23,
+    [ZJQ_CMD_PAUSE] = 24, [ZJQ_CMD_RESUME] = 25, [ZJQ_CMD_DRAIN] = 26,
+    [ZJQ_CMD_DEAD_LETTERS] = 27, [ZJQ_CMD_RETRY] = 28, [ZJQ_CMD_QUEUE_STATE] = 29,
+    [ZJQ_CMD_DRAIN_STATE] = 30, [ZJQ_CMD_DEAD_LETTER_LIST] = 31, [ZJQ_CMD_RETRIED] = 32,
+    [ZJQ_CMD_PROGRESS_UPDATE] = 33
 };
 
 static int
@@ -933,6 +947,13 @@ bool
 zjq_msg_has (zjq_msg_t *self, const char *key)
 {
     return s_find (self, key) >= 0;
+}
+
+const msgpack_object *
+zjq_msg_fields (zjq_msg_t *self)
+{
+    assert (self);
+    return self->decoded? &self->root: NULL;
 }
 
 size_t

@@ -11,6 +11,7 @@
 #include "zjq_stats.h"
 #include "zjq_metrics.h"
 #include "zjq_jobtable.h"
+#include "zjq_history.h"
 #include "zjq_journal.h"
 #include "zjq_cert.h"
 #include "zjq_auth.h"
@@ -33,6 +34,7 @@ static const s_test_t s_tests [] = {
     { "queue",    zjq_queue_test },
     { "stats",    zjq_stats_test },
     { "metrics",  zjq_metrics_test },
+    { "history",  zjq_history_test },
     { "jobtable", zjq_jobtable_test },
     { "journal",  zjq_journal_test },
     { "auth",     zjq_auth_test },

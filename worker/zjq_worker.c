@@ -117,6 +117,8 @@ struct _zjq_task_t {
     size_t too_big;             //  size of a result that was refused, or 0
     bool error_set;             //  zjq_task_fail was called
     char *error;                //  its text (s_ERROR_MAX bytes), or NULL
+    int exit_code;              //  zjq_task_set_exit: process exit status, or -1
+    int exit_signal;            //  ... the signal that ended it, or 0
     zjq_task_t *next_spare;     //  main thread's free list
 };
 
@@ -259,6 +261,7 @@ s_task_new (s_pool_t *pool, zjq_task_t *spare, const char *id, const char *queue
     self->handler_arg = handler->arg;
     self->max_result = max_result;
     self->deadline = deadline;
+    self->exit_code = -1;
     atomic_init (&self->cancelled, false);
     self->state = s_TASK_QUEUED;
     if (!self->payload) {
@@ -512,10 +515,10 @@ s_send (zjq_worker_t *self, zjq_msg_t **msg_p)
     return 0;
 }
 
-//  Send WORK_RESULT. result_p may be NULL (empty payload); it is taken.
-static void
-s_send_result (zjq_worker_t *self, const char *id, int64_t attempt, const char *status,
-               const char *error, zframe_t **result_p, int64_t duration_ms)
+//  A WORK_RESULT. result_p may be NULL (empty payload); it is taken.
+static zjq_msg_t *
+s_result_new (const char *id, int64_t attempt, const char *status,
+              const char *error, zframe_t **result_p, int64_t duration_ms)
 {
     zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_WORKER, ZJQ_CMD_WORK_RESULT);
     zjq_msg_put_str (msg, "id", id);
@@ -528,6 +531,15 @@ s_send_result (zjq_worker_t *self, const char *id, int64_t attempt, const char *
         zjq_msg_set_payload (msg, result_p);
     else
         zjq_msg_set_payload_mem (msg, "", 0);
+    return msg;
+}
+
+//  Send WORK_RESULT. result_p may be NULL (empty payload); it is taken.
+static void
+s_send_result (zjq_worker_t *self, const char *id, int64_t attempt, const char *status,
+               const char *error, zframe_t **result_p, int64_t duration_ms)
+{
+    zjq_msg_t *msg = s_result_new (id, attempt, status, error, result_p, duration_ms);
     s_send (self, &msg);
 }
 
@@ -625,18 +637,24 @@ s_task_report (zjq_worker_t *self, zjq_task_t **task_p)
     else
     if (atomic_load (&task->cancelled))
         s_send_result (self, task->id, task->attempt, "cancelled", task->reason, NULL, duration);
-    else
-    if (task->rc == 0 && task->too_big == 0)
-        s_send_result (self, task->id, task->attempt, "ok", NULL, &task->result, duration);
     else {
         char too_big [128];
         snprintf (too_big, sizeof too_big, "result of %zu bytes exceeds the limit of %zu",
                   task->too_big, task->max_result);
-        const char *error = task->rc == 0 ? too_big
+        bool ok = task->rc == 0 && task->too_big == 0;
+        const char *error = ok ? NULL
+                          : task->rc == 0 ? too_big
                           : task->error_set ? task->error
                           : task->too_big ? too_big
                           : "handler failed";
-        s_send_result (self, task->id, task->attempt, "error", error, NULL, duration);
+        zjq_msg_t *msg = s_result_new (task->id, task->attempt, ok ? "ok" : "error", error,
+                                       ok ? &task->result : NULL, duration);
+        //  How a process the handler ran ended (zjq_task_set_exit)
+        if (task->exit_code >= 0)
+            zjq_msg_put_int (msg, "exit_code", task->exit_code);
+        if (task->exit_signal > 0)
+            zjq_msg_put_int (msg, "signal", task->exit_signal);
+        s_send (self, &msg);
     }
     s_task_forget (self, task_p);
 }
@@ -1627,6 +1645,14 @@ zjq_task_progress (zjq_task_t *task, double fraction, const char *message)
     if (wake)
         s_pool_wake (pool);
     return 0;
+}
+
+void
+zjq_task_set_exit (zjq_task_t *task, int exit_code, int signal)
+{
+    assert (task);
+    task->exit_code = exit_code >= 0 && exit_code <= 255 ? exit_code : -1;
+    task->exit_signal = signal > 0 && signal <= 255 ? signal : 0;
 }
 
 bool
