@@ -648,8 +648,8 @@ s_trim_dead_letters (zjq_broker_t *self)
     size_t dropped = zjq_jobtable_trim_dead (self->jobs, self->max_dead_letters,
                                              self->max_dead_letter_bytes);
     if (dropped)
-        s_warn (self, "dropped %zu oldest failed job(s): over --max-dead-letters %llu or "
-                "--max-dead-letter-bytes %llu", dropped,
+        s_warn (self, "dead_letters_dropped", "dropped=%zu max_dead_letters=%llu "
+                "max_dead_letter_bytes=%llu", dropped,
                 (unsigned long long) self->max_dead_letters,
                 (unsigned long long) self->max_dead_letter_bytes);
 }
@@ -1437,15 +1437,15 @@ s_stats_pack (zjq_broker_t *self, msgpack_packer *packer, bool histograms)
 static void
 s_pack_int (msgpack_packer *packer, const char *key, int64_t value)
 {
-    s_pack_str (packer, key);
+    zjq_stats_pack_str (packer, key);
     msgpack_pack_int64 (packer, value);
 }
 
 static void
 s_pack_text (msgpack_packer *packer, const char *key, const char *value)
 {
-    s_pack_str (packer, key);
-    s_pack_str (packer, value);
+    zjq_stats_pack_str (packer, key);
+    zjq_stats_pack_str (packer, value);
 }
 
 //  A history's attempts, oldest first, as an array of maps: attempt,
@@ -1700,7 +1700,7 @@ s_pack_dead_letter (msgpack_packer *packer, zjq_jobentry_t *entry)
     s_pack_int (packer, "failed_ms", job->finished_ms);
     s_pack_int (packer, "expires_ms", job->expires_ms);
     s_pack_int (packer, "history_dropped", history->dropped);
-    s_pack_str (packer, "history");
+    zjq_stats_pack_str (packer, "history");
     s_pack_attempts (packer, history);
 }
 

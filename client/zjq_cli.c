@@ -1010,9 +1010,39 @@ s_cmd_submit (cli_t *cli)
 //  --------------------------------------------------------------------------
 //  status and cancel
 
-static const msgpack_object *s_mp_get (const msgpack_object *map, const char *key);
-static int64_t s_mp_int (const msgpack_object *map, const char *key);
-static const char *s_mp_str (const msgpack_object *object, char *buf, size_t size);
+//  Look a key up in a msgpack map; NULL if absent or not a map.
+static const msgpack_object *
+s_mp_get (const msgpack_object *map, const char *key)
+{
+    return zjq_mp_map_get (map, key);
+}
+
+//  A number in a msgpack map as an integer; 0 if absent or not a number.
+static int64_t
+s_mp_int (const msgpack_object *map, const char *key)
+{
+    double value = 0;
+    if (!zjq_mp_number (zjq_mp_map_get (map, key), &value))
+        return 0;
+    return value >= 9.2e18? INT64_MAX: value <= -9.2e18? INT64_MIN: (int64_t) value;
+}
+
+//  Copy a string value into buf ("-" if absent); returns buf.
+static const char *
+s_mp_str (const msgpack_object *object, char *buf, size_t size)
+{
+    if (object && object->type == MSGPACK_OBJECT_STR) {
+        size_t len = object->via.str.size < size - 1? object->via.str.size: size - 1;
+        memcpy (buf, object->via.str.ptr, len);
+        buf [len] = 0;
+        for (size_t index = 0; index < len; index++)
+            if ((unsigned char) buf [index] < 0x20)
+                buf [index] = '?';      //  keep the table on its lines
+    }
+    else
+        snprintf (buf, size, "-");
+    return buf;
+}
 
 //  Print a job's state as JSON; reply (or NULL) is the JOB_STATUS, for the
 //  attempt history
