@@ -1353,6 +1353,10 @@ s_stats_pack (zjq_broker_t *self, msgpack_packer *packer, bool histograms)
     zjq_stats_map_uint (&broker, "workers", zhashx_size (self->peers));
     zjq_stats_map_uint (&broker, "workers_lost", self->counters.workers_lost);
     zjq_stats_map_uint (&broker, "queues", zhashx_size (self->queues));
+    zjq_stats_map_bool (&broker, "draining", self->draining);
+    const zjq_deadlist_t *dead = zjq_jobtable_dead_letters (self->jobs);
+    zjq_stats_map_uint (&broker, "dead_letters", dead->count);
+    zjq_stats_map_uint (&broker, "dead_letter_bytes", dead->bytes);
     uint64_t submits = zjq_stats_ring_sum (&self->counters.submits, self->now);
     uint64_t ends = zjq_stats_ring_sum (&self->counters.ends, self->now);
     zjq_stats_map_uint (&broker, "submitted_1m", submits);
@@ -1390,6 +1394,7 @@ s_stats_pack (zjq_broker_t *self, msgpack_packer *packer, bool histograms)
         zjq_stats_map_t map;
         zjq_stats_map_init (&map);
         zjq_stats_map_uint (&map, "queued", zjq_queue_size (queue));
+        zjq_stats_map_bool (&map, "paused", zjq_queue_paused (queue));
         zjq_stats_map_uint (&map, "running", counters->running);
         zjq_stats_map_uint (&map, "succeeded", counters->succeeded);
         zjq_stats_map_uint (&map, "failed", counters->failed);

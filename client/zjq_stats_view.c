@@ -179,18 +179,21 @@ s_broker_block (s_view_t *view, const msgpack_object *broker)
                   s_bytes (s_num (journal_map, "bytes"), size, sizeof (size)),
                   s_true (journal_map, "healthy")? "": " (FAILING)");
     }
-    s_line (view, "broker %s  instance %s  up %s  rss %s%s%s",
+    s_line (view, "broker %s  instance %s  up %s  rss %s%s%s%s",
             s_str (zjq_mp_map_get (broker, "version"), version, sizeof (version)),
             s_str (zjq_mp_map_get (broker, "instance"), instance, sizeof (instance)),
             s_duration (s_num (broker, "uptime_ms"), uptime, sizeof (uptime)),
             s_bytes (s_num (broker, "rss_bytes"), rss, sizeof (rss)), journal,
-            s_true (broker, "curve")? "  CURVE": "");
-    s_line (view, "jobs %.0f  queued %.0f  running %.0f  results %.0f (%s)  in %s/s  out %s/s",
+            s_true (broker, "curve")? "  CURVE": "",
+            s_true (broker, "draining")? "  DRAINING": "");
+    s_line (view, "jobs %.0f  queued %.0f  running %.0f  results %.0f (%s)  in %s/s  out %s/s"
+                  "  dead %.0f",
             s_num (broker, "jobs"), s_num (broker, "queued"), s_num (broker, "running"),
             s_num (broker, "results"),
             s_bytes (s_num (broker, "result_bytes"), results, sizeof (results)),
             s_rate (s_num (broker, "submitted_per_s"), in, sizeof (in)),
-            s_rate (s_num (broker, "completed_per_s"), out, sizeof (out)));
+            s_rate (s_num (broker, "completed_per_s"), out, sizeof (out)),
+            s_num (broker, "dead_letters"));
     s_line (view, "since start: submitted %.0f  succeeded %.0f  failed %.0f  cancelled %.0f"
                   "  expired %.0f",
             s_num (broker, "submitted"), s_num (broker, "succeeded"), s_num (broker, "failed"),
@@ -230,11 +233,21 @@ s_queue_block (s_view_t *view, const msgpack_object *queues)
             "P99");
     if (count == 0)
         s_line (view, "(no queues)");
+    size_t paused = 0;
     for (uint32_t index = 0; index < count; index++) {
         const msgpack_object *queue = &sorted [index]->val;
         char name [256], queued [16], running [16], done [16], failed [16], cancelled [16];
         char in [16], out [16], oldest [32] = "-", workers [16], mean [32] = "-", p99 [32] = "-";
         s_str (&sorted [index]->key, name, sizeof (name));
+        if (s_true (queue, "paused")) {
+            //  A paused queue is marked with a '*' (explained below the table)
+            size_t len = strlen (name);
+            if ((int) len >= name_width && name_width > 1)
+                len = (size_t) name_width - 1;
+            name [len] = '*';
+            name [len + 1] = 0;
+            paused++;
+        }
         if ((int) strlen (name) > name_width && name_width > 1) {
             name [name_width - 1] = '~';
             name [name_width] = 0;
@@ -256,6 +269,8 @@ s_queue_block (s_view_t *view, const msgpack_object *queues)
                 oldest, s_count (s_num (queue, "workers"), workers, sizeof (workers)),
                 mean, p99);
     }
+    if (paused)
+        s_line (view, "* paused (zjq resume QUEUE)");
     free (sorted);
 }
 

@@ -140,6 +140,8 @@ def test_dead_letters_listed_retried_and_journaled(zjq, tmp_path):
         return job
 
     before = check_listed()
+    stats = zjq.stats()["broker"]
+    assert stats["dead_letters"] == 1 and stats["dead_letter_bytes"] > 0, stats
     rc, out, err = zjq.zjq("failed")
     assert rc == 0 and job_id in out.decode() and "flaky" in out.decode(), err
     rc, out, err = zjq.zjq("status", job_id)
@@ -196,6 +198,9 @@ def test_pause_and_resume_survive_a_restart(zjq, tmp_path):
         time.sleep(0.1)
         assert zjq.status(job_id)["state"] == "queued"
     assert zjq.worker_info(worker)["running"] == 0
+    assert zjq.stats()["queues"]["work"]["paused"] is True
+    rc, out, err = zjq.zjq("stats")
+    assert "work*" in out.decode() and "* paused" in out.decode(), out
     broker.restart()
     zjq.wait_worker_registered(worker)
     for _ in range(5):
@@ -204,6 +209,7 @@ def test_pause_and_resume_survive_a_restart(zjq, tmp_path):
     rc, out, err = zjq.zjq("resume", "work")
     assert rc == 0 and "dispatching" in out.decode(), err
     zjq.wait_state(job_id, "succeeded")
+    assert zjq.stats()["queues"]["work"]["paused"] is False
     rc, out, err = zjq.zjq("result", job_id)
     assert out == b"held"
     # Other queues were never held up; bad names are usage errors
@@ -221,6 +227,7 @@ def test_drain_rejects_new_jobs_and_finishes_the_rest(zjq):
     assert rc == 0 and out.decode().startswith("draining"), err
     rc, out, err = zjq.zjq("submit", "slow", "1")
     assert rc == 7 and "EDRAINING" in err, err
+    assert zjq.stats()["broker"]["draining"] is True
     rc, out, err = zjq.zjq("drain", "--wait", "--timeout", T(60))
     assert rc == 0 and out.decode().startswith("drained"), (out, err)
     assert zjq.status(running)["state"] == "succeeded"
@@ -230,6 +237,7 @@ def test_drain_rejects_new_jobs_and_finishes_the_rest(zjq):
     assert "event=drain_complete" in zjq.broker.log().decode()
     rc, out, err = zjq.zjq("drain", "--off")
     assert rc == 0 and out.decode().startswith("accepting"), err
+    assert zjq.stats()["broker"]["draining"] is False
     job_id = zjq.submit("slow", "1")
     zjq.wait_state(job_id, "succeeded")
 
