@@ -4,12 +4,15 @@
 #  every measurement with zjq-bench, prints ONE table, and stops what it
 #  started (by PID). See bench/README.md for what each number means.
 #
-#  usage: bench/run.sh [--smoke] [--build DIR] [--concurrency C] [--keep]
+#  usage: bench/run.sh [--smoke] [--build DIR] [--concurrency C] [--prefetch P] [--keep]
 #    --smoke          small N, every figure still produced; checks that the
 #                     table is complete (ctest: bench_smoke). No speed asserted.
 #    --build DIR      where zjq-broker, zjq-worker, zjq, zjq-bench, zjq-relay are
 #                     (default: build/ next to bench/)
-#    --concurrency C  handler threads of each echo zjq-worker (default 16)
+#    --concurrency C  echo zjq-workers run handler threads (C of them) instead
+#                     of --inline (the default: handlers on the connection
+#                     thread, the setting for jobs of microseconds)
+#    --prefetch P     prefetch of each echo zjq-worker (default 512)
 #    --keep           keep the scratch directory (logs, raw results)
 #
 #  Exit status: 0 if every measurement produced its figures, 1 if not, 2 on
@@ -19,7 +22,8 @@ set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=$HERE/../build
 SMOKE=0
-CONCURRENCY=16
+CONCURRENCY=0               # 0: --inline
+PREFETCH=512
 KEEP=0
 PYTHON=/usr/bin/python3
 while [ $# -gt 0 ]; do
@@ -27,8 +31,9 @@ while [ $# -gt 0 ]; do
         --smoke) SMOKE=1 ;;
         --build) BUILD=${2:?--build needs a directory}; shift ;;
         --concurrency) CONCURRENCY=${2:?--concurrency needs a number}; shift ;;
+        --prefetch) PREFETCH=${2:?--prefetch needs a number}; shift ;;
         --keep) KEEP=1 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^#  \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^#  \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -68,6 +73,13 @@ SIZE=64                    # null-job payload
 MEM_SIZE=100               # memory-test payload
 MEM_TTL_MS=1000            # memory-test results expire quickly, so "drained" means empty
 WINDOW=1000
+
+#  How the echo workers run their handler (null jobs and the memory drain)
+if [ "$CONCURRENCY" = 0 ]; then
+    ECHO_ARGS="--inline --prefetch $PREFETCH"
+else
+    ECHO_ARGS="--concurrency $CONCURRENCY --prefetch $PREFETCH"
+fi
 
 TMP=$(mktemp -d /tmp/zjq-bench.XXXXXX)
 RESULTS=$TMP/results
@@ -174,7 +186,7 @@ start_broker () {
 
 meta "cores=$(nproc) cpu=$(awk -F': ' '/model name/ { gsub (/ /, "_", $2); print $2; exit }' \
       /proc/cpuinfo) load_start=$(cut -d' ' -f1 /proc/loadavg) smoke=$SMOKE" \
-     "size=$SIZE window=$WINDOW concurrency=$CONCURRENCY jobs_w1=$JOBS_W1" \
+     "size=$SIZE window=$WINDOW echo_worker=${ECHO_ARGS// /_} jobs_w1=$JOBS_W1" \
      "jobs_pipe=$JOBS_PIPE jobs_relay_pipe=$JOBS_RELAY_PIPE mem_jobs=$MEM_JOBS mem_size=$MEM_SIZE" \
      "libzmq=$(pkg-config --modversion libzmq 2>/dev/null || echo unknown)"
 
@@ -205,7 +217,7 @@ stop $ECHO2; stop $ECHO1; stop $RELAY_PID
 start_broker broker
 WORKER1=""; WORKER2=""
 start worker1 "$BUILD/zjq-worker" --broker "$BROKER_EP" --queue echo --builtin echo \
-    --concurrency "$CONCURRENCY"
+    $ECHO_ARGS
 WORKER1=$PID
 wait_until "$BROKER_EP" "s['broker']['workers'] == 1" 30
 for window in 1 $WINDOW; do
@@ -214,7 +226,7 @@ for window in 1 $WINDOW; do
         --size $SIZE --warmup $WARMUP --broker-pid $BROKER_PID
 done
 start worker2 "$BUILD/zjq-worker" --broker "$BROKER_EP" --queue echo --builtin echo \
-    --concurrency "$CONCURRENCY"
+    $ECHO_ARGS
 WORKER2=$PID
 wait_until "$BROKER_EP" "s['broker']['workers'] == 2" 30
 for window in 1 $WINDOW; do
@@ -271,10 +283,10 @@ bench mem_submit --broker "$BROKER_EP" --queue mem --jobs $MEM_JOBS --window $WI
 meta "mem_rss_full_kb=$(rss_kb $BROKER_PID)"
 #  Drain: two echo workers take every job; the results expire after MEM_TTL_MS
 start drain1 "$BUILD/zjq-worker" --broker "$BROKER_EP" --queue mem --builtin echo \
-    --concurrency "$CONCURRENCY"
+    $ECHO_ARGS
 DRAIN1=$PID
 start drain2 "$BUILD/zjq-worker" --broker "$BROKER_EP" --queue mem --builtin echo \
-    --concurrency "$CONCURRENCY"
+    $ECHO_ARGS
 DRAIN2=$PID
 DRAIN_START=$(date +%s.%N)
 if wait_until "$BROKER_EP" "s['broker']['queued'] == 0 and s['broker']['running'] == 0" \

@@ -144,9 +144,9 @@ def main():
              meta.get("libzmq", "?"), meta.get("load_start", "?"), meta.get("load_end", "?"),
              " [SMOKE: tiny N, numbers meaningless]" if smoke else ""))
     print("conditions: 127.0.0.1 tcp; payload %s B; windows 1 and %s; zjq-worker --builtin echo "
-          "--concurrency %s; jobs %s (window 1), %s (zjq window %s), %s (relay window %s); "
+          "%s; jobs %s (window 1), %s (zjq window %s), %s (relay window %s); "
           "open-loop latency with %s worker(s), max %s jobs/s"
-          % (meta.get("size"), meta.get("window"), meta.get("concurrency"), meta.get("jobs_w1"),
+          % (meta.get("size"), meta.get("window"), meta.get("echo_worker", "?").replace("_", " "), meta.get("jobs_w1"),
              meta.get("jobs_pipe"), meta.get("window"), meta.get("jobs_relay_pipe"),
              meta.get("window"), meta.get("lat_workers", "?"), fmt(number(runs, "meta", "lat_max"))))
     header = ("measurement", "zjq", "relay", "zjq/relay, notes", "target", "status")

@@ -30,6 +30,7 @@
 #include "zjq_broker.h"
 #include "zjq_auth.h"
 #include "zjq_proto.h"
+#include "zjq_batch.h"
 #include "zjq_jobtable.h"
 #include "zjq_queue.h"
 #include "zjq_stats.h"
@@ -137,6 +138,8 @@ struct _zjq_broker_t {
     bool verbose;               //  per-message debug logs
     //  State
     zsock_t *router;            //  the one socket
+    zjq_inbox_t *inbox;         //  reads it, a BATCH's messages one by one
+    zjq_outbox_t *outbox;       //  what this turn sends, batched per peer
     zjq_auth_t *auth;           //  CURVE keys and ZAP handler, or NULL (plaintext)
     uint64_t generation;        //  start time, Unix ms: the id generation
     char instance [16];         //  generation in base 36
@@ -148,6 +151,7 @@ struct _zjq_broker_t {
     int64_t next_check;         //  monotonic ms of the next worker scan
     bool reap;                  //  a peer became unreachable
     uint64_t jobs_peak;         //  most jobs in the table since the last trim
+    bool trim_tail;             //  the last trim left jobs: trim again once empty
     int64_t next_trim;          //  monotonic ms of the next trim check
     bool draining;              //  zjq drain: submits are rejected
     bool drain_reported;        //  the end of the drain was logged
@@ -382,33 +386,41 @@ s_send_promise (zjq_broker_t *self, zjq_msg_t **msg_p)
 
 
 
-//  Send a message to a client; a client that has gone is not an error.
+//  Send a message to a client, at the end of this turn (batched with the
+//  turn's other messages to the same client); a client that has gone is
+//  not an error.
 static void
 s_send (zjq_broker_t *self, zjq_msg_t **msg_p)
 {
-    int command = zjq_msg_command (*msg_p);
-    if (zjq_msg_send (msg_p, self->router, true) == -1 && self->verbose)
-        zsys_debug ("could not send %s to a client: %s",
-                    zjq_proto_command_name (command), zmq_strerror (errno));
+    zjq_outbox_send (self->outbox, msg_p);
 }
 
 static void s_peer_unlist (zjq_peer_t *peer);
 
-//  Send a message to a worker. If the worker is gone (or, for a JOB, cannot
-//  take it), mark it unreachable: the next scan requeues its jobs.
+//  Send a message to a worker, at the end of this turn. If the worker turns
+//  out to be gone (or, for JOBs, cannot take them), s_send_failed marks it
+//  unreachable: the next scan requeues its jobs.
 static void
 s_send_peer (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t **msg_p)
 {
-    int command = zjq_msg_command (*msg_p);
-    if (zjq_msg_send (msg_p, self->router, true) == 0) {
-        peer->last_sent = self->now;
-        return;
-    }
-    int error = errno;
-    if (self->verbose)
-        zsys_debug ("could not send %s to worker %s: %s",
-                    zjq_proto_command_name (command), peer->worker_id, zmq_strerror (error));
-    if ((error == EHOSTUNREACH || (error == EAGAIN && command == ZJQ_CMD_JOB))
+    peer->last_sent = self->now;
+    zjq_outbox_send (self->outbox, msg_p);
+}
+
+//  The outbox could not send to a peer (ZMQ_DONTWAIT).
+static void
+s_send_failed (void *arg, const byte *routing_id, size_t size, int command, int error)
+{
+    zjq_broker_t *self = (zjq_broker_t *) arg;
+    char rid_key [ZJQ_RID_KEY_MAX];
+    zjq_peer_t *peer = routing_id?
+        (zjq_peer_t *) zhashx_lookup (self->peers, s_rid_key (routing_id, size, rid_key)): NULL;
+    zjq_log_debug ("send_failed", "command=%s to=%s worker=%s error=%s",
+                   zjq_proto_command_name (command), peer? "worker": "client",
+                   peer? peer->worker_id: "", zmq_strerror (error));
+    //  A batch to a worker carries its JOBs
+    if (peer && (error == EHOSTUNREACH
+             || (error == EAGAIN && (command == ZJQ_CMD_JOB || command == ZJQ_CMD_BATCH)))
     &&  !peer->unreachable) {
         peer->unreachable = true;
         s_peer_unlist (peer);
@@ -570,11 +582,12 @@ s_slot_take (zjq_peer_t *peer, const char *id, int attempt)
 static int
 s_slot_find (zjq_peer_t *peer, zjq_jobentry_t *entry, const char *id, int attempt)
 {
-    if (entry && entry->peer == peer && entry->job.attempt == attempt
-    &&  entry->peer_slot < peer->slot_max) {
-        s_slot_t *slot = &peer->slots [entry->peer_slot];
+    uint32_t known = entry? zjq_jobentry_peer_slot (entry): UINT32_MAX;
+    if (entry && zjq_jobentry_peer (entry) == peer && zjq_jobentry_attempt (entry) == attempt
+    &&  known < peer->slot_max) {
+        s_slot_t *slot = &peer->slots [known];
         if (slot->attempt == attempt && streq (slot->id, id))
-            return (int) entry->peer_slot;
+            return (int) known;
     }
     for (size_t index = 0; index < peer->slot_max; index++) {
         s_slot_t *slot = &peer->slots [index];
@@ -662,16 +675,29 @@ static void
 s_record_attempt (zjq_broker_t *self, zjq_jobentry_t *entry, const char *reason,
                   int exit_code, int signal, int64_t duration_ms)
 {
-    zjq_job_t *job = &entry->job;
+    int64_t started_ms = zjq_jobentry_started_ms (entry);
     int64_t now = zjq_wall_ms ();
-    if (duration_ms < 0 && job->started_ms)
-        duration_ms = now - job->started_ms;
+    if (duration_ms < 0 && started_ms)
+        duration_ms = now - started_ms;
+    zjq_peer_t *peer = zjq_jobentry_peer (entry);
     zjq_attempt_t attempt = {
-        .attempt = job->attempt, .exit_code = exit_code, .signal = signal,
-        .started_ms = job->started_ms, .ended_ms = now, .duration_ms = duration_ms,
-        .error = (char *) reason, .worker = entry->peer? entry->peer->worker_id: NULL
+        .attempt = zjq_jobentry_attempt (entry), .exit_code = exit_code, .signal = signal,
+        .started_ms = started_ms, .ended_ms = now, .duration_ms = duration_ms,
+        .error = (char *) reason, .worker = peer? peer->worker_id: NULL
     };
     zjq_jobtable_add_attempt (self->jobs, entry, &attempt);
+}
+
+//  Attach bytes that the job table keeps (a payload or a result) as the
+//  message's payload: a frame (large) is shared without a copy, bytes kept
+//  inline are copied.
+static void
+s_attach_payload (zjq_msg_t *msg, zjq_jobbytes_t bytes)
+{
+    if (bytes.frame)
+        zjq_msg_set_payload_shared (msg, bytes.frame);
+    else
+        zjq_msg_set_payload_borrowed (msg, bytes.data, bytes.size);
 }
 
 //  Start the next attempt of a job (out of its queue heap) on a worker
@@ -680,28 +706,29 @@ static void
 s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
 {
     assert (s_peer_can_take (peer));
-    zjq_job_t *job = &entry->job;
     zjq_jobtable_start (self->jobs, entry, self->now);
-    entry->peer = peer;
-    zjq_queue_counters (entry->queue)->running++;
-    zjq_stats_started (&zjq_queue_counters (entry->queue)->stats,
-                       job->attempt == 1? job->started_ms - job->created_ms: -1);
-    int slot = s_slot_take (peer, job->id, job->attempt);
+    zjq_jobid_text_t id = zjq_jobentry_id (entry);
+    int attempt = zjq_jobentry_attempt (entry);
+    zjq_queue_counters_t *counters = zjq_queue_counters (zjq_jobentry_queue (entry));
+    counters->running++;
+    zjq_stats_started (&counters->stats, attempt == 1?
+                       zjq_jobentry_started_ms (entry) - zjq_jobentry_created_ms (entry): -1);
+    int slot = s_slot_take (peer, id.text, attempt);
     if (slot < 0)
-        zjq_log_error ("out_of_memory", "what=tracking_job job=%s worker=%s", job->id,
+        zjq_log_error ("out_of_memory", "what=tracking_job job=%s worker=%s", id.text,
                        peer->worker_id);
-    entry->peer_slot = slot < 0? UINT32_MAX: (uint32_t) slot;
+    zjq_jobentry_set_peer (entry, peer, slot < 0? UINT32_MAX: (uint32_t) slot);
     if (s_peer_credit (peer) == 0)
         s_peer_unlist (peer);
 
     zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_JOB);
-    zjq_msg_put_str (msg, "id", job->id);
-    zjq_msg_put_int (msg, "attempt", job->attempt);
-    zjq_msg_put_str (msg, "queue", job->queue);
-    zjq_msg_put_int (msg, "timeout_ms", job->job_timeout_ms);
-    zjq_msg_set_payload_shared (msg, job->payload);
-    zjq_log_debug ("job_dispatched", "job=%s attempt=%d worker=%s queue=%s", job->id,
-                   job->attempt, peer->worker_id, job->queue);
+    zjq_msg_put_str (msg, "id", id.text);
+    zjq_msg_put_int (msg, "attempt", attempt);
+    zjq_msg_put_str (msg, "queue", zjq_jobentry_queue_name (entry));
+    zjq_msg_put_int (msg, "timeout_ms", zjq_jobentry_job_timeout_ms (entry));
+    s_attach_payload (msg, zjq_jobentry_payload (entry));
+    zjq_log_debug ("job_dispatched", "job=%s attempt=%d worker=%s queue=%s", id.text,
+                   attempt, peer->worker_id, zjq_jobentry_queue_name (entry));
     s_send_peer (self, peer, &msg);
 }
 
@@ -751,27 +778,28 @@ s_peer_pump (zjq_broker_t *self, zjq_peer_t *peer)
 static void
 s_enqueue (zjq_broker_t *self, zjq_jobentry_t *entry)
 {
-    if (zjq_queue_push (entry->queue, entry) != 0) {
-        zjq_log_error ("out_of_memory", "what=queueing_job job=%s", entry->job.id);
+    zjq_queue_t *queue = zjq_jobentry_queue (entry);
+    if (zjq_queue_push (queue, entry) != 0) {
+        zjq_log_error ("out_of_memory", "what=queueing_job job=%s", zjq_jobentry_id (entry).text);
         s_job_end (self, entry, ZJQ_STATE_FAILED, "broker out of memory", NULL);
         return;
     }
-    s_queue_pump (self, entry->queue);
+    s_queue_pump (self, queue);
 }
 
 //  Put the outcome of an ended job into a JOB_RESULT or DONE.
 static void
 s_put_outcome (zjq_msg_t *msg, zjq_jobentry_t *entry)
 {
-    zjq_job_t *job = &entry->job;
-    zjq_msg_put_str (msg, "id", job->id);
-    zjq_msg_put_str (msg, "state", zjq_state_name (job->state));
-    zjq_msg_put_int (msg, "attempt", job->attempt);
-    if (job->state != ZJQ_STATE_SUCCEEDED)
-        zjq_msg_put_str (msg, "error", job->error? job->error: zjq_state_name (job->state));
-    if (job->state == ZJQ_STATE_SUCCEEDED && job->result) {
-        zjq_msg_set_payload_shared (msg, job->result);
-    }
+    zjq_state_t state = zjq_jobentry_state (entry);
+    const char *error = zjq_jobentry_error (entry);
+    zjq_msg_put_str (msg, "id", zjq_jobentry_id (entry).text);
+    zjq_msg_put_str (msg, "state", zjq_state_name (state));
+    zjq_msg_put_int (msg, "attempt", zjq_jobentry_attempt (entry));
+    if (state != ZJQ_STATE_SUCCEEDED)
+        zjq_msg_put_str (msg, "error", error? error: zjq_state_name (state));
+    if (state == ZJQ_STATE_SUCCEEDED && zjq_jobentry_result (entry).size)
+        s_attach_payload (msg, zjq_jobentry_result (entry));
 }
 
 //  A DONE for an ended job to one client.
@@ -790,16 +818,17 @@ static void
 s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
            const char *error, zframe_t **result_p)
 {
-    zjq_queue_counters_t *counters = zjq_queue_counters (entry->queue);
-    bool was_running = entry->job.state == ZJQ_STATE_RUNNING;
+    zjq_queue_counters_t *counters = zjq_queue_counters (zjq_jobentry_queue (entry));
+    bool was_running = zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING;
     if (was_running)
         counters->running--;
     else
-    if (entry->queue_index != ZJQ_HEAP_NONE)
-        zjq_queue_remove (entry->queue, entry);
+    if (zjq_jobentry_in_queue (entry))
+        zjq_queue_remove (zjq_jobentry_queue (entry), entry);
     zjq_jobtable_finish (self->jobs, entry, state, error, result_p, self->now);
     zjq_stats_ended (&counters->stats, self->now,
-                     was_running? entry->job.finished_ms - entry->job.started_ms: -1, false);
+                     was_running? zjq_jobentry_finished_ms (entry) - zjq_jobentry_started_ms (entry)
+                                : -1, false);
     zjq_stats_ring_add (&self->counters.ends, self->now, 1);
     switch (state) {
         case ZJQ_STATE_SUCCEEDED:
@@ -815,16 +844,18 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
             self->counters.cancelled++;
             break;
     }
-    zjq_log_debug ("job_ended", "job=%s queue=%s state=%s attempts=%d error=%s", entry->job.id,
-                   entry->job.queue, zjq_state_name (state), entry->job.attempt,
-                   error? error: "");
-    for (uint32_t index = 0; index < entry->waiter_count; index++)
-        s_send_done (self, entry, zframe_data (entry->waiters [index]),
-                     zframe_size (entry->waiters [index]));
+    zjq_jobid_text_t id = zjq_jobentry_id (entry);
+    zjq_log_debug ("job_ended", "job=%s queue=%s state=%s attempts=%d error=%s", id.text,
+                   zjq_jobentry_queue_name (entry), zjq_state_name (state),
+                   zjq_jobentry_attempt (entry), error? error: "");
+    for (uint32_t index = 0; index < zjq_jobentry_waiter_count (entry); index++) {
+        zframe_t *waiter = zjq_jobentry_waiter (entry, index);
+        s_send_done (self, entry, zframe_data (waiter), zframe_size (waiter));
+    }
     zjq_jobentry_clear_waiters (entry);
     if (zhashx_size (self->progress_watchers))
-        zhashx_delete (self->progress_watchers, entry->job.id);
-    if (entry->job.result)
+        zhashx_delete (self->progress_watchers, id.text);
+    if (zjq_jobentry_result (entry).size)
         zjq_jobtable_trim_results (self->jobs, self->max_result_bytes);
     else
     if (state == ZJQ_STATE_FAILED)
@@ -836,13 +867,15 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
 static void
 s_attempt_failed (zjq_broker_t *self, zjq_jobentry_t *entry, const char *error)
 {
-    assert (entry->job.state == ZJQ_STATE_RUNNING);
-    if (entry->job.attempt < entry->job.max_attempts) {
-        zjq_log_debug ("job_requeued", "job=%s queue=%s attempt=%d error=%s", entry->job.id,
-                       entry->job.queue, entry->job.attempt, error);
-        zjq_queue_counters (entry->queue)->running--;
-        zjq_stats_ended (&zjq_queue_counters (entry->queue)->stats, self->now,
-                         zjq_wall_ms () - entry->job.started_ms, true);
+    assert (zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING);
+    if (zjq_jobentry_attempt (entry) < zjq_jobentry_max_attempts (entry)) {
+        zjq_queue_counters_t *counters = zjq_queue_counters (zjq_jobentry_queue (entry));
+        zjq_log_debug ("job_requeued", "job=%s queue=%s attempt=%d error=%s",
+                       zjq_jobentry_id (entry).text, zjq_jobentry_queue_name (entry),
+                       zjq_jobentry_attempt (entry), error);
+        counters->running--;
+        zjq_stats_ended (&counters->stats, self->now,
+                         zjq_wall_ms () - zjq_jobentry_started_ms (entry), true);
         zjq_jobtable_requeue (self->jobs, entry, error);
         s_enqueue (self, entry);
     }
@@ -855,7 +888,7 @@ static const char *
 s_attempt_error (char *buf, size_t size, zjq_jobentry_t *entry, const char *reason)
 {
     snprintf (buf, size, "%s (attempt %d of %d)", reason,
-              entry->job.attempt, entry->job.max_attempts);
+              zjq_jobentry_attempt (entry), zjq_jobentry_max_attempts (entry));
     return buf;
 }
 
@@ -866,8 +899,8 @@ s_send_job_cancel (zjq_broker_t *self, zjq_peer_t *peer, zjq_jobentry_t *entry,
                    const char *reason)
 {
     zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_JOB_CANCEL);
-    zjq_msg_put_str (msg, "id", entry->job.id);
-    zjq_msg_put_int (msg, "attempt", entry->job.attempt);
+    zjq_msg_put_str (msg, "id", zjq_jobentry_id (entry).text);
+    zjq_msg_put_int (msg, "attempt", zjq_jobentry_attempt (entry));
     zjq_msg_put_str (msg, "reason", reason);
     s_send_peer (self, peer, &msg);
 }
@@ -876,11 +909,11 @@ s_send_job_cancel (zjq_broker_t *self, zjq_peer_t *peer, zjq_jobentry_t *entry,
 static void
 s_job_timeout (zjq_broker_t *self, zjq_jobentry_t *entry)
 {
-    if (entry->peer)
-        s_send_job_cancel (self, entry->peer, entry, "timeout");
+    if (zjq_jobentry_peer (entry))
+        s_send_job_cancel (self, zjq_jobentry_peer (entry), entry, "timeout");
     char reason [64];
     snprintf (reason, sizeof (reason), "job timeout after %lld ms",
-              (long long) entry->job.job_timeout_ms);
+              (long long) zjq_jobentry_job_timeout_ms (entry));
     s_record_attempt (self, entry, reason, -1, 0, -1);
     char error [128];
     s_attempt_failed (self, entry, s_attempt_error (error, sizeof (error), entry, reason));
@@ -910,8 +943,9 @@ s_peer_forget (zjq_broker_t *self, zjq_peer_t *peer, const char *why)
         if (!*slot->id)
             continue;
         zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, slot->id);
-        if (entry && entry->peer == peer && entry->job.state == ZJQ_STATE_RUNNING
-        &&  entry->job.attempt == slot->attempt)
+        if (entry && zjq_jobentry_peer (entry) == peer
+        &&  zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING
+        &&  zjq_jobentry_attempt (entry) == slot->attempt)
             running [count++] = entry;
     }
     for (size_t index = 0; index < count; index++) {
@@ -920,7 +954,7 @@ s_peer_forget (zjq_broker_t *self, zjq_peer_t *peer, const char *why)
         snprintf (error, sizeof (error), "%s (%s/%lld)", why, peer->host, peer->pid);
         s_record_attempt (self, entry, error, -1, 0, -1);
         snprintf (error, sizeof (error), "%s (%s/%lld) on attempt %d of %d", why, peer->host,
-                  peer->pid, entry->job.attempt, entry->job.max_attempts);
+                  peer->pid, zjq_jobentry_attempt (entry), zjq_jobentry_max_attempts (entry));
         s_attempt_failed (self, entry, error);
     }
     free (running);
@@ -985,7 +1019,9 @@ static void s_put_history (zjq_msg_t *msg, const char *key, const zjq_history_t 
 static void
 s_put_status (zjq_msg_t *msg, zjq_jobentry_t *entry)
 {
-    zjq_job_t *job = &entry->job;
+    zjq_job_t record;
+    zjq_jobentry_record (entry, &record);
+    const zjq_job_t *job = &record;
     zjq_msg_put_str (msg, "id", job->id);
     zjq_msg_put_str (msg, "queue", job->queue);
     zjq_msg_put_str (msg, "state", zjq_state_name (job->state));
@@ -1005,10 +1041,10 @@ s_put_status (zjq_msg_t *msg, zjq_jobentry_t *entry)
         zjq_msg_put_double (msg, "progress", job->progress);
     if (job->progress_message)
         zjq_msg_put_str (msg, "progress_message", job->progress_message);
-    if (entry->peer)
-        zjq_msg_put_str (msg, "worker", entry->peer->worker_id);
+    if (zjq_jobentry_peer (entry))
+        zjq_msg_put_str (msg, "worker", zjq_jobentry_peer (entry)->worker_id);
     if (job->state == ZJQ_STATE_SUCCEEDED)
-        zjq_msg_put_int (msg, "result_size", job->result? (int64_t) zframe_size (job->result): 0);
+        zjq_msg_put_int (msg, "result_size", (int64_t) job->result_size);
     if (job->history) {
         s_put_history (msg, "history", job->history);
         if (job->history->dropped)
@@ -1032,11 +1068,12 @@ s_add_waiter (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_msg_t *request)
 {
     size_t size;
     const byte *routing_id = zjq_msg_routing_id (request, &size);
-    if (zjq_job_ended (&entry->job))
+    if (zjq_jobentry_ended (entry))
         s_send_done (self, entry, routing_id, size);
     else
     if (zjq_jobentry_add_waiter (entry, routing_id, size) == -1)
-        zjq_log_error ("out_of_memory", "what=registering_waiter job=%s", entry->job.id);
+        zjq_log_error ("out_of_memory", "what=registering_waiter job=%s",
+                       zjq_jobentry_id (entry).text);
 }
 
 //  Register the sender of a request for PROGRESS_UPDATE on a job that has
@@ -1044,16 +1081,17 @@ s_add_waiter (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_msg_t *request)
 static void
 s_watch_progress (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_msg_t *request)
 {
-    if (zjq_job_ended (&entry->job))
+    if (zjq_jobentry_ended (entry))
         return;
     size_t size;
     const byte *routing_id = zjq_msg_routing_id (request, &size);
-    zlistx_t *watchers = (zlistx_t *) zhashx_lookup (self->progress_watchers, entry->job.id);
+    zjq_jobid_text_t id = zjq_jobentry_id (entry);
+    zlistx_t *watchers = (zlistx_t *) zhashx_lookup (self->progress_watchers, id.text);
     if (!watchers) {
         watchers = zlistx_new ();
-        if (!watchers || zhashx_insert (self->progress_watchers, entry->job.id, watchers) != 0) {
+        if (!watchers || zhashx_insert (self->progress_watchers, id.text, watchers) != 0) {
             zlistx_destroy (&watchers);
-            zjq_log_error ("out_of_memory", "what=progress_watch job=%s", entry->job.id);
+            zjq_log_error ("out_of_memory", "what=progress_watch job=%s", id.text);
             return;
         }
         zlistx_set_destructor (watchers, (zlistx_destructor_fn *) zframe_destroy);
@@ -1065,7 +1103,7 @@ s_watch_progress (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_msg_t *request)
     zframe_t *copy = zframe_new (routing_id, size);
     if (!copy || !zlistx_add_end (watchers, copy)) {
         zframe_destroy (&copy);
-        zjq_log_error ("out_of_memory", "what=progress_watch job=%s", entry->job.id);
+        zjq_log_error ("out_of_memory", "what=progress_watch job=%s", id.text);
     }
 }
 
@@ -1146,14 +1184,14 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     }
     if (key) {
         zjq_jobentry_t *existing = zjq_jobtable_lookup_key (self->jobs, queue_name, key);
-        if (existing && owner && !streq (existing->job.owner, owner)) {
+        if (existing && owner && !streq (zjq_jobentry_owner (existing), owner)) {
             s_send_rejected (self, msg, ZJQ_EDENIED,
                              "idempotency key is in use by another client key");
             return;
         }
         if (existing) {
             zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
-            zjq_msg_put_str (reply, "id", existing->job.id);
+            zjq_msg_put_str (reply, "id", zjq_jobentry_id (existing).text);
             zjq_msg_put_bool (reply, "duplicate", true);
             s_send_promise (self, &reply);
             if (notify)
@@ -1214,11 +1252,11 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     if (progress)
         s_watch_progress (self, entry, msg);
     zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
-    zjq_msg_put_str (reply, "id", entry->job.id);
+    zjq_msg_put_str (reply, "id", zjq_jobentry_id (entry).text);
     zjq_msg_put_bool (reply, "duplicate", false);
     s_send_promise (self, &reply);
     zjq_log_debug ("job_accepted", "job=%s queue=%s bytes=%zu priority=%d",
-                   entry->job.id, queue_name, size, entry->job.priority);
+                   zjq_jobentry_id (entry).text, queue_name, size, zjq_jobentry_priority (entry));
     s_enqueue (self, entry);
 }
 
@@ -1254,7 +1292,8 @@ s_request_job (zjq_broker_t *self, zjq_msg_t *msg)
     }
     //  With CURVE, a client key sees and cancels its own jobs; admins all
     const char *key = self->auth? zjq_msg_user_id (msg): NULL;
-    if (key && *entry->job.owner && !streq (entry->job.owner, key)
+    const char *owner = zjq_jobentry_owner (entry);
+    if (key && *owner && !streq (owner, key)
     &&  !(zjq_auth_roles (self->auth, key) & ZJQ_AUTH_ADMIN)) {
         self->counters.refused_role++;
         s_warn (self, "refused", "command=%s job=%s key=%s reason=%s",
@@ -1286,7 +1325,7 @@ s_handle_result (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_jobentry_t *entry = s_request_job (self, msg);
     if (!entry)
         return;
-    if (zjq_job_ended (&entry->job)) {
+    if (zjq_jobentry_ended (entry)) {
         zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_JOB_RESULT);
         s_put_outcome (reply, entry);
         s_send_promise (self, &reply);
@@ -1306,13 +1345,13 @@ s_handle_cancel (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_jobentry_t *entry = s_request_job (self, msg);
     if (!entry)
         return;
-    if (zjq_job_ended (&entry->job)) {
+    if (zjq_jobentry_ended (entry)) {
         s_send_error (self, msg, ZJQ_ESTATE, "job has already ended (%s)",
-                      zjq_state_name (entry->job.state));
+                      zjq_state_name (zjq_jobentry_state (entry)));
         return;
     }
-    if (entry->peer)
-        s_send_job_cancel (self, entry->peer, entry, "cancelled");
+    if (zjq_jobentry_peer (entry))
+        s_send_job_cancel (self, zjq_jobentry_peer (entry), entry, "cancelled");
     //  A cancelled job holds no result, so the entry survives s_job_end
     s_job_end (self, entry, ZJQ_STATE_CANCELLED, "cancelled by client", NULL);
     zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_JOB_STATUS);
@@ -1401,8 +1440,8 @@ s_stats_pack (zjq_broker_t *self, msgpack_packer *packer, bool histograms)
         zjq_stats_map_uint (&map, "cancelled", counters->cancelled);
         zjq_stats_map_uint (&map, "workers", counters->workers);
         zjq_stats_map_uint (&map, "oldest_queued_ms",
-                            oldest && wall > oldest->job.created_ms?
-                            (uint64_t) (wall - oldest->job.created_ms): 0);
+                            oldest && wall > zjq_jobentry_created_ms (oldest)?
+                            (uint64_t) (wall - zjq_jobentry_created_ms (oldest)): 0);
         zjq_stats_queue_pack (&counters->stats, &map, self->now, histograms);
         zjq_stats_pack_str (queues, zjq_queue_name (queue));
         zjq_stats_map_end (&map, queues);
@@ -1692,7 +1731,9 @@ s_handle_drain (zjq_broker_t *self, zjq_msg_t *msg)
 static void
 s_pack_dead_letter (msgpack_packer *packer, zjq_jobentry_t *entry)
 {
-    const zjq_job_t *job = &entry->job;
+    zjq_job_t record;
+    zjq_jobentry_record (entry, &record);
+    const zjq_job_t *job = &record;
     const zjq_history_t *history = job->history;
     msgpack_pack_map (packer, 11);
     s_pack_text (packer, "id", job->id);
@@ -1738,7 +1779,7 @@ s_handle_dead_letters (zjq_broker_t *self, zjq_msg_t *msg)
         entry = zjq_jobtable_dead_next (self->jobs, cursor);
     else
     if (after)
-        while (entry && entry->job.finished_ms <= after_ms)
+        while (entry && zjq_jobentry_finished_ms (entry) <= after_ms)
             entry = zjq_jobtable_dead_next (self->jobs, entry);
     msgpack_sbuffer items;
     msgpack_sbuffer_init (&items);
@@ -1748,14 +1789,14 @@ s_handle_dead_letters (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_jobentry_t *last = NULL;
     for (; entry && count < limit && items.size < ZJQ_DEAD_PAGE_BYTES;
          entry = zjq_jobtable_dead_next (self->jobs, entry)) {
-        if (queue && !streq (entry->job.queue, queue))
+        if (queue && !streq (zjq_jobentry_queue_name (entry), queue))
             continue;
         s_pack_dead_letter (&packer, entry);
         last = entry;
         count++;
     }
     //  More to come if the walk stopped early on a job that matches
-    while (entry && queue && !streq (entry->job.queue, queue))
+    while (entry && queue && !streq (zjq_jobentry_queue_name (entry), queue))
         entry = zjq_jobtable_dead_next (self->jobs, entry);
     msgpack_sbuffer jobs;
     msgpack_sbuffer_init (&jobs);
@@ -1769,8 +1810,8 @@ s_handle_dead_letters (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_msg_put_int (reply, "bytes", (int64_t) dead->bytes);
     zjq_msg_put_packed (reply, "jobs", jobs.data, jobs.size);
     if (entry && last) {
-        zjq_msg_put_str (reply, "next", last->job.id);
-        zjq_msg_put_int (reply, "next_ms", last->job.finished_ms);
+        zjq_msg_put_str (reply, "next", zjq_jobentry_id (last).text);
+        zjq_msg_put_int (reply, "next_ms", zjq_jobentry_finished_ms (last));
     }
     msgpack_sbuffer_destroy (&jobs);
     s_send (self, &reply);
@@ -1782,7 +1823,7 @@ static int
 s_retry_job (zjq_broker_t *self, zjq_jobentry_t *entry, const char **message_p)
 {
     const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
-    size_t size = entry->job.payload? zframe_size (entry->job.payload): 0;
+    size_t size = zjq_jobentry_payload (entry).size;
     if (stats->queued + stats->running >= self->max_jobs
     ||  stats->queued_bytes + size > self->max_queued_bytes) {
         *message_p = "job limit reached (max-jobs or max-queued-bytes)";
@@ -1791,8 +1832,9 @@ s_retry_job (zjq_broker_t *self, zjq_jobentry_t *entry, const char **message_p)
     int code = zjq_jobtable_retry (self->jobs, entry, message_p);
     if (code)
         return code;
-    zjq_log_info ("job_retried", "job=%s first_attempt=%d last_attempt=%d", entry->job.id,
-                  entry->job.attempt + 1, entry->job.max_attempts);
+    zjq_log_info ("job_retried", "job=%s first_attempt=%d last_attempt=%d",
+                  zjq_jobentry_id (entry).text, zjq_jobentry_attempt (entry) + 1,
+                  zjq_jobentry_max_attempts (entry));
     s_enqueue (self, entry);
     return 0;
 }
@@ -1836,7 +1878,7 @@ s_handle_retry (zjq_broker_t *self, zjq_msg_t *msg)
         zjq_jobentry_t *entry = zjq_jobtable_dead_first (self->jobs);
         while (entry && !code) {
             zjq_jobentry_t *next = zjq_jobtable_dead_next (self->jobs, entry);
-            if (streq (entry->job.queue, queue) && entry->job.payload) {
+            if (streq (zjq_jobentry_queue_name (entry), queue) && zjq_jobentry_payload (entry).data) {
                 code = s_retry_job (self, entry, &message);
                 count += code == 0;
             }
@@ -2026,8 +2068,8 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
     if (was_outstanding)
         s_slot_release (peer, slot);
 
-    if (entry && entry->job.state == ZJQ_STATE_RUNNING && entry->peer == peer
-    &&  entry->job.attempt == attempt) {
+    if (entry && zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING
+    &&  zjq_jobentry_peer (entry) == peer && zjq_jobentry_attempt (entry) == attempt) {
         char text [ZJQ_ERROR_MAX + 64];
         char reason [ZJQ_ERROR_MAX];
         if (streq (status, "returned")) {
@@ -2035,7 +2077,7 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
             //  in its place, and the attempt does not count
             zjq_log_info ("job_returned", "job=%s worker=%s msg=%s", id, peer->worker_id,
                           "handed back unstarted: requeued");
-            zjq_queue_counters (entry->queue)->running--;
+            zjq_queue_counters (zjq_jobentry_queue (entry))->running--;
             zjq_jobtable_unstart (self->jobs, entry);
             s_enqueue (self, entry);
         }
@@ -2083,16 +2125,18 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
 static void
 s_push_progress (zjq_broker_t *self, zjq_jobentry_t *entry, const char *message)
 {
-    zlistx_t *watchers = zhashx_size (self->progress_watchers)?
-        (zlistx_t *) zhashx_lookup (self->progress_watchers, entry->job.id): NULL;
+    if (!zhashx_size (self->progress_watchers))
+        return;
+    zjq_jobid_text_t id = zjq_jobentry_id (entry);
+    zlistx_t *watchers = (zlistx_t *) zhashx_lookup (self->progress_watchers, id.text);
     if (!watchers)
         return;
     for (zframe_t *routing_id = (zframe_t *) zlistx_first (watchers); routing_id;
          routing_id = (zframe_t *) zlistx_next (watchers)) {
         zjq_msg_t *update = s_msg_to_frame (routing_id, ZJQ_CMD_PROGRESS_UPDATE);
-        zjq_msg_put_str (update, "id", entry->job.id);
-        zjq_msg_put_int (update, "attempt", entry->job.attempt);
-        zjq_msg_put_double (update, "progress", entry->job.progress);
+        zjq_msg_put_str (update, "id", id.text);
+        zjq_msg_put_int (update, "attempt", zjq_jobentry_attempt (entry));
+        zjq_msg_put_double (update, "progress", zjq_jobentry_progress (entry));
         if (message)
             zjq_msg_put_str (update, "message", message);
         s_send (self, &update);
@@ -2125,16 +2169,10 @@ s_handle_progress (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
         return;
     }
     zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, id);
-    if (entry && entry->job.state == ZJQ_STATE_RUNNING && entry->peer == peer
-    &&  entry->job.attempt == attempt) {
-        entry->job.progress = progress;
-        if (message) {
-            char *copy = strdup (message);
-            if (copy) {
-                free (entry->job.progress_message);
-                entry->job.progress_message = copy;
-            }
-        }
+    if (entry && zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING
+    &&  zjq_jobentry_peer (entry) == peer && zjq_jobentry_attempt (entry) == attempt) {
+        if (zjq_jobentry_set_progress (entry, progress, message) == -1)
+            zjq_log_error ("out_of_memory", "what=progress_message job=%s", id);
         s_push_progress (self, entry, message);
     }
 }
@@ -2500,16 +2538,15 @@ s_restore_job (void *arg, zjq_job_t *job, const char *queue_name)
     if (!queue) {
         zjq_log_error ("journal_job_dropped", "job=%s reason=%s", job->id,
                        "bad queue name or out of memory");
-        free (job->key);
-        free (job->error);
-        zframe_destroy (&job->payload);
-        zframe_destroy (&job->result);
+        zjq_job_free_fields (job);
         return;
     }
     job->queue = zjq_queue_name (queue);
     zjq_jobentry_t *entry = zjq_jobtable_restore (self->jobs, job, queue, self->now);
-    if (entry && entry->job.state == ZJQ_STATE_QUEUED && zjq_queue_push (queue, entry) != 0) {
-        zjq_log_error ("out_of_memory", "what=restoring_job job=%s", entry->job.id);
+    if (entry && zjq_jobentry_state (entry) == ZJQ_STATE_QUEUED
+    &&  zjq_queue_push (queue, entry) != 0) {
+        zjq_log_error ("out_of_memory", "what=restoring_job job=%s",
+                       zjq_jobentry_id (entry).text);
         zjq_jobtable_remove (self->jobs, &entry);
     }
 }
@@ -2600,8 +2637,12 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
     self->peers = zhashx_new ();
     self->progress_watchers = zhashx_new ();
     self->router = zsock_new (ZMQ_ROUTER);
+    if (self->router) {
+        self->inbox = zjq_inbox_new (self->router, true);
+        self->outbox = zjq_outbox_new (self->router, s_send_failed, self);
+    }
     if (!endpoints || !self->jobs || !self->queues || !self->peers || !self->router
-    ||  !self->progress_watchers) {
+    ||  !self->inbox || !self->outbox || !self->progress_watchers) {
         zjq_log_error ("start_failed", "reason=%s", "out of memory or sockets");
         goto err;
     }
@@ -2719,6 +2760,8 @@ zjq_broker_destroy (zjq_broker_t **self_p)
     zhashx_destroy (&self->queues);
     zjq_jobtable_destroy (&self->jobs);
     zjq_auth_destroy (&self->auth);     //  before the router it monitors
+    zjq_inbox_destroy (&self->inbox);
+    zjq_outbox_destroy (&self->outbox);
     zsock_destroy (&self->router);
     free (self);
     *self_p = NULL;
@@ -2735,7 +2778,7 @@ s_drain (zjq_broker_t *self)
 {
     for (size_t count = 0; count < ZJQ_DRAIN_BATCH; count++) {
         zjq_msg_t *msg = NULL;
-        zjq_recv_t rc = zjq_msg_recv (self->router, true, true, &msg);
+        zjq_recv_t rc = zjq_inbox_recv (self->inbox, &msg);
         if (rc == ZJQ_RECV_INTERRUPTED)
             return false;
         self->now = zjq_mono_ms ();
@@ -2760,11 +2803,15 @@ s_trim_memory (zjq_broker_t *self)
     if (self->now < self->next_trim)
         return;
     self->next_trim = self->now + ZJQ_TRIM_INTERVAL;
-    if (self->jobs_peak >= ZJQ_TRIM_MIN_PEAK && jobs < self->jobs_peak / 4) {
+    //  After a large drain the last jobs go below the threshold for the
+    //  quarter rule: one more trim when the table is empty
+    bool tail = self->trim_tail && jobs == 0;
+    if ((self->jobs_peak >= ZJQ_TRIM_MIN_PEAK && jobs < self->jobs_peak / 4) || tail) {
         zjq_log_debug ("memory_trim", "jobs=%llu peak=%llu",
                        (unsigned long long) jobs, (unsigned long long) self->jobs_peak);
         malloc_trim (0);
         self->jobs_peak = jobs;
+        self->trim_tail = jobs > 0;
     }
 }
 
@@ -2777,10 +2824,10 @@ s_fire_deadlines (zjq_broker_t *self)
         zjq_jobentry_t *entry = zjq_jobtable_pop_due (self->jobs, self->now);
         if (!entry)
             return false;
-        if (entry->job.state == ZJQ_STATE_RUNNING)
+        if (zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING)
             s_job_timeout (self, entry);
         else {
-            zjq_log_debug ("outcome_expired", "job=%s", entry->job.id);
+            zjq_log_debug ("outcome_expired", "job=%s", zjq_jobentry_id (entry).text);
             zjq_jobtable_remove (self->jobs, &entry);
         }
     }
@@ -2832,6 +2879,9 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
             next = s_min (next, self->now + self->journal_wait);
         if (self->metrics)
             next = s_min (next, self->metrics_due);
+        //  Everything this turn sent goes now, one message (or BATCH) per peer
+        zjq_outbox_flush (self->outbox);
+        backlog |= zjq_inbox_pending (self->inbox);
         long timeout = (backlog || self->reap)? 0: (long) s_min (ZJQ_POLL_MAX_MS, next - self->now);
         if (timeout < 0)
             timeout = 0;
@@ -2894,6 +2944,7 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
                            "could not make the last records durable");
         s_release (self, true);
     }
+    zjq_outbox_flush (self->outbox);
     //  Say goodbye to the workers; give the socket a moment to flush that
     size_t peers = zhashx_size (self->peers);
     for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;

@@ -7,7 +7,10 @@
     need, and keeps the broker's single deadline heap: a running job sits in
     it until its attempt times out, an ended job until its outcome expires.
     A second heap orders the stored results for eviction when they exceed
-    the result memory bound (earliest expiry first).
+    the result memory bound (earliest expiry first). Failed jobs (dead
+    letters) keep their payload and attempt history (zjq_history.h) and sit
+    on a dead-letter list, oldest failure first, until they expire, are
+    trimmed or are retried.
 
     The table does not know about queue heaps, workers or the network: the
     broker takes a job out of its queue heap before it starts or ends it,
@@ -23,23 +26,50 @@
 typedef struct _zjq_jobtable_t zjq_jobtable_t;
 typedef struct _zjq_queue_t zjq_queue_t;
 typedef struct _zjq_peer_t zjq_peer_t;
+typedef struct _zjq_jobside_t zjq_jobside_t;
+typedef struct _zjq_owner_t zjq_owner_t;
 
-//  In-memory bookkeeping around one job record. Never persisted.
+//  Payloads of at most this many bytes live inside the entry; larger ones
+//  stay in the frame they arrived in, so a JOB sends them without a copy.
+#define ZJQ_JOBENTRY_INLINE_MAX 1024
+//  queue_index of an entry in no queue heap
+#define ZJQ_JOBENTRY_NONE UINT32_MAX
+
+//  One job in the table: its record in compact form plus the bookkeeping
+//  to find and schedule it. Never persisted. One allocation holds what
+//  every queued job needs, with a small payload inline; what only some
+//  jobs need (the idempotency key, error, result, progress, waiters, the
+//  worker running it, deadlines, long durations, the attempt history,
+//  attempt counts past 16 bits after retries) is in a side block that the
+//  table allocates on first use (private to zjq_jobtable.c).
+//  The fields are the table's: callers read them through the accessors
+//  below (zjq_queue reads priority, order and queue_index directly).
 typedef struct {
-    zjq_job_t job;              //  the record
-    zjq_queue_t *queue;         //  the queue named by job.queue (not owned)
-    size_t queue_index;         //  position in the queue's heap, or ZJQ_HEAP_NONE
-    size_t deadline_index;      //  position in the deadline heap, or ZJQ_HEAP_NONE
-    size_t result_index;        //  position in the result heap, or ZJQ_HEAP_NONE
-    int64_t deadline;           //  monotonic ms: attempt timeout, or outcome expiry
-    zjq_peer_t *peer;           //  the worker running the current attempt, or NULL
-    uint32_t peer_slot;         //  the attempt's slot on that worker (the broker's)
-    zframe_t **waiters;         //  routing ids of clients to send DONE to
-    uint32_t waiter_count;      //  waiters in use
-    uint32_t waiter_max;        //  waiters allocated
-    void *older;                //  previous entry in insertion order, or NULL
-    void *newer;                //  next entry in insertion order, or NULL
+    uint64_t generation;        //  the id is "<generation>-<sequence>", base 36
+    uint64_t sequence;
+    uint64_t order;             //  submission order, broker-wide; kept on retry
+    int64_t created_ms;         //  wall clock, Unix ms
+    zjq_queue_t *queue;         //  the job's queue, which names it (not owned)
+    zjq_owner_t *owner;         //  interned submitter key, or NULL
+    zjq_jobside_t *side;        //  the side block, or NULL
+    uint32_t queue_index;       //  position in the queue's heap, or ZJQ_JOBENTRY_NONE
+    uint32_t job_timeout_ms;    //  per attempt; UINT32_MAX: the side block has it
+    uint32_t result_ttl_ms;     //  ditto, for the outcome
+    int16_t priority;           //  -1000..1000, higher runs first
+    uint16_t max_attempts;      //  1..1000; ZJQ_JOBENTRY_WIDE: the side block has it
+    uint16_t attempt;           //  current or last attempt, 0 before the first; ditto
+    uint16_t payload_size;      //  bytes inline (0 when the payload is a frame)
+    uint8_t state;              //  zjq_state_t
+    uint8_t flags;              //  ZJQ_JOBENTRY_FRAME ...
+    byte payload [];            //  the inline bytes, or a zframe_t * (unaligned)
 } zjq_jobentry_t;
+
+//  Bytes the table keeps for a job (its payload or its result).
+typedef struct {
+    const byte *data;           //  the bytes, or NULL if there are none
+    size_t size;                //  bytes in data
+    zframe_t *frame;            //  the frame holding them, or NULL if inline
+} zjq_jobbytes_t;
 
 //  What the table counts; read-only for callers.
 typedef struct {
@@ -66,17 +96,28 @@ void
 uint64_t
     zjq_jobtable_generation (zjq_jobtable_t *self);
 
-//  Add a new queued job. From spec it takes queue, priority, max_attempts,
-//  job_timeout_ms, result_ttl_ms and key (copied; may be NULL); it assigns
-//  id, sequence, order and created_ms itself. queue is the queue object
-//  (kept in the entry, not owned). Takes the payload and nulls *payload_p.
-//  The entry is in no queue heap yet. Returns the entry, or NULL if out of
-//  memory (the table is unchanged and *payload_p left with the caller).
+//  Add a new queued job. From spec it takes priority, max_attempts,
+//  job_timeout_ms, result_ttl_ms, owner and key (copied; may be NULL); it
+//  assigns id, sequence, order and created_ms itself. queue is the job's
+//  queue (kept in the entry, not owned; its name is the job's, spec->queue
+//  is not used). Takes the payload and nulls *payload_p: a payload of at
+//  most ZJQ_JOBENTRY_INLINE_MAX bytes is copied into the entry and the
+//  frame destroyed, a larger one kept as it is. The entry is in no queue
+//  heap yet. Returns the entry, or NULL if out of memory (the table is
+//  unchanged and *payload_p left with the caller).
 zjq_jobentry_t *
     zjq_jobtable_insert (zjq_jobtable_t *self, const zjq_job_t *spec,
                          zjq_queue_t *queue, zframe_t **payload_p);
 
-//  Find a job by id; NULL if not in the table.
+//  The same with the payload given as bytes, which are copied (into the
+//  entry, or into a new frame if larger than ZJQ_JOBENTRY_INLINE_MAX).
+//  data may be NULL if size is 0.
+zjq_jobentry_t *
+    zjq_jobtable_insert_copy (zjq_jobtable_t *self, const zjq_job_t *spec,
+                              zjq_queue_t *queue, const void *data, size_t size);
+
+//  Find a job by id (as the table spells it: see zjq_jobid_parse_exact);
+//  NULL if not in the table.
 zjq_jobentry_t *
     zjq_jobtable_lookup (zjq_jobtable_t *self, const char *id);
 
@@ -96,6 +137,8 @@ zjq_jobentry_t *
 //  A queued job (already out of its queue heap) starts its next attempt:
 //  state running, attempt + 1, started_ms now, progress cleared, and it
 //  enters the deadline heap at now + job_timeout_ms (now is monotonic ms).
+//  State changes need the job's side block: if memory for it runs out, the
+//  broker logs it and aborts, as czmq does for its own allocations.
 void
     zjq_jobtable_start (zjq_jobtable_t *self, zjq_jobentry_t *entry, int64_t now);
 
@@ -114,10 +157,12 @@ void
 
 //  A queued (out of its queue heap) or running job ends in state (succeeded,
 //  failed or cancelled). error is copied if not NULL; *result_p, if given,
-//  is taken and nulled. The payload is freed, the peer link cleared, and the
-//  job waits in the deadline heap until now + result_ttl_ms. A failed job
-//  is a dead letter: it keeps its payload, waits at least the dead-letter
-//  TTL, and goes on the dead-letter list. Waiters are
+//  is taken and nulled. The payload is dropped (a frame is freed), and a
+//  result that fits in the payload's place is copied there (its frame
+//  freed), else kept as the frame. The peer link is cleared, and the job
+//  waits in the deadline heap until now + result_ttl_ms. A failed job is a
+//  dead letter: it keeps its payload (a result goes in a frame), waits at
+//  least the dead-letter TTL, and goes on the dead-letter list. Waiters are
 //  left for the caller to notify.
 void
     zjq_jobtable_finish (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_state_t state,
@@ -158,6 +203,125 @@ int
 void
     zjq_jobentry_clear_waiters (zjq_jobentry_t *entry);
 
+//  The clients waiting for DONE: how many, and the routing id of each
+//  (index < count; the frame stays the entry's).
+uint32_t
+    zjq_jobentry_waiter_count (const zjq_jobentry_t *entry);
+zframe_t *
+    zjq_jobentry_waiter (const zjq_jobentry_t *entry, uint32_t index);
+
+//  --- Reading a job. The entry's record fields, as in zjq_job_t:
+
+//  The job id, as a value: zjq_jobentry_id (entry).text.
+static inline zjq_jobid_text_t
+zjq_jobentry_id (const zjq_jobentry_t *entry)
+{
+    return zjq_jobid_text (entry->generation, entry->sequence);
+}
+static inline zjq_state_t
+zjq_jobentry_state (const zjq_jobentry_t *entry)
+{
+    return (zjq_state_t) entry->state;
+}
+static inline bool
+zjq_jobentry_ended (const zjq_jobentry_t *entry)
+{
+    return entry->state == ZJQ_STATE_SUCCEEDED || entry->state == ZJQ_STATE_FAILED
+        || entry->state == ZJQ_STATE_CANCELLED;
+}
+//  Attempt counts (beyond 16 bits only after many retries)
+int
+    zjq_jobentry_attempt (const zjq_jobentry_t *entry);
+int
+    zjq_jobentry_max_attempts (const zjq_jobentry_t *entry);
+static inline int
+zjq_jobentry_priority (const zjq_jobentry_t *entry)
+{
+    return entry->priority;
+}
+//  The job's queue object (not owned) and its name.
+static inline zjq_queue_t *
+zjq_jobentry_queue (const zjq_jobentry_t *entry)
+{
+    return entry->queue;
+}
+const char *
+    zjq_jobentry_queue_name (const zjq_jobentry_t *entry);
+//  True while the job sits in its queue's heap.
+static inline bool
+zjq_jobentry_in_queue (const zjq_jobentry_t *entry)
+{
+    return entry->queue_index != ZJQ_JOBENTRY_NONE;
+}
+int64_t
+    zjq_jobentry_job_timeout_ms (const zjq_jobentry_t *entry);
+int64_t
+    zjq_jobentry_result_ttl_ms (const zjq_jobentry_t *entry);
+//  The submitter's CURVE key (Z85), or "" if none.
+const char *
+    zjq_jobentry_owner (const zjq_jobentry_t *entry);
+//  Times, wall clock (Unix ms): submitted; start of the current or last
+//  attempt (0 = never); end and expiry of the outcome (0 until the end).
+static inline int64_t
+zjq_jobentry_created_ms (const zjq_jobentry_t *entry)
+{
+    return entry->created_ms;
+}
+int64_t
+    zjq_jobentry_started_ms (const zjq_jobentry_t *entry);
+int64_t
+    zjq_jobentry_finished_ms (const zjq_jobentry_t *entry);
+int64_t
+    zjq_jobentry_expires_ms (const zjq_jobentry_t *entry);
+//  A running job's progress (0..1), or < 0 if none was reported.
+double
+    zjq_jobentry_progress (const zjq_jobentry_t *entry);
+//  The idempotency key, the error, the progress message; NULL if none.
+const char *
+    zjq_jobentry_key (const zjq_jobentry_t *entry);
+const char *
+    zjq_jobentry_error (const zjq_jobentry_t *entry);
+//  The payload of a queued or running job or of a dead letter (none after
+//  any other end), and the stored result of a succeeded job (none if it
+//  has none). A payload
+//  larger than ZJQ_JOBENTRY_INLINE_MAX stays in the frame it arrived in,
+//  a smaller one is kept inline; a result that fits where the payload was
+//  is kept there, a larger one in its frame. Send a frame shared (no copy),
+//  inline bytes by copying them. Valid until the entry changes.
+zjq_jobbytes_t
+    zjq_jobentry_payload (const zjq_jobentry_t *entry);
+zjq_jobbytes_t
+    zjq_jobentry_result (const zjq_jobentry_t *entry);
+
+//  The attempt history (failed attempts), or NULL if no attempt failed and
+//  the job is no dead letter. Valid until the entry changes.
+const zjq_history_t *
+    zjq_jobentry_history (const zjq_jobentry_t *entry);
+
+//  Fill *job with a snapshot of the whole record: every pointer in it is
+//  borrowed from the entry and valid until the entry changes.
+void
+    zjq_jobentry_record (const zjq_jobentry_t *entry, zjq_job_t *job);
+
+//  --- The worker running the current attempt (set by the broker after
+//  zjq_jobtable_start; cleared by requeue, unstart and finish).
+
+//  The worker, or NULL.
+zjq_peer_t *
+    zjq_jobentry_peer (const zjq_jobentry_t *entry);
+//  The attempt's slot on that worker (the broker's), or UINT32_MAX.
+uint32_t
+    zjq_jobentry_peer_slot (const zjq_jobentry_t *entry);
+//  Record the worker and slot of a running job.
+void
+    zjq_jobentry_set_peer (zjq_jobentry_t *entry, zjq_peer_t *peer, uint32_t slot);
+
+//  A running job's progress (0..1) and optional message (copied; NULL
+//  keeps the previous one). Returns 0, or -1 if out of memory for the
+//  message (the progress is still set).
+int
+    zjq_jobentry_set_progress (zjq_jobentry_t *entry, double progress, const char *message);
+
 //  A failed job (a dead letter) is kept at least ttl_ms after it failed,
 //  whatever its result TTL, with its payload and attempt history, and sits
 //  on the dead-letter list. Set it before restoring jobs. Default 0.
@@ -175,7 +339,7 @@ int
 //  max_attempts more attempts; numbering goes on), off the dead-letter
 //  list; journaled. The caller checks the job limits first and puts it in
 //  its queue heap. Returns 0, or ZJQ_ESTATE with *message_p saying why not
-//  (not failed, payload not kept, too many attempts in all).
+//  (not failed, payload not kept, too many attempts in all), or ZJQ_ENOMEM.
 int
     zjq_jobtable_retry (zjq_jobtable_t *self, zjq_jobentry_t *entry, const char **message_p);
 
@@ -206,14 +370,17 @@ void
     zjq_jobtable_set_journal (zjq_jobtable_t *self, zjq_journal_t *journal);
 
 //  Put back a job read from the journal: queued, or ended with an outcome
-//  that has not expired. The struct is copied and its key, error, payload,
-//  result and history are taken (the caller only frees the struct); job->queue must
-//  outlive the entry. An ended job waits in the deadline heap until its
-//  expires_ms (wall clock; now is monotonic ms); a failed one until its
-//  end plus the dead-letter TTL in force, on the dead-letter list. Not journaled. Call it in
+//  that has not expired. The fields are copied into a new entry and the
+//  record's key, error, progress_message, payload, result and history are
+//  taken and nulled (the caller only frees the struct); queue is the job's
+//  queue (not owned). An ended job waits in the deadline heap until its
+//  expires_ms (wall clock; now is monotonic ms); a failed one until its end
+//  plus the dead-letter TTL in force, on the dead-letter list (with its
+//  payload if the record kept it). Not journaled. Call it in
 //  submission order. Returns the entry (a queued one is in no queue heap
-//  yet), or NULL if the id or key is already taken or memory ran out: then
-//  the job's fields are freed.
+//  yet), or NULL after logging why if the id or key is already taken, a
+//  field does not fit the entry (a priority or attempt count out of the
+//  protocol's range) or memory ran out: then the job's fields are freed.
 zjq_jobentry_t *
     zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue,
                           int64_t now);
@@ -232,13 +399,19 @@ bool
                                 uint64_t *last_sequence);
 
 //  Begin a scan of the jobs in the table now, oldest first. Jobs inserted
-//  later are not returned; jobs removed meanwhile are skipped.
-void
+//  later are not returned; jobs removed meanwhile are skipped. The scan
+//  holds a sorted list of the jobs (16 bytes each) until it ends. Returns
+//  0, or -1 if out of memory for it (then the scan returns nothing).
+int
     zjq_jobtable_scan_start (zjq_jobtable_t *self);
 
 //  The next job of the scan, or NULL when it is over.
 zjq_jobentry_t *
     zjq_jobtable_scan_next (zjq_jobtable_t *self);
+
+//  End a scan before it is over, freeing what it holds; no-op if none.
+void
+    zjq_jobtable_scan_stop (zjq_jobtable_t *self);
 
 //  Self test
 void

@@ -56,6 +56,7 @@
 #include "zjq_journal.h"
 #include "zjq_log.h"
 #include "zjq_jobtable.h"
+#include "zjq_queue.h"
 #include "zjq_jobid.h"
 #include "zjq_util.h"
 #include <msgpack.h>
@@ -149,6 +150,7 @@ struct _zjq_journal_t {
     zjq_fsync_policy_t policy;
     int64_t interval_ms;
     uint64_t compact_size;
+    uint64_t live_jobs;         //  jobs in the table when the last rewrite began
     bool salvage;
     zjq_journal_write_fn *write_fn;
     zjq_journal_sync_fn *sync_fn;
@@ -319,12 +321,11 @@ s_pack_int (msgpack_packer *packer, const char *key, int64_t value)
 }
 
 static void
-s_pack_frame (msgpack_packer *packer, const char *key, zframe_t *frame)
+s_pack_bin (msgpack_packer *packer, const char *key, const void *data, size_t size)
 {
     s_pack_key (packer, key);
-    size_t size = zframe_size (frame);
     msgpack_pack_bin (packer, size);
-    msgpack_pack_bin_body (packer, zframe_data (frame), size);
+    msgpack_pack_bin_body (packer, data, size);
 }
 
 //  One attempt of a history, as a map
@@ -412,7 +413,7 @@ s_encode_job (s_buf_t *buf, const zjq_job_t *job, bool whole)
         if (*job->owner)
             s_pack_str (&packer, "own", job->owner);
         if (payload)
-            s_pack_frame (&packer, "pay", job->payload);
+            s_pack_bin (&packer, "pay", job->payload, job->payload_size);
         if (history)
             s_pack_history (&packer, job->history);
     }
@@ -424,7 +425,7 @@ s_encode_job (s_buf_t *buf, const zjq_job_t *job, bool whole)
     if (job->error)
         s_pack_str (&packer, "err", job->error);
     if (result)
-        s_pack_frame (&packer, "res", job->result);
+        s_pack_bin (&packer, "res", job->result, job->result_size);
     if (!buf->oom)
         s_record_seal (buf, start);
 }
@@ -613,6 +614,8 @@ s_compact_abort (zjq_journal_t *self, const char *what, int error)
         close (self->compact.fd);
         unlink (self->compact_path);
     }
+    if (self->table)
+        zjq_jobtable_scan_stop (self->table);
     s_file_reset (&self->compact);
     self->compact_error = error;
     self->compacting = false;
@@ -975,15 +978,31 @@ s_set_text (char **field, const msgpack_object *value, const char **problem)
     *field = text;
 }
 
+//  A copy of the bytes (malloc'd, so the record owns them; never NULL when
+//  present, even if empty)
 static void
-s_set_frame (zframe_t **field, const msgpack_object *value, const char **problem)
+s_set_bytes (byte **field, size_t *size, const msgpack_object *value, const char **problem)
 {
     if (value->type != MSGPACK_OBJECT_BIN) {
         *problem = "bad bytes field";
         return;
     }
-    zframe_destroy (field);
-    *field = zframe_new (value->via.bin.ptr, value->via.bin.size);
+    free (*field);
+    *size = value->via.bin.size;
+    *field = (byte *) malloc (*size? *size: 1);
+    if (!*field)
+        *problem = "out of memory";
+    else
+        memcpy (*field, value->via.bin.ptr, *size);
+}
+
+//  Drop a record's payload (the job ended)
+static void
+s_drop_payload (zjq_job_t *job)
+{
+    free (job->payload);
+    job->payload = NULL;
+    job->payload_size = 0;
 }
 
 //  An attempt map into attempt (strings point into the map). Returns NULL,
@@ -1122,10 +1141,10 @@ s_decode_job (const msgpack_object *body, s_rjob_t *rjob)
             s_set_text (&job->error, value, &problem);
         else
         if (s_obj_is (key, "pay"))
-            s_set_frame (&job->payload, value, &problem);
+            s_set_bytes (&job->payload, &job->payload_size, value, &problem);
         else
         if (s_obj_is (key, "res"))
-            s_set_frame (&job->result, value, &problem);
+            s_set_bytes (&job->result, &job->result_size, value, &problem);
         else
         if (s_obj_is (key, "h"))
             h_value = value;    //  once max is known
@@ -1159,7 +1178,7 @@ s_decode_job (const msgpack_object *body, s_rjob_t *rjob)
         problem = "bad job state";
     //  A failed job keeps its payload (v3+: a dead letter can be retried)
     if (!problem && zjq_job_ended (job) && job->state != ZJQ_STATE_FAILED)
-        zframe_destroy (&job->payload);
+        s_drop_payload (job);
     return problem;
 }
 
@@ -1170,11 +1189,7 @@ s_rjob_free (s_rjob_t **rjob_p)
     if (!rjob)
         return;
     free (rjob->queue);
-    free (rjob->job.key);
-    free (rjob->job.error);
-    zframe_destroy (&rjob->job.payload);
-    zframe_destroy (&rjob->job.result);
-    zjq_history_destroy (&rjob->job.history);
+    zjq_job_free_fields (&rjob->job);
     free (rjob);
     *rjob_p = NULL;
 }
@@ -1371,8 +1386,6 @@ s_replay_settle (zjq_journal_t *self, size_t *dropped)
                 job->expires_ms = now + job->result_ttl_ms;
             }
         }
-        if (job->state == ZJQ_STATE_QUEUED && !job->payload)
-            job->payload = zframe_new_empty ();
         if (zjq_job_ended (job) && job->expires_ms <= now)
             zlistx_add_end (expired, rjob);
     }
@@ -1753,8 +1766,14 @@ zjq_journal_tick (zjq_journal_t *self, zjq_jobtable_t *table)
     assert (table);
     int64_t now = zjq_mono_ms ();
     if (!self->compacting) {
-        uint64_t limit = self->compact_size > 2 * self->stats.live_bytes?
-                         self->compact_size: 2 * self->stats.live_bytes;
+        //  The file may grow to twice the live state it was last rewritten
+        //  with, so a large live state is not rewritten over and over; once
+        //  most of those jobs are gone, the trigger falls back to
+        //  compact_size, so the file follows the live state down again
+        uint64_t jobs = zjq_jobtable_stats (table)->jobs;
+        uint64_t limit = self->compact_size;
+        if (2 * self->stats.live_bytes > limit && 2 * jobs > self->live_jobs)
+            limit = 2 * self->stats.live_bytes;
         bool due = self->failed? now >= self->retry_at
                  : self->main.offset > limit && now >= self->compact_retry_at;
         if (due) {
@@ -1762,6 +1781,7 @@ zjq_journal_tick (zjq_journal_t *self, zjq_jobtable_t *table)
                 zjq_log_info ("journal_rewrite", "path=%s bytes=%llu", self->path,
                               (unsigned long long) self->main.offset);
             self->table = table;
+            self->live_jobs = jobs;
             //  Starts in the buffer; the first flush creates the file's content
             self->compact.fd = open (self->compact_path,
                                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -1774,7 +1794,8 @@ zjq_journal_tick (zjq_journal_t *self, zjq_jobtable_t *table)
                 s_encode_header (&self->compact.buf);
                 s_encode_generation (&self->compact.buf, table);
                 s_encode_paused (&self->compact.buf, self->paused);
-                zjq_jobtable_scan_start (table);
+                if (zjq_jobtable_scan_start (table) == -1)
+                    s_compact_abort (self, "listing the jobs", ENOMEM);
             }
         }
     }
@@ -1786,7 +1807,9 @@ zjq_journal_tick (zjq_journal_t *self, zjq_jobtable_t *table)
                 self->snapshot_done = true;
                 break;
             }
-            s_encode_job (&self->compact.buf, &entry->job, true);
+            zjq_job_t record;
+            zjq_jobentry_record (entry, &record);
+            s_encode_job (&self->compact.buf, &record, true);
             jobs++;
         }
         if (self->compact.buf.oom) {
@@ -2019,12 +2042,14 @@ s_test_healthy (zjq_journal_t *self)
     return zjq_journal_healthy (self, NULL) && s_test_durable (self);
 }
 
+static zjq_queue_t *s_test_queue;  //  the test's queue "q"
+
 static void
 s_test_restore (void *arg, zjq_job_t *job, const char *queue_name)
 {
     assert (streq (queue_name, "q"));
-    job->queue = "q";
-    assert (zjq_jobtable_restore ((zjq_jobtable_t *) arg, job, NULL, 0));
+    job->queue = zjq_queue_name (s_test_queue);
+    assert (zjq_jobtable_restore ((zjq_jobtable_t *) arg, job, s_test_queue, 0));
 }
 
 static void
@@ -2036,10 +2061,10 @@ s_test_paused (void *arg, const char *queue)
 static zjq_jobentry_t *
 s_test_submit (zjq_jobtable_t *table, const char *payload, const char *key)
 {
-    zjq_job_t spec = { .queue = "q", .key = (char *) key, .max_attempts = 3,
+    zjq_job_t spec = { .key = (char *) key, .max_attempts = 3,
                        .job_timeout_ms = 60000, .result_ttl_ms = 3600000 };
     zframe_t *frame = zframe_new (payload, strlen (payload));
-    zjq_jobentry_t *entry = zjq_jobtable_insert (table, &spec, NULL, &frame);
+    zjq_jobentry_t *entry = zjq_jobtable_insert (table, &spec, s_test_queue, &frame);
     assert (entry);
     return entry;
 }
@@ -2079,6 +2104,8 @@ zjq_journal_test (bool verbose)
     assert (zjq_journal_policy_parse ("interval", &policy) == 0 && policy == ZJQ_FSYNC_INTERVAL);
     assert (zjq_journal_policy_parse ("sometimes", &policy) == -1);
 
+    s_test_queue = zjq_queue_new ("q");
+    assert (s_test_queue);
     char dir [] = "/tmp/zjq_journal_test.XXXXXX";
     assert (mkdtemp (dir));
     char path [256];
@@ -2103,10 +2130,10 @@ zjq_journal_test (bool verbose)
     zjq_jobentry_t *queued = s_test_submit (table, "four", "key4");
     char done_id [ZJQ_JOBID_MAX], cancelled_id [ZJQ_JOBID_MAX];
     char running_id [ZJQ_JOBID_MAX], queued_id [ZJQ_JOBID_MAX];
-    strcpy (done_id, done->job.id);
-    strcpy (cancelled_id, cancelled->job.id);
-    strcpy (running_id, running->job.id);
-    strcpy (queued_id, queued->job.id);
+    strcpy (done_id, zjq_jobentry_id (done).text);
+    strcpy (cancelled_id, zjq_jobentry_id (cancelled).text);
+    strcpy (running_id, zjq_jobentry_id (running).text);
+    strcpy (queued_id, zjq_jobentry_id (queued).text);
     zjq_jobtable_start (table, done, 0);
     zframe_t *result = zframe_new ("result-one", 10);
     zjq_jobtable_finish (table, done, ZJQ_STATE_SUCCEEDED, NULL, &result, 0);
@@ -2121,7 +2148,7 @@ zjq_journal_test (bool verbose)
     s_test_write_errno = ENOSPC;
     zjq_jobentry_t *later = s_test_submit (table, "five", NULL);
     char later_id [ZJQ_JOBID_MAX];
-    strcpy (later_id, later->job.id);
+    strcpy (later_id, zjq_jobentry_id (later).text);
     zjq_journal_flush (journal);
     const char *reason = NULL;
     assert (!zjq_journal_healthy (journal, &reason));
@@ -2139,7 +2166,7 @@ zjq_journal_test (bool verbose)
     s_test_sync_errno = EIO;
     zjq_jobentry_t *last = s_test_submit (table, "six", NULL);
     char last_id [ZJQ_JOBID_MAX];
-    strcpy (last_id, last->job.id);
+    strcpy (last_id, zjq_jobentry_id (last).text);
     s_test_run (journal, table, 5000, s_test_failed);
     assert (!zjq_journal_healthy (journal, &reason));
     assert (streq (reason, strerror (EIO)));
@@ -2155,15 +2182,18 @@ zjq_journal_test (bool verbose)
     assert (rc == 0);
     assert (zjq_jobtable_generation (table) > generation);
     zjq_jobentry_t *entry = zjq_jobtable_lookup (table, done_id);
-    assert (entry && entry->job.state == ZJQ_STATE_SUCCEEDED);
-    assert (entry->job.result && zframe_streq (entry->job.result, "result-one"));
+    assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_SUCCEEDED);
+    assert (zjq_jobentry_result (entry).size == 10);
+    assert (memcmp (zjq_jobentry_result (entry).data, "result-one", 10) == 0);
     entry = zjq_jobtable_lookup (table, cancelled_id);
-    assert (entry && entry->job.state == ZJQ_STATE_CANCELLED);
-    assert (streq (entry->job.error, "cancelled by client"));
+    assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_CANCELLED);
+    assert (streq (zjq_jobentry_error (entry), "cancelled by client"));
     entry = zjq_jobtable_lookup (table, running_id);
-    assert (entry && entry->job.state == ZJQ_STATE_QUEUED && entry->job.attempt == 1);
-    assert (streq (entry->job.error, "broker restarted during attempt 1 of 3"));
-    assert (zframe_streq (entry->job.payload, "three"));
+    assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_QUEUED);
+    assert (zjq_jobentry_attempt (entry) == 1);
+    assert (streq (zjq_jobentry_error (entry), "broker restarted during attempt 1 of 3"));
+    assert (zjq_jobentry_payload (entry).size == 5);
+    assert (memcmp (zjq_jobentry_payload (entry).data, "three", 5) == 0);
     assert (zjq_jobtable_lookup_key (table, "q", "key4") == zjq_jobtable_lookup (table, queued_id));
     assert (zjq_jobtable_lookup (table, later_id) && zjq_jobtable_lookup (table, last_id));
     const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (table);
@@ -2238,9 +2268,16 @@ zjq_journal_test (bool verbose)
     zjq_jobtable_set_dead_letter_ttl (table, 3600000);
     zjq_jobentry_t *flaky = s_test_submit (table, "flaky", NULL);
     zjq_jobentry_t *dead = s_test_submit (table, "dead", NULL);
-    char flaky_id [ZJQ_JOBID_MAX], dead_id [ZJQ_JOBID_MAX];
-    strcpy (flaky_id, flaky->job.id);
-    strcpy (dead_id, dead->job.id);
+    //  A dead letter whose payload is too large to be inline keeps its frame
+    char large [ZJQ_JOBENTRY_INLINE_MAX + 2];
+    memset (large, 'L', sizeof (large) - 1);
+    large [sizeof (large) - 1] = 0;
+    zjq_jobentry_t *dead_large = s_test_submit (table, large, NULL);
+    char flaky_id [ZJQ_JOBID_MAX], dead_id [ZJQ_JOBID_MAX], dead_large_id [ZJQ_JOBID_MAX];
+    strcpy (flaky_id, zjq_jobentry_id (flaky).text);
+    strcpy (dead_id, zjq_jobentry_id (dead).text);
+    strcpy (dead_large_id, zjq_jobentry_id (dead_large).text);
+    zjq_jobtable_finish (table, dead_large, ZJQ_STATE_FAILED, "failed while queued", NULL, 0);
     zjq_attempt_t attempt = { .attempt = 1, .exit_code = 3, .signal = 0, .started_ms = 5,
                               .ended_ms = 9, .duration_ms = 4, .error = "exit status 3",
                               .worker = "host/1/ab" };
@@ -2263,19 +2300,28 @@ zjq_journal_test (bool verbose)
         journal = s_test_open (dir, false, &table, &rc);
         assert (rc == 0);
         zjq_jobentry_t *entry = zjq_jobtable_lookup (table, flaky_id);
-        assert (entry && entry->job.state == ZJQ_STATE_QUEUED && entry->job.history);
-        zjq_history_t *history = entry->job.history;
+        assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_QUEUED);
+        const zjq_history_t *history = zjq_jobentry_history (entry);
+        assert (history);
         assert (history->count == 2 && history->budget == 3);
         assert (history->attempts [0].exit_code == 3 && history->attempts [0].duration_ms == 4);
         assert (streq (history->attempts [0].worker, "host/1/ab"));
         assert (history->attempts [1].attempt == 2);
         assert (streq (history->attempts [1].error, "broker restarted"));
         entry = zjq_jobtable_lookup (table, dead_id);
-        assert (entry && entry->job.state == ZJQ_STATE_FAILED);
-        assert (entry->job.payload && zframe_streq (entry->job.payload, "dead"));
-        assert (entry->job.history->count == 1 && entry->job.history->attempts [0].signal == 9);
-        assert (entry->job.history->attempts [0].exit_code == -1);
+        assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_FAILED);
+        assert (zjq_jobentry_payload (entry).size == 4);
+        assert (memcmp (zjq_jobentry_payload (entry).data, "dead", 4) == 0);
+        history = zjq_jobentry_history (entry);
+        assert (history->count == 1 && history->attempts [0].signal == 9);
+        assert (history->attempts [0].exit_code == -1);
         assert (zjq_jobtable_is_dead (table, entry));
+        entry = zjq_jobtable_lookup (table, dead_large_id);
+        assert (entry && zjq_jobtable_is_dead (table, entry));
+        assert (zjq_jobentry_payload (entry).frame);
+        assert (zjq_jobentry_payload (entry).size == ZJQ_JOBENTRY_INLINE_MAX + 1);
+        assert (memcmp (zjq_jobentry_payload (entry).data, large, ZJQ_JOBENTRY_INLINE_MAX + 1) == 0);
+        assert (zjq_jobtable_dead_letters (table)->count == 2);
         size_t paused = zjq_journal_paused_queues (journal, s_test_paused, NULL);
         assert (paused == 1);
         s_test_close (&journal, &table);
@@ -2285,6 +2331,7 @@ zjq_journal_test (bool verbose)
     snprintf (path, sizeof (path), "%s/%s", dir, ZJQ_JOURNAL_LOCK);
     unlink (path);
     rmdir (dir);
+    zjq_queue_destroy (&s_test_queue);
     zsys_set_logstream (stderr);
     if (verbose)
         printf ("(journal ok) ");

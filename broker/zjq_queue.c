@@ -19,9 +19,9 @@ struct _zjq_queue_t {
 bool
 zjq_queue_before (const zjq_jobentry_t *a, const zjq_jobentry_t *b)
 {
-    if (a->job.priority != b->job.priority)
-        return a->job.priority > b->job.priority;
-    return a->job.order < b->job.order;
+    if (a->priority != b->priority)
+        return a->priority > b->priority;
+    return a->order < b->order;
 }
 
 static bool
@@ -33,7 +33,8 @@ s_before (const void *a, const void *b)
 static void
 s_set_index (void *item, size_t index)
 {
-    ((zjq_jobentry_t *) item)->queue_index = index;
+    ((zjq_jobentry_t *) item)->queue_index =
+        index == ZJQ_HEAP_NONE? ZJQ_JOBENTRY_NONE: (uint32_t) index;
 }
 
 zjq_queue_t *
@@ -80,10 +81,10 @@ zjq_queue_push (zjq_queue_t *self, zjq_jobentry_t *entry)
 {
     assert (self);
     assert (entry);
-    assert (entry->queue_index == ZJQ_HEAP_NONE);
+    assert (entry->queue_index == ZJQ_JOBENTRY_NONE);
     if (zjq_heap_push (self->jobs, entry))
         return -1;
-    if (entry->job.priority)
+    if (zjq_jobentry_priority (entry))
         self->prioritized++;
     return 0;
 }
@@ -100,7 +101,7 @@ zjq_queue_pop (zjq_queue_t *self)
 {
     assert (self);
     zjq_jobentry_t *entry = (zjq_jobentry_t *) zjq_heap_pop (self->jobs);
-    if (entry && entry->job.priority)
+    if (entry && entry->priority)
         self->prioritized--;
     return entry;
 }
@@ -110,10 +111,10 @@ zjq_queue_remove (zjq_queue_t *self, zjq_jobentry_t *entry)
 {
     assert (self);
     assert (entry);
-    assert (entry->queue_index != ZJQ_HEAP_NONE);
+    assert (entry->queue_index != ZJQ_JOBENTRY_NONE);
     assert (zjq_heap_at (self->jobs, entry->queue_index) == entry);
     zjq_heap_remove (self->jobs, entry->queue_index);
-    if (entry->job.priority)
+    if (entry->priority)
         self->prioritized--;
 }
 
@@ -127,7 +128,7 @@ zjq_queue_oldest (zjq_queue_t *self)
     size_t size = zjq_heap_size (self->jobs);
     for (size_t index = 0; index < size; index++) {
         zjq_jobentry_t *entry = (zjq_jobentry_t *) zjq_heap_at (self->jobs, index);
-        if (entry->job.order < oldest->job.order)
+        if (entry->order < oldest->order)
             oldest = entry;
     }
     return oldest;
@@ -214,9 +215,9 @@ s_test_entry (int priority, uint64_t order)
 {
     zjq_jobentry_t *entry = (zjq_jobentry_t *) calloc (1, sizeof (zjq_jobentry_t));
     assert (entry);
-    entry->job.priority = priority;
-    entry->job.order = order;
-    entry->queue_index = ZJQ_HEAP_NONE;
+    entry->priority = (int16_t) priority;
+    entry->order = order;
+    entry->queue_index = ZJQ_JOBENTRY_NONE;
     return entry;
 }
 
@@ -256,17 +257,17 @@ zjq_queue_test (bool verbose)
     zjq_jobentry_t *all [] = { low, normal1, high, normal2, normal3 };
     for (size_t index = 0; index < 5; index++) {
         assert (zjq_queue_push (queue, all [index]) == 0);
-        assert (all [index]->queue_index != ZJQ_HEAP_NONE);
+        assert (all [index]->queue_index != ZJQ_JOBENTRY_NONE);
     }
     assert (zjq_queue_size (queue) == 5);
     assert (zjq_queue_top (queue) == high);
     assert (zjq_queue_oldest (queue) == low);       //  order 1, lowest priority
     assert (zjq_queue_pop (queue) == high);
-    assert (high->queue_index == ZJQ_HEAP_NONE);
+    assert (high->queue_index == ZJQ_JOBENTRY_NONE);
 
     //  Cancel from the middle, by back-index
     zjq_queue_remove (queue, normal2);
-    assert (normal2->queue_index == ZJQ_HEAP_NONE);
+    assert (normal2->queue_index == ZJQ_JOBENTRY_NONE);
     assert (zjq_queue_size (queue) == 3);
 
     //  A retried job keeps its original order: ahead of newer jobs
@@ -331,7 +332,7 @@ zjq_queue_test (bool verbose)
     zjq_queue_destroy (&queue);
     assert (queue == NULL);
     zjq_queue_destroy (&queue);
-    assert (low->queue_index == ZJQ_HEAP_NONE);
+    assert (low->queue_index == ZJQ_JOBENTRY_NONE);
 
     for (size_t index = 0; index < 5; index++)
         free (all [index]);

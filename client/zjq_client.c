@@ -35,6 +35,7 @@
 #include "zjq_jobid.h"
 #include "zjq_json.h"
 #include "zjq_proto.h"
+#include "zjq_batch.h"
 #include "zjq_util.h"
 
 #include <czmq.h>
@@ -158,6 +159,9 @@ struct _jobwatch_t {
 struct _zjq_client_t {
     void *context;              //  own libzmq context
     void *dealer;               //  DEALER to the broker
+    zjq_inbox_t *inbox;         //  reads it, a BATCH's messages one by one
+    zjq_batch_t *batch;         //  encodes several requests into one BATCH
+    bool send_blocked;          //  the last send found no room (or no broker)
     void *monitor;              //  PAIR receiving socket events
     char *endpoint;
     int request_timeout;        //  ms
@@ -617,46 +621,109 @@ s_job_request_new (zjq_client_t *self, request_kind_t kind, int command,
     return request;
 }
 
-//  Send queued requests until the socket refuses one (EAGAIN: no
-//  connection, or the high-water mark). Each ZMQ_EVENTS costs libzmq a
-//  poll () on its mailbox, so it is not read after every send: the caller
-//  reads it again after any progress. Returns 1 if anything was sent, 0 if
-//  not, or ZJQ_ESYS on a fatal socket error.
+//  A request's payload, if it carries one
+static size_t
+s_request_payload_size (request_t *request)
+{
+    return request->kind == REQUEST_SUBMIT? request->payload_size: 0;
+}
+
+//  The request has been handed to libzmq: it now waits for its reply only
+static void
+s_request_sent (zjq_client_t *self, request_t *request)
+{
+    s_outbox_unlink (self, request);
+    zchunk_destroy (&request->header);
+    zchunk_destroy (&request->fields);
+    free (request->payload);
+    request->payload = NULL;
+}
+
+//  Send the oldest queued request on its own. Returns 1 if sent, 0 if the
+//  socket would block, or ZJQ_ESYS.
+static int
+s_send_one (zjq_client_t *self)
+{
+    request_t *request = self->outbox_head;
+    bool has_payload = request->kind == REQUEST_SUBMIT;
+    if (zmq_send (self->dealer, zchunk_data (request->header), zchunk_size (request->header),
+                  ZMQ_DONTWAIT | ZMQ_SNDMORE) == -1) {
+        if (errno == EAGAIN || errno == EINTR)
+            return 0;               //  stays queued for the next round
+        return ZJQ_ESYS;
+    }
+    //  Once the first part is in, libzmq takes the rest of the message
+    int rc = zmq_send (self->dealer, zchunk_data (request->fields),
+                       zchunk_size (request->fields),
+                       ZMQ_DONTWAIT | (has_payload? ZMQ_SNDMORE: 0));
+    if (rc != -1 && has_payload) {
+        zmq_msg_t part;
+        if (request->payload_size) {
+            zmq_msg_init_data (&part, request->payload, request->payload_size,
+                               s_free_hint, NULL);
+            request->payload = NULL;        //  libzmq frees it now
+        }
+        else
+            zmq_msg_init (&part);
+        rc = zmq_msg_send (&part, self->dealer, ZMQ_DONTWAIT);
+        if (rc == -1)
+            zmq_msg_close (&part);
+    }
+    if (rc == -1)
+        return ZJQ_ESYS;
+    s_request_sent (self, request);
+    return 1;
+}
+
+//  Send the oldest queued requests in one BATCH, as many as one may hold
+//  (a request with a large payload ends it, and goes on its own). Returns
+//  the number sent, 0 if the socket would block, or ZJQ_ESYS.
+static int
+s_send_batch (zjq_client_t *self)
+{
+    zjq_batch_reset (self->batch);
+    request_t *request = self->outbox_head;
+    for (; request && zjq_batch_count (self->batch) < ZJQ_BATCH_MAX_COUNT
+           && zjq_batch_size (self->batch) < ZJQ_BATCH_FLUSH_BYTES
+           && s_request_payload_size (request) <= ZJQ_BATCH_PAYLOAD_MAX;
+         request = request->next) {
+        const byte *header = zchunk_data (request->header);
+        if (zjq_batch_append (self->batch, header [5], zchunk_data (request->fields),
+                              zchunk_size (request->fields), request->payload,
+                              s_request_payload_size (request)) == -1)
+            break;                  //  out of memory: send what there is
+    }
+    size_t count = zjq_batch_count (self->batch);
+    if (count < 2)
+        return s_send_one (self);
+    if (zjq_batch_send (self->batch, self->dealer, NULL, 0, true) == -1) {
+        zjq_batch_reset (self->batch);
+        return (errno == EAGAIN || errno == EINTR)? 0: ZJQ_ESYS;
+    }
+    for (size_t index = 0; index < count; index++)
+        s_request_sent (self, self->outbox_head);
+    return (int) count;
+}
+
+//  Send queued requests until the socket refuses them (EAGAIN: no
+//  connection, or the high-water mark); several go in one BATCH. Each
+//  ZMQ_EVENTS costs libzmq a poll () on its mailbox, so it is not read
+//  after every send: the caller reads it again after any progress. Returns
+//  1 if anything was sent, 0 if not, or ZJQ_ESYS on a fatal socket error.
 static int
 s_flush_outbox (zjq_client_t *self)
 {
     int progress = 0;
     while (self->outbox_head) {
-        request_t *request = self->outbox_head;
-        bool has_payload = request->kind == REQUEST_SUBMIT;
-        if (zmq_send (self->dealer, zchunk_data (request->header), zchunk_size (request->header),
-                      ZMQ_DONTWAIT | ZMQ_SNDMORE) == -1) {
-            if (errno == EAGAIN || errno == EINTR)
-                break;              //  stays queued for the next round
-            return ZJQ_ESYS;
-        }
-        //  Once the first part is in, libzmq takes the rest of the message
-        int rc = zmq_send (self->dealer, zchunk_data (request->fields),
-                           zchunk_size (request->fields),
-                           ZMQ_DONTWAIT | (has_payload? ZMQ_SNDMORE: 0));
-        if (rc != -1 && has_payload) {
-            zmq_msg_t part;
-            if (request->payload_size) {
-                zmq_msg_init_data (&part, request->payload, request->payload_size,
-                                   s_free_hint, NULL);
-                request->payload = NULL;        //  libzmq frees it now
-            }
-            else
-                zmq_msg_init (&part);
-            rc = zmq_msg_send (&part, self->dealer, ZMQ_DONTWAIT);
-            if (rc == -1)
-                zmq_msg_close (&part);
-        }
-        if (rc == -1)
-            return ZJQ_ESYS;
-        s_outbox_unlink (self, request);
-        zchunk_destroy (&request->header);
-        zchunk_destroy (&request->fields);
+        //  After a refusal, one request tries the way before a whole batch
+        //  is encoded for it
+        int sent = (self->send_blocked || !self->outbox_head->next)?
+                   s_send_one (self): s_send_batch (self);
+        if (sent < 0)
+            return sent;
+        self->send_blocked = sent == 0;
+        if (sent == 0)
+            break;
         progress = 1;
     }
     return progress;
@@ -1309,6 +1376,8 @@ s_client_free (zjq_client_t *self)
 {
     if (self->monitor)
         zmq_close (self->monitor);
+    zjq_inbox_destroy (&self->inbox);
+    zjq_batch_destroy (&self->batch);
     if (self->dealer) {
         zmq_socket_monitor (self->dealer, NULL, 0);
         zmq_close (self->dealer);
@@ -1426,6 +1495,10 @@ zjq_client_new_ex (zjq_client_t **client_p, const char *endpoint, const zjq_clie
     zmq_ctx_set (self->context, ZMQ_BLOCKY, 0);
     self->dealer = zmq_socket (self->context, ZMQ_DEALER);
     if (!self->dealer)
+        goto err;
+    self->inbox = zjq_inbox_new (self->dealer, false);
+    self->batch = zjq_batch_new (ZJQ_ROLE_CLIENT);
+    if (!self->inbox || !self->batch)
         goto err;
     if (curve) {
         rc = s_set_curve (self->dealer, opts->curve_secret_file, opts->broker_key_file,
@@ -1594,7 +1667,7 @@ zjq_client_process (zjq_client_t *self)
         //  A burst of replies, until EAGAIN
         for (int count = 0; !input_checked && count < s_RECV_BURST; count++) {
             zjq_msg_t *msg = NULL;
-            zjq_recv_t recv = zjq_msg_recv (self->dealer, false, true, &msg);
+            zjq_recv_t recv = zjq_inbox_recv (self->inbox, &msg);
             if (recv == ZJQ_RECV_OK) {
                 s_dispatch (self, msg);
                 progress = true;

@@ -69,6 +69,26 @@ zjq_jobid_parse (const char *id, uint64_t *generation, uint64_t *sequence)
     return 0;
 }
 
+int
+zjq_jobid_parse_exact (const char *id, uint64_t *generation, uint64_t *sequence)
+{
+    if (zjq_jobid_parse (id, generation, sequence) == -1)
+        return -1;
+    //  Canonical base 36 has no leading zero (and a sequence is never 0)
+    const char *dash = strchr (id, '-');
+    if ((id [0] == '0' && dash - id > 1) || dash [1] == '0')
+        return -1;
+    return 0;
+}
+
+zjq_jobid_text_t
+zjq_jobid_text (uint64_t generation, uint64_t sequence)
+{
+    zjq_jobid_text_t id;
+    zjq_jobid_format (id.text, generation, sequence);
+    return id;
+}
+
 void
 zjq_jobid_test (bool verbose)
 {
@@ -91,7 +111,17 @@ zjq_jobid_test (bool verbose)
     for (size_t index = 0; index < sizeof (bad) / sizeof (bad [0]); index++)
         assert (zjq_jobid_parse (bad [index], NULL, NULL) == -1);
     assert (zjq_jobid_parse (NULL, NULL, NULL) == -1);
-    char buf [16];
+    //  Exact: one spelling per id
+    char buf [32];
+    assert (zjq_jobid_parse_exact ("0-1", &gen, &seq) == 0 && gen == 0 && seq == 1);
+    assert (zjq_jobid_parse_exact ("abc-1z", &gen, &seq) == 0 && seq == 71);
+    assert (zjq_jobid_parse ("0abc-1", NULL, NULL) == 0);
+    assert (zjq_jobid_parse_exact ("0abc-1", NULL, NULL) == -1);
+    assert (zjq_jobid_parse_exact ("abc-01", NULL, NULL) == -1);
+    assert (zjq_jobid_parse_exact ("abc-0", NULL, NULL) == -1);
+    assert (zjq_jobid_parse_exact (NULL, NULL, NULL) == -1);
+    assert (strcmp (zjq_jobid_text (1795000000000ULL, 36).text,
+                    strcat (zjq_base36 (buf, 1795000000000ULL), "-10")) == 0);
     assert (strcmp (zjq_base36 (buf, 0), "0") == 0);
     assert (strcmp (zjq_base36 (buf, 35), "z") == 0);
     assert (strcmp (zjq_base36 (buf, 36), "10") == 0);

@@ -22,6 +22,18 @@ void
 //  Parse an id. Returns 0, or -1 if it is not a well-formed job id.
 int
     zjq_jobid_parse (const char *id, uint64_t *generation, uint64_t *sequence);
+//  Parse an id written exactly as zjq_jobid_format writes it (no leading
+//  zeros), so that one job has one spelling. Returns 0, or -1.
+int
+    zjq_jobid_parse_exact (const char *id, uint64_t *generation, uint64_t *sequence);
+//  An id as a value, for passing a formatted id along without a buffer:
+//  zjq_jobid_text (generation, sequence).text lives until the end of the
+//  full expression that calls it.
+typedef struct {
+    char text [ZJQ_JOBID_MAX];
+} zjq_jobid_text_t;
+zjq_jobid_text_t
+    zjq_jobid_text (uint64_t generation, uint64_t sequence);
 //  Base 36 of one number into buf (at least 14 bytes); returns buf.
 char *
     zjq_base36 (char *buf, uint64_t value);

@@ -36,6 +36,9 @@ struct _zjq_msg_t {
     byte routing_id [ZJQ_ROUTING_ID_MAX];   //  ROUTER peer
     zframe_t *payload;          //  payload frame (owned), or NULL
     zframe_t *payload_shared;   //  payload frame (borrowed), or NULL
+    const byte *payload_bytes;  //  borrowed payload bytes (a batched message's,
+    size_t payload_size;        //    in fields_part, or the caller's), until a
+    bool payload_in_part;       //    frame is asked for (then payload holds a copy)
     char user_id [ZJQ_USER_ID_MAX + 1];     //  "User-Id" on receipt, or ""
     //  Building
     msgpack_sbuffer buffer;     //  map32 header + packed fields; kept when pooled
@@ -43,10 +46,15 @@ struct _zjq_msg_t {
     uint32_t put_count;         //  fields put so far
     //  Decoding
     bool decoded;               //  fields below are valid
-    zmq_msg_t fields_part;      //  the received fields frame
+    zmq_msg_t fields_part;      //  the received fields frame, or (a message
+    size_t fields_offset;       //    from a batch) a reference to the batch's
+    size_t fields_size;         //    records: the fields are at this offset
+    zmq_msg_t batch_part;       //  a received BATCH: its records frame
+    bool has_batch_part;        //  batch_part holds one
     msgpack_zone zone;          //  decoded objects and string copies; cleared, not freed
     msgpack_object root;        //  the decoded fields value
     msgpack_object_map *map;    //  the fields map
+    msgpack_object_kv fields [ZJQ_MAX_FIELDS];  //  its entries
     char *strings [ZJQ_MAX_FIELDS];     //  NUL-terminated copies in zone, per field, lazily
     //  Errors of a malformed message
     int error_code;             //  ZJQ_EPROTO, ZJQ_EVERSION, ZJQ_ECOMMAND
@@ -95,6 +103,7 @@ static const struct {
     { ZJQ_CMD_DEAD_LETTER_LIST, "DEAD_LETTER_LIST", "B", false },
     { ZJQ_CMD_RETRIED,     "RETRIED",     "B",  false },
     { ZJQ_CMD_PROGRESS_UPDATE, "PROGRESS_UPDATE", "B", false },
+    { ZJQ_CMD_BATCH,       "BATCH",       "CWB", true },
 };
 #define ZJQ_COMMAND_COUNT (sizeof (s_commands) / sizeof (s_commands [0]))
 
@@ -110,7 +119,7 @@ static const unsigned char s_command_slot [256] = {
     [ZJQ_CMD_PAUSE] = 24, [ZJQ_CMD_RESUME] = 25, [ZJQ_CMD_DRAIN] = 26,
     [ZJQ_CMD_DEAD_LETTERS] = 27, [ZJQ_CMD_RETRY] = 28, [ZJQ_CMD_QUEUE_STATE] = 29,
     [ZJQ_CMD_DRAIN_STATE] = 30, [ZJQ_CMD_DEAD_LETTER_LIST] = 31, [ZJQ_CMD_RETRIED] = 32,
-    [ZJQ_CMD_PROGRESS_UPDATE] = 33
+    [ZJQ_CMD_PROGRESS_UPDATE] = 33, [ZJQ_CMD_BATCH] = 34
 };
 
 static int
@@ -180,6 +189,8 @@ s_msg_free (zjq_msg_t *self)
     msgpack_sbuffer_destroy (&self->buffer);
     msgpack_zone_destroy (&self->zone);
     zmq_msg_close (&self->fields_part);
+    if (self->has_batch_part)
+        zmq_msg_close (&self->batch_part);
     free (self);
 }
 
@@ -242,6 +253,11 @@ s_msg_recycle (zjq_msg_t *self)
     }
     zframe_destroy (&self->payload);
     self->payload_shared = NULL;
+    self->payload_in_part = false;
+    if (self->has_batch_part) {
+        zmq_msg_close (&self->batch_part);
+        self->has_batch_part = false;
+    }
     self->has_routing_id = false;
     self->routing_id_size = 0;
     self->user_id [0] = 0;
@@ -346,23 +362,78 @@ zjq_msg_set_routing_id (zjq_msg_t *self, const void *data, size_t size)
 //  --------------------------------------------------------------------------
 //  Building fields
 
+//  Make room for size more bytes in the packing buffer and return where
+//  they go. Out of memory is fatal here as it is in msgpack-c's sbuffer.
+static unsigned char *
+s_reserve (zjq_msg_t *self, size_t size)
+{
+    msgpack_sbuffer *buffer = &self->buffer;
+    if (buffer->alloc - buffer->size < size) {
+        size_t alloc = buffer->alloc? buffer->alloc * 2: 256;
+        while (alloc < buffer->size + size)
+            alloc *= 2;
+        char *data = (char *) realloc (buffer->data, alloc);
+        assert (data);
+        buffer->data = data;
+        buffer->alloc = alloc;
+    }
+    return (unsigned char *) buffer->data + buffer->size;
+}
+
 static void
-s_put_key (zjq_msg_t *self, const char *key)
+s_put_be (unsigned char *at, uint64_t value, size_t width)
+{
+    for (size_t index = width; index-- > 0; value >>= 8)
+        at [index] = (unsigned char) value;
+}
+
+//  Pack a str header and body (room reserved by the caller: len + 5)
+static unsigned char *
+s_pack_str (unsigned char *at, const char *text, size_t len)
+{
+    if (len < 32)
+        *at++ = (unsigned char) (0xa0 | len);
+    else
+    if (len < 256) {
+        *at++ = 0xd9;
+        *at++ = (unsigned char) len;
+    }
+    else
+    if (len < 65536) {
+        *at++ = 0xda;
+        s_put_be (at, len, 2);
+        at += 2;
+    }
+    else {
+        *at++ = 0xdb;
+        s_put_be (at, len, 4);
+        at += 4;
+    }
+    memcpy (at, text, len);
+    return at + len;
+}
+
+//  Pack the key, reserving room for it and extra more bytes; returns where
+//  the value goes
+static unsigned char *
+s_put_key (zjq_msg_t *self, const char *key, size_t extra)
 {
     assert (self);
     assert (key);
     size_t len = strlen (key);
-    msgpack_pack_str (&self->packer, len);
-    msgpack_pack_str_body (&self->packer, key, len);
+    unsigned char *at = s_reserve (self, len + 5 + extra);
+    unsigned char *end = s_pack_str (at, key, len);
+    self->buffer.size += (size_t) (end - at);
     self->put_count++;
+    return end;
 }
 
 void
 zjq_msg_put_strn (zjq_msg_t *self, const char *key, const char *value, size_t len)
 {
-    s_put_key (self, key);
-    msgpack_pack_str (&self->packer, len);
-    msgpack_pack_str_body (&self->packer, value, len);
+    unsigned char *at = s_put_key (self, key, len + 5);
+    unsigned char *end = s_pack_str (at, value, len);
+    self->buffer.size += (size_t) (end - at);
 }
 
 void
@@ -375,31 +446,53 @@ zjq_msg_put_str (zjq_msg_t *self, const char *key, const char *value)
 void
 zjq_msg_put_int (zjq_msg_t *self, const char *key, int64_t value)
 {
-    s_put_key (self, key);
-    msgpack_pack_int64 (&self->packer, value);
+    unsigned char *at = s_put_key (self, key, 9);
+    size_t used;
+    if (value >= 0 && value < 128) {
+        at [0] = (unsigned char) value;
+        used = 1;
+    }
+    else
+    if (value < 0 && value >= -32) {
+        at [0] = (unsigned char) (int8_t) value;
+        used = 1;
+    }
+    else
+    if (value > 0) {
+        //  uint8..uint64, as msgpack-c packs a positive int64
+        size_t width = value < 256? 1: value < 65536? 2: value <= UINT32_MAX? 4: 8;
+        at [0] = (unsigned char) (0xcc + (width == 1? 0: width == 2? 1: width == 4? 2: 3));
+        s_put_be (at + 1, (uint64_t) value, width);
+        used = 1 + width;
+    }
+    else {
+        size_t width = value >= -128? 1: value >= -32768? 2: value >= INT32_MIN? 4: 8;
+        at [0] = (unsigned char) (0xd0 + (width == 1? 0: width == 2? 1: width == 4? 2: 3));
+        s_put_be (at + 1, (uint64_t) value, width);
+        used = 1 + width;
+    }
+    self->buffer.size += used;
 }
 
 void
 zjq_msg_put_bool (zjq_msg_t *self, const char *key, bool value)
 {
-    s_put_key (self, key);
-    if (value)
-        msgpack_pack_true (&self->packer);
-    else
-        msgpack_pack_false (&self->packer);
+    unsigned char *at = s_put_key (self, key, 1);
+    *at = value? 0xc3: 0xc2;
+    self->buffer.size++;
 }
 
 void
 zjq_msg_put_double (zjq_msg_t *self, const char *key, double value)
 {
-    s_put_key (self, key);
+    s_put_key (self, key, 0);
     msgpack_pack_double (&self->packer, value);
 }
 
 void
 zjq_msg_put_strlist (zjq_msg_t *self, const char *key, const char **values, size_t count)
 {
-    s_put_key (self, key);
+    s_put_key (self, key, 0);
     msgpack_pack_array (&self->packer, count);
     for (size_t index = 0; index < count; index++) {
         size_t len = strlen (values [index]);
@@ -411,7 +504,7 @@ zjq_msg_put_strlist (zjq_msg_t *self, const char *key, const char **values, size
 void
 zjq_msg_put_packed (zjq_msg_t *self, const char *key, const void *data, size_t size)
 {
-    s_put_key (self, key);
+    s_put_key (self, key, 0);
     msgpack_sbuffer_write (&self->buffer, (const char *) data, size);
 }
 
@@ -443,6 +536,7 @@ zjq_msg_set_payload (zjq_msg_t *self, zframe_t **frame_p)
     assert (frame_p);
     zframe_destroy (&self->payload);
     self->payload_shared = NULL;
+    self->payload_in_part = false;
     self->payload = *frame_p;
     *frame_p = NULL;
 }
@@ -461,13 +555,32 @@ zjq_msg_set_payload_shared (zjq_msg_t *self, zframe_t *frame)
     assert (self);
     assert (frame);
     zframe_destroy (&self->payload);
+    self->payload_in_part = false;
     self->payload_shared = frame;
+}
+
+static void s_payload_materialize (zjq_msg_t *self);
+
+void
+zjq_msg_set_payload_borrowed (zjq_msg_t *self, const void *data, size_t size)
+{
+    assert (self);
+    assert (data || size == 0);
+    zframe_destroy (&self->payload);
+    self->payload_shared = NULL;
+    self->payload_bytes = (const byte *) data;
+    self->payload_size = size;
+    self->payload_in_part = true;
 }
 
 int
 zjq_msg_own_payload (zjq_msg_t *self)
 {
     assert (self);
+    if (self->payload_in_part) {
+        s_payload_materialize (self);
+        return self->payload? 0: -1;
+    }
     if (!self->payload_shared)
         return 0;
     self->payload = zframe_dup (self->payload_shared);
@@ -475,17 +588,45 @@ zjq_msg_own_payload (zjq_msg_t *self)
     return self->payload? 0: -1;
 }
 
+//  A message that came in a batch has its payload bytes in the batch's
+//  records: copy them into a frame of its own when the frame is asked for.
+static void
+s_payload_materialize (zjq_msg_t *self)
+{
+    if (!self->payload_in_part)
+        return;
+    self->payload_in_part = false;
+    self->payload = zframe_new (
+        self->payload_bytes, self->payload_size);
+}
+
 zframe_t *
 zjq_msg_payload (zjq_msg_t *self)
 {
     assert (self);
+    s_payload_materialize (self);
     return self->payload? self->payload: self->payload_shared;
+}
+
+const void *
+zjq_msg_payload_data (zjq_msg_t *self, size_t *size_p)
+{
+    assert (self);
+    assert (size_p);
+    if (self->payload_in_part) {
+        *size_p = self->payload_size;
+        return self->payload_bytes;
+    }
+    zframe_t *frame = self->payload? self->payload: self->payload_shared;
+    *size_p = frame? zframe_size (frame): 0;
+    return frame? zframe_data (frame): NULL;
 }
 
 zframe_t *
 zjq_msg_take_payload (zjq_msg_t *self)
 {
     assert (self);
+    s_payload_materialize (self);
     if (self->payload_shared)
         zjq_msg_own_payload (self);
     zframe_t *frame = self->payload;
@@ -507,6 +648,8 @@ zjq_msg_send (zjq_msg_t **self_p, void *socket, bool dontwait)
     assert (handle);
     int flags = dontwait? ZMQ_DONTWAIT: 0;
     bool has_payload = zjq_proto_command_has_payload (self->command);
+    assert (self->command != ZJQ_CMD_BATCH);    //  zjq_batch_send builds those
+    s_payload_materialize (self);
     int rc = 0;
 
     if (self->has_routing_id) {
@@ -568,19 +711,20 @@ s_malformed (zjq_msg_t *self, int code, const char *reason)
     return ZJQ_RECV_MALFORMED;
 }
 
-//  Check that bytes hold exactly one well-formed msgpack value, without
-//  allocating. msgpack-c sizes its zone from the counts a container claims,
-//  so a few hostile bytes claiming 2^32 entries would make it allocate
-//  gigabytes: every claimed element must fit in the bytes that remain (each
-//  takes at least one), which bounds the unpacker's work by the frame size.
-static bool
-s_msgpack_valid (const unsigned char *data, size_t size)
+//  Find the end of the msgpack value at data [pos], without allocating:
+//  returns the offset just past it, or SIZE_MAX if the bytes up to size do
+//  not hold one well-formed value. msgpack-c sizes its zone from the counts
+//  a container claims, so a few hostile bytes claiming 2^32 entries would
+//  make it allocate gigabytes: every claimed element must fit in the bytes
+//  that remain (each takes at least one), which bounds the unpacker's work
+//  by the frame size.
+static size_t
+s_msgpack_skip (const unsigned char *data, size_t size, size_t pos)
 {
-    size_t pos = 0;
     uint64_t pending = 1;               //  values still to read
     while (pending) {
         if (pos >= size)
-            return false;
+            return SIZE_MAX;
         pending--;
         unsigned char byte = data [pos++];
         uint64_t skip = 0;              //  bytes of body to skip
@@ -618,11 +762,11 @@ s_msgpack_valid (const unsigned char *data, size_t size)
             case 0xd8: skip = 17; break;
             case 0xdc: case 0xde: width = 2; break;         //  array16, map16
             case 0xdd: case 0xdf: width = 4; break;         //  array32, map32
-            default: return false;                          //  0xc1
+            default: return SIZE_MAX;                       //  0xc1
         }
         if (width) {
             if (size - pos < width)
-                return false;
+                return SIZE_MAX;
             uint64_t length = 0;
             for (size_t index = 0; index < width; index++)
                 length = (length << 8) | data [pos++];
@@ -635,23 +779,159 @@ s_msgpack_valid (const unsigned char *data, size_t size)
                 skip += length;
         }
         if (skip > size - pos)
-            return false;
+            return SIZE_MAX;
         pos += (size_t) skip;
         pending += items;
         if (pending > size - pos)
-            return false;               //  claims more values than bytes left
+            return SIZE_MAX;            //  claims more values than bytes left
     }
-    return pos == size;
+    return pos;
 }
 
-//  Decode the header and the fields part (taken over by the message).
-static zjq_recv_t
-s_decode (zjq_msg_t *self, const void *header, size_t header_size, zmq_msg_t *fields_part,
-          zframe_t **payload_p, bool payload_expected_present, size_t extra_frames)
+//  Big-endian unsigned integer of width bytes
+static uint64_t
+s_read_be (const unsigned char *data, size_t width)
+{
+    uint64_t value = 0;
+    for (size_t index = 0; index < width; index++)
+        value = (value << 8) | data [index];
+    return value;
+}
+
+//  Decode the msgpack value at data [*pos] into object, as msgpack-c would,
+//  and move *pos past it. Scalars and strings (which point into data) are
+//  read here directly; a container or an extension is checked and handed
+//  to msgpack-c, whose objects live in the message's zone. Returns false if
+//  the value is not well-formed.
+static bool
+s_decode_value (zjq_msg_t *self, const unsigned char *data, size_t size, size_t *pos,
+                msgpack_object *object)
+{
+    size_t at = *pos;
+    if (at >= size)
+        return false;
+    unsigned char byte = data [at++];
+    size_t left = size - at;
+    size_t width = 0;           //  of an integer, a float or a length
+    if (byte <= 0x7f) {
+        object->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        object->via.u64 = byte;
+    }
+    else
+    if (byte >= 0xe0) {
+        object->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        object->via.i64 = (int8_t) byte;
+    }
+    else
+    if (byte >= 0xa0 && byte <= 0xbf) {
+        object->type = MSGPACK_OBJECT_STR;
+        object->via.str.size = byte & 0x1f;
+        if (object->via.str.size > left)
+            return false;
+        object->via.str.ptr = (const char *) data + at;
+        at += object->via.str.size;
+    }
+    else
+    switch (byte) {
+        case 0xc0:
+            object->type = MSGPACK_OBJECT_NIL;
+            break;
+        case 0xc2: case 0xc3:
+            object->type = MSGPACK_OBJECT_BOOLEAN;
+            object->via.boolean = byte == 0xc3;
+            break;
+        case 0xcc: case 0xcd: case 0xce: case 0xcf:
+            width = (size_t) 1 << (byte - 0xcc);
+            if (width > left)
+                return false;
+            object->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            object->via.u64 = s_read_be (data + at, width);
+            at += width;
+            break;
+        case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+            width = (size_t) 1 << (byte - 0xd0);
+            if (width > left)
+                return false;
+            uint64_t bits = s_read_be (data + at, width);
+            at += width;
+            int64_t value = width == 1? (int8_t) bits: width == 2? (int16_t) bits
+                          : width == 4? (int32_t) bits: (int64_t) bits;
+            //  As msgpack-c: a signed encoding of a value >= 0 is positive
+            if (value < 0) {
+                object->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+                object->via.i64 = value;
+            }
+            else {
+                object->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+                object->via.u64 = (uint64_t) value;
+            }
+            break;
+        }
+        case 0xca: {
+            if (left < 4)
+                return false;
+            uint32_t bits = (uint32_t) s_read_be (data + at, 4);
+            float value;
+            memcpy (&value, &bits, sizeof (value));
+            object->type = MSGPACK_OBJECT_FLOAT32;
+            object->via.f64 = value;
+            at += 4;
+            break;
+        }
+        case 0xcb: {
+            if (left < 8)
+                return false;
+            uint64_t bits = s_read_be (data + at, 8);
+            double value;
+            memcpy (&value, &bits, sizeof (value));
+            object->type = MSGPACK_OBJECT_FLOAT64;
+            object->via.f64 = value;
+            at += 8;
+            break;
+        }
+        case 0xd9: case 0xda: case 0xdb:        //  str8, str16, str32
+        case 0xc4: case 0xc5: case 0xc6: {      //  bin8, bin16, bin32
+            bool is_str = byte >= 0xd9;
+            width = (size_t) 1 << (byte - (is_str? 0xd9: 0xc4));
+            if (width > left)
+                return false;
+            uint64_t length = s_read_be (data + at, width);
+            at += width;
+            if (length > size - at)
+                return false;
+            object->type = is_str? MSGPACK_OBJECT_STR: MSGPACK_OBJECT_BIN;
+            object->via.str.size = (uint32_t) length;
+            object->via.str.ptr = (const char *) data + at;
+            at += (size_t) length;
+            break;
+        }
+        default: {
+            //  Arrays, maps, extensions: rare in the fields (READY's queues,
+            //  STATS_REPLY's stats), left to msgpack-c once checked
+            size_t end = s_msgpack_skip (data, size, *pos);
+            if (end == SIZE_MAX)
+                return false;
+            size_t offset = 0;
+            if (msgpack_unpack ((const char *) data + *pos, end - *pos, &offset, &self->zone, object)
+                    != MSGPACK_UNPACK_SUCCESS || offset != end - *pos)
+                return false;
+            at = end;
+        }
+    }
+    *pos = at;
+    return true;
+}
+
+//  Check a header: the message takes its version, role and command.
+//  Returns the command's index in s_commands, or -1 (malformed).
+static int
+s_decode_header (zjq_msg_t *self, const void *header, size_t header_size)
 {
     const unsigned char *bytes = (const unsigned char *) header;
-    if (header_size != ZJQ_HEADER_SIZE || memcmp (bytes, "ZJQ", 3) != 0)
-        return s_malformed (self, ZJQ_EPROTO, "first frame is not a ZJQ header");
+    if (header_size != ZJQ_HEADER_SIZE || memcmp (bytes, "ZJQ", 3) != 0) {
+        s_malformed (self, ZJQ_EPROTO, "first frame is not a ZJQ header");
+        return -1;
+    }
     self->version = bytes [3];
     self->role = bytes [4];
     self->command = bytes [5];
@@ -659,44 +939,101 @@ s_decode (zjq_msg_t *self, const void *header, size_t header_size, zmq_msg_t *fi
         char reason [80];
         snprintf (reason, sizeof (reason), "protocol version %d is not supported (this is version %d)",
                   self->version, ZJQ_PROTO_VERSION);
-        return s_malformed (self, ZJQ_EVERSION, reason);
+        s_malformed (self, ZJQ_EVERSION, reason);
+        return -1;
     }
-    if (self->role != ZJQ_ROLE_CLIENT && self->role != ZJQ_ROLE_WORKER && self->role != ZJQ_ROLE_BROKER)
-        return s_malformed (self, ZJQ_EPROTO, "unknown role in header");
+    if (self->role != ZJQ_ROLE_CLIENT && self->role != ZJQ_ROLE_WORKER && self->role != ZJQ_ROLE_BROKER) {
+        s_malformed (self, ZJQ_EPROTO, "unknown role in header");
+        return -1;
+    }
     int index = s_command_index (self->command);
     if (index < 0) {
         char reason [60];
         snprintf (reason, sizeof (reason), "unknown command 0x%02x", self->command);
-        return s_malformed (self, ZJQ_ECOMMAND, reason);
+        s_malformed (self, ZJQ_ECOMMAND, reason);
+        return -1;
     }
     if (!strchr (s_commands [index].senders, self->role)) {
         char reason [80];
         snprintf (reason, sizeof (reason), "command %s may not be sent by role '%c'",
                   s_commands [index].name, self->role);
-        return s_malformed (self, ZJQ_ECOMMAND, reason);
+        s_malformed (self, ZJQ_ECOMMAND, reason);
+        return -1;
     }
+    return index;
+}
+
+//  Decode the fields, fields_size bytes at fields_offset in fields_part:
+//  one msgpack map of at most ZJQ_MAX_FIELDS entries with string keys,
+//  and nothing after it. The entries go into the message's own array.
+static zjq_recv_t
+s_decode_fields (zjq_msg_t *self)
+{
+    size_t size = self->fields_size;
+    const unsigned char *data =
+        (const unsigned char *) zmq_msg_data (&self->fields_part) + self->fields_offset;
+    if (size > ZJQ_MAX_FIELDS_SIZE)
+        return s_malformed (self, ZJQ_EPROTO, "fields frame larger than 64 KiB");
+    if (size == 0)
+        return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
+    size_t pos = 1;
+    uint64_t count;
+    unsigned char byte = data [0];
+    if (byte >= 0x80 && byte <= 0x8f)
+        count = byte & 0x0f;
+    else
+    if ((byte == 0xde && size >= 3) || (byte == 0xdf && size >= 5)) {
+        size_t width = byte == 0xde? 2: 4;
+        count = s_read_be (data + 1, width);
+        pos += width;
+    }
+    else {
+        //  Not a map: say whether it is one value at all
+        if (s_msgpack_skip (data, size, 0) != size)
+            return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
+        return s_malformed (self, ZJQ_EPROTO, "fields frame is not a msgpack map");
+    }
+    if (count > ZJQ_MAX_FIELDS) {
+        if (s_msgpack_skip (data, size, 0) != size)
+            return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
+        return s_malformed (self, ZJQ_EPROTO, "too many fields");
+    }
+    bool keys_ok = true;
+    for (uint32_t field = 0; field < count; field++) {
+        msgpack_object_kv *entry = &self->fields [field];
+        if (!s_decode_value (self, data, size, &pos, &entry->key)
+        ||  !s_decode_value (self, data, size, &pos, &entry->val))
+            return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
+        if (entry->key.type != MSGPACK_OBJECT_STR)
+            keys_ok = false;
+    }
+    if (pos != size)
+        return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
+    if (!keys_ok)
+        return s_malformed (self, ZJQ_EPROTO, "field key is not a string");
+    self->root.type = MSGPACK_OBJECT_MAP;
+    self->root.via.map.size = (uint32_t) count;
+    self->root.via.map.ptr = self->fields;
+    self->map = &self->root.via.map;
+    self->decoded = true;       //  fields can be read, even if frames below are wrong
+    return ZJQ_RECV_OK;
+}
+
+//  Decode the header and the fields part (taken over by the message).
+static zjq_recv_t
+s_decode (zjq_msg_t *self, const void *header, size_t header_size, zmq_msg_t *fields_part,
+          zframe_t **payload_p, bool payload_expected_present, size_t extra_frames)
+{
+    int index = s_decode_header (self, header, header_size);
+    if (index < 0)
+        return ZJQ_RECV_MALFORMED;
     if (!fields_part)
         return s_malformed (self, ZJQ_EPROTO, "fields frame missing");
     zmq_msg_move (&self->fields_part, fields_part);
-    size_t size = zmq_msg_size (&self->fields_part);
-    if (size > ZJQ_MAX_FIELDS_SIZE)
-        return s_malformed (self, ZJQ_EPROTO, "fields frame larger than 64 KiB");
-    if (!s_msgpack_valid ((const unsigned char *) zmq_msg_data (&self->fields_part), size))
-        return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
-    size_t offset = 0;
-    msgpack_unpack_return ret = msgpack_unpack (
-        (const char *) zmq_msg_data (&self->fields_part), size, &offset, &self->zone, &self->root);
-    if (ret != MSGPACK_UNPACK_SUCCESS || offset != size)
-        return s_malformed (self, ZJQ_EPROTO, "fields frame is not one msgpack value");
-    if (self->root.type != MSGPACK_OBJECT_MAP)
-        return s_malformed (self, ZJQ_EPROTO, "fields frame is not a msgpack map");
-    if (self->root.via.map.size > ZJQ_MAX_FIELDS)
-        return s_malformed (self, ZJQ_EPROTO, "too many fields");
-    self->map = &self->root.via.map;
-    for (uint32_t field = 0; field < self->map->size; field++)
-        if (self->map->ptr [field].key.type != MSGPACK_OBJECT_STR)
-            return s_malformed (self, ZJQ_EPROTO, "field key is not a string");
-    self->decoded = true;       //  fields can be read, even if frames below are wrong
+    self->fields_offset = 0;
+    self->fields_size = zmq_msg_size (&self->fields_part);
+    if (s_decode_fields (self) != ZJQ_RECV_OK)
+        return ZJQ_RECV_MALFORMED;
 
     if (s_commands [index].payload) {
         if (!payload_expected_present)
@@ -735,6 +1072,78 @@ zjq_msg_decode (const void *header, size_t header_size,
     if (part_p)
         zmq_msg_close (&part);
     return rc;
+}
+
+//  A new message from the same sender as a batch (routing id, User-Id)
+static zjq_msg_t *
+s_msg_from_batch (zjq_msg_t *batch)
+{
+    zjq_msg_t *self = s_msg_alloc ();
+    assert (self);
+    if (batch->has_routing_id)
+        zjq_msg_set_routing_id (self, batch->routing_id, batch->routing_id_size);
+    strcpy (self->user_id, batch->user_id);
+    return self;
+}
+
+zjq_recv_t
+zjq_msg_decode_batched (zjq_msg_t *batch, int command, size_t fields_offset, size_t fields_size,
+                        size_t payload_offset, size_t payload_size, zjq_msg_t **msg_p)
+{
+    assert (batch && batch->has_batch_part);
+    assert (msg_p);
+    zjq_msg_t *self = s_msg_from_batch (batch);
+    *msg_p = self;
+    const byte header [ZJQ_HEADER_SIZE] = {
+        'Z', 'J', 'Q', (byte) batch->version, (byte) batch->role, (byte) command
+    };
+    int index = s_decode_header (self, header, sizeof (header));
+    if (index < 0)
+        return ZJQ_RECV_MALFORMED;
+    assert (command != ZJQ_CMD_BATCH);          //  the inbox checks
+    //  A reference to the records (libzmq counts it; small frames are copied)
+    zmq_msg_copy (&self->fields_part, &batch->batch_part);
+    self->fields_offset = fields_offset;
+    self->fields_size = fields_size;
+    if (s_decode_fields (self) != ZJQ_RECV_OK)
+        return ZJQ_RECV_MALFORMED;
+    if (s_commands [index].payload) {
+        self->payload_bytes = (const byte *) zmq_msg_data (&self->fields_part) + payload_offset;
+        self->payload_size = payload_size;
+        self->payload_in_part = true;
+    }
+    return ZJQ_RECV_OK;
+}
+
+zjq_msg_t *
+zjq_msg_batch_malformed (zjq_msg_t *batch, const char *reason)
+{
+    assert (batch);
+    zjq_msg_t *self = s_msg_from_batch (batch);
+    self->version = batch->version;
+    self->role = batch->role;
+    self->command = ZJQ_CMD_BATCH;
+    s_malformed (self, ZJQ_EPROTO, reason);
+    return self;
+}
+
+const void *
+zjq_msg_batch_records (zjq_msg_t *self, size_t *size_p)
+{
+    assert (self);
+    assert (size_p);
+    *size_p = self->has_batch_part? zmq_msg_size (&self->batch_part): 0;
+    return self->has_batch_part? zmq_msg_data (&self->batch_part): NULL;
+}
+
+const void *
+zjq_msg_fields_data (zjq_msg_t *self, size_t *size_p)
+{
+    assert (self);
+    assert (size_p);
+    s_fields_finish (self);
+    *size_p = self->buffer.size;
+    return self->buffer.data;
 }
 
 //  Connection metadata travels with the frames that came from the peer
@@ -786,7 +1195,21 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
         count = 1;
     }
     while (more) {
-        if (count == 2 && !payload && !extra) {
+        if (count == 2 && !payload && !extra && !self->has_batch_part
+        &&  zmq_msg_size (&parts [0]) == ZJQ_HEADER_SIZE
+        &&  ((const byte *) zmq_msg_data (&parts [0])) [5] == ZJQ_CMD_BATCH) {
+            //  A batch's records stay in the frame they came in, and the
+            //  messages read from them refer to it (zjq_inbox_recv)
+            zmq_msg_init (&self->batch_part);
+            if (zmq_msg_recv (&self->batch_part, handle, 0) == -1) {
+                zmq_msg_close (&self->batch_part);
+                break;          //  context terminated mid-message
+            }
+            self->has_batch_part = true;
+            more = zmq_msg_more (&self->batch_part);
+            continue;
+        }
+        if (count == 2 && !payload && !extra && !self->has_batch_part) {
             payload = zframe_recv (socket);     //  a zsock_t resolves faster
             if (!payload)
                 break;          //  context terminated mid-message
@@ -822,7 +1245,8 @@ zjq_msg_recv (void *socket, bool from_router, bool dontwait, zjq_msg_t **msg_p)
         rc = s_malformed (self, ZJQ_EPROTO, "empty message");
     else
         rc = s_decode (self, zmq_msg_data (&parts [0]), zmq_msg_size (&parts [0]),
-                       count >= 2? &parts [1]: NULL, &payload, payload != NULL, extra);
+                       count >= 2? &parts [1]: NULL, &payload,
+                       payload != NULL || self->has_batch_part, extra);
     zframe_destroy (&payload);
     for (size_t index = 0; index < count; index++)
         zmq_msg_close (&parts [index]);
@@ -1281,6 +1705,101 @@ zjq_proto_test (bool verbose)
     assert (msg == NULL);
     zsock_destroy (&dealer);
     zsock_destroy (&router);
+
+    //  The fields decoder reads every msgpack type as msgpack-c does
+    msgpack_sbuffer packed;
+    msgpack_sbuffer_init (&packed);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &packed, msgpack_sbuffer_write);
+    char *long_text = (char *) malloc (70000);
+    assert (long_text);
+    memset (long_text, 'L', 70000);
+    const int64_t ints [] = { 0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295LL, 4294967296LL,
+                              INT64_MAX, -1, -32, -33, -128, -129, -32768, -32769,
+                              -2147483648LL, -2147483649LL, INT64_MIN };
+    size_t text_sizes [] = { 0, 31, 32, 255, 256, 60000 };
+    for (int round = 0; round < 4; round++) {
+        msgpack_sbuffer_clear (&packed);
+        size_t count = round == 0? sizeof (ints) / sizeof (ints [0]): round == 1? 6: 10;
+        msgpack_pack_map (&pk, count);
+        for (size_t index = 0; index < count; index++) {
+            char key [16];
+            snprintf (key, sizeof (key), "k%zu", index);
+            msgpack_pack_str_with_body (&pk, key, strlen (key));
+            if (round == 0)
+                msgpack_pack_int64 (&pk, ints [index]);
+            else
+            if (round == 1 && index % 2)
+                msgpack_pack_bin_with_body (&pk, long_text, text_sizes [index]);
+            else
+            if (round == 1)
+                msgpack_pack_str_with_body (&pk, long_text, text_sizes [index]);
+            else
+            if (round == 2)
+                switch (index) {
+                    case 0: msgpack_pack_nil (&pk); break;
+                    case 1: msgpack_pack_true (&pk); break;
+                    case 2: msgpack_pack_false (&pk); break;
+                    case 3: msgpack_pack_float (&pk, 0.5f); break;
+                    case 4: msgpack_pack_double (&pk, -1e300); break;
+                    case 5: msgpack_pack_uint8 (&pk, 200); break;
+                    case 6: msgpack_pack_int8 (&pk, 5); break;          //  signed, >= 0
+                    case 7: msgpack_pack_int16 (&pk, -300); break;
+                    case 8: msgpack_pack_array (&pk, 2); msgpack_pack_int (&pk, 1);
+                            msgpack_pack_str_with_body (&pk, "x", 1); break;
+                    default: msgpack_pack_ext_with_body (&pk, "abc", 3, 7); break;
+                }
+            else {
+                msgpack_pack_map (&pk, 1);
+                msgpack_pack_str_with_body (&pk, "inner", 5);
+                msgpack_pack_array (&pk, (uint32_t) index);
+                for (size_t item = 0; item < index; item++)
+                    msgpack_pack_uint32 (&pk, (uint32_t) item);
+            }
+        }
+        msgpack_zone zone;
+        msgpack_zone_init (&zone, 2048);
+        msgpack_object expected;
+        size_t offset = 0;
+        assert (msgpack_unpack (packed.data, packed.size, &offset, &zone, &expected)
+                == MSGPACK_UNPACK_SUCCESS);
+        const byte ping [ZJQ_HEADER_SIZE] = { 'Z', 'J', 'Q', 1, 'C', ZJQ_CMD_PING };
+        assert (zjq_msg_decode (ping, sizeof (ping), packed.data, packed.size, NULL, &msg)
+                == ZJQ_RECV_OK);
+        assert (zjq_msg_field_count (msg) == count);
+        for (size_t index = 0; index < count; index++) {
+            char key [16];
+            snprintf (key, sizeof (key), "k%zu", index);
+            const msgpack_object *value = zjq_msg_get (msg, key);
+            assert (value && msgpack_object_equal (*value, expected.via.map.ptr [index].val));
+            assert (value->type == expected.via.map.ptr [index].val.type);
+        }
+        zjq_msg_destroy (&msg);
+        //  Every strict prefix is malformed, never a crash
+        for (size_t cut = 0; cut < packed.size; cut += 1 + cut / 8) {
+            assert (zjq_msg_decode (ping, sizeof (ping), packed.data, cut, NULL, &msg)
+                    == ZJQ_RECV_MALFORMED);
+            zjq_msg_destroy (&msg);
+        }
+        msgpack_zone_destroy (&zone);
+    }
+    //  ... and reads back every int and string the builder packs
+    for (size_t index = 0; index < sizeof (ints) / sizeof (ints [0]); index++) {
+        msg = zjq_msg_new (ZJQ_ROLE_CLIENT, ZJQ_CMD_PING);
+        zjq_msg_put_int (msg, "n", ints [index]);
+        zjq_msg_put_strn (msg, "s", long_text, text_sizes [index % 6]);
+        zjq_msg_put_bool (msg, "b", index % 2);
+        assert (s_roundtrip (&msg) == ZJQ_RECV_OK);
+        int64_t number = 0;
+        bool flag = false;
+        assert (zjq_msg_get_int (msg, "n", &number) && number == ints [index]);
+        assert (zjq_msg_get_bool (msg, "b", &flag) && flag == (index % 2 == 1));
+        const msgpack_object *text = zjq_msg_get (msg, "s");
+        assert (text && text->type == MSGPACK_OBJECT_STR && text->via.str.size == text_sizes [index % 6]);
+        zjq_msg_destroy (&msg);
+    }
+    free (long_text);
+    msgpack_sbuffer_destroy (&packed);
     if (verbose)
         printf ("(codec ok) ");
 }

@@ -73,6 +73,8 @@
 //  broker -> worker
 #define ZJQ_CMD_JOB           0x51   //  P  job id, attempt, queue, timeout
 #define ZJQ_CMD_JOB_CANCEL    0x52   //     job id, attempt, reason
+//  any role
+#define ZJQ_CMD_BATCH         0x60   //  P  several messages in one (zjq_batch.h)
 
 //  Queue names: 1-128 bytes of [A-Za-z0-9_.:-] (docs/protocol.md).
 #define ZJQ_QUEUE_NAME_MAX 128
@@ -193,7 +195,12 @@ void
 //  and must outlive the message unless zjq_msg_own_payload is called.
 void
     zjq_msg_set_payload_shared (zjq_msg_t *self, zframe_t *frame);
-//  Make a shared payload the message's own (a copy), for a message that
+//  Send these bytes as the payload; they are copied only when the message
+//  is sent or a frame is asked for, so they must stay unchanged until then
+//  unless zjq_msg_own_payload is called.
+void
+    zjq_msg_set_payload_borrowed (zjq_msg_t *self, const void *data, size_t size);
+//  Make a shared or borrowed payload the message's own (a copy), for a message that
 //  may outlive the frame. Returns 0, or -1 if out of memory (the message
 //  then has no payload).
 int
@@ -204,6 +211,10 @@ zframe_t *
 //  Take the payload frame; the caller owns it; NULL if none.
 zframe_t *
     zjq_msg_take_payload (zjq_msg_t *self);
+//  The payload's bytes and size (0 if none), without making a frame for
+//  them; valid while the message lives and its payload is not changed.
+const void *
+    zjq_msg_payload_data (zjq_msg_t *self, size_t *size_p);
 
 //  Encode and send the message on a socket, then destroy it (also on
 //  error). With a routing id set, it is sent first (ROUTER). Sends with
@@ -243,6 +254,27 @@ zjq_recv_t
 //  the journal). The caller destroys both.
 int
     zjq_msg_encode (zjq_msg_t *self, zchunk_t **header_p, zchunk_t **fields_p);
+
+//  --- For zjq_batch. The packed fields of a message being built (owned
+//  by the message).
+const void *
+    zjq_msg_fields_data (zjq_msg_t *self, size_t *size_p);
+//  A new malformed message (EPROTO, reason) from a BATCH's sender.
+zjq_msg_t *
+    zjq_msg_batch_malformed (zjq_msg_t *batch, const char *reason);
+//  The records frame of a received BATCH, or NULL.
+const void *
+    zjq_msg_batch_records (zjq_msg_t *self, size_t *size_p);
+//  Decode one message out of a received BATCH's records: command, its
+//  fields and (for commands that carry one) its payload, at these offsets
+//  of the records frame, which the message keeps a reference to. It gets
+//  the batch's role, version, routing id and User-Id, and is checked like
+//  a message of its own. Returns ZJQ_RECV_OK or ZJQ_RECV_MALFORMED, and
+//  always a message in *msg_p.
+zjq_recv_t
+    zjq_msg_decode_batched (zjq_msg_t *batch, int command, size_t fields_offset,
+                            size_t fields_size, size_t payload_offset, size_t payload_size,
+                            zjq_msg_t **msg_p);
 
 //  Read one event from a socket monitor (the PAIR connected to the
 //  endpoint given to zmq_socket_monitor), without blocking: the

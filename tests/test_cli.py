@@ -161,3 +161,26 @@ def test_batch_reports_failures(zjq):
     # Nothing in time: exit 5.
     rc, out, err = zjq.zjq("batch", "nobody", "--timeout", 1, input=b"x\n", timeout=60)
     assert rc == 5, (rc, out, err)
+
+
+def test_inline_worker(zjq):
+    """--inline runs built-in handlers on the connection thread: same results,
+    capacity 1 + prefetch, and it refuses what it cannot do."""
+    import subprocess
+    zjq.start_broker()
+    worker = zjq.start_worker("inl", builtin="sha256", args=("--inline", "--prefetch", "64"))
+    assert zjq.worker_info(worker)["capacity"] == 65
+    payloads = ["3:line %d" % n for n in range(500)]
+    rc, out, err = zjq.zjq("batch", "inl", "--window", "100", "--json",
+                           input="".join(p + "\n" for p in payloads))
+    assert rc == 0, err
+    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert sorted(r["line"] for r in records) == list(range(1, 501))
+    for record in records:
+        assert record["state"] == "succeeded", record
+        assert record["result"] == zt.sha256_rounds(payloads[record["line"] - 1]), record
+    for args in (("--exec", "cat", "--inline"),
+                 ("--builtin", "echo", "--inline", "--concurrency", "4")):
+        proc = subprocess.run([zt.binary("zjq-worker"), "--queue", "x"] + list(args),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert proc.returncode == 2 and b"--inline" in proc.stderr, (args, proc)

@@ -65,6 +65,18 @@ def malformed_cases():
                                        pack({"req": 7, "id": "a-1", "attempt": 1, "status": "ok"}),
                                        b""], "ECOMMAND"),
         ("broker reply sent by a client", [header(ROLE_CLIENT, CMD["PONG"]), ok_fields], "ECOMMAND"),
+        # BATCH (docs/protocol.md, "Batches")
+        ("BATCH without records frame", [header(ROLE_CLIENT, CMD["BATCH"]), pack({"count": 1})],
+         "EPROTO"),
+        ("BATCH of count 0", zt.batch_frames(ROLE_CLIENT, [], count=0), "EPROTO"),
+        ("BATCH record truncated", zt.batch_frames(ROLE_CLIENT, [(CMD["PING"], {"req": 7}, None)])[:2]
+         + [zt.batch_frames(ROLE_CLIENT, [(CMD["PING"], {"req": 7}, None)])[2][:-1]], "EPROTO"),
+        ("BATCH inside a BATCH", zt.batch_frames(ROLE_CLIENT, [(CMD["BATCH"], {"count": 1}, b"")]),
+         "EPROTO"),
+        ("BATCH record with bad msgpack", [header(ROLE_CLIENT, CMD["BATCH"]), pack({"count": 1}),
+                                           b"\x06\x00\x00\x00\x01\xc1"], "EPROTO"),
+        ("BATCH record of a broker command", zt.batch_frames(
+            ROLE_CLIENT, [(CMD["PONG"], {"req": 7}, None)]), "ECOMMAND"),
     ]
 
 
@@ -154,3 +166,49 @@ def test_raw_protocol_roundtrip(zjq):
         stats = peer.request(CMD["STATS"])
         assert stats.name == "STATS_REPLY"
         assert set(("broker", "queues", "workers")) <= set(stats["stats"])
+
+
+def test_batch_from_a_client(zjq):
+    """A client may send many requests in one BATCH: each is answered as if
+    it came alone, in order, and a bad record does not cost the good ones
+    before it."""
+    broker = zjq.start_broker()
+    zjq.start_worker("echo", builtin="echo", concurrency=4)
+    with zt.RawPeer(broker.endpoint) as peer:
+        messages = [(CMD["SUBMIT"], {"req": 2000 + n, "queue": "echo", "notify": True},
+                     b"job %d" % n) for n in range(300)]
+        messages.append((CMD["PING"], {"req": 3000}, None))
+        messages.append((CMD["SUBMIT"], {"req": 3001, "queue": "bad queue!"}, b"x"))
+        peer.send_frames(zt.batch_frames(ROLE_CLIENT, messages))
+        accepted, done, other = {}, {}, {}
+        while len(accepted) < 300 or len(done) < 300 or len(other) < 2:
+            msg = peer.recv(timeout=60)
+            assert msg is not None, "missing replies: %d accepted, %d done, %r" % (
+                len(accepted), len(done), other)
+            if msg.name == "ACCEPTED":
+                accepted[msg["req"]] = msg["id"]
+            elif msg.name == "DONE":
+                done[msg["id"]] = msg.payload
+            else:
+                other[msg.get("req")] = msg
+        assert sorted(accepted) == list(range(2000, 2300))
+        ids = [accepted[2000 + n] for n in range(300)]
+        assert len(set(ids)) == 300
+        # Ids are issued in the order the records came
+        assert [int(i.split("-")[1], 36) for i in ids] == sorted(int(i.split("-")[1], 36) for i in ids)
+        for n, job_id in enumerate(ids):
+            assert done[job_id] == b"job %d" % n
+        assert other[3000].name == "PONG"
+        assert other[3001].name == "REJECTED" and other[3001]["code"] == ERR["EINVAL"]
+        # A batch whose third record is cut short: the first two are served
+        good = zt.batch_frames(ROLE_CLIENT, [(CMD["PING"], {"req": 4000 + n}, None) for n in range(3)])
+        peer.send_frames(good[:2] + [good[2][:-3]])
+        replies = [peer.recv(timeout=10) for _ in range(3)]
+        assert [r.name for r in replies] == ["PONG", "PONG", "ERROR"], replies
+        assert replies[2]["code"] == ERR["EPROTO"] and "truncated" in replies[2]["message"]
+        # A count above the records there are: the records, then EPROTO
+        peer.send_frames(zt.batch_frames(ROLE_CLIENT, [(CMD["PING"], {"req": 4100}, None)], count=2))
+        replies = [peer.recv(timeout=10) for _ in range(2)]
+        assert [r.name for r in replies] == ["PONG", "ERROR"], replies
+        assert replies[1]["code"] == ERR["EPROTO"]
+        assert peer.request(CMD["PING"]).name == "PONG"

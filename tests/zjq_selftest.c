@@ -2,6 +2,7 @@
     Usage: zjq_selftest [-v] [--test NAME]                                  */
 
 #include "zjq_proto.h"
+#include "zjq_batch.h"
 #include "zjq_heap.h"
 #include "zjq_jobid.h"
 #include "zjq_json.h"
@@ -30,6 +31,7 @@ static const s_test_t s_tests [] = {
     { "jobid",    zjq_jobid_test },
     { "json",     zjq_json_test },
     { "proto",    zjq_proto_test },
+    { "batch",    zjq_batch_test },
     { "cert",     zjq_cert_test },
     { "queue",    zjq_queue_test },
     { "stats",    zjq_stats_test },

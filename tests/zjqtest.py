@@ -566,7 +566,9 @@ CMD = dict(SUBMIT=0x01, STATUS=0x02, RESULT=0x03, CANCEL=0x04, STATS=0x05, PING=
            STATS_REPLY=0x46, PONG=0x47, ERROR=0x4F, JOB=0x51, JOB_CANCEL=0x52,
            PAUSE=0x08, RESUME=0x09, DRAIN=0x0A, DEAD_LETTERS=0x0B, RETRY=0x0C,
            QUEUE_STATE=0x49, DRAIN_STATE=0x4A, DEAD_LETTER_LIST=0x4B, RETRIED=0x4C,
-           PROGRESS_UPDATE=0x4D)
+           PROGRESS_UPDATE=0x4D, BATCH=0x60)
+# commands whose messages carry a payload frame (and so a payload in a BATCH record)
+PAYLOAD_CMDS = {0x01, 0x13, 0x44, 0x45, 0x51, 0x60}
 CMD_NAME = {code: name for name, code in CMD.items()}
 
 ERR = dict(EINVAL=-1, ENOMEM=-2, EPROTO=-3, EUNREACHABLE=-4, ETIMEDOUT=-5, ENOTFOUND=-6,
@@ -620,6 +622,37 @@ class Msg:
                               "" if self.payload is None else " payload=%r" % self.payload[:64])
 
 
+def split_batch(frames):
+    """The messages (as frame lists) of a BATCH (docs/protocol.md, Batches)."""
+    head, fields, records = frames[0], msgpack.unpackb(frames[1]), frames[2]
+    out, at = [], 0
+    for _ in range(fields["count"]):
+        command = records[at]
+        size = int.from_bytes(records[at + 1:at + 5], "big")
+        at += 5
+        inner = [head[:5] + bytes([command]), records[at:at + size]]
+        at += size
+        if command in PAYLOAD_CMDS:
+            size = int.from_bytes(records[at:at + 4], "big")
+            inner.append(records[at + 4:at + 4 + size])
+            at += 4 + size
+        out.append(inner)
+    assert at == len(records), "BATCH has bytes after its %d records" % fields["count"]
+    return out
+
+
+def batch_frames(role, messages, count=None):
+    """A BATCH of (command, fields, payload or None) from role, as frames."""
+    records = b""
+    for command, fields, payload in messages:
+        packed = pack(fields)
+        records += bytes([command]) + len(packed).to_bytes(4, "big") + packed
+        if command in PAYLOAD_CMDS:
+            records += len(payload or b"").to_bytes(4, "big") + (payload or b"")
+    return [header(role, CMD["BATCH"]),
+            pack({"count": len(messages) if count is None else count}), records]
+
+
 class RawPeer:
     """A DEALER speaking raw zjq frames to the broker, for fake workers and
     malformed input. With curve=(key, broker_key) (Key tuples), it talks
@@ -636,6 +669,7 @@ class RawPeer:
             self.sock.curve_serverkey = broker_key.z85.encode()
         self.sock.connect(endpoint)
         self.req = 1000
+        self.pending = collections.deque()      # messages of a BATCH not read yet
 
     def close(self):
         if self.sock is not None:
@@ -657,11 +691,22 @@ class RawPeer:
             frames.append(payload)
         self.send_frames(frames)
 
+    def poll_msg(self, timeout_ms):
+        """The next message within timeout_ms (not scaled), or None. The
+        messages of a BATCH come out one by one."""
+        if not self.pending:
+            if not self.sock.poll(timeout_ms):
+                return None
+            frames = self.sock.recv_multipart()
+            if len(frames[0]) == 6 and frames[0][5] == CMD["BATCH"] and len(frames) == 3:
+                self.pending.extend(split_batch(frames))
+            else:
+                return Msg(frames)
+        return Msg(self.pending.popleft())
+
     def recv(self, timeout=10):
         """The next message, or None after timeout seconds (scaled)."""
-        if self.sock.poll(int(T(timeout) * 1000)):
-            return Msg(self.sock.recv_multipart())
-        return None
+        return self.poll_msg(int(T(timeout) * 1000))
 
     def recv_skip(self, timeout=10, skip=("HEARTBEAT",)):
         """The next message whose command is not in skip, or None."""
@@ -711,10 +756,10 @@ class FakeWorker(RawPeer):
         """Wait for a JOB, answering the broker's heartbeats; return it."""
         deadline = time.monotonic() + T(timeout)
         while time.monotonic() < deadline:
-            if not self.sock.poll(50):
+            msg = self.poll_msg(50)
+            if msg is None:
                 self.heartbeat()
                 continue
-            msg = Msg(self.sock.recv_multipart())
             if msg.name == "JOB":
                 return msg
             if msg.name == "HEARTBEAT":

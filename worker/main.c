@@ -25,7 +25,7 @@ s_usage (FILE *out)
     fprintf (out,
 "Usage: zjq-worker [--broker ENDPOINT] --queue NAME [--queue NAME]...\n"
 "                  (--builtin echo|sleep|sha256 | --exec 'COMMAND ARGS')\n"
-"                  [--concurrency N] [--prefetch N] [--heartbeat MS]\n"
+"                  [--concurrency N | --inline] [--prefetch N] [--heartbeat MS]\n"
 "                  [--grace SECONDS]\n"
 "                  [--max-result BYTES] [--curve-secret FILE --broker-key FILE]\n"
 "                  [--log-format text|json] [-v] [--help] [--version]\n"
@@ -39,6 +39,13 @@ s_usage (FILE *out)
 "  -c, --concurrency N     jobs run at once, 1..1000 (default 1): N handler\n"
 "                          threads in this one process; with --exec, up to N\n"
 "                          child processes at once\n"
+"      --inline            run the handler on the thread that talks to the\n"
+"                          broker, one job at a time, instead of on handler\n"
+"                          threads: the least overhead per job, for --builtin\n"
+"                          echo or sha256 jobs of microseconds to a few ms\n"
+"                          (nothing is read or sent while one runs, and it\n"
+"                          cannot be cancelled). Not with --exec. Use a large\n"
+"                          --prefetch with it (e.g. 256) for tiny jobs\n"
 "  -p, --prefetch N        jobs taken on beyond those running, 0..1000\n"
 "                          (default: N of --concurrency): they wait here, so a\n"
 "                          slot that finishes starts its next job without a\n"
@@ -127,12 +134,15 @@ main (int argc, char *argv [])
     const char *broker_key = getenv ("ZJQ_BROKER_KEY");
 
     enum { OPT_BUILTIN = 256, OPT_HEARTBEAT, OPT_VERSION, OPT_CURVE_SECRET, OPT_BROKER_KEY,
-           OPT_LOG_FORMAT };
+           OPT_LOG_FORMAT, OPT_INLINE };
+    bool inline_handlers = false;
+    bool concurrency_given = false;
     static const struct option options [] = {
         { "broker",      required_argument, NULL, 'b' },
         { "queue",       required_argument, NULL, 'q' },
         { "concurrency", required_argument, NULL, 'c' },
         { "prefetch",    required_argument, NULL, 'p' },
+        { "inline",      no_argument,       NULL, OPT_INLINE },
         { "builtin",     required_argument, NULL, OPT_BUILTIN },
         { "exec",        required_argument, NULL, 'e' },
         { "heartbeat",   required_argument, NULL, OPT_HEARTBEAT },
@@ -162,6 +172,10 @@ main (int argc, char *argv [])
                 if (zjq_parse_int (optarg, 1, 1000, &concurrency) != 0)
                     s_usage_error ("--concurrency must be a whole number from 1 to 1000, "
                                    "not '%s'", optarg);
+                concurrency_given = true;
+                break;
+            case OPT_INLINE:
+                inline_handlers = true;
                 break;
             case 'p':
                 if (zjq_parse_int (optarg, 0, 1000, &prefetch) != 0)
@@ -230,6 +244,11 @@ main (int argc, char *argv [])
         s_usage_error ("%s", "give a handler: --builtin echo|sleep|sha256 or --exec 'COMMAND'");
     if (command && !*command)
         s_usage_error ("%s", "--exec needs a command");
+    if (inline_handlers && command)
+        s_usage_error ("%s", "--inline is for built-in handlers: an --exec job waits for its "
+                       "process, which would stop the worker talking to the broker");
+    if (inline_handlers && concurrency_given && concurrency != 1)
+        s_usage_error ("%s", "--inline runs one job at a time: leave out --concurrency");
     if (curve_secret && !*curve_secret)
         curve_secret = NULL;
     if (broker_key && !*broker_key)
@@ -265,6 +284,8 @@ main (int argc, char *argv [])
             s_usage_error ("invalid or repeated queue name '%s' (1-128 of A-Za-z0-9_.:-)",
                            queues [i]);
     int rc = zjq_worker_set_concurrency (worker, (int) concurrency);
+    if (rc == 0)
+        rc = zjq_worker_set_inline (worker, inline_handlers);
     if (rc == 0 && prefetch >= 0)
         rc = zjq_worker_set_prefetch (worker, (int) prefetch);
     if (rc == 0)
@@ -274,9 +295,10 @@ main (int argc, char *argv [])
     if (rc == 0)
         rc = zjq_worker_set_max_result (worker, (size_t) max_result);
     if (rc == 0) {
-        zjq_log_info ("started", "version=%s worker=%s queues=%d handler=%s concurrency=%d "
-                      "prefetch=%d curve=%s", zjq_version (), zjq_worker_id (worker), queue_count,
-                      zjq_handlers_name (handlers), (int) concurrency,
+        zjq_log_info ("started", "version=%s worker=%s queues=%d handler=%s inline=%s "
+                      "concurrency=%d prefetch=%d curve=%s", zjq_version (),
+                      zjq_worker_id (worker), queue_count, zjq_handlers_name (handlers),
+                      inline_handlers ? "on" : "off", (int) concurrency,
                       (int) (prefetch < 0 ? concurrency : prefetch),
                       curve_secret ? "on" : "off");
         rc = zjq_worker_run (worker);

@@ -18,7 +18,10 @@
 
     Handoff cost. Every crossing between threads is batched: the main thread
     hands all the JOBs of one read batch to the FIFO under one lock and
-    wakes only as many idle threads as there are new jobs; a handler thread
+    wakes one idle thread, which wakes the next only if work is left when it
+    takes its task, so threads join one by one while a backlog lasts and
+    short jobs do not wake a herd of threads (each wake-up is a context
+    switch that costs more than an echo job); a handler thread
     puts its finished task on the done list and takes its next one in the
     same critical section, and writes the eventfd only when no wake is on
     its way already (pool->wake_pending); the main thread then takes the
@@ -38,6 +41,7 @@
 #include "zjq_jobid.h"
 #include "zjq_proto.h"
 #include "zjq_log.h"
+#include "zjq_batch.h"
 #include "zjq_util.h"
 
 #include <czmq.h>
@@ -133,6 +137,7 @@ struct _s_pool_t {
     zjq_task_t *done_tail;      //  (linked by next)
     zlistx_t *progress;         //  tasks with progress to send
     int idle;                   //  threads waiting for work
+    int waking;                 //  of those, signalled and not running yet
     int wake_fd;                //  eventfd: the main loop polls it
     bool wake_pending;          //  wake_fd written since the last collect
     bool shutdown;              //  threads exit when they see it
@@ -154,6 +159,7 @@ struct _zjq_worker_t {
     s_handler_t handlers [s_MAX_QUEUES];    //  registered queues
     size_t handler_count;       //  how many
     int concurrency;            //  handler threads
+    bool inline_handlers;       //  run handlers on this thread, no handler threads
     int prefetch;               //  extra credit; -1: equal to concurrency
     int heartbeat_ms;           //  heartbeat interval
     int grace_ms;               //  grace period on graceful stop
@@ -164,6 +170,8 @@ struct _zjq_worker_t {
     //  State of a run, main thread only
     void *ctx;                  //  libzmq context
     void *socket;               //  DEALER to the broker, NULL while backing off
+    zjq_inbox_t *inbox;         //  reads it, a BATCH's messages one by one
+    zjq_outbox_t *outbox;       //  what this turn sends, in one BATCH if several
     bool greeted;               //  got a message on this connection
     int signal_fd;              //  SIGTERM/SIGINT
     int signals_seen;           //  count, the second one aborts
@@ -421,6 +429,8 @@ s_handler_thread (void *args)
             pool->idle++;
             pthread_cond_wait (&pool->work, &pool->lock);
             pool->idle--;
+            if (pool->waking)
+                pool->waking--;
         }
         if (pool->shutdown) {
             if (wake) {
@@ -432,6 +442,13 @@ s_handler_thread (void *args)
         }
         task = s_pending_pop (pool);
         task->state = s_TASK_RUNNING;
+        //  Work left for another thread: wake one (which does the same).
+        //  Threads join one by one while a backlog lasts, so short tasks
+        //  are run by the threads already awake instead of a herd of them.
+        if (pool->pending_head && pool->idle > pool->waking && !pool->waking) {
+            pool->waking++;
+            pthread_cond_signal (&pool->work);
+        }
         pthread_mutex_unlock (&pool->lock);
         if (wake)
             s_pool_wake (pool);
@@ -505,14 +522,18 @@ s_send (zjq_worker_t *self, zjq_msg_t **msg_p)
         zjq_msg_destroy (msg_p);
         return -1;
     }
-    int command = zjq_msg_command (*msg_p);
-    if (zjq_msg_send (msg_p, self->socket, true) != 0) {
-        zjq_log_warning ("send_failed", "command=%s error=%s",
-                         zjq_proto_command_name (command), zmq_strerror (errno));
-        return -1;
-    }
+    zjq_outbox_send (self->outbox, msg_p);
     self->last_send = zjq_mono_ms ();
     return 0;
+}
+
+//  The outbox could not send (no connection, or the send queue is full).
+static void
+s_send_failed (void *arg, const byte *routing_id, size_t size, int command, int error)
+{
+    (void) arg; (void) routing_id; (void) size;
+    zjq_log_warning ("send_failed", "command=%s error=%s",
+                     zjq_proto_command_name (command), zmq_strerror (error));
 }
 
 //  A WORK_RESULT. result_p may be NULL (empty payload); it is taken.
@@ -557,7 +578,8 @@ s_send_disconnect (zjq_worker_t *self, bool drain)
 static int
 s_capacity (zjq_worker_t *self)
 {
-    return self->concurrency + (self->prefetch < 0 ? self->concurrency : self->prefetch);
+    int slots = self->inline_handlers ? 1 : self->concurrency;
+    return slots + (self->prefetch < 0 ? slots : self->prefetch);
 }
 
 static void
@@ -775,6 +797,10 @@ s_close_socket (zjq_worker_t *self, int linger_ms)
         self->monitor = NULL;
     }
     if (self->socket) {
+        if (self->outbox)
+            zjq_outbox_flush (self->outbox);
+        zjq_outbox_destroy (&self->outbox);
+        zjq_inbox_destroy (&self->inbox);
         zmq_setsockopt (self->socket, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
         zmq_close (self->socket);
         self->socket = NULL;
@@ -833,6 +859,14 @@ static void
 s_connect (zjq_worker_t *self, int64_t now)
 {
     self->socket = zmq_socket (self->ctx, ZMQ_DEALER);
+    if (self->socket) {
+        self->inbox = zjq_inbox_new (self->socket, false);
+        self->outbox = zjq_outbox_new (self->socket, s_send_failed, self);
+        if (!self->inbox || !self->outbox) {
+            zjq_log_error ("out_of_memory", "what=%s", "connection batching");
+            s_close_socket (self, 0);
+        }
+    }
     if (self->socket && *self->secret_key && s_curve_apply (self) != 0) {
         zjq_log_error ("curve_failed", "error=%s", zmq_strerror (errno));
         s_close_socket (self, 0);
@@ -954,11 +988,33 @@ s_on_job (zjq_worker_t *self, zjq_msg_t *msg)
 //  wake for as many idle threads as there are new tasks (none if every
 //  thread is busy: they look at the FIFO before they sleep). Called before
 //  anything else looks at task states, and at the end of every read batch.
+//  Inline handlers: run the JOBs of this read batch now, in order, and
+//  report each.
+static void
+s_run_inline (zjq_worker_t *self)
+{
+    while (self->incoming_head) {
+        zjq_task_t *task = self->incoming_head;
+        self->incoming_head = task->next;
+        task->prev = task->next = NULL;
+        self->incoming_count--;
+        task->state = s_TASK_RUNNING;
+        s_task_execute (task);
+        task->state = s_TASK_DONE;
+        s_task_report (self, &task);
+    }
+    self->incoming_tail = NULL;
+}
+
 static void
 s_hand_over (zjq_worker_t *self)
 {
     if (self->incoming_count == 0)
         return;
+    if (self->inline_handlers) {
+        s_run_inline (self);
+        return;
+    }
     s_pool_t *pool = self->pool;
     pthread_mutex_lock (&pool->lock);
     if (pool->pending_tail) {
@@ -968,11 +1024,12 @@ s_hand_over (zjq_worker_t *self)
     else
         pool->pending_head = self->incoming_head;
     pool->pending_tail = self->incoming_tail;
-    if (self->incoming_count >= pool->idle)
-        pthread_cond_broadcast (&pool->work);
-    else
-        for (int count = 0; count < self->incoming_count; count++)
-            pthread_cond_signal (&pool->work);
+    //  Wake one idle thread, unless one is on its way: it wakes the next
+    //  if there is more than it can take (s_handler_thread)
+    if (pool->idle > pool->waking && !pool->waking) {
+        pool->waking++;
+        pthread_cond_signal (&pool->work);
+    }
     pthread_mutex_unlock (&pool->lock);
     self->incoming_head = self->incoming_tail = NULL;
     self->incoming_count = 0;
@@ -1064,7 +1121,7 @@ s_recv_all (zjq_worker_t *self)
 {
     for (int count = 0; count < s_RECV_BATCH && self->socket; count++) {
         zjq_msg_t *msg = NULL;
-        zjq_recv_t rc = zjq_msg_recv (self->socket, false, true, &msg);
+        zjq_recv_t rc = zjq_inbox_recv (self->inbox, &msg);
         if (rc == ZJQ_RECV_INTERRUPTED)
             break;
         self->last_recv = zjq_mono_ms ();
@@ -1319,6 +1376,16 @@ zjq_worker_set_concurrency (zjq_worker_t *self, int concurrency)
 }
 
 int
+zjq_worker_set_inline (zjq_worker_t *self, bool inline_handlers)
+{
+    assert (self);
+    if (atomic_load (&self->running))
+        return ZJQ_ESTATE;
+    self->inline_handlers = inline_handlers;
+    return 0;
+}
+
+int
 zjq_worker_set_prefetch (zjq_worker_t *self, int prefetch)
 {
     assert (self);
@@ -1401,7 +1468,7 @@ zjq_worker_run (zjq_worker_t *self)
         return ZJQ_ESYS;
     }
     self->ctx = zmq_ctx_new ();
-    self->pool = self->ctx ? s_pool_new (self->concurrency) : NULL;
+    self->pool = self->ctx ? s_pool_new (self->inline_handlers ? 0 : self->concurrency) : NULL;
     self->tasks = zlistx_new ();
     if (!self->ctx || !self->pool || !self->tasks) {
         if (self->pool) {
@@ -1488,6 +1555,12 @@ zjq_worker_run (zjq_worker_t *self)
         if (self->phase == s_PHASE_DRAINING && self->grace_deadline < wake)
             wake = self->grace_deadline;
         long timeout = wake > now ? (long) (wake - now) : 0;
+        if (self->socket) {
+            //  Everything this turn sent goes now, in one BATCH if several
+            zjq_outbox_flush (self->outbox);
+            if (zjq_inbox_pending (self->inbox))
+                timeout = 0;
+        }
 
         zmq_pollitem_t items [] = {
             { NULL, self->signal_fd, ZMQ_POLLIN, 0 },
@@ -1512,7 +1585,7 @@ zjq_worker_run (zjq_worker_t *self)
             s_eventfd_drain (self->pool->wake_fd);
             s_collect (self);
         }
-        if (self->socket && (items [3].revents & ZMQ_POLLIN))
+        if (self->socket && ((items [3].revents & ZMQ_POLLIN) || zjq_inbox_pending (self->inbox)))
             s_recv_all (self);
         if (self->monitor && (items [4].revents & ZMQ_POLLIN))
             s_read_monitor (self);
