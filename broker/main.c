@@ -5,6 +5,7 @@
 #include "zjq_broker.h"
 #include "zjq_broker_config.h"
 #include "zjq_util.h"
+#include "zjq_log.h"
 #include <czmq.h>
 #include <signal.h>
 #include <unistd.h>
@@ -46,8 +47,9 @@ main (int argc, char *argv [])
         return 1;
     }
     zsys_handler_set (NULL);
-    zsys_set_logident ("zjq-broker");
-    zsys_set_logstream (stderr);
+    zjq_log_set_format ((zjq_log_format_t) config->log_format);
+    zjq_log_set_level (config->verbose? ZJQ_LOG_DEBUG: ZJQ_LOG_INFO);
+    zjq_log_capture_zsys ("zjq-broker");
 
     zjq_broker_t *broker = zjq_broker_new (config, auth? &auth: NULL);
     zjq_broker_config_destroy (&config);

@@ -7,6 +7,7 @@
     list must change only on a reload (SIGHUP or RELOAD).                   */
 
 #include "zjq_util.h"
+#include "zjq_log.h"
 #include "zjq_auth.h"
 #include "zjq_proto.h"
 #include "zjq_queue.h"
@@ -155,8 +156,9 @@ s_load_dir (zhashx_t *keys, const char *dir, int role, size_t *count,
         if (stat (path, &info) != 0 || !S_ISREG (info.st_mode))
             continue;
         if (len > 7 && strcmp (name + len - 7, "_secret") == 0) {
-            zsys_warning ("%s is a secret certificate: it does not belong in an allow-list "
-                          "(ignored; move it away and keep it private)", path);
+            zjq_log_warning ("secret_in_allowlist", "path=%s msg=%s", path,
+                             "a secret certificate does not belong in an allow-list (ignored; "
+                             "move it away and keep it private)");
             continue;
         }
         if (++files > ZJQ_KEYS_MAX) {

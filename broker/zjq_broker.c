@@ -19,7 +19,13 @@
       promise to a client (ACCEPTED, DONE, JOB_RESULT, the JOB_STATUS of a
       cancel) until the journal says the records before it are durable, in
       order. Other replies (STATUS, errors) go at once. Messages to workers go at once: a worker may run a job whose
-      submit was then lost, but no client was told it was accepted.         */
+      submit was then lost, but no client was told it was accepted.
+    - Operations (admin): a paused queue keeps its jobs and dispatches none
+      (journaled); draining rejects new submits and finishes the rest;
+      failed jobs (dead letters) keep their payload and attempt history
+      (zjq_history.h) and can be listed and retried. Clients that asked for
+      progress (`progress` on SUBMIT or RESULT) are pushed PROGRESS_UPDATE,
+      from a table keyed by job id, so jobs pay nothing for it.             */
 
 #include "zjq_broker.h"
 #include "zjq_auth.h"
@@ -27,6 +33,9 @@
 #include "zjq_batch.h"
 #include "zjq_jobtable.h"
 #include "zjq_queue.h"
+#include "zjq_stats.h"
+#include "zjq_metrics.h"
+#include "zjq_log.h"
 #include "zjq_jobid.h"
 #include "zjq_journal.h"
 #include "zjq_util.h"
@@ -54,6 +63,8 @@
 #define ZJQ_WARN_PER_SECOND 10      //  warnings about bad input, then quiet
 #define ZJQ_TRIM_INTERVAL   1000    //  ms between checks for memory to give back
 #define ZJQ_TRIM_MIN_PEAK   10000   //  jobs: below this peak, never trim
+#define ZJQ_DEAD_PAGE_BYTES (24 * 1024)     //  a DEAD_LETTER_LIST page stops past this
+#define ZJQ_DEAD_PAGE_MAX   10000   //  jobs in one page at most
 
 //  One JOB a worker has not answered yet: (id, attempt)
 typedef struct {
@@ -106,6 +117,9 @@ typedef struct {
     uint64_t refused_unknown_key;   //  keys in no allow-list (ZAP, or since a reload)
     uint64_t refused_role;          //  messages a key's roles do not allow
     uint64_t denied_queue;          //  queues a key may not use
+    uint64_t workers_lost;          //  workers declared dead or unreachable
+    zjq_stats_ring_t submits;       //  submits over the last minute, all queues
+    zjq_stats_ring_t ends;          //  jobs that ended over the last minute
 } s_counters_t;
 
 struct _zjq_broker_t {
@@ -118,6 +132,9 @@ struct _zjq_broker_t {
     int64_t result_ttl_ms;      //  defaults for SUBMIT
     int64_t job_timeout_ms;
     int max_attempts;
+    int64_t dead_letter_ttl_ms; //  failed jobs are kept at least this long
+    uint64_t max_dead_letters;  //  ... this many at most
+    uint64_t max_dead_letter_bytes; //  ... holding this many bytes at most
     bool verbose;               //  per-message debug logs
     //  State
     zsock_t *router;            //  the one socket
@@ -136,6 +153,9 @@ struct _zjq_broker_t {
     uint64_t jobs_peak;         //  most jobs in the table since the last trim
     bool trim_tail;             //  the last trim left jobs: trim again once empty
     int64_t next_trim;          //  monotonic ms of the next trim check
+    bool draining;              //  zjq drain: submits are rejected
+    bool drain_reported;        //  the end of the drain was logged
+    zhashx_t *progress_watchers;    //  job id -> zlistx_t of routing ids (zframe_t)
     s_counters_t counters;
     //  Rate limit for warnings caused by peers
     int64_t warn_window;        //  start of the current one-second window
@@ -148,6 +168,9 @@ struct _zjq_broker_t {
     size_t held_head;           //  index of the oldest
     size_t held_count;          //  messages in the ring
     size_t held_max;            //  ring size
+    //  Prometheus /metrics, or NULL
+    zjq_metrics_t *metrics;
+    int64_t metrics_due;        //  monotonic ms when it must run without input
 };
 
 
@@ -187,16 +210,16 @@ s_min (int64_t a, int64_t b)
 //  Log a warning about input from a peer, at most ZJQ_WARN_PER_SECOND a
 //  second, so garbage cannot flood the log.
 static void
-s_warn (zjq_broker_t *self, const char *format, ...)
-    __attribute__ ((format (printf, 2, 3)));
+s_warn (zjq_broker_t *self, const char *event, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
 
 static void
-s_warn (zjq_broker_t *self, const char *format, ...)
+s_warn (zjq_broker_t *self, const char *event, const char *format, ...)
 {
     if (self->now - self->warn_window >= 1000) {
         if (self->warn_suppressed)
-            zsys_warning ("%llu more warnings about bad input were not logged",
-                          (unsigned long long) self->warn_suppressed);
+            zjq_log_warning ("warnings_suppressed", "count=%llu",
+                             (unsigned long long) self->warn_suppressed);
         self->warn_window = self->now;
         self->warn_count = 0;
         self->warn_suppressed = 0;
@@ -206,12 +229,10 @@ s_warn (zjq_broker_t *self, const char *format, ...)
         return;
     }
     self->warn_count++;
-    char text [512];
     va_list args;
     va_start (args, format);
-    vsnprintf (text, sizeof (text), format, args);
+    zjq_log_emitv (ZJQ_LOG_WARNING, event, format, args);
     va_end (args);
-    zsys_warning ("%s", text);
 }
 
 //  --- msgpack into a small stack buffer, to echo req exactly
@@ -394,9 +415,9 @@ s_send_failed (void *arg, const byte *routing_id, size_t size, int command, int 
     char rid_key [ZJQ_RID_KEY_MAX];
     zjq_peer_t *peer = routing_id?
         (zjq_peer_t *) zhashx_lookup (self->peers, s_rid_key (routing_id, size, rid_key)): NULL;
-    if (self->verbose)
-        zsys_debug ("could not send %s to %s %s: %s", zjq_proto_command_name (command),
-                    peer? "worker": "client", peer? peer->worker_id: "", zmq_strerror (error));
+    zjq_log_debug ("send_failed", "command=%s to=%s worker=%s error=%s",
+                   zjq_proto_command_name (command), peer? "worker": "client",
+                   peer? peer->worker_id: "", zmq_strerror (error));
     //  A batch to a worker carries its JOBs
     if (peer && (error == EHOSTUNREACH
              || (error == EAGAIN && (command == ZJQ_CMD_JOB || command == ZJQ_CMD_BATCH)))
@@ -419,8 +440,8 @@ s_send_error (zjq_broker_t *self, zjq_msg_t *request, int code, const char *form
     va_start (args, format);
     vsnprintf (text, sizeof (text), format, args);
     va_end (args);
-    if (self->verbose)
-        zsys_debug ("ERROR %s to %c: %s", zjq_errname (code), zjq_msg_role (request), text);
+    zjq_log_debug ("error_reply", "code=%s role=%c message=%s", zjq_errname (code),
+                   zjq_msg_role (request), text);
     zjq_msg_t *reply = s_reply_new (request, ZJQ_CMD_ERROR);
     zjq_msg_put_int (reply, "code", code);
     zjq_msg_put_str (reply, "message", text);
@@ -440,8 +461,7 @@ s_send_rejected (zjq_broker_t *self, zjq_msg_t *request, int code, const char *f
     vsnprintf (text, sizeof (text), format, args);
     va_end (args);
     self->counters.rejected++;
-    if (self->verbose)
-        zsys_debug ("SUBMIT rejected: %s", text);
+    zjq_log_debug ("submit_rejected", "code=%s message=%s", zjq_errname (code), text);
     zjq_msg_t *reply = s_reply_new (request, ZJQ_CMD_REJECTED);
     zjq_msg_put_int (reply, "code", code);
     zjq_msg_put_str (reply, "message", text);
@@ -633,6 +653,41 @@ s_peer_destroy (zjq_peer_t **peer_p)
 static void s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
                        const char *error, zframe_t **result_p);
 
+//  Keep the dead letters within --max-dead-letters and
+//  --max-dead-letter-bytes: the oldest go.
+static void
+s_trim_dead_letters (zjq_broker_t *self)
+{
+    size_t dropped = zjq_jobtable_trim_dead (self->jobs, self->max_dead_letters,
+                                             self->max_dead_letter_bytes);
+    if (dropped)
+        s_warn (self, "dead_letters_dropped", "dropped=%zu max_dead_letters=%llu "
+                "max_dead_letter_bytes=%llu", dropped,
+                (unsigned long long) self->max_dead_letters,
+                (unsigned long long) self->max_dead_letter_bytes);
+}
+
+//  Record a failed attempt of a running job in its history: why (without
+//  the attempt count), and what the worker measured (exit_code -1, signal
+//  0 and duration_ms -1 when it did not say). Call before the attempt is
+//  failed (the worker is still known then).
+static void
+s_record_attempt (zjq_broker_t *self, zjq_jobentry_t *entry, const char *reason,
+                  int exit_code, int signal, int64_t duration_ms)
+{
+    int64_t started_ms = zjq_jobentry_started_ms (entry);
+    int64_t now = zjq_wall_ms ();
+    if (duration_ms < 0 && started_ms)
+        duration_ms = now - started_ms;
+    zjq_peer_t *peer = zjq_jobentry_peer (entry);
+    zjq_attempt_t attempt = {
+        .attempt = zjq_jobentry_attempt (entry), .exit_code = exit_code, .signal = signal,
+        .started_ms = started_ms, .ended_ms = now, .duration_ms = duration_ms,
+        .error = (char *) reason, .worker = peer? peer->worker_id: NULL
+    };
+    zjq_jobtable_add_attempt (self->jobs, entry, &attempt);
+}
+
 //  Attach bytes that the job table keeps (a payload or a result) as the
 //  message's payload: a frame (large) is shared without a copy, bytes kept
 //  inline are copied.
@@ -654,10 +709,14 @@ s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
     zjq_jobtable_start (self->jobs, entry, self->now);
     zjq_jobid_text_t id = zjq_jobentry_id (entry);
     int attempt = zjq_jobentry_attempt (entry);
-    zjq_queue_counters (zjq_jobentry_queue (entry))->running++;
+    zjq_queue_counters_t *counters = zjq_queue_counters (zjq_jobentry_queue (entry));
+    counters->running++;
+    zjq_stats_started (&counters->stats, attempt == 1?
+                       zjq_jobentry_started_ms (entry) - zjq_jobentry_created_ms (entry): -1);
     int slot = s_slot_take (peer, id.text, attempt);
     if (slot < 0)
-        zsys_error ("out of memory tracking job %s on worker %s", id.text, peer->worker_id);
+        zjq_log_error ("out_of_memory", "what=tracking_job job=%s worker=%s", id.text,
+                       peer->worker_id);
     zjq_jobentry_set_peer (entry, peer, slot < 0? UINT32_MAX: (uint32_t) slot);
     if (s_peer_credit (peer) == 0)
         s_peer_unlist (peer);
@@ -668,15 +727,18 @@ s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
     zjq_msg_put_str (msg, "queue", zjq_jobentry_queue_name (entry));
     zjq_msg_put_int (msg, "timeout_ms", zjq_jobentry_job_timeout_ms (entry));
     s_attach_payload (msg, zjq_jobentry_payload (entry));
-    if (self->verbose)
-        zsys_debug ("job %s attempt %d -> worker %s", id.text, attempt, peer->worker_id);
+    zjq_log_debug ("job_dispatched", "job=%s attempt=%d worker=%s queue=%s", id.text,
+                   attempt, peer->worker_id, zjq_jobentry_queue_name (entry));
     s_send_peer (self, peer, &msg);
 }
 
-//  Give waiting jobs of a queue to its available workers, round robin.
+//  Give waiting jobs of a queue to its available workers, round robin
+//  (none while the queue is paused).
 static void
 s_queue_pump (zjq_broker_t *self, zjq_queue_t *queue)
 {
+    if (zjq_queue_paused (queue))
+        return;
     void *handle;
     zjq_peer_t *peer;
     while (zjq_queue_size (queue)
@@ -696,6 +758,8 @@ s_peer_pump (zjq_broker_t *self, zjq_peer_t *peer)
         zjq_queue_t *best = NULL;
         zjq_jobentry_t *best_entry = NULL;
         for (size_t index = 0; index < peer->queue_count; index++) {
+            if (zjq_queue_paused (peer->queues [index]))
+                continue;
             zjq_jobentry_t *top = zjq_queue_top (peer->queues [index]);
             if (top && (!best_entry || zjq_queue_before (top, best_entry))) {
                 best = peer->queues [index];
@@ -716,7 +780,7 @@ s_enqueue (zjq_broker_t *self, zjq_jobentry_t *entry)
 {
     zjq_queue_t *queue = zjq_jobentry_queue (entry);
     if (zjq_queue_push (queue, entry) != 0) {
-        zsys_error ("out of memory queueing job %s", zjq_jobentry_id (entry).text);
+        zjq_log_error ("out_of_memory", "what=queueing_job job=%s", zjq_jobentry_id (entry).text);
         s_job_end (self, entry, ZJQ_STATE_FAILED, "broker out of memory", NULL);
         return;
     }
@@ -755,12 +819,17 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
            const char *error, zframe_t **result_p)
 {
     zjq_queue_counters_t *counters = zjq_queue_counters (zjq_jobentry_queue (entry));
-    if (zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING)
+    bool was_running = zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING;
+    if (was_running)
         counters->running--;
     else
     if (zjq_jobentry_in_queue (entry))
         zjq_queue_remove (zjq_jobentry_queue (entry), entry);
     zjq_jobtable_finish (self->jobs, entry, state, error, result_p, self->now);
+    zjq_stats_ended (&counters->stats, self->now,
+                     was_running? zjq_jobentry_finished_ms (entry) - zjq_jobentry_started_ms (entry)
+                                : -1, false);
+    zjq_stats_ring_add (&self->counters.ends, self->now, 1);
     switch (state) {
         case ZJQ_STATE_SUCCEEDED:
             counters->succeeded++;
@@ -775,17 +844,22 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
             self->counters.cancelled++;
             break;
     }
-    if (self->verbose)
-        zsys_debug ("job %s %s after %d attempt(s)%s%s", zjq_jobentry_id (entry).text,
-                    zjq_state_name (state), zjq_jobentry_attempt (entry), error? ": ": "",
-                    error? error: "");
+    zjq_jobid_text_t id = zjq_jobentry_id (entry);
+    zjq_log_debug ("job_ended", "job=%s queue=%s state=%s attempts=%d error=%s", id.text,
+                   zjq_jobentry_queue_name (entry), zjq_state_name (state),
+                   zjq_jobentry_attempt (entry), error? error: "");
     for (uint32_t index = 0; index < zjq_jobentry_waiter_count (entry); index++) {
         zframe_t *waiter = zjq_jobentry_waiter (entry, index);
         s_send_done (self, entry, zframe_data (waiter), zframe_size (waiter));
     }
     zjq_jobentry_clear_waiters (entry);
+    if (zhashx_size (self->progress_watchers))
+        zhashx_delete (self->progress_watchers, id.text);
     if (zjq_jobentry_result (entry).size)
         zjq_jobtable_trim_results (self->jobs, self->max_result_bytes);
+    else
+    if (state == ZJQ_STATE_FAILED)
+        s_trim_dead_letters (self);
 }
 
 //  A running job's attempt failed (error says why, with the attempt count):
@@ -795,9 +869,13 @@ s_attempt_failed (zjq_broker_t *self, zjq_jobentry_t *entry, const char *error)
 {
     assert (zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING);
     if (zjq_jobentry_attempt (entry) < zjq_jobentry_max_attempts (entry)) {
-        if (self->verbose)
-            zsys_debug ("job %s requeued: %s", zjq_jobentry_id (entry).text, error);
-        zjq_queue_counters (zjq_jobentry_queue (entry))->running--;
+        zjq_queue_counters_t *counters = zjq_queue_counters (zjq_jobentry_queue (entry));
+        zjq_log_debug ("job_requeued", "job=%s queue=%s attempt=%d error=%s",
+                       zjq_jobentry_id (entry).text, zjq_jobentry_queue_name (entry),
+                       zjq_jobentry_attempt (entry), error);
+        counters->running--;
+        zjq_stats_ended (&counters->stats, self->now,
+                         zjq_wall_ms () - zjq_jobentry_started_ms (entry), true);
         zjq_jobtable_requeue (self->jobs, entry, error);
         s_enqueue (self, entry);
     }
@@ -836,6 +914,7 @@ s_job_timeout (zjq_broker_t *self, zjq_jobentry_t *entry)
     char reason [64];
     snprintf (reason, sizeof (reason), "job timeout after %lld ms",
               (long long) zjq_jobentry_job_timeout_ms (entry));
+    s_record_attempt (self, entry, reason, -1, 0, -1);
     char error [128];
     s_attempt_failed (self, entry, s_attempt_error (error, sizeof (error), entry, reason));
 }
@@ -872,6 +951,8 @@ s_peer_forget (zjq_broker_t *self, zjq_peer_t *peer, const char *why)
     for (size_t index = 0; index < count; index++) {
         zjq_jobentry_t *entry = running [index];
         char error [ZJQ_TEXT_MAX * 2];
+        snprintf (error, sizeof (error), "%s (%s/%lld)", why, peer->host, peer->pid);
+        s_record_attempt (self, entry, error, -1, 0, -1);
         snprintf (error, sizeof (error), "%s (%s/%lld) on attempt %d of %d", why, peer->host,
                   peer->pid, zjq_jobentry_attempt (entry), zjq_jobentry_max_attempts (entry));
         s_attempt_failed (self, entry, error);
@@ -912,13 +993,16 @@ s_check_peers (zjq_broker_t *self)
     if (gone) {
         for (zjq_peer_t *peer = (zjq_peer_t *) zlistx_first (gone); peer;
              peer = (zjq_peer_t *) zlistx_next (gone)) {
+            self->counters.workers_lost++;
             if (peer->unreachable)
-                zsys_info ("worker %s (%s/%lld) is unreachable; requeueing its jobs",
-                           peer->worker_id, peer->host, peer->pid);
+                zjq_log_info ("worker_lost", "worker=%s host=%s pid=%lld reason=unreachable "
+                              "running=%zu", peer->worker_id, peer->host, peer->pid,
+                              peer->outstanding);
             else
-                zsys_info ("worker %s (%s/%lld) is dead: silent for %lld ms; requeueing its jobs",
-                           peer->worker_id, peer->host, peer->pid,
-                           (long long) (self->now - peer->last_seen));
+                zjq_log_info ("worker_lost", "worker=%s host=%s pid=%lld reason=silent "
+                              "silent_ms=%lld running=%zu", peer->worker_id, peer->host,
+                              peer->pid, (long long) (self->now - peer->last_seen),
+                              peer->outstanding);
             s_peer_forget (self, peer, "worker lost");
         }
         zlistx_destroy (&gone);
@@ -929,6 +1013,8 @@ s_check_peers (zjq_broker_t *self)
 
 //  --------------------------------------------------------------------------
 //  Client commands
+
+static void s_put_history (zjq_msg_t *msg, const char *key, const zjq_history_t *history);
 
 static void
 s_put_status (zjq_msg_t *msg, zjq_jobentry_t *entry)
@@ -959,6 +1045,13 @@ s_put_status (zjq_msg_t *msg, zjq_jobentry_t *entry)
         zjq_msg_put_str (msg, "worker", zjq_jobentry_peer (entry)->worker_id);
     if (job->state == ZJQ_STATE_SUCCEEDED)
         zjq_msg_put_int (msg, "result_size", (int64_t) job->result_size);
+    if (job->history) {
+        s_put_history (msg, "history", job->history);
+        if (job->history->dropped)
+            zjq_msg_put_int (msg, "history_dropped", job->history->dropped);
+        if (job->history->retries)
+            zjq_msg_put_int (msg, "retries", job->history->retries);
+    }
 }
 
 static void
@@ -979,7 +1072,39 @@ s_add_waiter (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_msg_t *request)
         s_send_done (self, entry, routing_id, size);
     else
     if (zjq_jobentry_add_waiter (entry, routing_id, size) == -1)
-        zsys_error ("out of memory registering a waiter on job %s", zjq_jobentry_id (entry).text);
+        zjq_log_error ("out_of_memory", "what=registering_waiter job=%s",
+                       zjq_jobentry_id (entry).text);
+}
+
+//  Register the sender of a request for PROGRESS_UPDATE on a job that has
+//  not ended.
+static void
+s_watch_progress (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_msg_t *request)
+{
+    if (zjq_jobentry_ended (entry))
+        return;
+    size_t size;
+    const byte *routing_id = zjq_msg_routing_id (request, &size);
+    zjq_jobid_text_t id = zjq_jobentry_id (entry);
+    zlistx_t *watchers = (zlistx_t *) zhashx_lookup (self->progress_watchers, id.text);
+    if (!watchers) {
+        watchers = zlistx_new ();
+        if (!watchers || zhashx_insert (self->progress_watchers, id.text, watchers) != 0) {
+            zlistx_destroy (&watchers);
+            zjq_log_error ("out_of_memory", "what=progress_watch job=%s", id.text);
+            return;
+        }
+        zlistx_set_destructor (watchers, (zlistx_destructor_fn *) zframe_destroy);
+    }
+    for (zframe_t *known = (zframe_t *) zlistx_first (watchers); known;
+         known = (zframe_t *) zlistx_next (watchers))
+        if (zframe_size (known) == size && memcmp (zframe_data (known), routing_id, size) == 0)
+            return;
+    zframe_t *copy = zframe_new (routing_id, size);
+    if (!copy || !zlistx_add_end (watchers, copy)) {
+        zframe_destroy (&copy);
+        zjq_log_error ("out_of_memory", "what=progress_watch job=%s", id.text);
+    }
 }
 
 static void
@@ -987,6 +1112,11 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
 {
     if (!s_has_req (msg)) {
         s_send_rejected (self, msg, ZJQ_EINVAL, "missing or invalid field 'req' (an integer)");
+        return;
+    }
+    if (self->draining) {
+        s_send_rejected (self, msg, ZJQ_EDRAINING, "not accepting new jobs until the drain "
+                         "ends (zjq drain --off) or the broker restarts");
         return;
     }
     const char *queue_name = zjq_msg_get_str (msg, "queue");
@@ -1002,8 +1132,8 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     const char *owner = self->auth? zjq_msg_user_id (msg): NULL;
     if (owner && !zjq_auth_queue_allowed (self->auth, owner, ZJQ_AUTH_CLIENT, queue_name)) {
         self->counters.denied_queue++;
-        s_warn (self, "refused SUBMIT to queue %s from key %s: not one of its queues",
-                queue_name, owner);
+        s_warn (self, "refused", "command=SUBMIT queue=%s key=%s reason=%s", queue_name, owner,
+                "not one of its queues");
         s_send_rejected (self, msg, ZJQ_EDENIED, "this key may not submit to queue %s",
                          queue_name);
         return;
@@ -1013,7 +1143,7 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
     int64_t job_timeout_ms = self->job_timeout_ms;
     int64_t result_ttl_ms = self->result_ttl_ms;
     const char *key = NULL;
-    bool notify = false;
+    bool notify = false, progress = false;
     if (s_opt_int (msg, "priority", -1000, 1000, &priority)) {
         s_send_rejected (self, msg, ZJQ_EINVAL,
                          "field 'priority' must be an integer from -1000 to 1000");
@@ -1040,6 +1170,10 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
         s_send_rejected (self, msg, ZJQ_EINVAL, "field 'notify' must be a boolean");
         return;
     }
+    if (s_opt_bool (msg, "progress", &progress)) {
+        s_send_rejected (self, msg, ZJQ_EINVAL, "field 'progress' must be a boolean");
+        return;
+    }
     zframe_t *input = zjq_msg_payload (msg);        //  the codec ensures one
     size_t size = input? zframe_size (input): 0;
     if (size > self->max_payload) {
@@ -1062,6 +1196,8 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
             s_send_promise (self, &reply);
             if (notify)
                 s_add_waiter (self, existing, msg);
+            if (progress)
+                s_watch_progress (self, existing, msg);
             return;
         }
     }
@@ -1105,20 +1241,38 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
         entry = zjq_jobtable_insert (self->jobs, &spec, queue, &payload);
     if (!entry) {
         zframe_destroy (&payload);
-        zsys_error ("out of memory accepting a job");
+        zjq_log_error ("out_of_memory", "what=accepting_job queue=%s", queue_name);
         s_send_rejected (self, msg, ZJQ_EUNAVAILABLE, "broker out of memory");
         return;
     }
+    zjq_stats_submitted (&zjq_queue_counters (queue)->stats, self->now);
+    zjq_stats_ring_add (&self->counters.submits, self->now, 1);
     if (notify)
         s_add_waiter (self, entry, msg);
+    if (progress)
+        s_watch_progress (self, entry, msg);
     zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_ACCEPTED);
     zjq_msg_put_str (reply, "id", zjq_jobentry_id (entry).text);
     zjq_msg_put_bool (reply, "duplicate", false);
     s_send_promise (self, &reply);
-    if (self->verbose)
-        zsys_debug ("job %s accepted on %s (%zu bytes, priority %d)",
-                    zjq_jobentry_id (entry).text, queue_name, size, zjq_jobentry_priority (entry));
+    zjq_log_debug ("job_accepted", "job=%s queue=%s bytes=%zu priority=%d",
+                   zjq_jobentry_id (entry).text, queue_name, size, zjq_jobentry_priority (entry));
     s_enqueue (self, entry);
+}
+
+//  The string field key of a request (which must carry req), or NULL after
+//  replying ERROR.
+static const char *
+s_request_str (zjq_broker_t *self, zjq_msg_t *msg, const char *key)
+{
+    if (!s_has_req (msg)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
+        return NULL;
+    }
+    const char *value = zjq_msg_get_str (msg, key);
+    if (!value)
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field '%s' (a string)", key);
+    return value;
 }
 
 //  Common start of STATUS, RESULT and CANCEL: the job named by 'id', or
@@ -1126,15 +1280,9 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
 static zjq_jobentry_t *
 s_request_job (zjq_broker_t *self, zjq_msg_t *msg)
 {
-    if (!s_has_req (msg)) {
-        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
+    const char *id = s_request_str (self, msg, "id");
+    if (!id)
         return NULL;
-    }
-    const char *id = zjq_msg_get_str (msg, "id");
-    if (!id) {
-        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'id' (a string)");
-        return NULL;
-    }
     zjq_jobentry_t *entry;
     const char *message;
     int code = zjq_jobtable_find (self->jobs, id, &entry, &message);
@@ -1148,8 +1296,9 @@ s_request_job (zjq_broker_t *self, zjq_msg_t *msg)
     if (key && *owner && !streq (owner, key)
     &&  !(zjq_auth_roles (self->auth, key) & ZJQ_AUTH_ADMIN)) {
         self->counters.refused_role++;
-        s_warn (self, "refused %s of job %s from key %s: submitted by another key",
-                zjq_proto_command_name (zjq_msg_command (msg)), id, key);
+        s_warn (self, "refused", "command=%s job=%s key=%s reason=%s",
+                zjq_proto_command_name (zjq_msg_command (msg)), id, key,
+                "submitted by another key");
         s_send_error (self, msg, ZJQ_EDENIED,
                       "job %s was submitted by another key (admin keys may act on any job)", id);
         return NULL;
@@ -1168,9 +1317,9 @@ s_handle_status (zjq_broker_t *self, zjq_msg_t *msg)
 static void
 s_handle_result (zjq_broker_t *self, zjq_msg_t *msg)
 {
-    bool wait = false;
-    if (s_opt_bool (msg, "wait", &wait)) {
-        s_send_error (self, msg, ZJQ_EPROTO, "field 'wait' must be a boolean");
+    bool wait = false, progress = false;
+    if (s_opt_bool (msg, "wait", &wait) || s_opt_bool (msg, "progress", &progress)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "fields 'wait' and 'progress' must be booleans");
         return;
     }
     zjq_jobentry_t *entry = s_request_job (self, msg);
@@ -1185,6 +1334,8 @@ s_handle_result (zjq_broker_t *self, zjq_msg_t *msg)
         s_send_status (self, msg, entry);
         if (wait)
             s_add_waiter (self, entry, msg);
+        if (progress)
+            s_watch_progress (self, entry, msg);
     }
 }
 
@@ -1208,19 +1359,174 @@ s_handle_cancel (zjq_broker_t *self, zjq_msg_t *msg)
     s_send_promise (self, &reply);
 }
 
+//  The STATS map (docs/protocol.md, Stats) into a packer; with histograms,
+//  each queue's wait and run time histograms too (for /metrics).
 static void
-s_pack_str (msgpack_packer *packer, const char *text)
+s_stats_pack (zjq_broker_t *self, msgpack_packer *packer, bool histograms)
 {
-    size_t len = strlen (text);
-    msgpack_pack_str (packer, len);
-    msgpack_pack_str_body (packer, text, len);
+    const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
+    int64_t wall = zjq_wall_ms ();
+    zjq_stats_map_t top;
+    zjq_stats_map_init (&top);
+
+    zjq_stats_map_t broker;
+    zjq_stats_map_init (&broker);
+    zjq_stats_map_str (&broker, "version", zjq_version ());
+    zjq_stats_map_str (&broker, "instance", self->instance);
+    zjq_stats_map_uint (&broker, "uptime_ms", (uint64_t) (self->now - self->started));
+    zjq_stats_map_uint (&broker, "rss_bytes", zjq_stats_rss_bytes ());
+    zjq_stats_map_uint (&broker, "jobs", stats->jobs);
+    zjq_stats_map_uint (&broker, "queued", stats->queued);
+    zjq_stats_map_uint (&broker, "running", stats->running);
+    zjq_stats_map_uint (&broker, "results", stats->ended);
+    zjq_stats_map_uint (&broker, "result_bytes", stats->result_bytes);
+    zjq_stats_map_uint (&broker, "queued_bytes", stats->queued_bytes);
+    zjq_stats_map_uint (&broker, "submitted", stats->inserted);
+    zjq_stats_map_uint (&broker, "succeeded", self->counters.succeeded);
+    zjq_stats_map_uint (&broker, "failed", self->counters.failed);
+    zjq_stats_map_uint (&broker, "cancelled", self->counters.cancelled);
+    zjq_stats_map_uint (&broker, "expired", stats->expired);
+    zjq_stats_map_uint (&broker, "rejected", self->counters.rejected);
+    zjq_stats_map_uint (&broker, "malformed", self->counters.malformed);
+    zjq_stats_map_uint (&broker, "stale_results", self->counters.stale_results);
+    zjq_stats_map_uint (&broker, "workers", zhashx_size (self->peers));
+    zjq_stats_map_uint (&broker, "workers_lost", self->counters.workers_lost);
+    zjq_stats_map_uint (&broker, "queues", zhashx_size (self->queues));
+    zjq_stats_map_bool (&broker, "draining", self->draining);
+    const zjq_deadlist_t *dead = zjq_jobtable_dead_letters (self->jobs);
+    zjq_stats_map_uint (&broker, "dead_letters", dead->count);
+    zjq_stats_map_uint (&broker, "dead_letter_bytes", dead->bytes);
+    uint64_t submits = zjq_stats_ring_sum (&self->counters.submits, self->now);
+    uint64_t ends = zjq_stats_ring_sum (&self->counters.ends, self->now);
+    zjq_stats_map_uint (&broker, "submitted_1m", submits);
+    zjq_stats_map_uint (&broker, "completed_1m", ends);
+    zjq_stats_map_double (&broker, "submitted_per_s", (double) submits / ZJQ_STATS_RING_SLOTS);
+    zjq_stats_map_double (&broker, "completed_per_s", (double) ends / ZJQ_STATS_RING_SLOTS);
+    if (self->journal) {
+        const zjq_journal_stats_t *journal = zjq_journal_stats (self->journal);
+        zjq_stats_map_t map;
+        zjq_stats_map_init (&map);
+        zjq_stats_map_str (&map, "path", zjq_journal_path (self->journal));
+        zjq_stats_map_uint (&map, "bytes", journal->bytes);
+        zjq_stats_map_uint (&map, "live_bytes", journal->live_bytes);
+        zjq_stats_map_str (&map, "fsync", zjq_journal_policy_name (self->journal));
+        zjq_stats_map_bool (&map, "healthy", zjq_journal_healthy (self->journal, NULL));
+        zjq_stats_map_str (&map, "last_error", zjq_journal_last_error (self->journal));
+        zjq_stats_map_uint (&map, "compactions", journal->compactions);
+        zjq_stats_map_uint (&map, "records", journal->records);
+        zjq_stats_map_uint (&map, "held_replies", self->held_count);
+        zjq_stats_map_end (&map, zjq_stats_map_key (&broker, "journal"));
+    }
+    zjq_stats_map_bool (&broker, "curve", self->auth != NULL);
+    zjq_stats_map_uint (&broker, "refused_handshakes", self->counters.refused_handshakes);
+    zjq_stats_map_uint (&broker, "refused_unknown_key", self->counters.refused_unknown_key);
+    zjq_stats_map_uint (&broker, "refused_role", self->counters.refused_role);
+    zjq_stats_map_uint (&broker, "denied_queue", self->counters.denied_queue);
+    zjq_stats_map_end (&broker, zjq_stats_map_key (&top, "broker"));
+
+    msgpack_packer *queues = zjq_stats_map_key (&top, "queues");
+    msgpack_pack_map (queues, zhashx_size (self->queues));
+    for (zjq_queue_t *queue = (zjq_queue_t *) zhashx_first (self->queues); queue;
+         queue = (zjq_queue_t *) zhashx_next (self->queues)) {
+        zjq_queue_counters_t *counters = zjq_queue_counters (queue);
+        zjq_jobentry_t *oldest = zjq_queue_oldest (queue);
+        zjq_stats_map_t map;
+        zjq_stats_map_init (&map);
+        zjq_stats_map_uint (&map, "queued", zjq_queue_size (queue));
+        zjq_stats_map_bool (&map, "paused", zjq_queue_paused (queue));
+        zjq_stats_map_uint (&map, "running", counters->running);
+        zjq_stats_map_uint (&map, "succeeded", counters->succeeded);
+        zjq_stats_map_uint (&map, "failed", counters->failed);
+        zjq_stats_map_uint (&map, "cancelled", counters->cancelled);
+        zjq_stats_map_uint (&map, "workers", counters->workers);
+        zjq_stats_map_uint (&map, "oldest_queued_ms",
+                            oldest && wall > zjq_jobentry_created_ms (oldest)?
+                            (uint64_t) (wall - zjq_jobentry_created_ms (oldest)): 0);
+        zjq_stats_queue_pack (&counters->stats, &map, self->now, histograms);
+        zjq_stats_pack_str (queues, zjq_queue_name (queue));
+        zjq_stats_map_end (&map, queues);
+    }
+
+    msgpack_packer *workers = zjq_stats_map_key (&top, "workers");
+    msgpack_pack_array (workers, zhashx_size (self->peers));
+    for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
+         peer = (zjq_peer_t *) zhashx_next (self->peers)) {
+        zjq_stats_map_t map;
+        zjq_stats_map_init (&map);
+        zjq_stats_map_str (&map, "id", peer->worker_id);
+        zjq_stats_map_str (&map, "host", peer->host);
+        zjq_stats_map_int (&map, "pid", peer->pid);
+        msgpack_packer *names = zjq_stats_map_key (&map, "queues");
+        msgpack_pack_array (names, peer->queue_count);
+        for (size_t index = 0; index < peer->queue_count; index++)
+            zjq_stats_pack_str (names, zjq_queue_name (peer->queues [index]));
+        zjq_stats_map_uint (&map, "capacity", (uint64_t) peer->capacity);
+        zjq_stats_map_uint (&map, "running", peer->outstanding);
+        zjq_stats_map_uint (&map, "completed", peer->completed);
+        zjq_stats_map_uint (&map, "last_seen_ms_ago", (uint64_t) (self->now - peer->last_seen));
+        zjq_stats_map_uint (&map, "heartbeat_ms", (uint64_t) peer->heartbeat_ms);
+        zjq_stats_map_bool (&map, "draining", peer->draining);
+        zjq_stats_map_str (&map, "version", peer->version);
+        zjq_stats_map_end (&map, workers);
+    }
+    if (histograms) {
+        msgpack_packer *bounds = zjq_stats_map_key (&top, "histogram_bounds_ms");
+        msgpack_pack_array (bounds, ZJQ_STATS_BUCKETS - 1);
+        for (size_t index = 0; index < ZJQ_STATS_BUCKETS - 1; index++)
+            msgpack_pack_int64 (bounds, zjq_stats_bounds_ms () [index]);
+    }
+    zjq_stats_map_end (&top, packer);
 }
 
 static void
-s_pack_uint (msgpack_packer *packer, const char *key, uint64_t value)
+s_pack_int (msgpack_packer *packer, const char *key, int64_t value)
 {
-    s_pack_str (packer, key);
-    msgpack_pack_uint64 (packer, value);
+    zjq_stats_pack_str (packer, key);
+    msgpack_pack_int64 (packer, value);
+}
+
+static void
+s_pack_text (msgpack_packer *packer, const char *key, const char *value)
+{
+    zjq_stats_pack_str (packer, key);
+    zjq_stats_pack_str (packer, value);
+}
+
+//  A history's attempts, oldest first, as an array of maps: attempt,
+//  error, started_ms, ended_ms, duration_ms (-1: unknown), and when known
+//  exit_code, signal, worker
+static void
+s_pack_attempts (msgpack_packer *packer, const zjq_history_t *history)
+{
+    msgpack_pack_array (packer, history->count);
+    for (uint32_t index = 0; index < history->count; index++) {
+        const zjq_attempt_t *attempt = &history->attempts [index];
+        msgpack_pack_map (packer, 5 + (attempt->exit_code >= 0) + (attempt->signal > 0)
+                                    + (attempt->worker != NULL));
+        s_pack_int (packer, "attempt", attempt->attempt);
+        s_pack_text (packer, "error", attempt->error? attempt->error: "");
+        s_pack_int (packer, "started_ms", attempt->started_ms);
+        s_pack_int (packer, "ended_ms", attempt->ended_ms);
+        s_pack_int (packer, "duration_ms", attempt->duration_ms);
+        if (attempt->exit_code >= 0)
+            s_pack_int (packer, "exit_code", attempt->exit_code);
+        if (attempt->signal > 0)
+            s_pack_int (packer, "signal", attempt->signal);
+        if (attempt->worker)
+            s_pack_text (packer, "worker", attempt->worker);
+    }
+}
+
+static void
+s_put_history (zjq_msg_t *msg, const char *key, const zjq_history_t *history)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
+    s_pack_attempts (&packer, history);
+    zjq_msg_put_packed (msg, key, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
 }
 
 static void
@@ -1230,104 +1536,16 @@ s_handle_stats (zjq_broker_t *self, zjq_msg_t *msg)
         s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
         return;
     }
-    const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
+    bool histograms = false;
+    if (s_opt_bool (msg, "histograms", &histograms)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "field 'histograms' must be a boolean");
+        return;
+    }
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer packer;
     msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
-    msgpack_pack_map (&packer, 3);
-
-    s_pack_str (&packer, "broker");
-    msgpack_pack_map (&packer, self->journal? 24: 23);
-    s_pack_str (&packer, "version");
-    s_pack_str (&packer, zjq_version ());
-    s_pack_str (&packer, "instance");
-    s_pack_str (&packer, self->instance);
-    s_pack_uint (&packer, "uptime_ms", (uint64_t) (self->now - self->started));
-    s_pack_uint (&packer, "jobs", stats->jobs);
-    s_pack_uint (&packer, "queued", stats->queued);
-    s_pack_uint (&packer, "running", stats->running);
-    s_pack_uint (&packer, "results", stats->ended);
-    s_pack_uint (&packer, "result_bytes", stats->result_bytes);
-    s_pack_uint (&packer, "queued_bytes", stats->queued_bytes);
-    s_pack_uint (&packer, "submitted", stats->inserted);
-    s_pack_uint (&packer, "succeeded", self->counters.succeeded);
-    s_pack_uint (&packer, "failed", self->counters.failed);
-    s_pack_uint (&packer, "cancelled", self->counters.cancelled);
-    s_pack_uint (&packer, "expired", stats->expired);
-    s_pack_uint (&packer, "rejected", self->counters.rejected);
-    s_pack_uint (&packer, "malformed", self->counters.malformed);
-    s_pack_uint (&packer, "stale_results", self->counters.stale_results);
-    s_pack_uint (&packer, "workers", zhashx_size (self->peers));
-    if (self->journal) {
-        const zjq_journal_stats_t *journal = zjq_journal_stats (self->journal);
-        s_pack_str (&packer, "journal");
-        msgpack_pack_map (&packer, 9);
-        s_pack_str (&packer, "path");
-        s_pack_str (&packer, zjq_journal_path (self->journal));
-        s_pack_uint (&packer, "bytes", journal->bytes);
-        s_pack_uint (&packer, "live_bytes", journal->live_bytes);
-        s_pack_str (&packer, "fsync");
-        s_pack_str (&packer, zjq_journal_policy_name (self->journal));
-        s_pack_str (&packer, "healthy");
-        if (zjq_journal_healthy (self->journal, NULL))
-            msgpack_pack_true (&packer);
-        else
-            msgpack_pack_false (&packer);
-        s_pack_str (&packer, "last_error");
-        s_pack_str (&packer, zjq_journal_last_error (self->journal));
-        s_pack_uint (&packer, "compactions", journal->compactions);
-        s_pack_uint (&packer, "records", journal->records);
-        s_pack_uint (&packer, "held_replies", self->held_count);
-    }
-    s_pack_str (&packer, "curve");
-    if (self->auth)
-        msgpack_pack_true (&packer);
-    else
-        msgpack_pack_false (&packer);
-    s_pack_uint (&packer, "refused_handshakes", self->counters.refused_handshakes);
-    s_pack_uint (&packer, "refused_unknown_key", self->counters.refused_unknown_key);
-    s_pack_uint (&packer, "refused_role", self->counters.refused_role);
-    s_pack_uint (&packer, "denied_queue", self->counters.denied_queue);
-
-    s_pack_str (&packer, "queues");
-    msgpack_pack_map (&packer, zhashx_size (self->queues));
-    for (zjq_queue_t *queue = (zjq_queue_t *) zhashx_first (self->queues); queue;
-         queue = (zjq_queue_t *) zhashx_next (self->queues)) {
-        zjq_queue_counters_t *counters = zjq_queue_counters (queue);
-        s_pack_str (&packer, zjq_queue_name (queue));
-        msgpack_pack_map (&packer, 6);
-        s_pack_uint (&packer, "queued", zjq_queue_size (queue));
-        s_pack_uint (&packer, "running", counters->running);
-        s_pack_uint (&packer, "succeeded", counters->succeeded);
-        s_pack_uint (&packer, "failed", counters->failed);
-        s_pack_uint (&packer, "cancelled", counters->cancelled);
-        s_pack_uint (&packer, "workers", counters->workers);
-    }
-
-    s_pack_str (&packer, "workers");
-    msgpack_pack_array (&packer, zhashx_size (self->peers));
-    for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
-         peer = (zjq_peer_t *) zhashx_next (self->peers)) {
-        msgpack_pack_map (&packer, 9);
-        s_pack_str (&packer, "id");
-        s_pack_str (&packer, peer->worker_id);
-        s_pack_str (&packer, "host");
-        s_pack_str (&packer, peer->host);
-        s_pack_str (&packer, "pid");
-        msgpack_pack_int64 (&packer, peer->pid);
-        s_pack_str (&packer, "queues");
-        msgpack_pack_array (&packer, peer->queue_count);
-        for (size_t index = 0; index < peer->queue_count; index++)
-            s_pack_str (&packer, zjq_queue_name (peer->queues [index]));
-        s_pack_uint (&packer, "capacity", (uint64_t) peer->capacity);
-        s_pack_uint (&packer, "running", peer->outstanding);
-        s_pack_uint (&packer, "completed", peer->completed);
-        s_pack_uint (&packer, "last_seen_ms_ago", (uint64_t) (self->now - peer->last_seen));
-        s_pack_str (&packer, "version");
-        s_pack_str (&packer, peer->version);
-    }
-
+    s_stats_pack (self, &packer, histograms);
     zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_STATS_REPLY);
     zjq_msg_put_packed (reply, "stats", buffer.data, buffer.size);
     msgpack_sbuffer_destroy (&buffer);
@@ -1371,6 +1589,311 @@ s_handle_reload (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_msg_put_int (reply, "workers", (int64_t) zjq_auth_count (self->auth, ZJQ_AUTH_WORKER));
     zjq_msg_put_int (reply, "admins", (int64_t) zjq_auth_count (self->auth, ZJQ_AUTH_ADMIN));
     s_send (self, &reply);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Operations (admin): pause, resume, drain, dead letters, retry
+
+//  Jobs queued in paused queues (they stay through a drain)
+static uint64_t
+s_paused_queued (zjq_broker_t *self)
+{
+    uint64_t count = 0;
+    for (zjq_queue_t *queue = (zjq_queue_t *) zhashx_first (self->queues); queue;
+         queue = (zjq_queue_t *) zhashx_next (self->queues))
+        if (zjq_queue_paused (queue))
+            count += zjq_queue_size (queue);
+    return count;
+}
+
+//  Drained: nothing runs, and nothing is queued but in paused queues
+static bool
+s_drained (zjq_broker_t *self, uint64_t *paused_queued)
+{
+    const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
+    if (stats->running) {
+        *paused_queued = 0;
+        return false;
+    }
+    *paused_queued = s_paused_queued (self);
+    return stats->queued == *paused_queued;
+}
+
+//  Once per drain, say in the log that it is complete
+static void
+s_check_drain (zjq_broker_t *self)
+{
+    uint64_t paused_queued;
+    if (!self->draining || self->drain_reported || !s_drained (self, &paused_queued))
+        return;
+    self->drain_reported = true;
+    zjq_log_info ("drain_complete", "paused_queued=%llu msg=%s", (unsigned long long) paused_queued,
+                  "drain complete: nothing queued or running; the broker can be stopped "
+                  "(SIGTERM) without losing work");
+}
+
+//  A request naming a queue: its valid name, or NULL after replying ERROR
+static const char *
+s_request_queue (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    const char *name = s_request_str (self, msg, "queue");
+    if (!name)
+        return NULL;
+    if (!zjq_proto_queue_name_valid (name)) {
+        s_send_error (self, msg, ZJQ_EINVAL,
+                      "invalid queue name: use 1-128 characters of A-Z a-z 0-9 _ . : -");
+        return NULL;
+    }
+    return name;
+}
+
+//  PAUSE and RESUME: set the flag (journaled), reply QUEUE_STATE once the
+//  journal holds it
+static void
+s_handle_pause (zjq_broker_t *self, zjq_msg_t *msg, bool paused)
+{
+    const char *name = s_request_queue (self, msg);
+    if (!name)
+        return;
+    zjq_queue_t *queue = (zjq_queue_t *) zhashx_lookup (self->queues, name);
+    if (!queue && paused) {
+        //  A queue may be paused before its first job
+        if (s_queue_over_limit (self, name, 0)) {
+            s_send_error (self, msg, ZJQ_EQUEUEFULL, "queue limit reached (max-queues %llu)",
+                          (unsigned long long) self->max_queues);
+            return;
+        }
+        queue = s_queue_require (self, name);
+        if (!queue) {
+            s_send_error (self, msg, ZJQ_ENOMEM, "broker out of memory");
+            return;
+        }
+    }
+    if (queue && zjq_queue_paused (queue) != paused) {
+        zjq_queue_set_paused (queue, paused);
+        if (self->journal)
+            zjq_journal_append_queue (self->journal, name, paused);
+        zjq_log_info (paused? "queue_paused": "queue_resumed", "queue=%s queued=%zu", name,
+                      zjq_queue_size (queue));
+        if (!paused)
+            s_queue_pump (self, queue);
+    }
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_QUEUE_STATE);
+    zjq_msg_put_str (reply, "queue", name);
+    zjq_msg_put_bool (reply, "paused", queue && zjq_queue_paused (queue));
+    zjq_msg_put_int (reply, "queued", queue? (int64_t) zjq_queue_size (queue): 0);
+    zjq_msg_put_int (reply, "running",
+                     queue? (int64_t) zjq_queue_counters (queue)->running: 0);
+    zjq_msg_put_int (reply, "workers",
+                     queue? (int64_t) zjq_queue_counters (queue)->workers: 0);
+    s_send_promise (self, &reply);
+}
+
+static void
+s_handle_drain (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    bool off = false;
+    if (!s_has_req (msg)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
+        return;
+    }
+    if (s_opt_bool (msg, "off", &off)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "field 'off' must be a boolean");
+        return;
+    }
+    const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
+    if (off && self->draining) {
+        self->draining = false;
+        zjq_log_info ("drain_cancelled", "msg=%s", "accepting new jobs again");
+    }
+    else
+    if (!off && !self->draining) {
+        self->draining = true;
+        self->drain_reported = false;
+        zjq_log_info ("draining", "queued=%llu running=%llu msg=%s",
+                      (unsigned long long) stats->queued, (unsigned long long) stats->running,
+                      "new jobs are rejected");
+    }
+    uint64_t paused_queued;
+    bool drained = s_drained (self, &paused_queued);
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_DRAIN_STATE);
+    zjq_msg_put_bool (reply, "draining", self->draining);
+    zjq_msg_put_bool (reply, "drained", self->draining && drained);
+    zjq_msg_put_int (reply, "queued", (int64_t) stats->queued);
+    zjq_msg_put_int (reply, "running", (int64_t) stats->running);
+    zjq_msg_put_int (reply, "paused_queued", (int64_t) paused_queued);
+    s_send (self, &reply);
+    s_check_drain (self);
+}
+
+//  One dead letter as a map for DEAD_LETTER_LIST
+static void
+s_pack_dead_letter (msgpack_packer *packer, zjq_jobentry_t *entry)
+{
+    zjq_job_t record;
+    zjq_jobentry_record (entry, &record);
+    const zjq_job_t *job = &record;
+    const zjq_history_t *history = job->history;
+    msgpack_pack_map (packer, 11);
+    s_pack_text (packer, "id", job->id);
+    s_pack_text (packer, "queue", job->queue);
+    s_pack_int (packer, "attempts", job->attempt);
+    s_pack_int (packer, "max_attempts", job->max_attempts);
+    s_pack_int (packer, "retries", history->retries);
+    s_pack_text (packer, "error", job->error? job->error: "failed");
+    s_pack_int (packer, "created_ms", job->created_ms);
+    s_pack_int (packer, "failed_ms", job->finished_ms);
+    s_pack_int (packer, "expires_ms", job->expires_ms);
+    s_pack_int (packer, "history_dropped", history->dropped);
+    zjq_stats_pack_str (packer, "history");
+    s_pack_attempts (packer, history);
+}
+
+//  DEAD_LETTERS: a page of failed jobs, oldest failure first, optionally of
+//  one queue, after a cursor (after: the last id of the previous page,
+//  after_ms: its failed_ms, for when that job has gone meanwhile)
+static void
+s_handle_dead_letters (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    if (!s_has_req (msg)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
+        return;
+    }
+    const char *queue = NULL, *after = NULL;
+    int64_t after_ms = INT64_MIN, limit = 1000;
+    if (s_opt_str (msg, "queue", ZJQ_QUEUE_NAME_MAX, &queue)
+    ||  s_opt_str (msg, "after", ZJQ_JOBID_MAX, &after)
+    ||  s_opt_int (msg, "after_ms", INT64_MIN, INT64_MAX, &after_ms)
+    ||  s_opt_int (msg, "limit", 1, ZJQ_DEAD_PAGE_MAX, &limit)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "DEAD_LETTERS: 'queue' and 'after' are strings, "
+                      "'after_ms' an integer, 'limit' an integer from 1 to %d",
+                      ZJQ_DEAD_PAGE_MAX);
+        return;
+    }
+    //  Where to start: after the cursor's job if it is still a dead letter,
+    //  else after every job that failed no later than it
+    zjq_jobentry_t *entry = zjq_jobtable_dead_first (self->jobs);
+    zjq_jobentry_t *cursor = after? zjq_jobtable_lookup (self->jobs, after): NULL;
+    if (cursor && zjq_jobtable_is_dead (self->jobs, cursor))
+        entry = zjq_jobtable_dead_next (self->jobs, cursor);
+    else
+    if (after)
+        while (entry && zjq_jobentry_finished_ms (entry) <= after_ms)
+            entry = zjq_jobtable_dead_next (self->jobs, entry);
+    msgpack_sbuffer items;
+    msgpack_sbuffer_init (&items);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &items, msgpack_sbuffer_write);
+    int64_t count = 0;
+    zjq_jobentry_t *last = NULL;
+    for (; entry && count < limit && items.size < ZJQ_DEAD_PAGE_BYTES;
+         entry = zjq_jobtable_dead_next (self->jobs, entry)) {
+        if (queue && !streq (zjq_jobentry_queue_name (entry), queue))
+            continue;
+        s_pack_dead_letter (&packer, entry);
+        last = entry;
+        count++;
+    }
+    //  More to come if the walk stopped early on a job that matches
+    while (entry && queue && !streq (zjq_jobentry_queue_name (entry), queue))
+        entry = zjq_jobtable_dead_next (self->jobs, entry);
+    msgpack_sbuffer jobs;
+    msgpack_sbuffer_init (&jobs);
+    msgpack_packer_init (&packer, &jobs, msgpack_sbuffer_write);
+    msgpack_pack_array (&packer, (size_t) count);
+    msgpack_sbuffer_write (&jobs, items.data, items.size);
+    msgpack_sbuffer_destroy (&items);
+    const zjq_deadlist_t *dead = zjq_jobtable_dead_letters (self->jobs);
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_DEAD_LETTER_LIST);
+    zjq_msg_put_int (reply, "total", (int64_t) dead->count);
+    zjq_msg_put_int (reply, "bytes", (int64_t) dead->bytes);
+    zjq_msg_put_packed (reply, "jobs", jobs.data, jobs.size);
+    if (entry && last) {
+        zjq_msg_put_str (reply, "next", zjq_jobentry_id (last).text);
+        zjq_msg_put_int (reply, "next_ms", zjq_jobentry_finished_ms (last));
+    }
+    msgpack_sbuffer_destroy (&jobs);
+    s_send (self, &reply);
+}
+
+//  Requeue one dead letter if the job limits allow. Returns 0, or an error
+//  code with *message_p.
+static int
+s_retry_job (zjq_broker_t *self, zjq_jobentry_t *entry, const char **message_p)
+{
+    const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
+    size_t size = zjq_jobentry_payload (entry).size;
+    if (stats->queued + stats->running >= self->max_jobs
+    ||  stats->queued_bytes + size > self->max_queued_bytes) {
+        *message_p = "job limit reached (max-jobs or max-queued-bytes)";
+        return ZJQ_EQUEUEFULL;
+    }
+    int code = zjq_jobtable_retry (self->jobs, entry, message_p);
+    if (code)
+        return code;
+    zjq_log_info ("job_retried", "job=%s first_attempt=%d last_attempt=%d",
+                  zjq_jobentry_id (entry).text, zjq_jobentry_attempt (entry) + 1,
+                  zjq_jobentry_max_attempts (entry));
+    s_enqueue (self, entry);
+    return 0;
+}
+
+//  RETRY: one dead letter by id, or every dead letter of a queue
+static void
+s_handle_retry (zjq_broker_t *self, zjq_msg_t *msg)
+{
+    if (!s_has_req (msg)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "missing or invalid field 'req' (an integer)");
+        return;
+    }
+    const char *id = NULL, *queue = NULL;
+    if (s_opt_str (msg, "id", ZJQ_TEXT_MAX, &id) || s_opt_str (msg, "queue", ZJQ_TEXT_MAX, &queue)
+    ||  !id == !queue) {
+        s_send_error (self, msg, ZJQ_EPROTO, "RETRY needs a field 'id' or a field 'queue' "
+                      "(a string), not both");
+        return;
+    }
+    if (self->draining) {
+        s_send_error (self, msg, ZJQ_EDRAINING, "not requeueing jobs until the drain ends "
+                      "(zjq drain --off) or the broker restarts");
+        return;
+    }
+    const char *message = NULL;
+    int code = 0;
+    int64_t count = 0;
+    if (id) {
+        zjq_jobentry_t *entry;
+        code = zjq_jobtable_find (self->jobs, id, &entry, &message);
+        if (!code)
+            code = s_retry_job (self, entry, &message);
+        if (code) {
+            s_send_error (self, msg, code, "job %s: %s", id, message);
+            return;
+        }
+        count = 1;
+    }
+    else {
+        //  Take the next one before requeueing this one (it leaves the list)
+        zjq_jobentry_t *entry = zjq_jobtable_dead_first (self->jobs);
+        while (entry && !code) {
+            zjq_jobentry_t *next = zjq_jobtable_dead_next (self->jobs, entry);
+            if (streq (zjq_jobentry_queue_name (entry), queue) && zjq_jobentry_payload (entry).data) {
+                code = s_retry_job (self, entry, &message);
+                count += code == 0;
+            }
+            entry = next;
+        }
+        if (code && count == 0) {
+            s_send_error (self, msg, code, "queue %s: %s", queue, message);
+            return;
+        }
+    }
+    zjq_msg_t *reply = s_reply_new (msg, ZJQ_CMD_RETRIED);
+    zjq_msg_put_int (reply, "count", count);
+    if (code)
+        zjq_msg_put_str (reply, "stopped", message);
+    s_send_promise (self, &reply);
 }
 
 
@@ -1426,8 +1949,8 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
             const char *key = self->auth? zjq_msg_user_id (msg): NULL;
             if (key && !zjq_auth_queue_allowed (self->auth, key, ZJQ_AUTH_WORKER, text)) {
                 self->counters.denied_queue++;
-                s_warn (self, "refused READY from key %s: queue %s is not one of its queues",
-                        key, text);
+                s_warn (self, "refused", "command=READY queue=%s key=%s reason=%s", text, key,
+                        "not one of its queues");
                 s_send_error (self, msg, ZJQ_EDENIED, "READY: this key may not serve queue %s",
                               text);
                 return;
@@ -1441,7 +1964,7 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
         }
     }
     if (problem) {
-        s_warn (self, "bad READY from %.40s: %s", rid_key, problem);
+        s_warn (self, "bad_ready", "peer=%.40s problem=%s", rid_key, problem);
         s_send_error (self, msg, ZJQ_EPROTO, "READY: %s", problem);
         return;
     }
@@ -1489,15 +2012,15 @@ s_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, const char *rid_key)
     }
     if (zhashx_insert (self->peers, peer->key, peer) != 0) {
         //  The caller looked it up, so only out of memory
-        zsys_error ("out of memory registering worker %s", peer->worker_id);
+        zjq_log_error ("out_of_memory", "what=registering_worker worker=%s", peer->worker_id);
         for (size_t index = 0; index < peer->queue_count; index++)
             zjq_queue_counters (peer->queues [index])->workers--;
         s_peer_destroy (&peer);
         return;
     }
-    zsys_info ("worker %s joined (%s/%lld): queues %s, capacity %lld, heartbeat %lld ms",
-               peer->worker_id, peer->host, peer->pid, names,
-               (long long) peer->capacity, (long long) peer->heartbeat_ms);
+    zjq_log_info ("worker_joined", "worker=%s host=%s pid=%lld queues=%s capacity=%lld "
+                  "heartbeat_ms=%lld version=%s", peer->worker_id, peer->host, peer->pid, names,
+                  (long long) peer->capacity, (long long) peer->heartbeat_ms, peer->version);
     self->next_check = s_min (self->next_check, self->now + peer->heartbeat_ms);
     s_peer_pump (self, peer);
 }
@@ -1513,7 +2036,8 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
                       "WORK_RESULT: missing or invalid field 'id' (a string)");
         return;
     }
-    if (!zjq_msg_get_int (msg, "attempt", &attempt) || attempt < 1 || attempt > 1000) {
+    if (!zjq_msg_get_int (msg, "attempt", &attempt) || attempt < 1
+    ||  attempt > ZJQ_JOB_ATTEMPTS_MAX) {
         s_send_error (self, msg, ZJQ_EPROTO, "WORK_RESULT: missing or invalid field 'attempt'");
         return;
     }
@@ -1527,6 +2051,14 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
     const char *error = NULL;
     if (zjq_msg_has (msg, "error") && !(error = zjq_msg_get_str (msg, "error"))) {
         s_send_error (self, msg, ZJQ_EPROTO, "WORK_RESULT: field 'error' must be a string");
+        return;
+    }
+    int64_t exit_code = -1, signal = 0, duration_ms = -1;
+    if (s_opt_int (msg, "exit_code", 0, 255, &exit_code)
+    ||  s_opt_int (msg, "signal", 1, 255, &signal)
+    ||  s_opt_int (msg, "duration_ms", 0, INT64_MAX, &duration_ms)) {
+        s_send_error (self, msg, ZJQ_EPROTO, "WORK_RESULT: fields 'exit_code' (0..255), "
+                      "'signal' (1..255) and 'duration_ms' (>= 0) must be integers");
         return;
     }
     //  The slot is free again, whatever happens to the result
@@ -1543,8 +2075,8 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
         if (streq (status, "returned")) {
             //  Never started (prefetched, and the worker is leaving): back
             //  in its place, and the attempt does not count
-            zsys_info ("job %s handed back unstarted by worker %s: requeued", id,
-                       peer->worker_id);
+            zjq_log_info ("job_returned", "job=%s worker=%s msg=%s", id, peer->worker_id,
+                          "handed back unstarted: requeued");
             zjq_queue_counters (zjq_jobentry_queue (entry))->running--;
             zjq_jobtable_unstart (self->jobs, entry);
             s_enqueue (self, entry);
@@ -1558,6 +2090,8 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
                 zframe_destroy (&result);
                 snprintf (reason, sizeof (reason), "result too large (%zu bytes, limit %llu)",
                           size, (unsigned long long) self->max_payload);
+                s_record_attempt (self, entry, reason, (int) exit_code, (int) signal,
+                                  duration_ms);
                 s_attempt_failed (self, entry,
                                   s_attempt_error (text, sizeof (text), entry, reason));
             }
@@ -1573,17 +2107,40 @@ s_handle_work_result (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
             snprintf (reason, sizeof (reason), "%.*s", ZJQ_ERROR_MAX - 1,
                       error && *error? error:
                       streq (status, "error")? "failed": "cancelled by worker");
+            s_record_attempt (self, entry, reason, (int) exit_code, (int) signal, duration_ms);
             s_attempt_failed (self, entry, s_attempt_error (text, sizeof (text), entry, reason));
         }
     }
     else {
         self->counters.stale_results++;
-        if (self->verbose)
-            zsys_debug ("stale WORK_RESULT for %s attempt %lld from worker %s",
-                        id, (long long) attempt, peer->worker_id);
+        zjq_log_debug ("stale_result", "job=%s attempt=%lld worker=%s reason=not_current",
+                       id, (long long) attempt, peer->worker_id);
     }
     if (was_outstanding)
         s_peer_pump (self, peer);
+}
+
+//  Push a job's progress to the clients that asked for it, in the order
+//  the worker reported it.
+static void
+s_push_progress (zjq_broker_t *self, zjq_jobentry_t *entry, const char *message)
+{
+    if (!zhashx_size (self->progress_watchers))
+        return;
+    zjq_jobid_text_t id = zjq_jobentry_id (entry);
+    zlistx_t *watchers = (zlistx_t *) zhashx_lookup (self->progress_watchers, id.text);
+    if (!watchers)
+        return;
+    for (zframe_t *routing_id = (zframe_t *) zlistx_first (watchers); routing_id;
+         routing_id = (zframe_t *) zlistx_next (watchers)) {
+        zjq_msg_t *update = s_msg_to_frame (routing_id, ZJQ_CMD_PROGRESS_UPDATE);
+        zjq_msg_put_str (update, "id", id.text);
+        zjq_msg_put_int (update, "attempt", zjq_jobentry_attempt (entry));
+        zjq_msg_put_double (update, "progress", zjq_jobentry_progress (entry));
+        if (message)
+            zjq_msg_put_str (update, "message", message);
+        s_send (self, &update);
+    }
 }
 
 static void
@@ -1613,8 +2170,11 @@ s_handle_progress (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
     }
     zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, id);
     if (entry && zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING
-    &&  zjq_jobentry_peer (entry) == peer && zjq_jobentry_attempt (entry) == attempt)
-        zjq_jobentry_set_progress (entry, progress, message);
+    &&  zjq_jobentry_peer (entry) == peer && zjq_jobentry_attempt (entry) == attempt) {
+        if (zjq_jobentry_set_progress (entry, progress, message) == -1)
+            zjq_log_error ("out_of_memory", "what=progress_message job=%s", id);
+        s_push_progress (self, entry, message);
+    }
 }
 
 static void
@@ -1627,13 +2187,14 @@ s_handle_disconnect (zjq_broker_t *self, zjq_peer_t *peer, zjq_msg_t *msg)
     }
     if (drain) {
         if (!peer->draining)
-            zsys_info ("worker %s (%s/%lld) is draining: %zu job(s) still running",
-                       peer->worker_id, peer->host, peer->pid, peer->outstanding);
+            zjq_log_info ("worker_draining", "worker=%s host=%s pid=%lld running=%zu",
+                          peer->worker_id, peer->host, peer->pid, peer->outstanding);
         peer->draining = true;
         s_peer_unlist (peer);
     }
     else {
-        zsys_info ("worker %s (%s/%lld) left", peer->worker_id, peer->host, peer->pid);
+        zjq_log_info ("worker_left", "worker=%s host=%s pid=%lld running=%zu", peer->worker_id,
+                      peer->host, peer->pid, peer->outstanding);
         s_peer_forget (self, peer, "worker left");
     }
 }
@@ -1653,6 +2214,11 @@ s_handle_client (zjq_broker_t *self, zjq_msg_t *msg)
         case ZJQ_CMD_STATS:  s_handle_stats (self, msg); break;
         case ZJQ_CMD_PING:   s_handle_ping (self, msg); break;
         case ZJQ_CMD_RELOAD: s_handle_reload (self, msg); break;
+        case ZJQ_CMD_PAUSE:  s_handle_pause (self, msg, true); break;
+        case ZJQ_CMD_RESUME: s_handle_pause (self, msg, false); break;
+        case ZJQ_CMD_DRAIN:  s_handle_drain (self, msg); break;
+        case ZJQ_CMD_DEAD_LETTERS: s_handle_dead_letters (self, msg); break;
+        case ZJQ_CMD_RETRY:  s_handle_retry (self, msg); break;
         default:
             self->counters.malformed++;
             s_send_error (self, msg, ZJQ_ECOMMAND, "command %s is not a client command",
@@ -1669,8 +2235,8 @@ s_handle_worker (zjq_broker_t *self, zjq_msg_t *msg)
     zjq_peer_t *peer = (zjq_peer_t *) zhashx_lookup (self->peers, rid_key);
     if (command == ZJQ_CMD_READY) {
         if (peer) {
-            s_warn (self, "worker %s (%s/%lld) sent READY twice; forgetting it",
-                    peer->worker_id, peer->host, peer->pid);
+            s_warn (self, "bad_ready", "worker=%s host=%s pid=%lld problem=%s",
+                    peer->worker_id, peer->host, peer->pid, "READY twice; forgetting it");
             s_send_error (self, msg, ZJQ_EPROTO, "READY: duplicate READY on this connection");
             s_peer_forget (self, peer, "worker re-registered");
         }
@@ -1684,9 +2250,10 @@ s_handle_worker (zjq_broker_t *self, zjq_msg_t *msg)
         if (command == ZJQ_CMD_WORK_RESULT)
             self->counters.stale_results++;
         if (command != ZJQ_CMD_DISCONNECT) {
-            if (self->verbose)
-                zsys_debug ("%s from unknown worker %.40s: sending DISCONNECT",
-                            zjq_proto_command_name (command), rid_key);
+            if (command == ZJQ_CMD_WORK_RESULT)
+                zjq_log_debug ("stale_result", "peer=%.40s reason=unknown_worker", rid_key);
+            zjq_log_debug ("unknown_worker", "command=%s peer=%.40s reply=DISCONNECT",
+                           zjq_proto_command_name (command), rid_key);
             zjq_msg_t *reply = s_msg_to_sender (msg, ZJQ_CMD_DISCONNECT);
             zjq_msg_put_str (reply, "reason", "unknown worker: send READY first");
             s_send (self, &reply);
@@ -1721,8 +2288,8 @@ s_handle_malformed (zjq_broker_t *self, zjq_msg_t *msg)
         peer->last_seen = self->now;    //  still a sign of life
     const char *error = zjq_msg_error (msg);
     int code = zjq_msg_error_code (msg);
-    s_warn (self, "malformed message from %s %.40s: %s", peer? "worker": "peer",
-            peer? peer->worker_id: rid_key, error? error: "unknown error");
+    s_warn (self, "malformed", "peer=%.40s worker=%s error=%s", rid_key,
+            peer? peer->worker_id: "", error? error: "unknown error");
     s_send_error (self, msg, code? code: ZJQ_EPROTO, "%s", error? error: "malformed message");
 }
 
@@ -1740,7 +2307,8 @@ s_roles_text (int roles, char *buf, size_t size)
 
 //  With CURVE: may the sender's key, as the allow-lists stand now, send
 //  this message? SUBMIT needs the client role; STATS and RELOAD the admin
-//  role; STATUS, RESULT, CANCEL and PING either (the job checks come
+//  role (so do the operations: PAUSE, RESUME, DRAIN, DEAD_LETTERS, RETRY);
+//  STATUS, RESULT, CANCEL and PING either (the job checks come
 //  later); worker messages the worker role. If not: ERROR EDENIED, counted
 //  and logged (by public key), a worker registered on the connection is
 //  forgotten, and false is returned.
@@ -1759,7 +2327,9 @@ s_authorize (zjq_broker_t *self, zjq_msg_t *msg)
     if (command == ZJQ_CMD_SUBMIT)
         need = ZJQ_AUTH_CLIENT;
     else
-    if (command == ZJQ_CMD_STATS || command == ZJQ_CMD_RELOAD)
+    if (command == ZJQ_CMD_STATS || command == ZJQ_CMD_RELOAD || command == ZJQ_CMD_PAUSE
+    ||  command == ZJQ_CMD_RESUME || command == ZJQ_CMD_DRAIN
+    ||  command == ZJQ_CMD_DEAD_LETTERS || command == ZJQ_CMD_RETRY)
         need = ZJQ_AUTH_ADMIN;
     else
         need = ZJQ_AUTH_CLIENT | ZJQ_AUTH_ADMIN;
@@ -1771,13 +2341,13 @@ s_authorize (zjq_broker_t *self, zjq_msg_t *msg)
     char held [32], needed [32];
     if (!roles) {
         self->counters.refused_unknown_key++;
-        s_warn (self, "refused %s from key %s: the key is in no allow-list (any more)",
-                name? name: "?", key? key: "(none)");
+        s_warn (self, "refused", "command=%s key=%s reason=%s", name? name: "?",
+                key? key: "(none)", "the key is in no allow-list (any more)");
         s_send_error (self, msg, ZJQ_EDENIED, "this key is not in the broker's allow-lists");
     }
     else {
         self->counters.refused_role++;
-        s_warn (self, "refused %s from key %s: it needs the %s role, the key holds %s",
+        s_warn (self, "refused", "command=%s key=%s reason=role needs=%s holds=%s",
                 name? name: "?", key, s_roles_text (need, needed, sizeof (needed)),
                 s_roles_text (roles, held, sizeof (held)));
         s_send_error (self, msg, ZJQ_EDENIED, "%s needs a key with the %s role; this key is %s",
@@ -1789,8 +2359,9 @@ s_authorize (zjq_broker_t *self, zjq_msg_t *msg)
         s_sender_key (msg, rid_key);
         zjq_peer_t *peer = (zjq_peer_t *) zhashx_lookup (self->peers, rid_key);
         if (peer) {
-            zsys_info ("worker %s (%s/%lld): its key lost the worker role",
-                       peer->worker_id, peer->host, peer->pid);
+            zjq_log_info ("worker_refused", "worker=%s host=%s pid=%lld reason=%s",
+                          peer->worker_id, peer->host, peer->pid,
+                          "its key lost the worker role");
             s_peer_forget (self, peer, "worker key refused");
         }
     }
@@ -1800,10 +2371,11 @@ s_authorize (zjq_broker_t *self, zjq_msg_t *msg)
 static void
 s_handle_message (zjq_broker_t *self, zjq_msg_t *msg)
 {
-    if (self->verbose) {
+    if (zjq_log_enabled (ZJQ_LOG_DEBUG)) {
         char rid_key [ZJQ_RID_KEY_MAX];
-        zsys_debug ("recv %s from %c %.40s", zjq_proto_command_name (zjq_msg_command (msg)),
-                    zjq_msg_role (msg), s_sender_key (msg, rid_key));
+        zjq_log_debug ("recv", "command=%s role=%c peer=%.40s",
+                       zjq_proto_command_name (zjq_msg_command (msg)), zjq_msg_role (msg),
+                       s_sender_key (msg, rid_key));
     }
     if (self->auth && !s_authorize (self, msg))
         return;
@@ -1830,14 +2402,14 @@ static void
 s_reload (zjq_broker_t *self, const char *why, char *error, size_t error_size)
 {
     if (zjq_auth_reload (self->auth, error, error_size)) {
-        zsys_error ("%s: cannot reload the allow-lists, the old ones stay in force: %s",
-                    why, error);
+        zjq_log_error ("reload_failed", "why=%s error=%s msg=%s", why, error,
+                       "the old allow-lists stay in force");
         return;
     }
-    zsys_info ("%s: allow-lists reloaded: %zu client, %zu worker, %zu admin key(s)", why,
-               zjq_auth_count (self->auth, ZJQ_AUTH_CLIENT),
-               zjq_auth_count (self->auth, ZJQ_AUTH_WORKER),
-               zjq_auth_count (self->auth, ZJQ_AUTH_ADMIN));
+    zjq_log_info ("allowlists_reloaded", "why=%s clients=%zu workers=%zu admins=%zu", why,
+                  zjq_auth_count (self->auth, ZJQ_AUTH_CLIENT),
+                  zjq_auth_count (self->auth, ZJQ_AUTH_WORKER),
+                  zjq_auth_count (self->auth, ZJQ_AUTH_ADMIN));
     zlistx_t *revoked = zlistx_new ();
     assert (revoked);
     for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
@@ -1851,8 +2423,9 @@ s_reload (zjq_broker_t *self, const char *why, char *error, size_t error_size)
     }
     for (zjq_peer_t *peer = (zjq_peer_t *) zlistx_first (revoked); peer;
          peer = (zjq_peer_t *) zlistx_next (revoked)) {
-        zsys_info ("worker %s (%s/%lld), key %s: access revoked by the reload",
-                   peer->worker_id, peer->host, peer->pid, peer->user_key);
+        zjq_log_info ("worker_revoked", "worker=%s host=%s pid=%lld key=%s reason=%s",
+                      peer->worker_id, peer->host, peer->pid, peer->user_key,
+                      "access revoked by the reload");
         zjq_msg_t *msg = s_msg_to_frame (peer->routing_id, ZJQ_CMD_DISCONNECT);
         zjq_msg_put_str (msg, "reason", "access revoked");
         s_send (self, &msg);
@@ -1870,12 +2443,12 @@ s_serve_zap (zjq_broker_t *self)
     for (size_t count = 0; count < ZJQ_DRAIN_BATCH && zjq_auth_zap_serve (self->auth, &verdict);
          count++) {
         if (verdict.allowed) {
-            if (self->verbose)
-                zsys_debug ("CURVE key %s from %s accepted", verdict.key, verdict.address);
+            zjq_log_debug ("curve_accepted", "key=%s address=%s", verdict.key,
+                           verdict.address);
             continue;
         }
         self->counters.refused_unknown_key++;
-        s_warn (self, "refused a connection from %s: key %s: %s", verdict.address,
+        s_warn (self, "refused_connection", "address=%s key=%s reason=%s", verdict.address,
                 *verdict.key? verdict.key: "(none)", verdict.reason);
     }
 }
@@ -1899,7 +2472,7 @@ s_read_monitor (zjq_broker_t *self)
                               "cryptographic error (wrong broker key?)":
                           event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL?
                               "connection lost during the handshake": "protocol error";
-        s_warn (self, "refused a connection: CURVE handshake failed: %s", why);
+        s_warn (self, "refused_connection", "reason=%s", why);
     }
 }
 
@@ -1941,6 +2514,15 @@ s_write_endpoint_file (const char *path, zlistx_t *endpoints)
     return 0;
 }
 
+//  A Prometheus scrape: the STATS map with histograms, from the loop's thread
+static void
+s_metrics_stats (void *arg, msgpack_packer *packer)
+{
+    zjq_broker_t *self = (zjq_broker_t *) arg;
+    self->now = zjq_mono_ms ();
+    s_stats_pack (self, packer, true);
+}
+
 static int
 s_setsockopt_int (void *socket, int option, int value)
 {
@@ -1954,7 +2536,8 @@ s_restore_job (void *arg, zjq_job_t *job, const char *queue_name)
     zjq_broker_t *self = (zjq_broker_t *) arg;
     zjq_queue_t *queue = zjq_proto_queue_name_valid (queue_name)? s_queue_require (self, queue_name): NULL;
     if (!queue) {
-        zsys_error ("journal: job %s dropped: bad queue name or out of memory", job->id);
+        zjq_log_error ("journal_job_dropped", "job=%s reason=%s", job->id,
+                       "bad queue name or out of memory");
         zjq_job_free_fields (job);
         return;
     }
@@ -1962,9 +2545,25 @@ s_restore_job (void *arg, zjq_job_t *job, const char *queue_name)
     zjq_jobentry_t *entry = zjq_jobtable_restore (self->jobs, job, queue, self->now);
     if (entry && zjq_jobentry_state (entry) == ZJQ_STATE_QUEUED
     &&  zjq_queue_push (queue, entry) != 0) {
-        zsys_error ("journal: out of memory queueing job %s", zjq_jobentry_id (entry).text);
+        zjq_log_error ("out_of_memory", "what=restoring_job job=%s",
+                       zjq_jobentry_id (entry).text);
         zjq_jobtable_remove (self->jobs, &entry);
     }
+}
+
+//  A queue the journal holds as paused: paused again
+static void
+s_restore_paused (void *arg, const char *name)
+{
+    zjq_broker_t *self = (zjq_broker_t *) arg;
+    zjq_queue_t *queue = zjq_proto_queue_name_valid (name)? s_queue_require (self, name): NULL;
+    if (queue) {
+        zjq_queue_set_paused (queue, true);
+        zjq_log_info ("queue_paused", "queue=%s source=journal", name);
+    }
+    else
+        zjq_log_error ("queue_dropped", "queue=%s source=journal reason=%s", name,
+                       "bad name or out of memory");
 }
 
 //  Open and replay the journal, then create the job table of a generation
@@ -1990,11 +2589,14 @@ s_journal_open (zjq_broker_t *self, const zjq_broker_config_t *config)
     self->jobs = zjq_jobtable_new (self->generation);
     if (!self->jobs)
         return -1;
+    zjq_jobtable_set_dead_letter_ttl (self->jobs, self->dead_letter_ttl_ms);
     size_t count = zjq_journal_restore (self->journal, self->jobs, s_restore_job, self);
+    zjq_journal_paused_queues (self->journal, s_restore_paused, self);
+    s_trim_dead_letters (self);
     const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
     if (count)
-        zsys_info ("journal: restored %llu queued job(s) and %llu stored outcome(s)",
-                   (unsigned long long) stats->queued, (unsigned long long) stats->ended);
+        zjq_log_info ("journal_restored", "queued=%llu outcomes=%llu",
+                      (unsigned long long) stats->queued, (unsigned long long) stats->ended);
     return zjq_journal_start (self->journal, self->jobs);
 }
 
@@ -2020,6 +2622,9 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
     self->result_ttl_ms = config->result_ttl_ms;
     self->job_timeout_ms = config->job_timeout_ms;
     self->max_attempts = config->max_attempts;
+    self->dead_letter_ttl_ms = config->dead_letter_ttl_ms;
+    self->max_dead_letters = config->max_dead_letters;
+    self->max_dead_letter_bytes = config->max_dead_letter_bytes;
     self->verbose = config->verbose;
     self->generation = (uint64_t) zjq_wall_ms ();
     zjq_base36 (self->instance, self->generation);
@@ -2030,25 +2635,29 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
     self->jobs = zjq_jobtable_new (self->generation);
     self->queues = zhashx_new ();
     self->peers = zhashx_new ();
+    self->progress_watchers = zhashx_new ();
     self->router = zsock_new (ZMQ_ROUTER);
     if (self->router) {
         self->inbox = zjq_inbox_new (self->router, true);
         self->outbox = zjq_outbox_new (self->router, s_send_failed, self);
     }
     if (!endpoints || !self->jobs || !self->queues || !self->peers || !self->router
-    ||  !self->inbox || !self->outbox) {
-        zsys_error ("cannot create the broker: out of memory or sockets");
+    ||  !self->inbox || !self->outbox || !self->progress_watchers) {
+        zjq_log_error ("start_failed", "reason=%s", "out of memory or sockets");
         goto err;
     }
     zlistx_set_destructor (endpoints, (zlistx_destructor_fn *) zstr_free);
     zhashx_set_destructor (self->queues, (zhashx_destructor_fn *) zjq_queue_destroy);
+    zhashx_set_destructor (self->progress_watchers, (zhashx_destructor_fn *) zlistx_destroy);
+    zjq_jobtable_set_dead_letter_ttl (self->jobs, self->dead_letter_ttl_ms);
     if (config->journal && s_journal_open (self, config) == -1) {
-        zsys_error ("cannot start with journal %s", config->journal);
+        zjq_log_error ("start_failed", "journal=%s reason=%s", config->journal,
+                       "cannot open or replay the journal");
         goto err;
     }
     if (!config->journal)
-        zsys_info ("no --journal: jobs are kept in memory only and are lost when the "
-                   "broker stops");
+        zjq_log_info ("memory_only", "msg=%s", "no --journal: jobs are kept in memory only "
+                      "and are lost when the broker stops");
 
     void *handle = zsock_resolve (self->router);
     int64_t max_message = (int64_t) self->max_payload + (1 << 20);
@@ -2058,25 +2667,27 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
     ||  s_setsockopt_int (handle, ZMQ_SNDHWM, ZJQ_HWM)
     ||  s_setsockopt_int (handle, ZMQ_RCVHWM, ZJQ_HWM)
     ||  s_setsockopt_int (handle, ZMQ_LINGER, 0)) {
-        zsys_error ("cannot set socket options: %s", zmq_strerror (errno));
+        zjq_log_error ("start_failed", "reason=%s error=%s", "cannot set socket options",
+                       zmq_strerror (errno));
         goto err;
     }
     if (self->auth) {
         char error [512];
         if (zjq_auth_attach (self->auth, self->router, error, sizeof (error))) {
-            zsys_error ("%s", error);
+            zjq_log_error ("start_failed", "reason=%s", error);
             goto err;
         }
-        zsys_info ("CURVE on: broker key %s; %zu client, %zu worker, %zu admin key(s) allowed",
-                   zjq_auth_public_key (self->auth),
-                   zjq_auth_count (self->auth, ZJQ_AUTH_CLIENT),
-                   zjq_auth_count (self->auth, ZJQ_AUTH_WORKER),
-                   zjq_auth_count (self->auth, ZJQ_AUTH_ADMIN));
+        zjq_log_info ("curve_on", "broker_key=%s clients=%zu workers=%zu admins=%zu",
+                      zjq_auth_public_key (self->auth),
+                      zjq_auth_count (self->auth, ZJQ_AUTH_CLIENT),
+                      zjq_auth_count (self->auth, ZJQ_AUTH_WORKER),
+                      zjq_auth_count (self->auth, ZJQ_AUTH_ADMIN));
     }
     for (size_t index = 0; index < config->bind_count; index++) {
         const char *endpoint = config->binds [index];
         if (zmq_bind (handle, endpoint) == -1) {
-            zsys_error ("cannot bind %s: %s", endpoint, zmq_strerror (errno));
+            zjq_log_error ("start_failed", "endpoint=%s reason=%s error=%s", endpoint,
+                           "cannot bind", zmq_strerror (errno));
             goto err;
         }
         char resolved [1024] = "";
@@ -2085,18 +2696,33 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
             snprintf (resolved, sizeof (resolved), "%s", endpoint);
         zlistx_add_end (endpoints, strdup (resolved));
         if (!self->auth && !s_is_loopback (resolved))
-            zsys_warning ("%s is not a loopback address: traffic on it is plaintext and "
-                          "unauthenticated; use CURVE (--curve-secret, see README: "
-                          "Running across hosts securely)", resolved);
-        zsys_info ("listening on %s", resolved);
+            zjq_log_warning ("plaintext_exposed", "endpoint=%s msg=%s", resolved,
+                             "not a loopback address: traffic on it is plaintext and "
+                             "unauthenticated; use CURVE (--curve-secret, see README: "
+                             "Running across hosts securely)");
+        zjq_log_info ("listening", "endpoint=%s", resolved);
+    }
+    if (config->metrics) {
+        char error [512];
+        self->metrics = zjq_metrics_new (config->metrics, s_metrics_stats, self,
+                                         error, sizeof (error));
+        if (!self->metrics) {
+            zjq_log_error ("start_failed", "metrics=%s reason=%s", config->metrics, error);
+            goto err;
+        }
+        zjq_log_info ("metrics_listening", "address=%s port=%d url=http://%s/metrics",
+                      config->metrics, zjq_metrics_port (self->metrics), config->metrics);
     }
     if (config->endpoint_file
     &&  s_write_endpoint_file (config->endpoint_file, endpoints) == -1) {
-        zsys_error ("cannot write endpoint file %s: %s", config->endpoint_file, strerror (errno));
+        zjq_log_error ("start_failed", "endpoint_file=%s reason=%s error=%s",
+                       config->endpoint_file, "cannot write the endpoint file", strerror (errno));
         goto err;
     }
     zlistx_destroy (&endpoints);
-    zsys_info ("zjq-broker %s started: instance %s", zjq_version (), self->instance);
+    zjq_log_info ("started", "version=%s instance=%s journal=%s curve=%s", zjq_version (),
+                  self->instance, config->journal? config->journal: "",
+                  self->auth? "on": "off");
     return self;
 
 err:
@@ -2125,6 +2751,8 @@ zjq_broker_destroy (zjq_broker_t **self_p)
         self->held_count--;
     }
     free (self->held);
+    zjq_metrics_destroy (&self->metrics);
+    zhashx_destroy (&self->progress_watchers);
     //  The journal before the table it journals (it flushes and syncs)
     zjq_journal_destroy (&self->journal);
     //  Queues first: they let go of the jobs in their heaps; the jobs'
@@ -2179,9 +2807,8 @@ s_trim_memory (zjq_broker_t *self)
     //  quarter rule: one more trim when the table is empty
     bool tail = self->trim_tail && jobs == 0;
     if ((self->jobs_peak >= ZJQ_TRIM_MIN_PEAK && jobs < self->jobs_peak / 4) || tail) {
-        if (self->verbose)
-            zsys_debug ("giving memory back: %llu jobs, peak %llu",
-                        (unsigned long long) jobs, (unsigned long long) self->jobs_peak);
+        zjq_log_debug ("memory_trim", "jobs=%llu peak=%llu",
+                       (unsigned long long) jobs, (unsigned long long) self->jobs_peak);
         malloc_trim (0);
         self->jobs_peak = jobs;
         self->trim_tail = jobs > 0;
@@ -2200,8 +2827,7 @@ s_fire_deadlines (zjq_broker_t *self)
         if (zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING)
             s_job_timeout (self, entry);
         else {
-            if (self->verbose)
-                zsys_debug ("job %s outcome expired", zjq_jobentry_id (entry).text);
+            zjq_log_debug ("outcome_expired", "job=%s", zjq_jobentry_id (entry).text);
             zjq_jobtable_remove (self->jobs, &entry);
         }
     }
@@ -2214,9 +2840,15 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
     assert (self);
     //  Poll the ROUTER, and whichever of these exist: the signal fd, the
     //  journal's sync notifications, CURVE's ZAP requests and handshake events
-    zmq_pollitem_t items [5] = { { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 } };
+    zmq_pollitem_t items [6] = { { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 } };
     int item_count = 1;
-    int signal_item = -1, journal_item = -1;
+    int signal_item = -1, journal_item = -1, metrics_item = -1;
+    if (self->metrics) {
+        metrics_item = item_count++;
+        items [metrics_item] = (zmq_pollitem_t) {
+            NULL, zjq_metrics_fd (self->metrics), ZMQ_POLLIN, 0 };
+        self->metrics_due = INT64_MAX;
+    }
     if (signal_fd >= 0) {
         signal_item = item_count++;
         items [signal_item] = (zmq_pollitem_t) { NULL, signal_fd, ZMQ_POLLIN, 0 };
@@ -2245,6 +2877,8 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         int64_t next = s_min (zjq_jobtable_next_deadline (self->jobs), self->next_check);
         if (self->journal)
             next = s_min (next, self->now + self->journal_wait);
+        if (self->metrics)
+            next = s_min (next, self->metrics_due);
         //  Everything this turn sent goes now, one message (or BATCH) per peer
         zjq_outbox_flush (self->outbox);
         backlog |= zjq_inbox_pending (self->inbox);
@@ -2254,9 +2888,15 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         if (zmq_poll (items, item_count, timeout) == -1) {
             if (errno == EINTR)
                 continue;
-            zsys_error ("zmq_poll failed: %s", zmq_strerror (errno));
+            zjq_log_error ("poll_failed", "error=%s", zmq_strerror (errno));
             rc = -1;
             break;
+        }
+        if (metrics_item >= 0 && ((items [metrics_item].revents & ZMQ_POLLIN)
+                              || zjq_mono_ms () >= self->metrics_due)) {
+            zjq_metrics_process (self->metrics);
+            int64_t wait = zjq_metrics_timeout (self->metrics);
+            self->metrics_due = wait < 0? INT64_MAX: zjq_mono_ms () + wait;
         }
         if (journal_item >= 0 && (items [journal_item].revents & ZMQ_POLLIN)) {
             zjq_journal_process (self->journal);
@@ -2270,12 +2910,14 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
                     s_reload (self, "SIGHUP", error, sizeof (error));
                 }
                 else
-                    zsys_info ("SIGHUP received: nothing to reload without CURVE");
+                    zjq_log_info ("signal", "signal=SIGHUP msg=%s",
+                                  "nothing to reload without CURVE");
             }
             else
             if (signum) {
-                zsys_info ("%s received: shutting down",
-                           signum == SIGTERM? "SIGTERM": signum == SIGINT? "SIGINT": "signal");
+                zjq_log_info ("signal", "signal=%s msg=%s",
+                              signum == SIGTERM? "SIGTERM": signum == SIGINT? "SIGINT": "other",
+                              "shutting down");
                 break;
             }
         }
@@ -2287,6 +2929,7 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         backlog = s_drain (self);
         self->now = zjq_mono_ms ();
         backlog |= s_fire_deadlines (self);
+        s_check_drain (self);
         if (self->reap || self->now >= self->next_check)
             s_check_peers (self);
         s_trim_memory (self);
@@ -2296,8 +2939,9 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
     //  Make what was promised durable, then deliver the held replies
     if (self->journal) {
         if (zjq_journal_sync_now (self->journal) == -1)
-            zsys_error ("journal: could not make the last records durable: %s",
-                        zjq_journal_last_error (self->journal));
+            zjq_log_error ("journal_sync_failed", "error=%s msg=%s",
+                           zjq_journal_last_error (self->journal),
+                           "could not make the last records durable");
         s_release (self, true);
     }
     zjq_outbox_flush (self->outbox);
@@ -2311,7 +2955,7 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
     }
     if (peers)
         zsock_set_linger (self->router, 100);
-    zsys_info ("stopped: %llu job(s) in the table, %zu worker(s) told to disconnect",
-               (unsigned long long) zjq_jobtable_stats (self->jobs)->jobs, peers);
+    zjq_log_info ("stopped", "jobs=%llu workers_told=%zu",
+                  (unsigned long long) zjq_jobtable_stats (self->jobs)->jobs, peers);
     return rc;
 }

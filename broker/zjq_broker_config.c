@@ -4,6 +4,8 @@
 #include "zjq_error.h"
 #include "zjq_util.h"
 #include "zjq_journal.h"
+#include "zjq_log.h"
+#include "zjq_metrics.h"
 #include <czmq.h>
 #include <assert.h>
 #include <ctype.h>
@@ -30,6 +32,9 @@ zjq_broker_config_new (void)
     self->result_ttl_ms = 3600 * 1000;
     self->job_timeout_ms = 1800 * 1000;
     self->max_attempts = 3;
+    self->dead_letter_ttl_ms = 7LL * 24 * 3600 * 1000;
+    self->max_dead_letters = 100000;
+    self->max_dead_letter_bytes = 256ULL << 20;
     self->fsync_policy = ZJQ_FSYNC_INTERVAL;
     self->fsync_interval_ms = 5;
     self->journal_compact_size = 64ULL << 20;
@@ -60,6 +65,7 @@ zjq_broker_config_destroy (zjq_broker_config_t **self_p)
     free (self->curve_clients);
     free (self->curve_workers);
     free (self->curve_admins);
+    free (self->metrics);
     free (self);
     *self_p = NULL;
 }
@@ -171,6 +177,28 @@ zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *
         self->max_attempts = (int) number;
     }
     else
+    if (streq (name, "dead-letter-ttl")) {
+        if (zjq_parse_duration (value, &number) || number <= 0)
+            return zjq_set_error (error, error_size,
+                           "dead-letter-ttl: '%s' is not a positive duration "
+                           "(seconds, or 5m, 1h, 7d)", value);
+        self->dead_letter_ttl_ms = number;
+    }
+    else
+    if (streq (name, "max-dead-letters")) {
+        if (zjq_parse_int (value, 0, INT64_MAX, &number))
+            return zjq_set_error (error, error_size,
+                           "max-dead-letters: '%s' is not a number >= 0", value);
+        self->max_dead_letters = (uint64_t) number;
+    }
+    else
+    if (streq (name, "max-dead-letter-bytes")) {
+        if (zjq_parse_size (value, &bytes))
+            return zjq_set_error (error, error_size,
+                           "max-dead-letter-bytes: '%s' is not a size (e.g. 256M)", value);
+        self->max_dead_letter_bytes = bytes;
+    }
+    else
     if (streq (name, "curve-secret") || streq (name, "curve-clients")
     ||  streq (name, "curve-workers") || streq (name, "curve-admins")) {
         char **field = streq (name, "curve-secret")? &self->curve_secret:
@@ -182,6 +210,24 @@ zjq_broker_config_set (zjq_broker_config_t *self, const char *name, const char *
         *field = strdup (value);
         if (!*field)
             return zjq_set_error (error, error_size, "out of memory");
+    }
+    else
+    if (streq (name, "metrics")) {
+        char reason [256];
+        if (zjq_metrics_address_check (value, reason, sizeof (reason)))
+            return zjq_set_error (error, error_size, "metrics: %s", reason);
+        free (self->metrics);
+        self->metrics = strdup (value);
+        if (!self->metrics)
+            return zjq_set_error (error, error_size, "out of memory");
+    }
+    else
+    if (streq (name, "log-format")) {
+        zjq_log_format_t format;
+        if (zjq_log_format_parse (value, &format))
+            return zjq_set_error (error, error_size, "log-format: '%s' is not text or json",
+                                  value);
+        self->log_format = format;
     }
     else
     if (streq (name, "verbose")) {
@@ -322,6 +368,14 @@ zjq_broker_config_usage (void *stream)
         "  --result-ttl SECONDS     how long outcomes are kept (default 3600)\n"
         "  --job-timeout SECONDS    default per-attempt job timeout (default 1800)\n"
         "  --max-attempts N         default attempts per job, 1..1000 (default 3)\n"
+        "  --dead-letter-ttl SECONDS\n"
+        "                           how long a failed job (a dead letter: zjq failed,\n"
+        "                           zjq retry) is kept, at least (default 7d)\n"
+        "  --max-dead-letters N     failed jobs kept at most; past it the oldest are\n"
+        "                           dropped (default 100000)\n"
+        "  --max-dead-letter-bytes BYTES\n"
+        "                           payload and history bytes of the failed jobs kept\n"
+        "                           at most (default 256M)\n"
         "  --journal DIR            keep an append-only journal in DIR and replay it\n"
         "                           on start; without it every job is in memory\n"
         "                           only and lost when the broker stops\n"
@@ -344,6 +398,10 @@ zjq_broker_config_usage (void *stream)
         "  --curve-workers DIR      ... that may serve as workers\n"
         "  --curve-admins DIR       ... that may use stats, reload, and see or cancel\n"
         "                           any job (without it, no key may)\n"
+        "  --metrics HOST:PORT      serve Prometheus metrics at http://HOST:PORT/metrics\n"
+        "                           (e.g. 127.0.0.1:9555; port 0 picks a free one)\n"
+        "  --log-format FORMAT      text (time level=.. event=.. key=value, default)\n"
+        "                           or json (one JSON object per line)\n"
         "  -v, --verbose            log every message (debug)\n"
         "  -h, --help               show this help\n"
         "      --version            show the version\n"
@@ -364,9 +422,12 @@ s_takes_value (const char *name)
         || streq (name, "max-queued-bytes") || streq (name, "max-result-bytes")
         || streq (name, "result-ttl") || streq (name, "job-timeout")
         || streq (name, "max-attempts") || streq (name, "journal") || streq (name, "fsync")
+        || streq (name, "dead-letter-ttl") || streq (name, "max-dead-letters")
+        || streq (name, "max-dead-letter-bytes")
         || streq (name, "fsync-interval") || streq (name, "journal-compact-size")
         || streq (name, "curve-secret") || streq (name, "curve-clients")
-        || streq (name, "curve-workers") || streq (name, "curve-admins");
+        || streq (name, "curve-workers") || streq (name, "curve-admins")
+        || streq (name, "metrics") || streq (name, "log-format");
 }
 
 static zjq_config_result_t

@@ -27,6 +27,9 @@ typedef struct {
     int64_t result_ttl_ms;      //  default result TTL
     int64_t job_timeout_ms;     //  default per-attempt timeout
     int max_attempts;           //  default attempts
+    int64_t dead_letter_ttl_ms; //  how long a failed job is kept (at least)
+    uint64_t max_dead_letters;  //  failed jobs kept at most (the oldest go)
+    uint64_t max_dead_letter_bytes; //  their payload and history bytes at most
     bool verbose;               //  per-message debug logs
     char *journal;              //  journal directory, or NULL: memory only
     int fsync_policy;           //  zjq_fsync_policy_t
@@ -37,6 +40,8 @@ typedef struct {
     char *curve_clients;        //  allow-list directories per role, or NULL
     char *curve_workers;
     char *curve_admins;
+    char *metrics;              //  HOST:PORT to serve Prometheus /metrics on, or NULL
+    int log_format;             //  zjq_log_format_t
 } zjq_broker_config_t;
 
 //  What zjq_broker_config_parse decided.

@@ -31,8 +31,13 @@
 #include "zjq_error.h"
 #include "zjq_jobid.h"
 #include "zjq_cert.h"
+#include "zjq_history.h"
 
-#define ZJQ_JOB_RECORD_VERSION 2       //  2: adds owner
+#define ZJQ_JOB_RECORD_VERSION 3       //  2: adds owner; 3: adds history, and a
+                                        //  failed job keeps its payload
+
+//  Attempts a job may make in all, across retries (`zjq retry`)
+#define ZJQ_JOB_ATTEMPTS_MAX 1000000
 
 typedef struct {
     char id [ZJQ_JOBID_MAX];    //  "<generation>-<sequence>", base 36
@@ -42,7 +47,7 @@ typedef struct {
     char *key;                  //  idempotency key, or NULL
     char owner [ZJQ_CERT_KEY_TEXT];     //  submitter's CURVE public key (Z85), or ""
     int priority;               //  -1000..1000, higher runs first
-    int max_attempts;           //  1..1000
+    int max_attempts;           //  1..1000 (more after a retry: ZJQ_JOB_ATTEMPTS_MAX)
     int attempt;                //  current or last attempt, 0 before the first
     zjq_state_t state;          //  queued, running, or one of the three ends
     int64_t job_timeout_ms;     //  per attempt
@@ -55,9 +60,11 @@ typedef struct {
     char *progress_message;     //  or NULL
     char *error;                //  final error, or the last failed attempt's reason
     byte *payload;              //  the submitted payload bytes; NULL once the job ends
+                                //  (a failed job keeps it, for a retry)
     size_t payload_size;        //  bytes in payload
     byte *result;               //  the result of a succeeded job, or NULL (none)
     size_t result_size;         //  bytes in result
+    zjq_history_t *history;     //  failed attempts, or NULL if none failed yet
 } zjq_job_t;
 
 //  True once the job has reached one of its final states.
@@ -70,7 +77,7 @@ zjq_job_ended (const zjq_job_t *job)
 }
 
 //  Free the fields that a record read back from the journal owns (key,
-//  error, progress message, payload, result) and null them.
+//  error, progress message, payload, result, history) and null them.
 static inline void
 zjq_job_free_fields (zjq_job_t *job)
 {
@@ -79,6 +86,7 @@ zjq_job_free_fields (zjq_job_t *job)
     free (job->progress_message);
     free (job->payload);
     free (job->result);
+    zjq_history_destroy (&job->history);
     job->key = job->error = job->progress_message = NULL;
     job->payload = job->result = NULL;
     job->payload_size = job->result_size = 0;

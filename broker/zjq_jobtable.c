@@ -4,7 +4,8 @@
     payload inline (up to ZJQ_JOBENTRY_INLINE_MAX bytes), one slot in the id
     index and one in its queue's heap. Everything else is in the side block,
     allocated the first time a job needs it (a key, a long duration, a
-    waiter, the first attempt) and freed with the entry. Owner keys are
+    waiter, the first attempt, an attempt history) and freed with the
+    entry. Owner keys are
     interned: entries of one submitter share one refcounted copy.
 
     Indexes. The id index is an open-addressing hash table (linear probing,
@@ -18,10 +19,16 @@
     result memory bound.
 
     Scans (journal compaction) take a snapshot of (order, entry) pairs
-    sorted by order; removing an entry meanwhile clears its pair.           */
+    sorted by order; removing an entry meanwhile clears its pair.
+
+    Dead letters. A failed job keeps its payload where it was (inline or its
+    frame; a result, if any, then goes in a frame in the side block) and its
+    attempt history (in the side block), which also holds its links on the
+    dead-letter list (zjq_history.h).                                       */
 
 #include "zjq_jobtable.h"
 #include "zjq_queue.h"
+#include "zjq_log.h"
 #include "zjq_util.h"
 //  The self-test below relies on assert: keep it in release builds too
 #undef NDEBUG
@@ -33,6 +40,7 @@
 #define ZJQ_JOBENTRY_FRAME   0x01       //  flags: payload area holds a zframe_t *
 #define ZJQ_JOBENTRY_NOPAY   0x02       //  flags: the payload is gone (job ended)
 #define ZJQ_JOBENTRY_RESULT  0x04       //  flags: payload area holds the result
+#define ZJQ_JOBENTRY_WIDE    0x08       //  flags: attempt counts are in the side block
 #define ZJQ_DURATION_SIDE    UINT32_MAX //  a duration kept in the side block
 #define ZJQ_INDEX_MIN_BITS   10         //  smallest id index: 1024 slots
 
@@ -55,6 +63,9 @@ struct _zjq_jobside_t {
     int64_t job_timeout_ms;     //  exact, when the entry says ZJQ_DURATION_SIDE
     int64_t result_ttl_ms;      //  exact, when the entry says ZJQ_DURATION_SIDE
     double progress;            //  0..1 as reported by the worker; < 0 = none
+    zjq_history_t *history;     //  failed attempts (and dead-letter links), or NULL
+    int32_t attempt;            //  exact, when the entry says ZJQ_JOBENTRY_WIDE
+    int32_t max_attempts;       //  ditto
     uint32_t deadline_index;    //  position in the deadline heap, or ZJQ_JOBENTRY_NONE
     uint32_t result_index;      //  position in the result heap, or ZJQ_JOBENTRY_NONE
     uint32_t peer_slot;         //  the attempt's slot on the worker (the broker's)
@@ -97,6 +108,8 @@ struct _zjq_jobtable_t {
     size_t scan_next;           //  next item to return
     uint64_t *generations;      //  earlier generations: (generation, last sequence)
     size_t generation_count;    //  pairs in generations
+    zjq_deadlist_t dead;        //  failed jobs (dead letters), oldest failure first
+    int64_t dead_ttl_ms;        //  a failed job is kept at least this long
 };
 
 
@@ -257,8 +270,8 @@ s_side (zjq_jobentry_t *entry)
 {
     zjq_jobside_t *side = s_side_try (entry);
     if (!side) {
-        zsys_error ("zjq_jobtable: out of memory for the state of job %s",
-                    zjq_jobentry_id (entry).text);
+        zjq_log_error ("out_of_memory", "what=job_state job=%s msg=%s",
+                       zjq_jobentry_id (entry).text, "aborting");
         abort ();
     }
     return side;
@@ -287,6 +300,9 @@ s_side_free (zjq_jobside_t **side_p)
     free (side->error);
     free (side->progress_message);
     zframe_destroy (&side->result);
+    if (side->history)
+        side->history->owner = NULL;    //  off any list: removal unlinked it, or the table goes
+    zjq_history_destroy (&side->history);
     free (side);
     *side_p = NULL;
 }
@@ -308,6 +324,27 @@ s_set_duration (zjq_jobentry_t *entry, uint32_t *field, int64_t ms, bool timeout
         side->job_timeout_ms = ms;
     else
         side->result_ttl_ms = ms;
+    return 0;
+}
+
+//  Store a job's attempt counts: in the entry while they fit 16 bits, else
+//  (after many retries) exactly in the side block from then on. Returns 0,
+//  or -1 if out of memory for the side block (unchanged).
+static int
+s_set_attempts (zjq_jobentry_t *entry, int attempt, int max_attempts)
+{
+    if (!(entry->flags & ZJQ_JOBENTRY_WIDE)
+    &&  attempt >= 0 && attempt <= UINT16_MAX && max_attempts >= 0 && max_attempts <= UINT16_MAX) {
+        entry->attempt = (uint16_t) attempt;
+        entry->max_attempts = (uint16_t) max_attempts;
+        return 0;
+    }
+    zjq_jobside_t *side = s_side_try (entry);
+    if (!side)
+        return -1;
+    entry->flags |= ZJQ_JOBENTRY_WIDE;
+    side->attempt = attempt;
+    side->max_attempts = max_attempts;
     return 0;
 }
 
@@ -808,8 +845,7 @@ s_set_deadline (zjq_jobtable_t *self, zjq_jobentry_t *entry, int64_t deadline)
     else
     if (zjq_heap_push (self->deadlines, side) != 0)
         //  Out of memory: the job just never times out or expires by itself
-        zsys_error ("zjq_jobtable: out of memory for the deadline of job %s",
-                    zjq_jobentry_id (entry).text);
+        zjq_log_error ("out_of_memory", "what=job_deadline job=%s", zjq_jobentry_id (entry).text);
 }
 
 static void
@@ -842,7 +878,10 @@ zjq_jobtable_start (zjq_jobtable_t *self, zjq_jobentry_t *entry, int64_t now)
     assert (entry->queue_index == ZJQ_JOBENTRY_NONE);
     zjq_jobside_t *side = s_side (entry);
     entry->state = ZJQ_STATE_RUNNING;
-    entry->attempt++;
+    if (entry->flags & ZJQ_JOBENTRY_WIDE)
+        side->attempt++;
+    else
+        entry->attempt++;       //  a retry made the counts wide before they overflow
     side->started_ms = zjq_wall_ms ();
     side->progress = -1;
     s_set_string (&side->progress_message, NULL);
@@ -884,24 +923,27 @@ zjq_jobtable_unstart (zjq_jobtable_t *self, zjq_jobentry_t *entry)
 {
     assert (self);
     assert (entry);
-    assert (entry->attempt > 0);
+    assert (zjq_jobentry_attempt (entry) > 0);
     s_back_to_queued (self, entry);
-    entry->attempt--;
-    if (entry->attempt == 0)
+    if (entry->flags & ZJQ_JOBENTRY_WIDE)
+        entry->side->attempt--;
+    else
+        entry->attempt--;
+    if (zjq_jobentry_attempt (entry) == 0)
         entry->side->started_ms = 0;
     if (self->journal)
         s_journal (self, entry, S_JOURNAL_STATE);
 }
 
-//  Keep the result of an ended job whose payload area (room bytes) is free:
-//  inline if it fits, else as a frame in the side block, taken from
-//  *frame_p (then nulled) or made from the bytes. Returns 0, or -1 if out
-//  of memory.
+//  Keep the result of an ended job: inline if its payload area (room
+//  bytes) is free (the payload is gone) and the result fits, else as a
+//  frame in the side block, taken from *frame_p (then nulled) or made from
+//  the bytes. Returns 0, or -1 if out of memory.
 static int
 s_store_result (zjq_jobentry_t *entry, size_t room, zframe_t **frame_p,
                 const void *data, size_t size)
 {
-    if (size <= room) {
+    if ((entry->flags & ZJQ_JOBENTRY_NOPAY) && size <= room) {
         if (size)
             memcpy (entry->payload, data, size);
         entry->payload_size = (uint16_t) size;
@@ -928,9 +970,57 @@ s_track_result (zjq_jobtable_t *self, zjq_jobentry_t *entry)
     if (result_size > 0) {
         self->stats.result_bytes += result_size;
         if (zjq_heap_push (self->results, entry->side) != 0)
-            zsys_error ("zjq_jobtable: out of memory tracking the result of job %s",
-                        zjq_jobentry_id (entry).text);
+            zjq_log_error ("out_of_memory", "what=job_result job=%s", zjq_jobentry_id (entry).text);
     }
+}
+
+//  The payload goes (the job ended): a frame is freed; returns the room
+//  the payload area has for a result
+static size_t
+s_drop_payload (zjq_jobentry_t *entry)
+{
+    zframe_t *frame = s_entry_frame (entry);
+    size_t room = frame? sizeof (zframe_t *): entry->payload_size;
+    zframe_destroy (&frame);
+    entry->flags = (entry->flags & ZJQ_JOBENTRY_WIDE) | ZJQ_JOBENTRY_NOPAY;
+    entry->payload_size = 0;
+    return room;
+}
+
+//  How long a failed job is kept: the longer of its result TTL and the
+//  dead-letter TTL
+static int64_t
+s_dead_ttl (zjq_jobtable_t *self, const zjq_jobentry_t *entry)
+{
+    int64_t ttl_ms = zjq_jobentry_result_ttl_ms (entry);
+    return ttl_ms > self->dead_ttl_ms? ttl_ms: self->dead_ttl_ms;
+}
+
+//  Put a failed job (its side block made) on the dead-letter list; it gets
+//  an empty history if it never had a failed attempt
+static void
+s_dead_link (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    zjq_jobside_t *side = entry->side;
+    if (!side->history)
+        side->history = zjq_history_new (zjq_jobentry_max_attempts (entry));
+    if (!side->history) {
+        zjq_log_error ("out_of_memory", "what=dead_letter job=%s msg=%s",
+                       zjq_jobentry_id (entry).text, "it cannot be retried");
+        s_drop_payload (entry);
+        return;
+    }
+    side->history->failed_ms = side->finished_ms;
+    zjq_deadlist_insert (&self->dead, side->history, entry, zjq_jobentry_payload (entry).size);
+}
+
+//  Take a job off the dead-letter list if it is on it
+static void
+s_dead_unlink (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    zjq_history_t *history = entry->side? entry->side->history: NULL;
+    if (zjq_deadlist_contains (&self->dead, history))
+        zjq_deadlist_remove (&self->dead, history, zjq_jobentry_payload (entry).size);
 }
 
 void
@@ -951,23 +1041,24 @@ zjq_jobtable_finish (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_state_t st
     }
     self->stats.ended++;
     entry->state = (uint8_t) state;
+    //  A dead letter keeps its payload, for a retry, and stays longer
+    bool dead = state == ZJQ_STATE_FAILED;
+    int64_t ttl_ms = dead? s_dead_ttl (self, entry): zjq_jobentry_result_ttl_ms (entry);
     side->finished_ms = zjq_wall_ms ();
-    side->expires_ms = side->finished_ms + zjq_jobentry_result_ttl_ms (entry);
+    side->expires_ms = side->finished_ms + ttl_ms;
     if (error)
         s_set_string (&side->error, error);
     self->stats.queued_bytes -= zjq_jobentry_payload (entry).size;
     //  The payload goes; a result that fits takes its place
-    zframe_t *frame = s_entry_frame (entry);
-    size_t room = frame? sizeof (zframe_t *): entry->payload_size;
-    zframe_destroy (&frame);
-    entry->flags = ZJQ_JOBENTRY_NOPAY;
-    entry->payload_size = 0;
+    size_t room = dead? 0: s_drop_payload (entry);
     if (result_p && *result_p)
         s_store_result (entry, room, result_p, zframe_data (*result_p),
                         zframe_size (*result_p));
     side->peer = NULL;
     side->peer_slot = UINT32_MAX;
-    s_set_deadline (self, entry, s_after (now, zjq_jobentry_result_ttl_ms (entry)));
+    s_set_deadline (self, entry, s_after (now, ttl_ms));
+    if (dead)
+        s_dead_link (self, entry);
     s_track_result (self, entry);
     if (self->journal)
         s_journal (self, entry, S_JOURNAL_STATE);
@@ -988,6 +1079,7 @@ zjq_jobtable_remove (zjq_jobtable_t *self, zjq_jobentry_t **entry_p)
         zjq_heap_remove (self->results, side->result_index);
     if (side && side->key)
         s_key_delete (self, entry);
+    s_dead_unlink (self, entry);
     if (self->journal)
         s_journal (self, entry, S_JOURNAL_REMOVE);
     if (self->scan)
@@ -1032,14 +1124,22 @@ s_restore_problem (const zjq_job_t *job, uint64_t *generation)
         return "a bad id";
     if (job->priority < INT16_MIN || job->priority > INT16_MAX)
         return "a priority out of range";
-    if (job->max_attempts < 0 || job->max_attempts > UINT16_MAX
-    ||  job->attempt < 0 || job->attempt > UINT16_MAX)
+    if (job->max_attempts < 0 || job->max_attempts > ZJQ_JOB_ATTEMPTS_MAX
+    ||  job->attempt < 0 || job->attempt > ZJQ_JOB_ATTEMPTS_MAX)
         return "an attempt count out of range";
     return NULL;
 }
 
-//  Copy a record's fields into a new entry, taking its strings. Returns 0,
-//  or -1 if out of memory.
+//  Does the restored job keep its payload: a queued one, or a dead letter
+//  whose record kept it (v3+)
+static bool
+s_restore_keeps_payload (const zjq_job_t *job)
+{
+    return job->state == ZJQ_STATE_QUEUED || (job->state == ZJQ_STATE_FAILED && job->payload);
+}
+
+//  Copy a record's fields into a new entry, taking its strings and history.
+//  Returns 0, or -1 if out of memory.
 static int
 s_restore_fields (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_job_t *job)
 {
@@ -1047,15 +1147,14 @@ s_restore_fields (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_job_t *job)
     entry->order = job->order;
     entry->created_ms = job->created_ms;
     entry->priority = (int16_t) job->priority;
-    entry->max_attempts = (uint16_t) job->max_attempts;
-    entry->attempt = (uint16_t) job->attempt;
     entry->state = (uint8_t) job->state;
     bool failed = false;
     entry->owner = s_owner_take (self, job->owner, &failed);
     bool ended = zjq_job_ended (job);
     bool side_needed = job->key || job->error || job->progress_message || job->started_ms
-                    || ended;
+                    || job->history || ended;
     if (failed || (side_needed && !s_side_try (entry))
+    ||  s_set_attempts (entry, job->attempt, job->max_attempts) == -1
     ||  s_set_duration (entry, &entry->job_timeout_ms, job->job_timeout_ms, true) == -1
     ||  s_set_duration (entry, &entry->result_ttl_ms, job->result_ttl_ms, false) == -1)
         return -1;
@@ -1064,16 +1163,18 @@ s_restore_fields (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_job_t *job)
         side->key = job->key;
         side->error = job->error;
         side->progress_message = job->progress_message;
+        side->history = job->history;
         side->started_ms = job->started_ms;
         side->finished_ms = job->finished_ms;
         side->expires_ms = job->expires_ms;
         side->progress = job->progress;
         job->key = job->error = job->progress_message = NULL;
+        job->history = NULL;
     }
-    if (ended) {
+    if (!s_restore_keeps_payload (job)) {
         //  The payload area was made the size of a small result
         size_t room = entry->flags & ZJQ_JOBENTRY_FRAME? 0: entry->payload_size;
-        entry->flags = ZJQ_JOBENTRY_NOPAY;
+        entry->flags = (entry->flags & ZJQ_JOBENTRY_WIDE) | ZJQ_JOBENTRY_NOPAY;
         entry->payload_size = 0;
         return job->result? s_store_result (entry, room, NULL, job->result, job->result_size): 0;
     }
@@ -1087,7 +1188,8 @@ s_restore_fields (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_job_t *job)
     else
     if (size)
         memcpy (entry->payload, job->payload, size);
-    return 0;
+    //  A dead letter's result (if any) cannot take the payload's place
+    return ended && job->result? s_store_result (entry, 0, NULL, job->result, job->result_size): 0;
 }
 
 zjq_jobentry_t *
@@ -1096,10 +1198,10 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
     assert (self);
     assert (job && queue);
     assert (job->state == ZJQ_STATE_QUEUED || zjq_job_ended (job));
-    //  The payload of a queued job, or the result of an ended one, inline
-    //  if small enough
-    size_t size = zjq_job_ended (job)? (job->result? job->result_size: 0)
-                                     : (job->payload? job->payload_size: 0);
+    //  The payload of a queued job or a dead letter, or the result of
+    //  another ended job, inline if small enough
+    size_t size = s_restore_keeps_payload (job)? (job->payload? job->payload_size: 0)
+                                               : (job->result? job->result_size: 0);
     uint64_t generation = 0;
     const char *problem = s_restore_problem (job, &generation);
     zjq_jobentry_t *entry = problem? NULL: s_entry_new (size);
@@ -1117,17 +1219,19 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
     //  The fields are the entry's now, or freed here
     zjq_job_free_fields (job);
     if (!entry) {
-        zsys_error ("zjq_jobtable: job %s dropped: %s", job->id, problem);
+        zjq_log_error ("journal_job_dropped", "job=%s reason=%s", job->id, problem);
         return NULL;
     }
     if (s_index_find (&self->by_id, entry->generation, entry->sequence) != SIZE_MAX
     ||  s_index_insert (&self->by_id, entry) != 0) {
-        zsys_error ("zjq_jobtable: job %s restored twice or out of memory; dropped", job->id);
+        zjq_log_error ("journal_job_dropped", "job=%s reason=%s", job->id,
+                       "restored twice or out of memory");
         s_entry_free (self, &entry);
         return NULL;
     }
     if (entry->side && entry->side->key && s_key_insert (self, entry) != 0) {
-        zsys_error ("zjq_jobtable: key of job %s is taken; job dropped", job->id);
+        zjq_log_error ("journal_job_dropped", "job=%s reason=%s", job->id,
+                       "its idempotency key is taken");
         s_index_remove_at (&self->by_id,
                            s_index_find (&self->by_id, entry->generation, entry->sequence));
         s_entry_free (self, &entry);
@@ -1145,9 +1249,16 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
     }
     else {
         self->stats.ended++;
-        int64_t left = entry->side->expires_ms - zjq_wall_ms ();
+        zjq_jobside_t *side = entry->side;
+        bool dead = entry->state == ZJQ_STATE_FAILED;
+        if (dead)
+            //  The dead-letter TTL in force now decides
+            side->expires_ms = side->finished_ms + s_dead_ttl (self, entry);
+        int64_t left = side->expires_ms - zjq_wall_ms ();
         s_set_deadline (self, entry, s_after (now, left > 0? left: 0));
         s_track_result (self, entry);
+        if (dead)
+            s_dead_link (self, entry);
     }
     return entry;
 }
@@ -1165,8 +1276,8 @@ zjq_jobtable_add_generation (zjq_jobtable_t *self, uint64_t generation, uint64_t
     uint64_t *pairs = (uint64_t *) realloc (self->generations,
                                             (self->generation_count + 1) * 2 * sizeof (uint64_t));
     if (!pairs) {
-        zsys_error ("zjq_jobtable: out of memory remembering generation %llu",
-                    (unsigned long long) generation);
+        zjq_log_error ("out_of_memory", "what=generation generation=%llu",
+                       (unsigned long long) generation);
         return;
     }
     self->generations = pairs;
@@ -1297,6 +1408,55 @@ zjq_jobentry_waiter (const zjq_jobentry_t *entry, uint32_t index)
 //  --------------------------------------------------------------------------
 //  Reading a job
 
+int
+zjq_jobentry_attempt (const zjq_jobentry_t *entry)
+{
+    assert (entry);
+    return entry->flags & ZJQ_JOBENTRY_WIDE? entry->side->attempt: entry->attempt;
+}
+
+int
+zjq_jobentry_max_attempts (const zjq_jobentry_t *entry)
+{
+    assert (entry);
+    return entry->flags & ZJQ_JOBENTRY_WIDE? entry->side->max_attempts: entry->max_attempts;
+}
+
+int64_t
+zjq_jobentry_started_ms (const zjq_jobentry_t *entry)
+{
+    assert (entry);
+    return entry->side? entry->side->started_ms: 0;
+}
+
+int64_t
+zjq_jobentry_finished_ms (const zjq_jobentry_t *entry)
+{
+    assert (entry);
+    return entry->side? entry->side->finished_ms: 0;
+}
+
+int64_t
+zjq_jobentry_expires_ms (const zjq_jobentry_t *entry)
+{
+    assert (entry);
+    return entry->side? entry->side->expires_ms: 0;
+}
+
+double
+zjq_jobentry_progress (const zjq_jobentry_t *entry)
+{
+    assert (entry);
+    return entry->side? entry->side->progress: -1;
+}
+
+const zjq_history_t *
+zjq_jobentry_history (const zjq_jobentry_t *entry)
+{
+    assert (entry);
+    return entry->side? entry->side->history: NULL;
+}
+
 const char *
 zjq_jobentry_queue_name (const zjq_jobentry_t *entry)
 {
@@ -1390,8 +1550,8 @@ zjq_jobentry_record (const zjq_jobentry_t *entry, zjq_job_t *job)
     job->queue = zjq_jobentry_queue_name (entry);
     snprintf (job->owner, sizeof (job->owner), "%s", zjq_jobentry_owner (entry));
     job->priority = entry->priority;
-    job->max_attempts = entry->max_attempts;
-    job->attempt = entry->attempt;
+    job->max_attempts = zjq_jobentry_max_attempts (entry);
+    job->attempt = zjq_jobentry_attempt (entry);
     job->state = (zjq_state_t) entry->state;
     job->job_timeout_ms = zjq_jobentry_job_timeout_ms (entry);
     job->result_ttl_ms = zjq_jobentry_result_ttl_ms (entry);
@@ -1412,6 +1572,7 @@ zjq_jobentry_record (const zjq_jobentry_t *entry, zjq_job_t *job)
         job->progress = side->progress;
         job->progress_message = side->progress_message;
         job->error = side->error;
+        job->history = side->history;
     }
 }
 
@@ -1457,6 +1618,126 @@ zjq_jobentry_set_progress (zjq_jobentry_t *entry, double progress, const char *m
         side->progress_message = copy;
     }
     return 0;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Attempt histories and dead letters
+
+void
+zjq_jobtable_set_dead_letter_ttl (zjq_jobtable_t *self, int64_t ttl_ms)
+{
+    assert (self);
+    self->dead_ttl_ms = ttl_ms > 0? ttl_ms: 0;
+}
+
+int
+zjq_jobtable_add_attempt (zjq_jobtable_t *self, zjq_jobentry_t *entry,
+                          const zjq_attempt_t *attempt)
+{
+    assert (self);
+    assert (entry && attempt);
+    assert (!zjq_jobentry_ended (entry));
+    zjq_jobside_t *side = s_side_try (entry);
+    if (side && !side->history)
+        side->history = zjq_history_new (zjq_jobentry_max_attempts (entry));
+    if (!side || !side->history || zjq_history_add (side->history, attempt) != 0) {
+        zjq_log_error ("out_of_memory", "what=attempt_history job=%s attempt=%d",
+                       zjq_jobentry_id (entry).text, attempt->attempt);
+        return -1;
+    }
+    if (self->journal) {
+        zjq_job_t record;
+        zjq_jobentry_record (entry, &record);
+        zjq_journal_append_attempt (self->journal, &record);
+    }
+    return 0;
+}
+
+int
+zjq_jobtable_retry (zjq_jobtable_t *self, zjq_jobentry_t *entry, const char **message_p)
+{
+    assert (self);
+    assert (entry && message_p);
+    if (entry->state != ZJQ_STATE_FAILED) {
+        *message_p = "only a failed job can be retried";
+        return ZJQ_ESTATE;
+    }
+    zjq_jobside_t *side = entry->side;
+    if ((entry->flags & ZJQ_JOBENTRY_NOPAY) || !zjq_jobtable_is_dead (self, entry)) {
+        *message_p = "its payload was not kept (it failed before this broker version)";
+        return ZJQ_ESTATE;
+    }
+    zjq_history_t *history = side->history;
+    int attempt = zjq_jobentry_attempt (entry);
+    if ((int64_t) attempt + history->budget > ZJQ_JOB_ATTEMPTS_MAX) {
+        *message_p = "it has used the most attempts a job may make";
+        return ZJQ_ESTATE;
+    }
+    if (s_set_attempts (entry, attempt, attempt + history->budget) == -1) {
+        *message_p = "broker out of memory";
+        return ZJQ_ENOMEM;
+    }
+    s_dead_unlink (self, entry);
+    s_clear_deadline (self, entry);
+    //  A failed job rarely has a result; a queued one has none
+    if (side->result_index != ZJQ_JOBENTRY_NONE)
+        zjq_heap_remove (self->results, side->result_index);
+    self->stats.result_bytes -= zjq_jobentry_result (entry).size;
+    zframe_destroy (&side->result);
+    history->retries++;
+    entry->state = ZJQ_STATE_QUEUED;
+    side->finished_ms = side->expires_ms = 0;
+    self->stats.ended--;
+    self->stats.queued++;
+    self->stats.queued_bytes += zjq_jobentry_payload (entry).size;
+    if (self->journal)
+        s_journal (self, entry, S_JOURNAL_JOB);
+    return 0;
+}
+
+zjq_jobentry_t *
+zjq_jobtable_dead_first (zjq_jobtable_t *self)
+{
+    assert (self);
+    return self->dead.oldest? (zjq_jobentry_t *) self->dead.oldest->owner: NULL;
+}
+
+zjq_jobentry_t *
+zjq_jobtable_dead_next (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    assert (self);
+    assert (entry && zjq_jobtable_is_dead (self, entry));
+    zjq_history_t *newer = entry->side->history->newer;
+    return newer? (zjq_jobentry_t *) newer->owner: NULL;
+}
+
+bool
+zjq_jobtable_is_dead (zjq_jobtable_t *self, zjq_jobentry_t *entry)
+{
+    assert (self);
+    assert (entry);
+    return zjq_deadlist_contains (&self->dead, entry->side? entry->side->history: NULL);
+}
+
+const zjq_deadlist_t *
+zjq_jobtable_dead_letters (zjq_jobtable_t *self)
+{
+    assert (self);
+    return &self->dead;
+}
+
+size_t
+zjq_jobtable_trim_dead (zjq_jobtable_t *self, uint64_t max_count, uint64_t max_bytes)
+{
+    assert (self);
+    size_t dropped = 0;
+    while (self->dead.oldest && (self->dead.count > max_count || self->dead.bytes > max_bytes)) {
+        zjq_jobentry_t *entry = (zjq_jobentry_t *) self->dead.oldest->owner;
+        zjq_jobtable_remove (self, &entry);
+        dropped++;
+    }
+    return dropped;
 }
 
 
@@ -1714,8 +1995,11 @@ s_test_entries (zjq_queue_t *queue, bool verbose)
     assert (stats->result_bytes == 0);
 
     //  Restoring checks that the record fits the entry
-    zsys_set_logstream (verbose? stderr: NULL);
-    zjq_job_t bad = { .sequence = 7, .max_attempts = 70000, .state = ZJQ_STATE_QUEUED };
+    int level = atomic_load (&zjq_log_threshold);
+    if (!verbose)
+        zjq_log_set_level ((zjq_log_level_t) (ZJQ_LOG_ERROR + 1));
+    zjq_job_t bad = { .sequence = 7, .max_attempts = ZJQ_JOB_ATTEMPTS_MAX + 1,
+                      .state = ZJQ_STATE_QUEUED };
     zjq_jobid_format (bad.id, 1790000000000ULL, 7);
     bad.key = strdup ("k");
     bad.payload = (byte *) strdup ("payload");
@@ -1725,7 +2009,7 @@ s_test_entries (zjq_queue_t *queue, bool verbose)
     zjq_jobid_format (bad.id, 1790000000000ULL, 8);
     bad.max_attempts = 3;
     assert (zjq_jobtable_restore (table, &bad, queue, 0) == NULL);   //  id and sequence differ
-    zsys_set_logstream (stderr);
+    zjq_log_set_level ((zjq_log_level_t) level);
 
     free (data);
     zjq_jobtable_destroy (&table);
@@ -1995,6 +2279,76 @@ zjq_jobtable_test (bool verbose)
     assert (zjq_jobtable_find (table, id, &found, &message) == ZJQ_EEXPIRED);
     zjq_jobid_format (id, generation - 5, 8);
     assert (zjq_jobtable_find (table, id, &found, &message) == ZJQ_ENOTFOUND);
+
+    //  Dead letters: a failed job keeps its payload and its history, stays
+    //  the dead-letter TTL, and a retry gives it a fresh attempt budget
+    zjq_jobtable_set_dead_letter_ttl (table, 100000);
+    zjq_jobentry_t *dead = s_test_insert (table, queue_q, NULL, 1000, 5);
+    zjq_jobtable_start (table, dead, 0);
+    zjq_attempt_t attempt = { .attempt = 1, .exit_code = 3, .error = "exit status 3",
+                              .duration_ms = 7 };
+    assert (zjq_jobtable_add_attempt (table, dead, &attempt) == 0);
+    uint64_t queued_bytes = stats->queued_bytes;
+    zjq_jobtable_finish (table, dead, ZJQ_STATE_FAILED, "exit status 3 (attempt 1 of 3)",
+                         NULL, 0);
+    assert (zjq_jobentry_payload (dead).size == 5 && !zjq_jobentry_payload (dead).frame);
+    assert (stats->queued_bytes == queued_bytes - 5);
+    zjq_jobentry_record (dead, &record);
+    assert (record.payload && record.payload_size == 5 && record.history);
+    assert (record.history->count == 1 && record.history->attempts [0].exit_code == 3);
+    assert (zjq_jobtable_is_dead (table, dead) && zjq_jobtable_dead_first (table) == dead);
+    assert (zjq_jobtable_dead_next (table, dead) == NULL);
+    assert (record.expires_ms == record.finished_ms + 100000);
+    const zjq_deadlist_t *letters = zjq_jobtable_dead_letters (table);
+    assert (letters->count == 1 && letters->bytes == zjq_jobentry_history (dead)->bytes + 5);
+    const char *why = NULL;
+    assert (zjq_jobtable_retry (table, second, &why) == ZJQ_ESTATE && why);
+    uint64_t queued_before = stats->queued;
+    assert (zjq_jobtable_retry (table, dead, &why) == 0);
+    assert (zjq_jobentry_state (dead) == ZJQ_STATE_QUEUED);
+    assert (zjq_jobentry_max_attempts (dead) == 4 && zjq_jobentry_attempt (dead) == 1);
+    zjq_jobentry_record (dead, &record);
+    assert (record.finished_ms == 0 && dead->side->deadline_index == ZJQ_JOBENTRY_NONE);
+    assert (letters->count == 0 && letters->bytes == 0 && stats->queued == queued_before + 1);
+    assert (stats->queued_bytes == queued_bytes);
+    assert (zjq_jobentry_history (dead)->retries == 1);
+    assert (zjq_jobentry_history (dead)->count == 1);
+    //  Failed again, and a newer one: trimming drops the oldest failure
+    zjq_jobtable_start (table, dead, 0);
+    assert (zjq_jobentry_attempt (dead) == 2);
+    zjq_jobtable_finish (table, dead, ZJQ_STATE_FAILED, "again", NULL, 0);
+    zjq_jobentry_t *dead2 = s_test_insert (table, queue_q, NULL, 1000, 1);
+    zjq_jobtable_finish (table, dead2, ZJQ_STATE_FAILED, "failed while queued", NULL, 0);
+    assert (zjq_jobentry_history (dead2) && zjq_jobentry_history (dead2)->count == 0);
+    assert (letters->count == 2 && zjq_jobtable_dead_next (table, dead) == dead2);
+    assert (zjq_jobtable_trim_dead (table, 1, UINT64_MAX) == 1);
+    assert (zjq_jobtable_dead_first (table) == dead2 && letters->count == 1);
+    assert (zjq_jobtable_trim_dead (table, 1, 0) == 1 && letters->count == 0);
+
+    //  A large payload stays in its frame through the failure and the
+    //  retry; attempt counts past 16 bits move to the side block
+    zjq_job_t many = { .max_attempts = 1000, .job_timeout_ms = 1000, .result_ttl_ms = 1000 };
+    byte big [ZJQ_JOBENTRY_INLINE_MAX + 1] = { 7 };
+    zjq_jobentry_t *busy = zjq_jobtable_insert_copy (table, &many, queue_q, big, sizeof (big));
+    assert (busy);
+    zframe_t *big_frame = zjq_jobentry_payload (busy).frame;
+    for (int round = 0; round < 70; round++) {
+        while (zjq_jobentry_attempt (busy) < zjq_jobentry_max_attempts (busy)) {
+            zjq_jobtable_start (table, busy, 0);
+            if (zjq_jobentry_attempt (busy) < zjq_jobentry_max_attempts (busy))
+                zjq_jobtable_requeue (table, busy, "again");
+        }
+        zjq_jobtable_finish (table, busy, ZJQ_STATE_FAILED, "no more", NULL, 0);
+        assert (zjq_jobentry_payload (busy).frame == big_frame);
+        assert (zjq_jobtable_retry (table, busy, &why) == 0);
+    }
+    assert (busy->flags & ZJQ_JOBENTRY_WIDE);
+    assert (zjq_jobentry_attempt (busy) == 70000 && zjq_jobentry_max_attempts (busy) == 71000);
+    zjq_jobtable_start (table, busy, 0);
+    zjq_jobtable_unstart (table, busy);
+    zjq_jobentry_record (busy, &record);
+    assert (record.attempt == 70000 && record.max_attempts == 71000);
+    zjq_jobtable_remove (table, &busy);
 
     //  Destroy frees whatever is left (second with its waiter)
     zjq_jobtable_destroy (&table);

@@ -7,7 +7,10 @@
     need, and keeps the broker's single deadline heap: a running job sits in
     it until its attempt times out, an ended job until its outcome expires.
     A second heap orders the stored results for eviction when they exceed
-    the result memory bound (earliest expiry first).
+    the result memory bound (earliest expiry first). Failed jobs (dead
+    letters) keep their payload and attempt history (zjq_history.h) and sit
+    on a dead-letter list, oldest failure first, until they expire, are
+    trimmed or are retried.
 
     The table does not know about queue heaps, workers or the network: the
     broker takes a job out of its queue heap before it starts or ends it,
@@ -36,8 +39,9 @@ typedef struct _zjq_owner_t zjq_owner_t;
 //  to find and schedule it. Never persisted. One allocation holds what
 //  every queued job needs, with a small payload inline; what only some
 //  jobs need (the idempotency key, error, result, progress, waiters, the
-//  worker running it, deadlines, long durations) is in a side block that
-//  the table allocates on first use (private to zjq_jobtable.c).
+//  worker running it, deadlines, long durations, the attempt history,
+//  attempt counts past 16 bits after retries) is in a side block that the
+//  table allocates on first use (private to zjq_jobtable.c).
 //  The fields are the table's: callers read them through the accessors
 //  below (zjq_queue reads priority, order and queue_index directly).
 typedef struct {
@@ -52,8 +56,8 @@ typedef struct {
     uint32_t job_timeout_ms;    //  per attempt; UINT32_MAX: the side block has it
     uint32_t result_ttl_ms;     //  ditto, for the outcome
     int16_t priority;           //  -1000..1000, higher runs first
-    uint16_t max_attempts;      //  1..1000
-    uint16_t attempt;           //  current or last attempt, 0 before the first
+    uint16_t max_attempts;      //  1..1000; ZJQ_JOBENTRY_WIDE: the side block has it
+    uint16_t attempt;           //  current or last attempt, 0 before the first; ditto
     uint16_t payload_size;      //  bytes inline (0 when the payload is a frame)
     uint8_t state;              //  zjq_state_t
     uint8_t flags;              //  ZJQ_JOBENTRY_FRAME ...
@@ -156,8 +160,10 @@ void
 //  is taken and nulled. The payload is dropped (a frame is freed), and a
 //  result that fits in the payload's place is copied there (its frame
 //  freed), else kept as the frame. The peer link is cleared, and the job
-//  waits in the deadline heap until now + result_ttl_ms. Waiters are left
-//  for the caller to notify.
+//  waits in the deadline heap until now + result_ttl_ms. A failed job is a
+//  dead letter: it keeps its payload (a result goes in a frame), waits at
+//  least the dead-letter TTL, and goes on the dead-letter list. Waiters are
+//  left for the caller to notify.
 void
     zjq_jobtable_finish (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_state_t state,
                          const char *error, zframe_t **result_p, int64_t now);
@@ -223,16 +229,11 @@ zjq_jobentry_ended (const zjq_jobentry_t *entry)
     return entry->state == ZJQ_STATE_SUCCEEDED || entry->state == ZJQ_STATE_FAILED
         || entry->state == ZJQ_STATE_CANCELLED;
 }
-static inline int
-zjq_jobentry_attempt (const zjq_jobentry_t *entry)
-{
-    return entry->attempt;
-}
-static inline int
-zjq_jobentry_max_attempts (const zjq_jobentry_t *entry)
-{
-    return entry->max_attempts;
-}
+//  Attempt counts (beyond 16 bits only after many retries)
+int
+    zjq_jobentry_attempt (const zjq_jobentry_t *entry);
+int
+    zjq_jobentry_max_attempts (const zjq_jobentry_t *entry);
 static inline int
 zjq_jobentry_priority (const zjq_jobentry_t *entry)
 {
@@ -259,13 +260,30 @@ int64_t
 //  The submitter's CURVE key (Z85), or "" if none.
 const char *
     zjq_jobentry_owner (const zjq_jobentry_t *entry);
+//  Times, wall clock (Unix ms): submitted; start of the current or last
+//  attempt (0 = never); end and expiry of the outcome (0 until the end).
+static inline int64_t
+zjq_jobentry_created_ms (const zjq_jobentry_t *entry)
+{
+    return entry->created_ms;
+}
+int64_t
+    zjq_jobentry_started_ms (const zjq_jobentry_t *entry);
+int64_t
+    zjq_jobentry_finished_ms (const zjq_jobentry_t *entry);
+int64_t
+    zjq_jobentry_expires_ms (const zjq_jobentry_t *entry);
+//  A running job's progress (0..1), or < 0 if none was reported.
+double
+    zjq_jobentry_progress (const zjq_jobentry_t *entry);
 //  The idempotency key, the error, the progress message; NULL if none.
 const char *
     zjq_jobentry_key (const zjq_jobentry_t *entry);
 const char *
     zjq_jobentry_error (const zjq_jobentry_t *entry);
-//  The payload of a queued or running job (none after the job ends), and
-//  the stored result of a succeeded job (none if it has none). A payload
+//  The payload of a queued or running job or of a dead letter (none after
+//  any other end), and the stored result of a succeeded job (none if it
+//  has none). A payload
 //  larger than ZJQ_JOBENTRY_INLINE_MAX stays in the frame it arrived in,
 //  a smaller one is kept inline; a result that fits where the payload was
 //  is kept there, a larger one in its frame. Send a frame shared (no copy),
@@ -274,6 +292,11 @@ zjq_jobbytes_t
     zjq_jobentry_payload (const zjq_jobentry_t *entry);
 zjq_jobbytes_t
     zjq_jobentry_result (const zjq_jobentry_t *entry);
+
+//  The attempt history (failed attempts), or NULL if no attempt failed and
+//  the job is no dead letter. Valid until the entry changes.
+const zjq_history_t *
+    zjq_jobentry_history (const zjq_jobentry_t *entry);
 
 //  Fill *job with a snapshot of the whole record: every pointer in it is
 //  borrowed from the entry and valid until the entry changes.
@@ -299,6 +322,47 @@ void
 int
     zjq_jobentry_set_progress (zjq_jobentry_t *entry, double progress, const char *message);
 
+//  A failed job (a dead letter) is kept at least ttl_ms after it failed,
+//  whatever its result TTL, with its payload and attempt history, and sits
+//  on the dead-letter list. Set it before restoring jobs. Default 0.
+void
+    zjq_jobtable_set_dead_letter_ttl (zjq_jobtable_t *self, int64_t ttl_ms);
+
+//  Record a failed attempt of a queued or running job in its history (made
+//  at the first one) and journal it. Call it before requeueing or finishing
+//  the job. Returns 0, or -1 if out of memory (not recorded).
+int
+    zjq_jobtable_add_attempt (zjq_jobtable_t *self, zjq_jobentry_t *entry,
+                              const zjq_attempt_t *attempt);
+
+//  A dead letter goes back to queued with a fresh attempt budget (its own
+//  max_attempts more attempts; numbering goes on), off the dead-letter
+//  list; journaled. The caller checks the job limits first and puts it in
+//  its queue heap. Returns 0, or ZJQ_ESTATE with *message_p saying why not
+//  (not failed, payload not kept, too many attempts in all), or ZJQ_ENOMEM.
+int
+    zjq_jobtable_retry (zjq_jobtable_t *self, zjq_jobentry_t *entry, const char **message_p);
+
+//  Walk the dead letters, oldest failure first: the first, or the one after
+//  entry (which must be a dead letter); NULL at the end.
+zjq_jobentry_t *
+    zjq_jobtable_dead_first (zjq_jobtable_t *self);
+zjq_jobentry_t *
+    zjq_jobtable_dead_next (zjq_jobtable_t *self, zjq_jobentry_t *entry);
+
+//  True if the job is on the dead-letter list.
+bool
+    zjq_jobtable_is_dead (zjq_jobtable_t *self, zjq_jobentry_t *entry);
+
+//  The dead-letter list (count, bytes of payloads and histories).
+const zjq_deadlist_t *
+    zjq_jobtable_dead_letters (zjq_jobtable_t *self);
+
+//  Remove the oldest dead letters until at most max_count are left and
+//  they hold at most max_bytes. Returns how many were removed.
+size_t
+    zjq_jobtable_trim_dead (zjq_jobtable_t *self, uint64_t max_count, uint64_t max_bytes);
+
 //  Journal every change from now on: insert appends the whole record,
 //  start, requeue and finish its new state, remove its removal. NULL stops.
 //  The journal is not owned.
@@ -307,10 +371,12 @@ void
 
 //  Put back a job read from the journal: queued, or ended with an outcome
 //  that has not expired. The fields are copied into a new entry and the
-//  record's key, error, progress_message, payload and result are taken and
-//  nulled (the caller only frees the struct); queue is the job's queue
-//  (not owned). An ended job waits in the deadline heap until its
-//  expires_ms (wall clock; now is monotonic ms). Not journaled. Call it in
+//  record's key, error, progress_message, payload, result and history are
+//  taken and nulled (the caller only frees the struct); queue is the job's
+//  queue (not owned). An ended job waits in the deadline heap until its
+//  expires_ms (wall clock; now is monotonic ms); a failed one until its end
+//  plus the dead-letter TTL in force, on the dead-letter list (with its
+//  payload if the record kept it). Not journaled. Call it in
 //  submission order. Returns the entry (a queued one is in no queue heap
 //  yet), or NULL after logging why if the id or key is already taken, a
 //  field does not fit the entry (a priority or attempt count out of the

@@ -11,15 +11,25 @@
                       q (queue), pri, max, att, st (zjq_state_t), jto, ttl,
                       cr, sa, fi, ex (the zjq_job_t times), optional key, own
                       (owner key, v2+), err,
-                      pay (bin, unless ended), res (bin, a stored result)
+                      pay (bin, unless succeeded or cancelled: v3+ keeps a
+                      failed job's payload), res (bin, a stored result),
+                      h (v3+, the attempt history: a map of b (budget), r
+                      (retries), d (attempts dropped), a (array of ATTEMPT
+                      maps, oldest first))
       STATE (2)       a change of a job: v, id, st, att, sa, fi, ex, optional
                       err, res (bin, for a success)
       REMOVE (3)      id: the outcome expired or was evicted
       GENERATION (4)  gen (the broker generation that follows), hist: an
                       array of [generation, last sequence issued] pairs
+      ATTEMPT (5)     format 2+: a failed attempt of a job: v, id, a (a map
+                      of n (attempt), err, sa, fi, dur, optional ec (exit
+                      status), sig (signal), w (worker id)); appended to the
+                      job's history
+      QUEUE (6)       format 2+: q (queue name), p (bool: paused). A rewrite
+                      writes one per paused queue after GENERATION.
 
-    Replay applies records in order. STATE and REMOVE for an id with no JOB
-    record before them are ignored: that only happens at the start of a
+    Replay applies records in order. STATE, ATTEMPT and REMOVE for an id
+    with no JOB record before them are ignored: that only happens at the start of a
     rewritten file, where a later JOB record carries the job's whole state.
 
     ZJQ_JOURNAL_FORMAT is the framing and the meaning of the record types.
@@ -31,12 +41,20 @@
     which travels as "v" in every JOB and STATE record, and the reader
     upgrades older records as it decodes them.
 
+    History: format 1 had record types 1-4; format 2 adds ATTEMPT and QUEUE
+    (an older broker refuses a format-2 journal: it would not know them).
+    A format-1 journal is read as it is, and the rewrite at start makes it
+    format 2. Job record version 3 adds h and keeps a failed job's payload;
+    a failed job from an older record has no history (the job table gives
+    it an empty one) and, if its payload is gone, cannot be retried.
+
     Threads: the broker's loop owns everything here except s_shared_t, which
     it shares with the sync thread under the mutex. The sync thread only
     calls fdatasync, and at the end of a compaction renames the new file;
     it never writes or closes a descriptor.                                  */
 
 #include "zjq_journal.h"
+#include "zjq_log.h"
 #include "zjq_jobtable.h"
 #include "zjq_queue.h"
 #include "zjq_jobid.h"
@@ -57,7 +75,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ZJQ_JOURNAL_FORMAT      1
+#define ZJQ_JOURNAL_FORMAT      2           //  2: adds ATTEMPT and QUEUE records
 #define ZJQ_JOURNAL_MAGIC       "ZJQJRNL\n"
 #define ZJQ_JOURNAL_HEADER      16
 #define ZJQ_JOURNAL_FILE        "journal.zjq"
@@ -73,8 +91,18 @@ enum {
     ZJQ_RECORD_JOB = 1,
     ZJQ_RECORD_STATE = 2,
     ZJQ_RECORD_REMOVE = 3,
-    ZJQ_RECORD_GENERATION = 4
+    ZJQ_RECORD_GENERATION = 4,
+    ZJQ_RECORD_ATTEMPT = 5,
+    ZJQ_RECORD_QUEUE = 6
 };
+
+//  What s_append encodes: a job record of a type, or a queue's paused flag
+typedef struct {
+    int type;
+    const zjq_job_t *job;       //  JOB, STATE, REMOVE, ATTEMPT (its last attempt)
+    const char *queue;          //  QUEUE
+    bool paused;                //  QUEUE
+} s_record_t;
 
 //  A growable byte buffer that msgpack writes into
 typedef struct {
@@ -151,6 +179,7 @@ struct _zjq_journal_t {
     zjq_jobtable_t *table;      //  the table being journaled (not owned)
     //  Replay
     zhashx_t *replayed;         //  id -> s_rjob_t
+    zhashx_t *paused;           //  names of the paused queues (replayed, then kept)
     uint64_t *generations;      //  (generation, last sequence) pairs seen
     size_t generation_count;
     //  Sync thread
@@ -299,6 +328,39 @@ s_pack_bin (msgpack_packer *packer, const char *key, const void *data, size_t si
     msgpack_pack_bin_body (packer, data, size);
 }
 
+//  One attempt of a history, as a map
+static void
+s_pack_attempt (msgpack_packer *packer, const zjq_attempt_t *attempt)
+{
+    size_t count = 5 + (attempt->exit_code >= 0) + (attempt->signal > 0) + (attempt->worker != NULL);
+    msgpack_pack_map (packer, count);
+    s_pack_int (packer, "n", attempt->attempt);
+    s_pack_str (packer, "err", attempt->error? attempt->error: "");
+    s_pack_int (packer, "sa", attempt->started_ms);
+    s_pack_int (packer, "fi", attempt->ended_ms);
+    s_pack_int (packer, "dur", attempt->duration_ms);
+    if (attempt->exit_code >= 0)
+        s_pack_int (packer, "ec", attempt->exit_code);
+    if (attempt->signal > 0)
+        s_pack_int (packer, "sig", attempt->signal);
+    if (attempt->worker)
+        s_pack_str (packer, "w", attempt->worker);
+}
+
+static void
+s_pack_history (msgpack_packer *packer, const zjq_history_t *history)
+{
+    s_pack_key (packer, "h");
+    msgpack_pack_map (packer, 4);
+    s_pack_int (packer, "b", history->budget);
+    s_pack_int (packer, "r", history->retries);
+    s_pack_int (packer, "d", history->dropped);
+    s_pack_key (packer, "a");
+    msgpack_pack_array (packer, history->count);
+    for (uint32_t index = 0; index < history->count; index++)
+        s_pack_attempt (packer, &history->attempts [index]);
+}
+
 //  Frame the body that follows start in buf: length and CRC
 static void
 s_record_seal (s_buf_t *buf, size_t start)
@@ -327,11 +389,13 @@ s_encode_job (s_buf_t *buf, const zjq_job_t *job, bool whole)
 {
     msgpack_packer packer;
     size_t start = s_record_open (buf, &packer, whole? ZJQ_RECORD_JOB: ZJQ_RECORD_STATE);
-    bool ended = zjq_job_ended (job);
-    bool payload = whole && !ended && job->payload;
+    //  Only queued, running and failed jobs hold a payload
+    bool payload = whole && job->payload;
     bool result = job->result && (whole || job->state == ZJQ_STATE_SUCCEEDED);
+    bool history = whole && job->history;
     size_t count = whole? 15: 7;
-    count += (whole && job->key) + (whole && *job->owner) + (job->error != NULL) + payload + result;
+    count += (whole && job->key) + (whole && *job->owner) + (job->error != NULL) + payload + result
+           + history;
     msgpack_pack_map (&packer, count);
     s_pack_int (&packer, "v", ZJQ_JOB_RECORD_VERSION);
     s_pack_str (&packer, "id", job->id);
@@ -350,6 +414,8 @@ s_encode_job (s_buf_t *buf, const zjq_job_t *job, bool whole)
             s_pack_str (&packer, "own", job->owner);
         if (payload)
             s_pack_bin (&packer, "pay", job->payload, job->payload_size);
+        if (history)
+            s_pack_history (&packer, job->history);
     }
     s_pack_int (&packer, "st", job->state);
     s_pack_int (&packer, "att", job->attempt);
@@ -362,6 +428,47 @@ s_encode_job (s_buf_t *buf, const zjq_job_t *job, bool whole)
         s_pack_bin (&packer, "res", job->result, job->result_size);
     if (!buf->oom)
         s_record_seal (buf, start);
+}
+
+//  The last attempt of a job's history
+static void
+s_encode_attempt (s_buf_t *buf, const zjq_job_t *job)
+{
+    const zjq_attempt_t *attempt = job->history? zjq_history_last (job->history): NULL;
+    assert (attempt);
+    msgpack_packer packer;
+    size_t start = s_record_open (buf, &packer, ZJQ_RECORD_ATTEMPT);
+    msgpack_pack_map (&packer, 3);
+    s_pack_int (&packer, "v", ZJQ_JOB_RECORD_VERSION);
+    s_pack_str (&packer, "id", job->id);
+    s_pack_key (&packer, "a");
+    s_pack_attempt (&packer, attempt);
+    if (!buf->oom)
+        s_record_seal (buf, start);
+}
+
+static void
+s_encode_queue (s_buf_t *buf, const char *queue, bool paused)
+{
+    msgpack_packer packer;
+    size_t start = s_record_open (buf, &packer, ZJQ_RECORD_QUEUE);
+    msgpack_pack_map (&packer, 2);
+    s_pack_str (&packer, "q", queue);
+    s_pack_key (&packer, "p");
+    if (paused)
+        msgpack_pack_true (&packer);
+    else
+        msgpack_pack_false (&packer);
+    if (!buf->oom)
+        s_record_seal (buf, start);
+}
+
+//  A QUEUE record for every paused queue (the start of a rewrite)
+static void
+s_encode_paused (s_buf_t *buf, zhashx_t *paused)
+{
+    for (void *item = zhashx_first (paused); item; item = zhashx_next (paused))
+        s_encode_queue (buf, (const char *) zhashx_cursor (paused), true);
 }
 
 static void
@@ -461,7 +568,8 @@ s_notify (zjq_journal_t *self)
 {
     uint64_t one = 1;
     if (write (self->event_fd, &one, sizeof (one)) == -1 && errno != EAGAIN)
-        zsys_error ("journal: cannot signal the broker loop: %s", strerror (errno));
+        zjq_log_error ("journal_error", "what=%s error=%s", "cannot signal the broker loop",
+                       strerror (errno));
 }
 
 static void
@@ -478,9 +586,9 @@ s_fail (zjq_journal_t *self, const char *what, int error)
 {
     s_set_error (self, what, error);
     if (!self->failed)
-        zsys_error ("journal: %s failed on %s: %s; new jobs are rejected until the journal "
-                    "can be written again (retrying every %d ms)", what, self->path,
-                    strerror (error), ZJQ_RETRY_MS);
+        zjq_log_error ("journal_failed", "path=%s call=%s error=%s retry_ms=%d msg=%s", self->path,
+                       what, strerror (error), ZJQ_RETRY_MS,
+                       "new jobs are rejected until the journal can be written again");
     self->failed = true;
     self->error = error;
     self->retries = 0;
@@ -499,8 +607,8 @@ s_compact_abort (zjq_journal_t *self, const char *what, int error)
     if (error) {
         s_set_error (self, what, error);
         if (!self->failed || self->retries++ == 0)
-            zsys_warning ("journal: rewrite of %s abandoned: %s failed: %s", self->path, what,
-                          strerror (error));
+            zjq_log_warning ("journal_rewrite_abandoned", "path=%s call=%s error=%s", self->path,
+                             what, strerror (error));
     }
     if (self->compact.fd >= 0) {
         close (self->compact.fd);
@@ -542,8 +650,8 @@ s_compact_adopt (zjq_journal_t *self, uint64_t lsn)
     if (lsn > self->durable)
         self->durable = lsn;
     if (self->failed) {
-        zsys_info ("journal: %s is written again (after %u retries); accepting new jobs",
-                   self->path, self->retries);
+        zjq_log_info ("journal_writable", "path=%s retries=%u msg=%s", self->path, self->retries,
+                      "written again; accepting new jobs");
         self->failed = false;
         self->error = 0;
     }
@@ -638,6 +746,8 @@ s_join (const char *dir, const char *name)
     return path;
 }
 
+static void s_rjob_free (s_rjob_t **rjob_p);
+
 static void
 s_replayed_free (zjq_journal_t *self)
 {
@@ -645,9 +755,7 @@ s_replayed_free (zjq_journal_t *self)
         return;
     for (s_rjob_t *rjob = (s_rjob_t *) zhashx_first (self->replayed); rjob;
          rjob = (s_rjob_t *) zhashx_next (self->replayed)) {
-        free (rjob->queue);
-        zjq_job_free_fields (&rjob->job);
-        free (rjob);
+        s_rjob_free (&rjob);
     }
     zhashx_destroy (&self->replayed);
 }
@@ -658,7 +766,7 @@ zjq_journal_new (const zjq_journal_config_t *config)
     assert (config && config->dir);
     zjq_journal_t *self = (zjq_journal_t *) calloc (1, sizeof (zjq_journal_t));
     if (!self) {
-        zsys_error ("journal: out of memory");
+        zjq_log_error ("out_of_memory", "what=%s", "journal");
         return NULL;
     }
     self->lock_fd = self->dir_fd = self->event_fd = -1;
@@ -683,45 +791,54 @@ zjq_journal_new (const zjq_journal_config_t *config)
     self->compact_path = s_join (config->dir, ZJQ_JOURNAL_COMPACT);
     char *lock_path = s_join (config->dir, ZJQ_JOURNAL_LOCK);
     self->replayed = zhashx_new ();
-    if (!self->dir || !self->path || !self->compact_path || !lock_path || !self->replayed) {
-        zsys_error ("journal: out of memory");
+    self->paused = zhashx_new ();
+    if (!self->dir || !self->path || !self->compact_path || !lock_path || !self->replayed
+    ||  !self->paused) {
+        zjq_log_error ("out_of_memory", "what=%s", "journal");
         goto err;
     }
     zhashx_set_key_duplicator (self->replayed, NULL);
     zhashx_set_key_destructor (self->replayed, NULL);
     if (mkdir (config->dir, 0755) == -1 && errno != EEXIST) {
-        zsys_error ("journal: cannot create directory %s: %s", config->dir, strerror (errno));
+        zjq_log_error ("journal_error", "dir=%s what=%s error=%s", config->dir,
+                       "cannot create the directory", strerror (errno));
         goto err;
     }
     self->dir_fd = open (config->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (self->dir_fd == -1) {
-        zsys_error ("journal: cannot open directory %s: %s", config->dir, strerror (errno));
+        zjq_log_error ("journal_error", "dir=%s what=%s error=%s", config->dir,
+                       "cannot open the directory", strerror (errno));
         goto err;
     }
     self->lock_fd = open (lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (self->lock_fd == -1) {
-        zsys_error ("journal: cannot open %s: %s", lock_path, strerror (errno));
+        zjq_log_error ("journal_error", "path=%s what=%s error=%s", lock_path, "cannot open",
+                       strerror (errno));
         goto err;
     }
     if (flock (self->lock_fd, LOCK_EX | LOCK_NB) == -1) {
         if (errno == EWOULDBLOCK)
-            zsys_error ("journal: %s is in use by another broker (%s is locked)",
-                        config->dir, lock_path);
+            zjq_log_error ("journal_error", "dir=%s lock=%s what=%s", config->dir, lock_path,
+                           "in use by another broker");
         else
-            zsys_error ("journal: cannot lock %s: %s", lock_path, strerror (errno));
+            zjq_log_error ("journal_error", "path=%s what=%s error=%s", lock_path, "cannot lock",
+                           strerror (errno));
         goto err;
     }
     //  A rewrite that did not finish: the journal itself is intact
     if (unlink (self->compact_path) == 0)
-        zsys_info ("journal: removed %s left by an unfinished rewrite", self->compact_path);
+        zjq_log_info ("journal_cleanup", "path=%s msg=%s", self->compact_path,
+                      "removed, left by an unfinished rewrite");
     self->main.fd = open (self->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (self->main.fd == -1) {
-        zsys_error ("journal: cannot open %s: %s", self->path, strerror (errno));
+        zjq_log_error ("journal_error", "path=%s what=%s error=%s", self->path, "cannot open",
+                       strerror (errno));
         goto err;
     }
     self->event_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (self->event_fd == -1) {
-        zsys_error ("journal: cannot create an eventfd: %s", strerror (errno));
+        zjq_log_error ("journal_error", "what=%s error=%s", "cannot create an eventfd",
+                       strerror (errno));
         goto err;
     }
     free (lock_path);
@@ -755,8 +872,8 @@ zjq_journal_destroy (zjq_journal_t **self_p)
     if (self->main.fd >= 0 && !self->failed && self->thread_started) {
         int error = self->main.buf.size? s_file_write (self, &self->main): 0;
         if (error || self->sync_fn (self->main.fd) == -1)
-            zsys_error ("journal: final write of %s failed: %s", self->path,
-                        strerror (error? error: errno));
+            zjq_log_error ("journal_error", "path=%s what=%s error=%s", self->path,
+                           "final write failed", strerror (error? error: errno));
     }
     if (self->main.fd >= 0)
         close (self->main.fd);
@@ -769,6 +886,7 @@ zjq_journal_destroy (zjq_journal_t **self_p)
     if (self->lock_fd >= 0)
         close (self->lock_fd);      //  releases the flock
     s_replayed_free (self);
+    zhashx_destroy (&self->paused);
     free (self->generations);
     free (self->dir);
     free (self->path);
@@ -887,12 +1005,104 @@ s_drop_payload (zjq_job_t *job)
     job->payload_size = 0;
 }
 
+//  An attempt map into attempt (strings point into the map). Returns NULL,
+//  or what is wrong.
+static const char *
+s_decode_attempt (const msgpack_object *map, zjq_attempt_t *attempt, char *error, char *worker)
+{
+    memset (attempt, 0, sizeof (*attempt));
+    attempt->exit_code = -1;
+    attempt->duration_ms = -1;
+    if (map->type != MSGPACK_OBJECT_MAP)
+        return "bad attempt";
+    for (uint32_t index = 0; index < map->via.map.size; index++) {
+        const msgpack_object *key = &map->via.map.ptr [index].key;
+        const msgpack_object *value = &map->via.map.ptr [index].val;
+        int64_t number = 0;
+        bool is_int = s_obj_int (value, &number);
+        if (s_obj_is (key, "err") || s_obj_is (key, "w")) {
+            char *text = s_obj_is (key, "err")? error: worker;
+            if (value->type != MSGPACK_OBJECT_STR || value->via.str.size > ZJQ_HISTORY_TEXT_MAX
+            ||  memchr (value->via.str.ptr, 0, value->via.str.size))
+                return "bad attempt text";
+            memcpy (text, value->via.str.ptr, value->via.str.size);
+            text [value->via.str.size] = 0;
+            if (text == error)
+                attempt->error = error;
+            else
+                attempt->worker = worker;
+        }
+        else
+        if (key->type == MSGPACK_OBJECT_STR && !is_int)
+            return "bad attempt field";
+        else
+        if (s_obj_is (key, "n"))   attempt->attempt = (int) number;
+        else if (s_obj_is (key, "sa"))  attempt->started_ms = number;
+        else if (s_obj_is (key, "fi"))  attempt->ended_ms = number;
+        else if (s_obj_is (key, "dur")) attempt->duration_ms = number;
+        else if (s_obj_is (key, "ec"))  attempt->exit_code = (int) number;
+        else if (s_obj_is (key, "sig")) attempt->signal = (int) number;
+    }
+    return NULL;
+}
+
+//  Append an attempt map to a job's history (made if it has none)
+static const char *
+s_add_attempt (zjq_job_t *job, const msgpack_object *map)
+{
+    char error [ZJQ_HISTORY_TEXT_MAX + 1], worker [ZJQ_HISTORY_TEXT_MAX + 1];
+    zjq_attempt_t attempt;
+    const char *problem = s_decode_attempt (map, &attempt, error, worker);
+    if (problem)
+        return problem;
+    if (!job->history)
+        job->history = zjq_history_new (job->max_attempts);
+    if (!job->history || zjq_history_add (job->history, &attempt) != 0)
+        return "out of memory";
+    return NULL;
+}
+
+//  An "h" map: the whole history of a job, replacing what it had
+static const char *
+s_decode_history (const msgpack_object *map, zjq_job_t *job)
+{
+    if (map->type != MSGPACK_OBJECT_MAP)
+        return "bad history";
+    zjq_history_destroy (&job->history);
+    job->history = zjq_history_new (job->max_attempts);
+    if (!job->history)
+        return "out of memory";
+    for (uint32_t index = 0; index < map->via.map.size; index++) {
+        const msgpack_object *key = &map->via.map.ptr [index].key;
+        const msgpack_object *value = &map->via.map.ptr [index].val;
+        int64_t number = 0;
+        if (s_obj_is (key, "a")) {
+            if (value->type != MSGPACK_OBJECT_ARRAY)
+                return "bad history attempts";
+            for (uint32_t item = 0; item < value->via.array.size; item++) {
+                const char *problem = s_add_attempt (job, &value->via.array.ptr [item]);
+                if (problem)
+                    return problem;
+            }
+        }
+        else
+        if (key->type == MSGPACK_OBJECT_STR && !s_obj_int (value, &number))
+            return "bad history field";
+        else
+        if (s_obj_is (key, "b"))   job->history->budget = (int) number;
+        else if (s_obj_is (key, "r")) job->history->retries = (uint32_t) number;
+        else if (s_obj_is (key, "d")) job->history->dropped += (uint32_t) number;
+    }
+    return NULL;
+}
+
 //  Apply a JOB or STATE body to a record. Returns NULL, or what is wrong.
 static const char *
 s_decode_job (const msgpack_object *body, s_rjob_t *rjob)
 {
     const char *problem = NULL;
     zjq_job_t *job = &rjob->job;
+    const msgpack_object *h_value = NULL;
     for (uint32_t index = 0; index < body->via.map.size && !problem; index++) {
         const msgpack_object *key = &body->via.map.ptr [index].key;
         const msgpack_object *value = &body->via.map.ptr [index].val;
@@ -936,6 +1146,9 @@ s_decode_job (const msgpack_object *body, s_rjob_t *rjob)
         if (s_obj_is (key, "res"))
             s_set_bytes (&job->result, &job->result_size, value, &problem);
         else
+        if (s_obj_is (key, "h"))
+            h_value = value;    //  once max is known
+        else
         if (s_obj_is (key, "id"))
             ;                   //  the caller has it
         else {
@@ -959,9 +1172,12 @@ s_decode_job (const msgpack_object *body, s_rjob_t *rjob)
             //  Unknown keys are ignored: a newer writer may add some
         }
     }
+    if (!problem && h_value)
+        problem = s_decode_history (h_value, job);
     if (!problem && (job->state < ZJQ_STATE_QUEUED || job->state > ZJQ_STATE_CANCELLED))
         problem = "bad job state";
-    if (!problem && zjq_job_ended (job))
+    //  A failed job keeps its payload (v3+: a dead letter can be retried)
+    if (!problem && zjq_job_ended (job) && job->state != ZJQ_STATE_FAILED)
         s_drop_payload (job);
     return problem;
 }
@@ -995,6 +1211,28 @@ s_apply (zjq_journal_t *self, int type, const byte *data, size_t size, bool *fat
     }
     const msgpack_object *body = &unpacked.data;
     char id [ZJQ_JOBID_MAX];
+    if (type == ZJQ_RECORD_QUEUE) {
+        const msgpack_object *name = NULL;
+        bool paused = false;
+        for (uint32_t index = 0; index < body->via.map.size; index++) {
+            const msgpack_object_kv *kv = &body->via.map.ptr [index];
+            if (s_obj_is (&kv->key, "q") && kv->val.type == MSGPACK_OBJECT_STR)
+                name = &kv->val;
+            else
+            if (s_obj_is (&kv->key, "p") && kv->val.type == MSGPACK_OBJECT_BOOLEAN)
+                paused = kv->val.via.boolean;
+        }
+        char *text = name? s_obj_strdup (name): NULL;
+        if (!text)
+            problem = "queue record without a queue name";
+        else
+        if (paused)
+            zhashx_update (self->paused, text, self->paused);
+        else
+            zhashx_delete (self->paused, text);
+        free (text);
+    }
+    else
     if (type == ZJQ_RECORD_GENERATION) {
         for (uint32_t index = 0; index < body->via.map.size; index++) {
             const msgpack_object_kv *kv = &body->via.map.ptr [index];
@@ -1049,6 +1287,19 @@ s_apply (zjq_journal_t *self, int type, const byte *data, size_t size, bool *fat
         if (rjob)
             problem = s_decode_job (body, rjob);
     }
+    else
+    if (type == ZJQ_RECORD_ATTEMPT) {
+        s_rjob_t *rjob = (s_rjob_t *) zhashx_lookup (self->replayed, id);
+        const msgpack_object *attempt = NULL;
+        for (uint32_t index = 0; index < body->via.map.size; index++)
+            if (s_obj_is (&body->via.map.ptr [index].key, "a"))
+                attempt = &body->via.map.ptr [index].val;
+        if (!attempt)
+            problem = "attempt record without an attempt";
+        else
+        if (rjob)
+            problem = s_add_attempt (&rjob->job, attempt);
+    }
     else {
         s_rjob_t *rjob = (s_rjob_t *) zhashx_lookup (self->replayed, id);
         if (rjob) {
@@ -1081,7 +1332,7 @@ s_record_at (const byte *data, size_t size, size_t offset, const char **why)
         *why = "checksum mismatch";
         return 0;
     }
-    if (record [0] < ZJQ_RECORD_JOB || record [0] > ZJQ_RECORD_GENERATION) {
+    if (record [0] < ZJQ_RECORD_JOB || record [0] > ZJQ_RECORD_QUEUE) {
         *why = "unknown record type";
         return 0;
     }
@@ -1118,13 +1369,21 @@ s_replay_settle (zjq_journal_t *self, size_t *dropped)
                       job->attempt, job->max_attempts);
             free (job->error);
             job->error = strdup (error);
+            //  Its history gets the attempt; how long it ran is unknown
+            zjq_attempt_t attempt = { .attempt = job->attempt, .exit_code = -1,
+                                      .started_ms = job->started_ms, .ended_ms = now,
+                                      .duration_ms = -1, .error = "broker restarted" };
+            if (!job->history)
+                job->history = zjq_history_new (job->max_attempts);
+            if (!job->history || zjq_history_add (job->history, &attempt) != 0)
+                zjq_log_error ("out_of_memory", "what=attempt_history job=%s", job->id);
             if (job->attempt < job->max_attempts)
                 job->state = ZJQ_STATE_QUEUED;
             else {
+                //  A dead letter: it keeps its payload (the table sets its expiry)
                 job->state = ZJQ_STATE_FAILED;
                 job->finished_ms = now;
                 job->expires_ms = now + job->result_ttl_ms;
-                s_drop_payload (job);
             }
         }
         if (zjq_job_ended (job) && job->expires_ms <= now)
@@ -1146,17 +1405,19 @@ zjq_journal_replay (zjq_journal_t *self)
     assert (self);
     struct stat info;
     if (fstat (self->main.fd, &info) == -1) {
-        zsys_error ("journal: cannot stat %s: %s", self->path, strerror (errno));
+        zjq_log_error ("journal_error", "path=%s what=%s error=%s", self->path, "cannot stat",
+                       strerror (errno));
         return -1;
     }
     size_t size = (size_t) info.st_size;
     if (size == 0) {
-        zsys_info ("journal: %s is new", self->path);
+        zjq_log_info ("journal_new", "path=%s", self->path);
         return 0;
     }
     byte *data = (byte *) mmap (NULL, size, PROT_READ, MAP_PRIVATE, self->main.fd, 0);
     if (data == MAP_FAILED) {
-        zsys_error ("journal: cannot read %s: %s", self->path, strerror (errno));
+        zjq_log_error ("journal_error", "path=%s what=%s error=%s", self->path, "cannot read",
+                       strerror (errno));
         return -1;
     }
     int rc = 0;
@@ -1165,29 +1426,33 @@ zjq_journal_replay (zjq_journal_t *self)
     uint64_t records = 0, skipped = 0;
     if (size < ZJQ_JOURNAL_HEADER) {
         if (memcmp (data, ZJQ_JOURNAL_MAGIC, size < 8? size: 8) != 0) {
-            zsys_error ("journal: %s is not a zjq journal (bad magic)", self->path);
+            zjq_log_error ("journal_corrupt", "path=%s what=%s", self->path,
+                           "not a zjq journal (bad magic)");
             rc = -1;
         }
         else {
-            zsys_warning ("journal: truncated %zu bytes of torn header at offset 0", size);
+            zjq_log_warning ("journal_truncated", "bytes=%zu offset=0 what=%s", size, "torn header");
             truncate_at = 0;
         }
         offset = size;
     }
     else
     if (memcmp (data, ZJQ_JOURNAL_MAGIC, 8) != 0) {
-        zsys_error ("journal: %s is not a zjq journal (bad magic)", self->path);
+        zjq_log_error ("journal_corrupt", "path=%s what=%s", self->path,
+                           "not a zjq journal (bad magic)");
         rc = -1;
     }
     else
     if (zjq_crc32c (0, data, 12) != s_get32 (data + 12)) {
-        zsys_error ("journal: corrupt header in %s (checksum mismatch)", self->path);
+        zjq_log_error ("journal_corrupt", "path=%s what=%s", self->path,
+                       "header checksum mismatch");
         rc = -1;
     }
     else
     if (s_get32 (data + 8) > ZJQ_JOURNAL_FORMAT) {
-        zsys_error ("journal: %s has format %u; this broker reads format %d or older",
-                    self->path, s_get32 (data + 8), ZJQ_JOURNAL_FORMAT);
+        zjq_log_error ("journal_format", "path=%s format=%u readable=%d msg=%s", self->path,
+                       s_get32 (data + 8), ZJQ_JOURNAL_FORMAT,
+                       "this broker reads that format or older only");
         rc = -1;
     }
     while (rc == 0 && offset < size) {
@@ -1205,33 +1470,34 @@ zjq_journal_replay (zjq_journal_t *self)
             }
         }
         if (fatal) {
-            zsys_error ("journal: record at offset %zu of %s: %s", offset, self->path, why);
+            zjq_log_error ("journal_corrupt", "path=%s offset=%zu what=%s", self->path, offset, why);
             rc = -1;
             break;
         }
         size_t next = length? offset + length: s_next_good (data, size, offset);
         if (next >= size && !length) {
             //  Nothing good follows: a write cut short by a crash
-            zsys_warning ("journal: truncated %zu bytes of torn record at offset %zu (%s)",
-                          size - offset, offset, why);
+            zjq_log_warning ("journal_truncated", "bytes=%zu offset=%zu what=%s reason=%s",
+                             size - offset, offset, "torn record", why);
             truncate_at = offset;
             break;
         }
         if (!self->salvage) {
-            zsys_error ("journal: corrupt record at offset %zu of %s (%s); good records "
-                        "follow at offset %zu. Not starting: run with --journal-salvage to "
-                        "skip corrupt records and keep the rest", offset, self->path, why, next);
+            zjq_log_error ("journal_corrupt", "path=%s offset=%zu what=%s next_good=%zu msg=%s",
+                           self->path, offset, why, next, "corrupt record; not starting: run "
+                           "with --journal-salvage to skip corrupt records and keep the rest");
             rc = -1;
             break;
         }
-        zsys_warning ("journal: salvage: skipped %zu bytes at offset %zu (%s)",
-                      next - offset, offset, why);
+        zjq_log_warning ("journal_salvaged", "bytes=%zu offset=%zu what=%s", next - offset, offset,
+                         why);
         skipped++;
         offset = next;
     }
     munmap (data, size);
     if (rc == 0 && truncate_at < size && ftruncate (self->main.fd, (off_t) truncate_at) == -1) {
-        zsys_error ("journal: cannot truncate %s: %s", self->path, strerror (errno));
+        zjq_log_error ("journal_error", "path=%s what=%s error=%s", self->path,
+                           "cannot truncate", strerror (errno));
         rc = -1;
     }
     if (rc == -1)
@@ -1239,10 +1505,10 @@ zjq_journal_replay (zjq_journal_t *self)
     size_t dropped = 0;
     size_t running = s_replay_settle (self, &dropped);
     self->stats.replayed = records;
-    zsys_info ("journal: replayed %llu records from %s: %zu jobs live (%zu were running and "
-               "are requeued), %zu expired outcomes dropped%s",
-               (unsigned long long) records, self->path, zhashx_size (self->replayed), running,
-               dropped, skipped? "; corrupt records were skipped": "");
+    zjq_log_info ("journal_replayed", "path=%s records=%llu live=%zu requeued=%zu "
+                  "outcomes_dropped=%zu skipped_corrupt=%s", self->path,
+                  (unsigned long long) records, zhashx_size (self->replayed), running, dropped,
+                  skipped? "true": "false");
     return 0;
 }
 
@@ -1299,8 +1565,19 @@ zjq_journal_restore (zjq_journal_t *self, zjq_jobtable_t *table, zjq_journal_res
 //  --------------------------------------------------------------------------
 //  Appending, flushing, syncing
 
+static void
+s_encode (s_buf_t *buf, const s_record_t *record)
+{
+    switch (record->type) {
+        case ZJQ_RECORD_REMOVE:  s_encode_remove (buf, record->job); break;
+        case ZJQ_RECORD_ATTEMPT: s_encode_attempt (buf, record->job); break;
+        case ZJQ_RECORD_QUEUE:   s_encode_queue (buf, record->queue, record->paused); break;
+        default: s_encode_job (buf, record->job, record->type == ZJQ_RECORD_JOB); break;
+    }
+}
+
 static uint64_t
-s_append (zjq_journal_t *self, int type, const zjq_job_t *job)
+s_append (zjq_journal_t *self, const s_record_t *record)
 {
     self->lsn++;
     self->stats.records++;
@@ -1310,10 +1587,7 @@ s_append (zjq_journal_t *self, int type, const zjq_job_t *job)
         return self->lsn;
     s_buf_t *buf = to_main? &self->main.buf: &self->compact.buf;
     size_t start = buf->size;
-    if (type == ZJQ_RECORD_REMOVE)
-        s_encode_remove (buf, job);
-    else
-        s_encode_job (buf, job, type == ZJQ_RECORD_JOB);
+    s_encode (buf, record);
     if (buf->oom) {
         buf->size = start;
         buf->oom = false;
@@ -1338,21 +1612,52 @@ uint64_t
 zjq_journal_append_job (zjq_journal_t *self, const zjq_job_t *job)
 {
     assert (self && job);
-    return s_append (self, ZJQ_RECORD_JOB, job);
+    return s_append (self, &(s_record_t) { .type = ZJQ_RECORD_JOB, .job = job });
 }
 
 uint64_t
 zjq_journal_append_state (zjq_journal_t *self, const zjq_job_t *job)
 {
     assert (self && job);
-    return s_append (self, ZJQ_RECORD_STATE, job);
+    return s_append (self, &(s_record_t) { .type = ZJQ_RECORD_STATE, .job = job });
 }
 
 uint64_t
 zjq_journal_append_remove (zjq_journal_t *self, const zjq_job_t *job)
 {
     assert (self && job);
-    return s_append (self, ZJQ_RECORD_REMOVE, job);
+    return s_append (self, &(s_record_t) { .type = ZJQ_RECORD_REMOVE, .job = job });
+}
+
+uint64_t
+zjq_journal_append_attempt (zjq_journal_t *self, const zjq_job_t *job)
+{
+    assert (self && job && job->history && job->history->count);
+    return s_append (self, &(s_record_t) { .type = ZJQ_RECORD_ATTEMPT, .job = job });
+}
+
+uint64_t
+zjq_journal_append_queue (zjq_journal_t *self, const char *queue, bool paused)
+{
+    assert (self && queue);
+    if (paused)
+        zhashx_update (self->paused, queue, self->paused);
+    else
+        zhashx_delete (self->paused, queue);
+    return s_append (self, &(s_record_t) { .type = ZJQ_RECORD_QUEUE, .queue = queue,
+                                           .paused = paused });
+}
+
+size_t
+zjq_journal_paused_queues (zjq_journal_t *self, zjq_journal_queue_fn *fn, void *arg)
+{
+    assert (self && fn);
+    size_t count = 0;
+    for (void *item = zhashx_first (self->paused); item; item = zhashx_next (self->paused)) {
+        fn (arg, (const char *) zhashx_cursor (self->paused));
+        count++;
+    }
+    return count;
 }
 
 uint64_t
@@ -1425,7 +1730,8 @@ zjq_journal_process (zjq_journal_t *self)
     assert (self);
     uint64_t count;
     if (read (self->event_fd, &count, sizeof (count)) == -1 && errno != EAGAIN)
-        zsys_error ("journal: cannot read the eventfd: %s", strerror (errno));
+        zjq_log_error ("journal_error", "what=%s error=%s", "cannot read the eventfd",
+                       strerror (errno));
     pthread_mutex_lock (&self->mutex);
     uint64_t synced = self->shared.synced;
     int sync_error = self->shared.sync_error;
@@ -1472,8 +1778,8 @@ zjq_journal_tick (zjq_journal_t *self, zjq_jobtable_t *table)
                  : self->main.offset > limit && now >= self->compact_retry_at;
         if (due) {
             if (!self->failed)
-                zsys_info ("journal: %s is %llu bytes: rewriting it with the live state",
-                           self->path, (unsigned long long) self->main.offset);
+                zjq_log_info ("journal_rewrite", "path=%s bytes=%llu", self->path,
+                              (unsigned long long) self->main.offset);
             self->table = table;
             self->live_jobs = jobs;
             //  Starts in the buffer; the first flush creates the file's content
@@ -1487,6 +1793,7 @@ zjq_journal_tick (zjq_journal_t *self, zjq_jobtable_t *table)
                 self->compact.buffered_lsn = self->compact.written_lsn = self->lsn;
                 s_encode_header (&self->compact.buf);
                 s_encode_generation (&self->compact.buf, table);
+                s_encode_paused (&self->compact.buf, self->paused);
                 if (zjq_jobtable_scan_start (table) == -1)
                     s_compact_abort (self, "listing the jobs", ENOMEM);
             }
@@ -1568,14 +1875,13 @@ zjq_journal_start (zjq_journal_t *self, zjq_jobtable_t *table)
     self->shared.synced = self->shared.target = self->durable;
     pthread_mutex_unlock (&self->mutex);
     if (pthread_create (&self->thread, NULL, s_sync_thread, self) != 0) {
-        zsys_error ("journal: cannot start the sync thread");
+        zjq_log_error ("journal_error", "what=%s", "cannot start the sync thread");
         return -1;
     }
     self->thread_started = true;
     if (!self->failed)
-        zsys_info ("journal: %s holds %llu bytes of live state; fsync %s",
-                   self->path, (unsigned long long) self->main.offset,
-                   zjq_journal_policy_name (self));
+        zjq_log_info ("journal_open", "path=%s live_bytes=%llu fsync=%s", self->path,
+                  (unsigned long long) self->main.offset, zjq_journal_policy_name (self));
     return 0;
 }
 
@@ -1744,6 +2050,12 @@ s_test_restore (void *arg, zjq_job_t *job, const char *queue_name)
     assert (streq (queue_name, "q"));
     job->queue = zjq_queue_name (s_test_queue);
     assert (zjq_jobtable_restore ((zjq_jobtable_t *) arg, job, s_test_queue, 0));
+}
+
+static void
+s_test_paused (void *arg, const char *queue)
+{
+    assert (streq (queue, "q"));
 }
 
 static zjq_jobentry_t *
@@ -1947,6 +2259,73 @@ zjq_journal_test (bool verbose)
     journal = s_test_open (dir, true, &table, &rc);
     assert (rc == -1);
     zjq_journal_destroy (&journal);
+
+    unlink (path);
+
+    //  Attempt histories, dead letters and paused queues come back
+    journal = s_test_open (dir, false, &table, &rc);
+    assert (rc == 0 && zjq_jobtable_stats (table)->jobs == 0);
+    zjq_jobtable_set_dead_letter_ttl (table, 3600000);
+    zjq_jobentry_t *flaky = s_test_submit (table, "flaky", NULL);
+    zjq_jobentry_t *dead = s_test_submit (table, "dead", NULL);
+    //  A dead letter whose payload is too large to be inline keeps its frame
+    char large [ZJQ_JOBENTRY_INLINE_MAX + 2];
+    memset (large, 'L', sizeof (large) - 1);
+    large [sizeof (large) - 1] = 0;
+    zjq_jobentry_t *dead_large = s_test_submit (table, large, NULL);
+    char flaky_id [ZJQ_JOBID_MAX], dead_id [ZJQ_JOBID_MAX], dead_large_id [ZJQ_JOBID_MAX];
+    strcpy (flaky_id, zjq_jobentry_id (flaky).text);
+    strcpy (dead_id, zjq_jobentry_id (dead).text);
+    strcpy (dead_large_id, zjq_jobentry_id (dead_large).text);
+    zjq_jobtable_finish (table, dead_large, ZJQ_STATE_FAILED, "failed while queued", NULL, 0);
+    zjq_attempt_t attempt = { .attempt = 1, .exit_code = 3, .signal = 0, .started_ms = 5,
+                              .ended_ms = 9, .duration_ms = 4, .error = "exit status 3",
+                              .worker = "host/1/ab" };
+    zjq_jobtable_start (table, flaky, 0);
+    assert (zjq_jobtable_add_attempt (table, flaky, &attempt) == 0);
+    zjq_jobtable_requeue (table, flaky, "exit status 3 (attempt 1 of 3)");
+    zjq_jobtable_start (table, flaky, 0);       //  running at the restart
+    zjq_jobtable_start (table, dead, 0);
+    attempt.exit_code = -1;
+    attempt.signal = 9;
+    assert (zjq_jobtable_add_attempt (table, dead, &attempt) == 0);
+    zjq_jobtable_finish (table, dead, ZJQ_STATE_FAILED, "killed", NULL, 0);
+    zjq_journal_append_queue (journal, "q", true);
+    zjq_journal_append_queue (journal, "gone", true);
+    zjq_journal_append_queue (journal, "gone", false);
+    s_test_run (journal, table, 5000, s_test_durable);
+    s_test_close (&journal, &table);
+    for (int round = 0; round < 2; round++) {
+        //  Replayed from the log, then from the rewrite made at start
+        journal = s_test_open (dir, false, &table, &rc);
+        assert (rc == 0);
+        zjq_jobentry_t *entry = zjq_jobtable_lookup (table, flaky_id);
+        assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_QUEUED);
+        const zjq_history_t *history = zjq_jobentry_history (entry);
+        assert (history);
+        assert (history->count == 2 && history->budget == 3);
+        assert (history->attempts [0].exit_code == 3 && history->attempts [0].duration_ms == 4);
+        assert (streq (history->attempts [0].worker, "host/1/ab"));
+        assert (history->attempts [1].attempt == 2);
+        assert (streq (history->attempts [1].error, "broker restarted"));
+        entry = zjq_jobtable_lookup (table, dead_id);
+        assert (entry && zjq_jobentry_state (entry) == ZJQ_STATE_FAILED);
+        assert (zjq_jobentry_payload (entry).size == 4);
+        assert (memcmp (zjq_jobentry_payload (entry).data, "dead", 4) == 0);
+        history = zjq_jobentry_history (entry);
+        assert (history->count == 1 && history->attempts [0].signal == 9);
+        assert (history->attempts [0].exit_code == -1);
+        assert (zjq_jobtable_is_dead (table, entry));
+        entry = zjq_jobtable_lookup (table, dead_large_id);
+        assert (entry && zjq_jobtable_is_dead (table, entry));
+        assert (zjq_jobentry_payload (entry).frame);
+        assert (zjq_jobentry_payload (entry).size == ZJQ_JOBENTRY_INLINE_MAX + 1);
+        assert (memcmp (zjq_jobentry_payload (entry).data, large, ZJQ_JOBENTRY_INLINE_MAX + 1) == 0);
+        assert (zjq_jobtable_dead_letters (table)->count == 2);
+        size_t paused = zjq_journal_paused_queues (journal, s_test_paused, NULL);
+        assert (paused == 1);
+        s_test_close (&journal, &table);
+    }
 
     unlink (path);
     snprintf (path, sizeof (path), "%s/%s", dir, ZJQ_JOURNAL_LOCK);

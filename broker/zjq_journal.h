@@ -66,8 +66,8 @@ typedef ssize_t (zjq_journal_write_fn) (int fd, const void *data, size_t size, o
 typedef int (zjq_journal_sync_fn) (int fd);
 
 //  Given each live job at replay, in submission order. job is a record the
-//  callee takes over: its key, error, progress_message, payload and result
-//  become the callee's (it may copy the struct), and it must point
+//  callee takes over: its key, error, progress_message, payload, result and
+//  history become the callee's (it may copy the struct), and it must point
 //  job->queue at a string that outlives the job (queue_name does not).
 typedef void (zjq_journal_restore_fn) (void *arg, zjq_job_t *job, const char *queue_name);
 
@@ -123,6 +123,20 @@ uint64_t
     zjq_journal_append_state (zjq_journal_t *self, const zjq_job_t *job);
 uint64_t
     zjq_journal_append_remove (zjq_journal_t *self, const zjq_job_t *job);
+//  A failed attempt: the last one in the job's history (which it must have).
+uint64_t
+    zjq_journal_append_attempt (zjq_journal_t *self, const zjq_job_t *job);
+//  A queue was paused or resumed. The journal remembers the paused queues
+//  and writes them into every rewrite.
+uint64_t
+    zjq_journal_append_queue (zjq_journal_t *self, const char *queue, bool paused);
+
+//  Given each queue the journal holds as paused (after replay, and later).
+typedef void (zjq_journal_queue_fn) (void *arg, const char *queue);
+
+//  Call fn for every paused queue. Returns how many there are.
+size_t
+    zjq_journal_paused_queues (zjq_journal_t *self, zjq_journal_queue_fn *fn, void *arg);
 
 //  The LSN of the last record appended.
 uint64_t

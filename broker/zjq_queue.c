@@ -11,6 +11,8 @@ struct _zjq_queue_t {
     zjq_heap_t *jobs;               //  waiting jobs, dispatch order
     zlistx_t *workers;              //  available workers, longest waiting first
     zjq_queue_counters_t counters;  //  for STATS
+    size_t prioritized;             //  jobs in the heap with a priority other than 0
+    bool paused;                    //  no dispatching (zjq pause)
 };
 
 
@@ -80,7 +82,11 @@ zjq_queue_push (zjq_queue_t *self, zjq_jobentry_t *entry)
     assert (self);
     assert (entry);
     assert (entry->queue_index == ZJQ_JOBENTRY_NONE);
-    return zjq_heap_push (self->jobs, entry);
+    if (zjq_heap_push (self->jobs, entry))
+        return -1;
+    if (zjq_jobentry_priority (entry))
+        self->prioritized++;
+    return 0;
 }
 
 zjq_jobentry_t *
@@ -94,7 +100,10 @@ zjq_jobentry_t *
 zjq_queue_pop (zjq_queue_t *self)
 {
     assert (self);
-    return (zjq_jobentry_t *) zjq_heap_pop (self->jobs);
+    zjq_jobentry_t *entry = (zjq_jobentry_t *) zjq_heap_pop (self->jobs);
+    if (entry && entry->priority)
+        self->prioritized--;
+    return entry;
 }
 
 void
@@ -105,6 +114,24 @@ zjq_queue_remove (zjq_queue_t *self, zjq_jobentry_t *entry)
     assert (entry->queue_index != ZJQ_JOBENTRY_NONE);
     assert (zjq_heap_at (self->jobs, entry->queue_index) == entry);
     zjq_heap_remove (self->jobs, entry->queue_index);
+    if (entry->priority)
+        self->prioritized--;
+}
+
+zjq_jobentry_t *
+zjq_queue_oldest (zjq_queue_t *self)
+{
+    assert (self);
+    zjq_jobentry_t *oldest = (zjq_jobentry_t *) zjq_heap_top (self->jobs);
+    if (!self->prioritized)
+        return oldest;          //  one priority: dispatch order is submission order
+    size_t size = zjq_heap_size (self->jobs);
+    for (size_t index = 0; index < size; index++) {
+        zjq_jobentry_t *entry = (zjq_jobentry_t *) zjq_heap_at (self->jobs, index);
+        if (entry->order < oldest->order)
+            oldest = entry;
+    }
+    return oldest;
 }
 
 size_t
@@ -165,6 +192,20 @@ zjq_queue_counters (zjq_queue_t *self)
     return &self->counters;
 }
 
+bool
+zjq_queue_paused (zjq_queue_t *self)
+{
+    assert (self);
+    return self->paused;
+}
+
+void
+zjq_queue_set_paused (zjq_queue_t *self, bool paused)
+{
+    assert (self);
+    self->paused = paused;
+}
+
 
 //  --------------------------------------------------------------------------
 //  Self test
@@ -220,6 +261,7 @@ zjq_queue_test (bool verbose)
     }
     assert (zjq_queue_size (queue) == 5);
     assert (zjq_queue_top (queue) == high);
+    assert (zjq_queue_oldest (queue) == low);       //  order 1, lowest priority
     assert (zjq_queue_pop (queue) == high);
     assert (high->queue_index == ZJQ_JOBENTRY_NONE);
 
@@ -233,8 +275,11 @@ zjq_queue_test (bool verbose)
     assert (zjq_queue_push (queue, normal1) == 0);
     assert (zjq_queue_pop (queue) == normal1);
     assert (zjq_queue_pop (queue) == normal3);
+    assert (zjq_queue_oldest (queue) == low);
     assert (zjq_queue_pop (queue) == low);
     assert (zjq_queue_pop (queue) == NULL);
+    assert (zjq_queue_oldest (queue) == NULL);
+    assert (queue->prioritized == 0);
 
     //  Many jobs come out in order, also with removals in between
     enum { COUNT = 5000 };

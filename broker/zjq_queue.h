@@ -5,7 +5,9 @@
     ahead of newer ones), with back-indexes so a cancelled job leaves in
     O(log n). It also holds the list of workers that serve it and have free
     credit, in the order they became available, for round-robin dispatch.
-    The broker keeps the invariant that the heap or the worker list is empty.
+    The broker keeps the invariant that the heap or the worker list is empty,
+    except while the queue is paused: then it dispatches none of its jobs,
+    and workers with credit wait on the list as usual.
 
     Jobs and workers are not owned: the job table owns the jobs, the broker
     the workers. The queue interns its name: job records point at it.      */
@@ -15,6 +17,7 @@
 
 #include "zjq_jobtable.h"
 #include "zjq_proto.h"
+#include "zjq_stats.h"
 
 
 typedef struct _zjq_queue_t zjq_queue_t;
@@ -26,6 +29,7 @@ typedef struct {
     uint64_t failed;
     uint64_t cancelled;
     uint64_t workers;           //  connected workers that serve this queue
+    zjq_stats_queue_t stats;    //  rates and durations (zjq_stats.h)
 } zjq_queue_counters_t;
 
 //  Create an empty queue; the name is copied. Returns NULL if out of memory.
@@ -66,6 +70,12 @@ void
 size_t
     zjq_queue_size (zjq_queue_t *self);
 
+//  The waiting job submitted first (the least submission order), or NULL
+//  if none waits. O(1) while every waiting job has priority 0 (then it is
+//  the top); otherwise a scan of the heap.
+zjq_jobentry_t *
+    zjq_queue_oldest (zjq_queue_t *self);
+
 //  Append a worker to the available list. Returns a handle for later
 //  removal or rotation, or NULL if out of memory.
 void *
@@ -90,6 +100,13 @@ size_t
 //  The queue's counters, for the broker to update and read.
 zjq_queue_counters_t *
     zjq_queue_counters (zjq_queue_t *self);
+
+//  Whether the queue is paused (the broker dispatches none of its jobs);
+//  a new queue is not.
+bool
+    zjq_queue_paused (zjq_queue_t *self);
+void
+    zjq_queue_set_paused (zjq_queue_t *self, bool paused);
 
 //  Self test
 void

@@ -10,6 +10,8 @@
 #include "zjq_cert.h"
 #include "zjq_json.h"
 #include "zjq_proto.h"
+#include "zjq_stats_view.h"
+#include "zjq_top.h"
 #include "zjq_util.h"
 
 #include <ctype.h>
@@ -43,8 +45,8 @@
     XX (TIMEDOUT,    5, "timed out waiting, or the job has not finished yet")  \
     XX (UNREACHABLE, 6, "broker unreachable")                                  \
     XX (REJECTED,    7, "rejected by the broker (queue full, too big, "        \
-                        "invalid, unavailable; access denied: key, role, "     \
-                        "queue or job not allowed)")                           \
+                        "invalid, unavailable, draining; access denied: key, " \
+                        "role, queue or job not allowed)")                     \
     XX (OTHER,       8, "any other error")
 
 typedef enum {
@@ -72,6 +74,7 @@ s_exit_code (int code, bool from_call)
         case ZJQ_EQUEUEFULL:
         case ZJQ_ETOOBIG:
         case ZJQ_EUNAVAILABLE:
+        case ZJQ_EDRAINING:
         case ZJQ_EDENIED:       return CLI_EXIT_REJECTED;
         default:                return CLI_EXIT_OTHER;
     }
@@ -98,7 +101,11 @@ typedef enum {
     OPT_WINDOW          = 1 << 13,
     OPT_CURVE_SECRET    = 1 << 14,
     OPT_BROKER_KEY      = 1 << 15,
-    OPT_QUEUES          = 1 << 16
+    OPT_QUEUES          = 1 << 16,
+    OPT_PROGRESS        = 1 << 17,
+    OPT_QUEUE           = 1 << 18,
+    OPT_OFF             = 1 << 19,
+    OPT_LIMIT           = 1 << 20
 } option_bit_t;
 
 #define OPT_GLOBAL (OPT_BROKER | OPT_REQUEST_TIMEOUT | OPT_CURVE_SECRET | OPT_BROKER_KEY \
@@ -136,6 +143,11 @@ static const option_t s_options [] = {
     { "window", OPT_WINDOW, "N", "jobs in flight at most (default 1000)" },
     { "queues", OPT_QUEUES, "LIST",
       "queues the key may use, comma-separated (default: all)" },
+    { "progress", OPT_PROGRESS, NULL,
+      "while waiting, print the job's progress reports on standard error" },
+    { "queue", OPT_QUEUE, "QUEUE", "every failed job of QUEUE" },
+    { "off", OPT_OFF, NULL, "stop draining: accept new jobs again" },
+    { "limit", OPT_LIMIT, "N", "list at most N jobs (default: all)" },
 };
 #define OPTION_COUNT (sizeof (s_options) / sizeof (s_options [0]))
 
@@ -168,6 +180,8 @@ struct _cli_t {
     const char *key;
     const char *file;
     int window;
+    const char *queue;          //  retry --queue
+    int64_t limit;              //  failed --limit, 0: all
     const char *args [ZJQ_CLI_MAX_POSITIONAL];
     int arg_count;
     zjq_client_t *client;
@@ -179,39 +193,59 @@ static int s_cmd_status (cli_t *cli);
 static int s_cmd_result (cli_t *cli);
 static int s_cmd_cancel (cli_t *cli);
 static int s_cmd_stats (cli_t *cli);
+static int s_cmd_top (cli_t *cli);
 static int s_cmd_ping (cli_t *cli);
 static int s_cmd_batch (cli_t *cli);
 static int s_cmd_keygen (cli_t *cli);
 static int s_cmd_reload (cli_t *cli);
+static int s_cmd_failed (cli_t *cli);
+static int s_cmd_retry (cli_t *cli);
+static int s_cmd_pause (cli_t *cli);
+static int s_cmd_drain (cli_t *cli);
 static int s_cmd_help (cli_t *cli);
 
 static const command_t s_commands [] = {
     { "submit", s_cmd_submit, "QUEUE [PAYLOAD | -]", 1, 2,
       OPT_WAIT | OPT_TIMEOUT | OPT_PRIORITY | OPT_MAX_ATTEMPTS | OPT_JOB_TIMEOUT
-      | OPT_RESULT_TTL | OPT_KEY | OPT_JSON,
+      | OPT_RESULT_TTL | OPT_KEY | OPT_JSON | OPT_PROGRESS,
       "submit a job and print its id",
       "Submits PAYLOAD (or standard input, when it is omitted or '-') as a job to\n"
       "QUEUE and prints the job id. With --wait, waits for the job to end and\n"
       "writes its result to standard output, byte for byte, instead (--timeout\n"
-      "implies --wait).\n"
+      "implies --wait). With --progress, the job's progress reports go to\n"
+      "standard error as they come: 'zjq: job ID attempt N: 50.0% MESSAGE'.\n"
       "--json prints {\"id\":..,\"duplicate\":..}, or with --wait\n"
       "{\"id\":..,\"state\":..,\"attempt\":..,\"error\":..,\"result\":..}.\n" },
     { "status", s_cmd_status, "JOB_ID", 1, 1, OPT_JSON,
       "show a job's state",
       "Prints the job's queue, state, attempts, times (UTC), worker, progress\n"
-      "and error.\n" },
-    { "result", s_cmd_result, "JOB_ID", 1, 1, OPT_WAIT | OPT_TIMEOUT,
+      "and error, and each failed attempt (error, exit status, duration).\n" },
+    { "result", s_cmd_result, "JOB_ID", 1, 1, OPT_WAIT | OPT_TIMEOUT | OPT_PROGRESS,
       "write a finished job's result to stdout",
       "Writes the result of a succeeded job to standard output, byte for byte.\n"
       "A failed job's error goes to standard error (exit 1); a cancelled job\n"
-      "exits 3. Without --wait (or --timeout), a job that has not ended exits 5.\n" },
+      "exits 3. Without --wait (or --timeout), a job that has not ended exits 5.\n"
+      "With --progress (and --wait), prints the job's progress reports on\n"
+      "standard error while it runs.\n" },
     { "cancel", s_cmd_cancel, "JOB_ID", 1, 1, OPT_JSON,
       "cancel a queued or running job",
       "Removes a queued job, or stops a running one on its worker, and prints\n"
       "the job's new state. A job that has already ended cannot be cancelled.\n" },
     { "stats", s_cmd_stats, "", 0, 0, OPT_JSON,
       "show broker statistics",
-      "Prints a summary of the broker, its queues and its workers.\n" },
+      "Prints the broker (uptime, memory, journal, job counts, rates over the\n"
+      "last minute, error counters), one line per queue (queued, running,\n"
+      "succeeded, failed and cancelled since the broker started, submitted and\n"
+      "completed per second over the last minute, age of the oldest queued job,\n"
+      "workers, mean and p99 run time over the last minute) and one line per\n"
+      "worker (host, pid, running/capacity, completed, time since it was last\n"
+      "heard from, version, queues). Large numbers are shortened (12.3k);\n"
+      "--json prints every field exactly (see docs/protocol.md, Stats).\n" },
+    { "top", s_cmd_top, "", 0, 0, 0,
+      "show broker statistics live, refreshed every second",
+      "The view of 'zjq stats' on the whole terminal, redrawn every second and\n"
+      "cut to the window's size. q or Ctrl-C quits and gives the terminal back.\n"
+      "If the broker stops answering, the screen says so and keeps asking.\n" },
     { "ping", s_cmd_ping, "", 0, 0, 0,
       "check that the broker answers",
       "Prints the broker's instance, its version and the round-trip time.\n" },
@@ -241,6 +275,35 @@ static const command_t s_commands [] = {
       "--curve-admins directories again, as SIGHUP does. New connections use\n"
       "the new lists, and a removed key is refused from its next message on.\n"
       "If the new lists cannot be used, the old ones stay (exit 7).\n" },
+    { "failed", s_cmd_failed, "[QUEUE]", 0, 1, OPT_JSON | OPT_LIMIT,
+      "list failed jobs (dead letters) kept by the broker (admin key)",
+      "Lists the jobs that failed their last attempt, oldest failure first:\n"
+      "id, queue, attempts made, when it failed (UTC) and the last error. The\n"
+      "broker keeps them, with their payload and every attempt's error, exit\n"
+      "status and duration, for --dead-letter-ttl (default 7 days); 'zjq\n"
+      "status ID' shows one in full. --json prints {\"total\":..,\"jobs\":[..]}\n"
+      "with each job's history.\n" },
+    { "retry", s_cmd_retry, "[JOB_ID]", 0, 1, OPT_QUEUE,
+      "requeue a failed job, or with --queue every failed job of a queue",
+      "Puts failed jobs back in their queue, in their old place, each with a\n"
+      "fresh attempt budget (its --max-attempts again; attempt numbers go on,\n"
+      "and the history keeps the earlier attempts). Prints the job id, or the\n"
+      "number of jobs requeued. Admin key; refused while the broker drains.\n" },
+    { "pause", s_cmd_pause, "QUEUE", 1, 1, 0,
+      "stop dispatching a queue's jobs; submits are still accepted",
+      "The broker keeps the queue's jobs, accepts new ones, and gives none\n"
+      "to workers until 'zjq resume QUEUE'; jobs already running go on. With\n"
+      "--journal the pause survives a broker restart. Admin key.\n" },
+    { "resume", s_cmd_pause, "QUEUE", 1, 1, 0,
+      "dispatch a paused queue again", "" },
+    { "drain", s_cmd_drain, "", 0, 0, OPT_WAIT | OPT_TIMEOUT | OPT_OFF,
+      "stop accepting jobs and finish the ones held, e.g. for an upgrade",
+      "The broker rejects new submits (and retries) with EDRAINING, exit 7,\n"
+      "while it goes on dispatching and finishing the jobs it holds and\n"
+      "answering status and result. It stays up: once drained (nothing\n"
+      "running, nothing queued but in paused queues) stop it (SIGTERM) and\n"
+      "start the new version. --wait waits until drained (--timeout bounds\n"
+      "it: exit 5). --off accepts jobs again; a restart does too. Admin key.\n" },
     { "help", s_cmd_help, "[COMMAND]", 0, 1, 0,
       "show help for a command", "" },
 };
@@ -409,6 +472,16 @@ s_option_apply (cli_t *cli, const option_t *option, const char *value)
             break;
         case OPT_QUEUES:
             cli->queues = value;
+            break;
+        case OPT_QUEUE:
+            if (!zjq_proto_queue_name_valid (value))
+                return s_usage_error (cli, "--queue: '%s' is not a queue name (%s)", value,
+                                      ZJQ_CLI_QUEUE_HINT);
+            cli->queue = value;
+            break;
+        case OPT_LIMIT:
+            if (zjq_parse_int (value, 1, INT64_MAX, &cli->limit))
+                return s_usage_error (cli, "--limit: '%s' is not a number above zero", value);
             break;
         case OPT_WINDOW:
             if (zjq_parse_int (value, 1, 1000000, &number))
@@ -840,6 +913,15 @@ s_submit_accepted (zjq_client_t *client, int status, const char *job_id, void *a
         s_keep_broker_message (submit->outcome.cli);
 }
 
+//  --progress: one line on stderr per report
+static void
+s_print_progress (zjq_client_t *client, const char *job_id, int attempt, double progress,
+                  const char *message, void *arg)
+{
+    fprintf (stderr, "zjq: job %s attempt %d: %.1f%%%s%s\n", job_id, attempt, progress * 100,
+             message? " ": "", message? message: "");
+}
+
 static void
 s_fill_submit_opts (cli_t *cli, zjq_submit_opts_t *opts)
 {
@@ -873,6 +955,8 @@ s_cmd_submit (cli_t *cli)
     }
     zjq_submit_opts_t opts;
     s_fill_submit_opts (cli, &opts);
+    if (wait && (cli->given & OPT_PROGRESS))
+        zjq_on_progress (cli->client, s_print_progress, cli);
     submit_t submit = { .outcome = { .cli = cli } };
     const char *data = payload? payload: cli->args [1];
     if (!payload)
@@ -926,9 +1010,27 @@ s_cmd_submit (cli_t *cli)
 //  --------------------------------------------------------------------------
 //  status and cancel
 
-//  Print a job's state as JSON
+//  Look a key up in a msgpack map; NULL if absent or not a map.
+static const msgpack_object *
+s_mp_get (const msgpack_object *map, const char *key)
+{
+    return zjq_mp_map_get (map, key);
+}
+
+//  A number in a msgpack map as an integer; 0 if absent or not a number.
+static int64_t
+s_mp_int (const msgpack_object *map, const char *key)
+{
+    double value = 0;
+    if (!zjq_mp_number (zjq_mp_map_get (map, key), &value))
+        return 0;
+    return value >= 9.2e18? INT64_MAX: value <= -9.2e18? INT64_MIN: (int64_t) value;
+}
+
+//  Print a job's state as JSON; reply (or NULL) is the JOB_STATUS, for the
+//  attempt history
 static void
-s_print_info_json (const zjq_job_info_t *info)
+s_print_info_json (const zjq_job_info_t *info, zjq_msg_t *reply)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -958,7 +1060,15 @@ s_print_info_json (const zjq_job_info_t *info)
     s_json_ms (&buf, &len, "started_ms", info->started_ms);
     s_json_ms (&buf, &len, "finished_ms", info->finished_ms);
     s_json_ms (&buf, &len, "expires_ms", info->expires_ms);
-    zjq_json_append (&buf, &len, ",\"result_size\":%" PRId64 "}", info->result_size);
+    zjq_json_append (&buf, &len, ",\"result_size\":%" PRId64, info->result_size);
+    const msgpack_object *history = reply? zjq_msg_get (reply, "history"): NULL;
+    if (history) {
+        int64_t retries = 0;
+        zjq_msg_get_int (reply, "retries", &retries);
+        zjq_json_append (&buf, &len, ",\"retries\":%" PRId64 ",\"history\":", retries);
+        zjq_json_append_msgpack (&buf, &len, history);
+    }
+    zjq_json_append (&buf, &len, "}");
     s_json_print (buf);
 }
 
@@ -994,6 +1104,45 @@ s_print_info (const zjq_job_info_t *info)
         printf ("expires:   %s\n", s_iso_time (info->expires_ms, time, sizeof (time)));
 }
 
+//  One failed attempt of a history (a msgpack map) on a line
+static void
+s_print_attempt (const msgpack_object *attempt)
+{
+    char text [512], worker [300];
+    int64_t duration = s_mp_int (attempt, "duration_ms");
+    printf ("  attempt %" PRId64 ": %s", s_mp_int (attempt, "attempt"),
+            zjq_mp_text (s_mp_get (attempt, "error"), text, sizeof (text)));
+    if (s_mp_get (attempt, "exit_code"))
+        printf ("; exit status %" PRId64, s_mp_int (attempt, "exit_code"));
+    if (s_mp_get (attempt, "signal"))
+        printf ("; signal %" PRId64, s_mp_int (attempt, "signal"));
+    if (duration >= 0)
+        printf ("; %" PRId64 " ms", duration);
+    if (s_mp_get (attempt, "worker"))
+        printf ("; worker %s", zjq_mp_text (s_mp_get (attempt, "worker"), worker, sizeof (worker)));
+    printf ("\n");
+}
+
+//  The failed attempts of a JOB_STATUS, if any
+static void
+s_print_history (zjq_msg_t *reply)
+{
+    const msgpack_object *history = reply? zjq_msg_get (reply, "history"): NULL;
+    if (!history || history->type != MSGPACK_OBJECT_ARRAY || !history->via.array.size)
+        return;
+    int64_t dropped = 0, retries = 0;
+    zjq_msg_get_int (reply, "history_dropped", &dropped);
+    zjq_msg_get_int (reply, "retries", &retries);
+    printf ("failed attempts:");
+    if (retries)
+        printf (" (retried %" PRId64 " time%s)", retries, retries == 1? "": "s");
+    if (dropped)
+        printf (" (%" PRId64 " older not kept)", dropped);
+    printf ("\n");
+    for (uint32_t index = 0; index < history->via.array.size; index++)
+        s_print_attempt (&history->via.array.ptr [index]);
+}
+
 typedef struct {
     cli_t *cli;
     bool done;
@@ -1011,12 +1160,14 @@ s_status_cb (zjq_client_t *client, int status, const zjq_job_info_t *info, void 
         return;
     }
     if (reply->cli->given & OPT_JSON)
-        s_print_info_json (info);
+        s_print_info_json (info, zjq_client_reply (client));
     else
     if (reply->cli->command->run == s_cmd_cancel)
         printf ("%s\n", zjq_state_name (info->state));
-    else
+    else {
         s_print_info (info);
+        s_print_history (zjq_client_reply (client));
+    }
 }
 
 //  Issue one request, wait for it, report a failure. Returns the exit code.
@@ -1085,6 +1236,8 @@ s_cmd_result (cli_t *cli)
     if (cli->given & OPT_WAIT)
         timeout_ms = -1;
     outcome_t outcome = { .cli = cli };
+    if (cli->given & OPT_PROGRESS)
+        zjq_on_progress (cli->client, s_print_progress, cli);
     int rc = zjq_result (cli->client, job_id, timeout_ms, s_outcome_cb, &outcome);
     if (rc != 0) {
         char what [128];
@@ -1107,158 +1260,15 @@ s_cmd_result (cli_t *cli)
 //  --------------------------------------------------------------------------
 //  stats
 
-//  Look a key up in a msgpack map; NULL if absent or not a map.
-static const msgpack_object *
-s_mp_get (const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t len = strlen (key);
-    for (uint32_t index = 0; index < map->via.map.size; index++) {
-        const msgpack_object *name = &map->via.map.ptr [index].key;
-        if (name->type == MSGPACK_OBJECT_STR && name->via.str.size == len
-        &&  memcmp (name->via.str.ptr, key, len) == 0)
-            return &map->via.map.ptr [index].val;
-    }
-    return NULL;
-}
-
-static int64_t
-s_mp_int (const msgpack_object *map, const char *key)
-{
-    const msgpack_object *value = s_mp_get (map, key);
-    if (!value)
-        return 0;
-    switch (value->type) {
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-            return value->via.u64 > INT64_MAX? INT64_MAX: (int64_t) value->via.u64;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-            return value->via.i64;
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:
-            return (int64_t) value->via.f64;
-        default:
-            return 0;
-    }
-}
-
-//  Copy a string value into buf ("-" if absent); returns buf.
-static const char *
-s_mp_str (const msgpack_object *object, char *buf, size_t size)
-{
-    if (object && object->type == MSGPACK_OBJECT_STR) {
-        size_t len = object->via.str.size < size - 1? object->via.str.size: size - 1;
-        memcpy (buf, object->via.str.ptr, len);
-        buf [len] = 0;
-        for (size_t index = 0; index < len; index++)
-            if ((unsigned char) buf [index] < 0x20)
-                buf [index] = '?';      //  keep the table on its lines
-    }
-    else
-        snprintf (buf, size, "-");
-    return buf;
-}
-
-static const char *
-s_human_bytes (int64_t bytes, char *buf, size_t size)
-{
-    const char *units [] = { "B", "KiB", "MiB", "GiB", "TiB" };
-    double value = (double) bytes;
-    int unit = 0;
-    while (value >= 1024 && unit < 4) {
-        value /= 1024;
-        unit++;
-    }
-    if (unit == 0)
-        snprintf (buf, size, "%" PRId64 " B", bytes);
-    else
-        snprintf (buf, size, "%.1f %s", value, units [unit]);
-    return buf;
-}
-
-static const char *
-s_human_duration (int64_t ms, char *buf, size_t size)
-{
-    int64_t seconds = ms / 1000;
-    if (seconds < 60)
-        snprintf (buf, size, "%.1fs", (double) ms / 1000);
-    else
-    if (seconds < 3600)
-        snprintf (buf, size, "%" PRId64 "m%02" PRId64 "s", seconds / 60, seconds % 60);
-    else
-    if (seconds < 86400)
-        snprintf (buf, size, "%" PRId64 "h%02" PRId64 "m", seconds / 3600, seconds % 3600 / 60);
-    else
-        snprintf (buf, size, "%" PRId64 "d%02" PRId64 "h", seconds / 86400, seconds % 86400 / 3600);
-    return buf;
-}
-
 static void
 s_print_stats (const msgpack_object *stats)
 {
-    char text [256], text2 [256], size1 [32], size2 [32], uptime [32];
-    const msgpack_object *broker = s_mp_get (stats, "broker");
-    printf ("broker %s  instance %s  up %s\n",
-            s_mp_str (s_mp_get (broker, "version"), text, sizeof (text)),
-            s_mp_str (s_mp_get (broker, "instance"), text2, sizeof (text2)),
-            s_human_duration (s_mp_int (broker, "uptime_ms"), uptime, sizeof (uptime)));
-    printf ("  jobs %" PRId64 " (queued %" PRId64 ", running %" PRId64 ")  stored results %" PRId64
-            " (%s)  queued payloads %s\n",
-            s_mp_int (broker, "jobs"), s_mp_int (broker, "queued"), s_mp_int (broker, "running"),
-            s_mp_int (broker, "results"),
-            s_human_bytes (s_mp_int (broker, "result_bytes"), size1, sizeof (size1)),
-            s_human_bytes (s_mp_int (broker, "queued_bytes"), size2, sizeof (size2)));
-    printf ("  submitted %" PRId64 "  succeeded %" PRId64 "  failed %" PRId64 "  cancelled %" PRId64
-            "  expired %" PRId64 "  rejected %" PRId64 "\n",
-            s_mp_int (broker, "submitted"), s_mp_int (broker, "succeeded"),
-            s_mp_int (broker, "failed"), s_mp_int (broker, "cancelled"),
-            s_mp_int (broker, "expired"), s_mp_int (broker, "rejected"));
-    printf ("  workers %" PRId64 "  malformed messages %" PRId64 "  stale results %" PRId64 "\n",
-            s_mp_int (broker, "workers"), s_mp_int (broker, "malformed"),
-            s_mp_int (broker, "stale_results"));
-
-    const msgpack_object *queues = s_mp_get (stats, "queues");
-    printf ("\n%-24s %8s %8s %10s %8s %10s %8s\n",
-            "QUEUE", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "WORKERS");
-    if (!queues || queues->type != MSGPACK_OBJECT_MAP || queues->via.map.size == 0)
-        printf ("(no queues)\n");
+    char *text = stats? zjq_stats_view_render (stats, 0, 0): NULL;
+    if (text)
+        fputs (text, stdout);
     else
-    for (uint32_t index = 0; index < queues->via.map.size; index++) {
-        const msgpack_object *queue = &queues->via.map.ptr [index].val;
-        printf ("%-24s %8" PRId64 " %8" PRId64 " %10" PRId64 " %8" PRId64 " %10" PRId64
-                " %8" PRId64 "\n",
-                s_mp_str (&queues->via.map.ptr [index].key, text, sizeof (text)),
-                s_mp_int (queue, "queued"), s_mp_int (queue, "running"),
-                s_mp_int (queue, "succeeded"), s_mp_int (queue, "failed"),
-                s_mp_int (queue, "cancelled"), s_mp_int (queue, "workers"));
-    }
-
-    const msgpack_object *workers = s_mp_get (stats, "workers");
-    printf ("\n%-28s %-16s %7s %8s %8s %10s %9s  %s\n",
-            "WORKER", "HOST", "PID", "CAPACITY", "RUNNING", "COMPLETED", "SEEN", "QUEUES");
-    if (!workers || workers->type != MSGPACK_OBJECT_ARRAY || workers->via.array.size == 0)
-        printf ("(no workers)\n");
-    else
-    for (uint32_t index = 0; index < workers->via.array.size; index++) {
-        const msgpack_object *worker = &workers->via.array.ptr [index];
-        char host [64], seen [32], names [256] = "";
-        const msgpack_object *list = s_mp_get (worker, "queues");
-        if (list && list->type == MSGPACK_OBJECT_ARRAY)
-            for (uint32_t item = 0; item < list->via.array.size; item++) {
-                char name [160];
-                size_t used = strlen (names);
-                snprintf (names + used, sizeof (names) - used, "%s%s", item? ",": "",
-                          s_mp_str (&list->via.array.ptr [item], name, sizeof (name)));
-            }
-        printf ("%-28s %-16s %7" PRId64 " %8" PRId64 " %8" PRId64 " %10" PRId64 " %9s  %s\n",
-                s_mp_str (s_mp_get (worker, "id"), text, sizeof (text)),
-                s_mp_str (s_mp_get (worker, "host"), host, sizeof (host)),
-                s_mp_int (worker, "pid"), s_mp_int (worker, "capacity"),
-                s_mp_int (worker, "running"),
-                s_mp_int (worker, "completed"),
-                s_human_duration (s_mp_int (worker, "last_seen_ms_ago"), seen, sizeof (seen)),
-                names);
-    }
+        fprintf (stderr, "zjq: stats: no stats in the reply, or out of memory\n");
+    free (text);
 }
 
 static void
@@ -1287,6 +1297,110 @@ s_cmd_stats (cli_t *cli)
         return exit_code;
     reply_t reply = { .cli = cli };
     return s_one_request (cli, &reply, zjq_stats (cli->client, s_stats_cb, &reply), "stats");
+}
+
+
+//  --------------------------------------------------------------------------
+//  top
+
+static void s_error_text (cli_t *cli, int code, char *buf, size_t size);
+
+typedef struct {
+    cli_t *cli;
+    zjq_top_t *top;
+    bool done;                  //  the request in flight was answered
+} top_state_t;
+
+static void
+s_top_draw (top_state_t *state, const char *body)
+{
+    char stamp [16];
+    time_t now = time (NULL);
+    struct tm tm;
+    strftime (stamp, sizeof (stamp), "%H:%M:%S", localtime_r (&now, &tm));
+    char *screen = NULL;
+    size_t len = 0;
+    zjq_json_append (&screen, &len, "zjq top  %s  %s  (q quits)\n%s", state->cli->broker, stamp,
+                     body);
+    if (screen)
+        zjq_top_draw (state->top, screen);
+    free (screen);
+}
+
+static void
+s_top_cb (zjq_client_t *client, int status, const char *json, void *arg)
+{
+    top_state_t *state = (top_state_t *) arg;
+    state->done = true;
+    if (status != 0) {
+        s_keep_broker_message (state->cli);
+        char text [600];
+        s_error_text (state->cli, status, text, sizeof (text));
+        char body [700];
+        snprintf (body, sizeof (body), "\nno stats: %s\nasking again every second\n", text);
+        s_top_draw (state, body);
+        return;
+    }
+    zjq_msg_t *msg = zjq_client_reply (client);
+    const msgpack_object *stats = msg? zjq_msg_get (msg, "stats"): NULL;
+    int rows, columns;
+    zjq_top_size (state->top, &rows, &columns);
+    char *body = stats? zjq_stats_view_render (stats, columns, rows - 1): NULL;
+    s_top_draw (state, body? body: "\nno stats in the reply\n");
+    free (body);
+}
+
+static int
+s_cmd_top (cli_t *cli)
+{
+    int exit_code = s_connect (cli);
+    if (exit_code)
+        return exit_code;
+    top_state_t state = { .cli = cli, .top = zjq_top_new (STDIN_FILENO, STDOUT_FILENO) };
+    if (!state.top) {
+        fprintf (stderr, "zjq: top: out of memory\n");
+        return CLI_EXIT_OTHER;
+    }
+    int error = 0;
+    bool pending = false;
+    int64_t next = 0;           //  when to ask again (mono ms)
+    while (!zjq_top_quit (state.top)) {
+        if (zjq_top_resized (state.top) && !pending)
+            next = 0;
+        int64_t now = zjq_mono_ms ();
+        if (!pending && now >= next) {
+            int rc = zjq_stats (cli->client, s_top_cb, &state);
+            if (rc != 0) {
+                error = rc;
+                break;
+            }
+            pending = true;
+            next = now + 1000;
+        }
+        int rc = zjq_client_process (cli->client);
+        if (rc < 0) {
+            error = rc;
+            break;
+        }
+        if (state.done) {
+            state.done = false;
+            pending = false;
+        }
+        int wait = pending? zjq_client_timeout (cli->client): (int) (next - zjq_mono_ms ());
+        if (wait < 0 || wait > 1000)
+            wait = 1000;
+        struct pollfd items [2] = {
+            { .fd = zjq_client_fd (cli->client), .events = POLLIN },
+            { .fd = zjq_top_input_fd (state.top), .events = POLLIN }
+        };
+        poll (items, items [1].fd >= 0? 2: 1, wait);
+    }
+    zjq_top_destroy (&state.top);
+    if (error) {
+        s_error (cli, "top", error);
+        return s_exit_code (error, false);
+    }
+    return CLI_EXIT_OK;
 }
 
 
@@ -1671,6 +1785,272 @@ s_cmd_batch (cli_t *cli)
     if (timed_out)
         return CLI_EXIT_TIMEDOUT;
     return batch.succeeded == batch.total? CLI_EXIT_OK: CLI_EXIT_FAILED;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Operations: failed, retry, pause, resume, drain (admin)
+
+typedef struct _op_t op_t;
+//  Print an operation's answer: the raw reply and its JSON
+typedef void (s_op_print_fn) (op_t *op, zjq_msg_t *reply, const char *json);
+
+struct _op_t {
+    cli_t *cli;
+    bool done;
+    int status;
+    s_op_print_fn *print;       //  or NULL
+    void *data;                 //  the command's own
+};
+
+static void
+s_op_cb (zjq_client_t *client, int status, const char *json, void *arg)
+{
+    op_t *op = (op_t *) arg;
+    op->done = true;
+    op->status = status;
+    if (status != 0)
+        s_keep_broker_message (op->cli);
+    else
+    if (op->print)
+        op->print (op, zjq_client_reply (client), json);
+}
+
+//  Wait for an operation issued with rc; report a failure. Returns 0 or
+//  the exit code. The client stays.
+static int
+s_op_wait (cli_t *cli, op_t *op, int rc, const char *what)
+{
+    op->done = false;
+    if (rc == 0)
+        rc = s_run_until (cli, &op->done, -1);
+    else {
+        s_error (cli, what, rc);
+        return s_exit_code (rc, true);
+    }
+    if (rc == 0)
+        rc = op->status;
+    if (rc != 0)
+        s_error (cli, what, rc);
+    return s_exit_code (rc, false);
+}
+
+//  failed: one page of dead letters
+typedef struct {
+    char *after;                //  cursor for the next page, or NULL at the end
+    int64_t after_ms;
+    int64_t listed;             //  jobs printed so far
+    int64_t total;              //  dead letters the broker holds
+    char *json;                 //  --json: the jobs so far, "[...," style
+    size_t json_len;
+} failed_t;
+
+static void
+s_failed_page (op_t *op, zjq_msg_t *reply, const char *json)
+{
+    failed_t *failed = (failed_t *) op->data;
+    cli_t *cli = op->cli;
+    const msgpack_object *jobs = zjq_msg_get (reply, "jobs");
+    zjq_msg_get_int (reply, "total", &failed->total);
+    free (failed->after);
+    failed->after = NULL;
+    const char *next = zjq_msg_get_str (reply, "next");
+    if (next) {
+        failed->after = strdup (next);
+        zjq_msg_get_int (reply, "next_ms", &failed->after_ms);
+    }
+    uint32_t count = jobs && jobs->type == MSGPACK_OBJECT_ARRAY? jobs->via.array.size: 0;
+    for (uint32_t index = 0; index < count; index++) {
+        if (cli->limit && failed->listed >= cli->limit)
+            break;
+        const msgpack_object *job = &jobs->via.array.ptr [index];
+        failed->listed++;
+        if (cli->given & OPT_JSON) {
+            zjq_json_append (&failed->json, &failed->json_len, failed->listed > 1? ",": "");
+            zjq_json_append_msgpack (&failed->json, &failed->json_len, job);
+            continue;
+        }
+        char id [64], queue [160], error [1200], time [48];
+        printf ("%-22s %-20s %8" PRId64 "  %-24s  %s\n",
+                zjq_mp_text (s_mp_get (job, "id"), id, sizeof (id)),
+                zjq_mp_text (s_mp_get (job, "queue"), queue, sizeof (queue)),
+                s_mp_int (job, "attempts"),
+                s_iso_time (s_mp_int (job, "failed_ms"), time, sizeof (time)),
+                zjq_mp_text (s_mp_get (job, "error"), error, sizeof (error)));
+    }
+    if (cli->limit && failed->listed >= cli->limit) {
+        free (failed->after);
+        failed->after = NULL;
+    }
+}
+
+static int
+s_cmd_failed (cli_t *cli)
+{
+    const char *queue = cli->arg_count? cli->args [0]: NULL;
+    if (queue && !zjq_proto_queue_name_valid (queue))
+        return s_usage_error (cli, "'%s' is not a queue name (%s)", queue, ZJQ_CLI_QUEUE_HINT);
+    int exit_code = s_connect (cli);
+    if (exit_code)
+        return exit_code;
+    failed_t failed = { .after = NULL };
+    op_t op = { .cli = cli, .print = s_failed_page, .data = &failed };
+    bool json = cli->given & OPT_JSON;
+    if (!json)
+        printf ("%-22s %-20s %8s  %-24s  %s\n", "ID", "QUEUE", "ATTEMPTS", "FAILED AT",
+                "LAST ERROR");
+    do {
+        int rc = zjq_dead_letters (cli->client, queue, failed.after, failed.after_ms, 0,
+                                   s_op_cb, &op);
+        exit_code = s_op_wait (cli, &op, rc, "failed");
+    } while (exit_code == 0 && failed.after);
+    if (exit_code == 0 && json) {
+        char *buf = NULL;
+        size_t len = 0;
+        zjq_json_append (&buf, &len, "{\"total\":%" PRId64 ",\"jobs\":[%s]}", failed.total,
+                         failed.json? failed.json: "");
+        exit_code = s_json_print (buf);
+    }
+    else
+    if (exit_code == 0)
+        fprintf (stderr, "%" PRId64 " failed job(s)%s%s listed; the broker holds %" PRId64
+                 " in all\n", failed.listed, queue? " of queue ": "", queue? queue: "",
+                 failed.total);
+    free (failed.after);
+    free (failed.json);
+    zjq_client_destroy (&cli->client);
+    return exit_code;
+}
+
+static void
+s_retry_done (op_t *op, zjq_msg_t *reply, const char *json)
+{
+    int64_t count = 0;
+    zjq_msg_get_int (reply, "count", &count);
+    const char *stopped = zjq_msg_get_str (reply, "stopped");
+    if (op->cli->queue)
+        printf ("%" PRId64 " job(s) of queue %s requeued\n", count, op->cli->queue);
+    else
+        printf ("%s\n", op->cli->args [0]);
+    if (stopped)
+        fprintf (stderr, "zjq: retry: stopped part way: %s\n", stopped);
+}
+
+static int
+s_cmd_retry (cli_t *cli)
+{
+    if ((cli->arg_count == 1) == (cli->queue != NULL))
+        return s_usage_error (cli, "give a JOB_ID or --queue QUEUE (one of them)");
+    int exit_code = s_connect (cli);
+    if (exit_code)
+        return exit_code;
+    op_t op = { .cli = cli, .print = s_retry_done };
+    const char *job_id = cli->arg_count? cli->args [0]: NULL;
+    char what [160];
+    snprintf (what, sizeof (what), "retry %s", job_id? job_id: cli->queue);
+    int rc = zjq_retry (cli->client, job_id, cli->queue, s_op_cb, &op);
+    exit_code = s_op_wait (cli, &op, rc, what);
+    zjq_client_destroy (&cli->client);
+    return exit_code;
+}
+
+static void
+s_queue_state (op_t *op, zjq_msg_t *reply, const char *json)
+{
+    bool paused = false;
+    int64_t queued = 0, running = 0, workers = 0;
+    zjq_msg_get_bool (reply, "paused", &paused);
+    zjq_msg_get_int (reply, "queued", &queued);
+    zjq_msg_get_int (reply, "running", &running);
+    zjq_msg_get_int (reply, "workers", &workers);
+    printf ("queue %s %s: %" PRId64 " queued, %" PRId64 " running, %" PRId64 " worker(s)\n",
+            op->cli->args [0], paused? "paused": "dispatching", queued, running, workers);
+}
+
+//  pause and resume
+static int
+s_cmd_pause (cli_t *cli)
+{
+    const char *queue = cli->args [0];
+    if (!zjq_proto_queue_name_valid (queue))
+        return s_usage_error (cli, "'%s' is not a queue name (%s)", queue, ZJQ_CLI_QUEUE_HINT);
+    int exit_code = s_connect (cli);
+    if (exit_code)
+        return exit_code;
+    op_t op = { .cli = cli, .print = s_queue_state };
+    bool pause = streq (cli->command->name, "pause");
+    char what [160];
+    snprintf (what, sizeof (what), "%s %s", cli->command->name, queue);
+    int rc = pause? zjq_pause (cli->client, queue, s_op_cb, &op)
+                  : zjq_resume (cli->client, queue, s_op_cb, &op);
+    exit_code = s_op_wait (cli, &op, rc, what);
+    zjq_client_destroy (&cli->client);
+    return exit_code;
+}
+
+//  drain: the state after one DRAIN
+typedef struct {
+    bool draining;
+    bool drained;
+    int64_t queued, running, paused_queued;
+} drain_t;
+
+static void
+s_drain_state (op_t *op, zjq_msg_t *reply, const char *json)
+{
+    drain_t *drain = (drain_t *) op->data;
+    zjq_msg_get_bool (reply, "draining", &drain->draining);
+    zjq_msg_get_bool (reply, "drained", &drain->drained);
+    zjq_msg_get_int (reply, "queued", &drain->queued);
+    zjq_msg_get_int (reply, "running", &drain->running);
+    zjq_msg_get_int (reply, "paused_queued", &drain->paused_queued);
+}
+
+static void
+s_print_drain (const drain_t *drain)
+{
+    if (!drain->draining)
+        printf ("accepting jobs: %" PRId64 " queued, %" PRId64 " running\n",
+                drain->queued, drain->running);
+    else
+        printf ("%s: %" PRId64 " queued (%" PRId64 " in paused queues), %" PRId64 " running\n",
+                drain->drained? "drained": "draining", drain->queued, drain->paused_queued,
+                drain->running);
+}
+
+static int
+s_cmd_drain (cli_t *cli)
+{
+    bool off = cli->given & OPT_OFF;
+    bool wait = cli->given & (OPT_WAIT | OPT_TIMEOUT);
+    if (off && wait)
+        return s_usage_error (cli, "--off and --wait do not go together");
+    int exit_code = s_connect (cli);
+    if (exit_code)
+        return exit_code;
+    drain_t drain = { .draining = false };
+    op_t op = { .cli = cli, .print = s_drain_state, .data = &drain };
+    int64_t deadline = (cli->given & OPT_TIMEOUT)? zjq_mono_ms () + cli->timeout_ms: -1;
+    while (true) {
+        int rc = zjq_drain (cli->client, off, s_op_cb, &op);
+        exit_code = s_op_wait (cli, &op, rc, "drain");
+        if (exit_code || !wait || drain.drained)
+            break;
+        if (deadline >= 0 && zjq_mono_ms () >= deadline) {
+            s_print_drain (&drain);
+            s_error (cli, "drain --wait", ZJQ_ETIMEDOUT);
+            exit_code = s_exit_code (ZJQ_ETIMEDOUT, false);
+            break;
+        }
+        //  Ask again in a while
+        int64_t pause = deadline >= 0 && deadline - zjq_mono_ms () < 250?
+                        deadline - zjq_mono_ms (): 250;
+        poll (NULL, 0, (int) (pause > 0? pause: 0));
+    }
+    if (exit_code == 0)
+        s_print_drain (&drain);
+    zjq_client_destroy (&cli->client);
+    return exit_code;
 }
 
 

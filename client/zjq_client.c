@@ -100,6 +100,7 @@ typedef enum {
     REQUEST_STATS,
     REQUEST_PING,
     REQUEST_RELOAD,
+    REQUEST_JSON,               //  an operation answered as JSON (pause, ...)
     REQUEST_KEEPALIVE,          //  internal ping while watches exist
     REQUEST_REWATCH             //  internal RESULT wait for a watched job
 } request_kind_t;
@@ -121,7 +122,9 @@ struct _request_t {
         zjq_result_cb *result;
         zjq_stats_cb *stats;
         zjq_done_cb *done;
+        zjq_json_cb *json;
     } callback;                 //  by kind; may be NULL
+    int reply_command;          //  REQUEST_JSON: the reply it expects
     zjq_result_cb *on_done;     //  SUBMIT: watch the job once accepted
     void *arg;                  //  caller's pointer
     char *job_id;               //  RESULT, REWATCH, STATUS, CANCEL: job_id_buf
@@ -190,6 +193,8 @@ struct _zjq_client_t {
     const char *handshake_error;    //  last failed CURVE handshake (static), or NULL
     bool input_checked;         //  since the dealer was last used, a read
                                 //  (recv EAGAIN or ZMQ_EVENTS) found no input
+    zjq_progress_cb *progress_cb;   //  zjq_on_progress, or NULL
+    void *progress_arg;
 };
 
 
@@ -426,6 +431,10 @@ s_request_fail (zjq_client_t *self, request_t *request, int code)
             if (request->callback.stats)
                 S_CALLBACK (self, request->callback.stats (self, code, NULL, request->arg));
             break;
+        case REQUEST_JSON:
+            if (request->callback.json)
+                S_CALLBACK (self, request->callback.json (self, code, NULL, request->arg));
+            break;
         case REQUEST_PING:
         case REQUEST_RELOAD:
             if (request->callback.done)
@@ -606,6 +615,8 @@ s_job_request_new (zjq_client_t *self, request_kind_t kind, int command,
     zjq_msg_put_str (msg, "id", job_id);
     if (command == ZJQ_CMD_RESULT)
         zjq_msg_put_bool (msg, "wait", wait);
+    if (command == ZJQ_CMD_RESULT && wait && self->progress_cb)
+        zjq_msg_put_bool (msg, "progress", true);
     *msg_p = msg;
     return request;
 }
@@ -993,6 +1004,8 @@ s_handle_pong (zjq_client_t *self, zjq_msg_t *msg)
     return true;
 }
 
+static char *s_fields_json (zjq_msg_t *msg);
+
 //  The reply to a request we hold. Returns false if it does not fit the
 //  request (the request stays pending).
 static bool
@@ -1095,6 +1108,17 @@ s_handle_reply (zjq_client_t *self, request_t *request, zjq_msg_t *msg)
             free (json);
             return true;
         }
+        case REQUEST_JSON: {
+            if (command != request->reply_command)
+                return false;
+            s_request_detach (self, request);
+            char *json = request->callback.json? s_fields_json (msg): NULL;
+            if (request->callback.json)
+                S_CALLBACK (self, request->callback.json (self, json? 0: ZJQ_ENOMEM, json,
+                                                          request->arg));
+            free (json);
+            return true;
+        }
         case REQUEST_RELOAD:
             if (command != ZJQ_CMD_RELOADED)
                 return false;
@@ -1112,6 +1136,56 @@ s_handle_reply (zjq_client_t *self, request_t *request, zjq_msg_t *msg)
             return true;
     }
     return false;
+}
+
+//  The fields of a reply, but req, as a JSON object; NULL if out of memory.
+static char *
+s_fields_json (zjq_msg_t *msg)
+{
+    const msgpack_object *fields = zjq_msg_fields (msg);
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = zjq_json_append (&buf, &len, "{");
+    bool first = true;
+    for (uint32_t index = 0; rc == 0 && index < fields->via.map.size; index++) {
+        const msgpack_object_kv *field = &fields->via.map.ptr [index];
+        if (field->key.type == MSGPACK_OBJECT_STR && field->key.via.str.size == 3
+        &&  memcmp (field->key.via.str.ptr, "req", 3) == 0)
+            continue;
+        rc = zjq_json_append (&buf, &len, first? "": ",");
+        if (rc == 0)
+            rc = zjq_json_append_msgpack (&buf, &len, &field->key);
+        if (rc == 0)
+            rc = zjq_json_append (&buf, &len, ":");
+        if (rc == 0)
+            rc = zjq_json_append_msgpack (&buf, &len, &field->val);
+        first = false;
+    }
+    if (rc == 0)
+        rc = zjq_json_append (&buf, &len, "}");
+    if (rc != 0) {
+        free (buf);
+        return NULL;
+    }
+    return buf;
+}
+
+//  PROGRESS_UPDATE: a job we asked about reports progress. Returns false if
+//  malformed.
+static bool
+s_handle_progress (zjq_client_t *self, zjq_msg_t *msg)
+{
+    const char *job_id = zjq_msg_get_str (msg, "id");
+    double progress = -1;
+    int64_t attempt = 0;
+    if (!job_id || !zjq_msg_get_double (msg, "progress", &progress)
+    ||  !zjq_msg_get_int (msg, "attempt", &attempt))
+        return false;
+    if (self->progress_cb)
+        S_CALLBACK (self, self->progress_cb (self, job_id, s_clamp_int (attempt), progress,
+                                             zjq_msg_get_str (msg, "message"),
+                                             self->progress_arg));
+    return true;
 }
 
 //  DONE: a watched job has ended.
@@ -1135,6 +1209,9 @@ s_dispatch (zjq_client_t *self, zjq_msg_t *msg)
     if (zjq_msg_role (msg) == ZJQ_ROLE_BROKER) {
         if (zjq_msg_command (msg) == ZJQ_CMD_DONE)
             ok = s_handle_done (self, msg);
+        else
+        if (zjq_msg_command (msg) == ZJQ_CMD_PROGRESS_UPDATE)
+            ok = s_handle_progress (self, msg);
         else {
             int64_t req;
             if (zjq_msg_get_int (msg, "req", &req) && req > 0) {
@@ -1721,6 +1798,8 @@ zjq_submit (zjq_client_t *self, const char *queue,
         zjq_msg_put_str (msg, "key", opts->key);
     if (on_done)
         zjq_msg_put_bool (msg, "notify", true);
+    if (on_done && self->progress_cb)
+        zjq_msg_put_bool (msg, "progress", true);
     request->callback.submit = on_accepted;
     request->on_done = on_done;
     request->arg = arg;
@@ -1824,6 +1903,132 @@ s_done_request (zjq_client_t *self, request_kind_t kind, int command,
     request->callback.done = callback;
     request->arg = arg;
     return s_request_queue (self, request, &msg, zjq_mono_ms () + self->request_timeout);
+}
+
+int
+zjq_on_progress (zjq_client_t *self, zjq_progress_cb *callback, void *arg)
+{
+    if (!self)
+        return ZJQ_EINVAL;
+    self->progress_cb = callback;
+    self->progress_arg = arg;
+    return 0;
+}
+
+//  Start an operation answered as JSON: reply is the command it expects.
+//  Returns the request and its message in *msg_p, or NULL out of memory.
+static request_t *
+s_json_request_new (zjq_client_t *self, int command, int reply, zjq_json_cb *callback,
+                    void *arg, zjq_msg_t **msg_p)
+{
+    request_t *request = s_request_new (self, REQUEST_JSON);
+    zjq_msg_t *msg = request? s_request_msg (request, command): NULL;
+    if (!msg) {
+        s_request_free (self, &request);
+        return NULL;
+    }
+    request->reply_command = reply;
+    request->callback.json = callback;
+    request->arg = arg;
+    *msg_p = msg;
+    return request;
+}
+
+//  Queue an operation's request
+static int
+s_json_request_queue (zjq_client_t *self, request_t *request, zjq_msg_t **msg_p)
+{
+    return s_request_queue (self, request, msg_p, zjq_mono_ms () + self->request_timeout);
+}
+
+//  PAUSE and RESUME
+static int
+s_queue_request (zjq_client_t *self, int command, const char *queue, zjq_json_cb *callback,
+                 void *arg)
+{
+    if (!self || !zjq_proto_queue_name_valid (queue))
+        return ZJQ_EINVAL;
+    if (self->closing)
+        return ZJQ_ECLOSED;
+    zjq_msg_t *msg;
+    request_t *request = s_json_request_new (self, command, ZJQ_CMD_QUEUE_STATE, callback,
+                                             arg, &msg);
+    if (!request)
+        return ZJQ_ENOMEM;
+    zjq_msg_put_str (msg, "queue", queue);
+    return s_json_request_queue (self, request, &msg);
+}
+
+int
+zjq_pause (zjq_client_t *self, const char *queue, zjq_json_cb *callback, void *arg)
+{
+    return s_queue_request (self, ZJQ_CMD_PAUSE, queue, callback, arg);
+}
+
+int
+zjq_resume (zjq_client_t *self, const char *queue, zjq_json_cb *callback, void *arg)
+{
+    return s_queue_request (self, ZJQ_CMD_RESUME, queue, callback, arg);
+}
+
+int
+zjq_drain (zjq_client_t *self, int off, zjq_json_cb *callback, void *arg)
+{
+    if (!self)
+        return ZJQ_EINVAL;
+    if (self->closing)
+        return ZJQ_ECLOSED;
+    zjq_msg_t *msg;
+    request_t *request = s_json_request_new (self, ZJQ_CMD_DRAIN, ZJQ_CMD_DRAIN_STATE,
+                                             callback, arg, &msg);
+    if (!request)
+        return ZJQ_ENOMEM;
+    if (off)
+        zjq_msg_put_bool (msg, "off", true);
+    return s_json_request_queue (self, request, &msg);
+}
+
+int
+zjq_dead_letters (zjq_client_t *self, const char *queue, const char *after, int64_t after_ms,
+                  int limit, zjq_json_cb *callback, void *arg)
+{
+    if (!self || (queue && !zjq_proto_queue_name_valid (queue))
+    ||  (after && !s_valid_job_id (after)) || limit < 0 || limit > 10000)
+        return ZJQ_EINVAL;
+    if (self->closing)
+        return ZJQ_ECLOSED;
+    zjq_msg_t *msg;
+    request_t *request = s_json_request_new (self, ZJQ_CMD_DEAD_LETTERS,
+                                             ZJQ_CMD_DEAD_LETTER_LIST, callback, arg, &msg);
+    if (!request)
+        return ZJQ_ENOMEM;
+    if (queue)
+        zjq_msg_put_str (msg, "queue", queue);
+    if (after) {
+        zjq_msg_put_str (msg, "after", after);
+        zjq_msg_put_int (msg, "after_ms", after_ms);
+    }
+    if (limit)
+        zjq_msg_put_int (msg, "limit", limit);
+    return s_json_request_queue (self, request, &msg);
+}
+
+int
+zjq_retry (zjq_client_t *self, const char *job_id, const char *queue, zjq_json_cb *callback,
+           void *arg)
+{
+    if (!self || !job_id == !queue || (job_id && !s_valid_job_id (job_id))
+    ||  (queue && !zjq_proto_queue_name_valid (queue)))
+        return ZJQ_EINVAL;
+    if (self->closing)
+        return ZJQ_ECLOSED;
+    zjq_msg_t *msg;
+    request_t *request = s_json_request_new (self, ZJQ_CMD_RETRY, ZJQ_CMD_RETRIED, callback,
+                                             arg, &msg);
+    if (!request)
+        return ZJQ_ENOMEM;
+    zjq_msg_put_str (msg, job_id? "id": "queue", job_id? job_id: queue);
+    return s_json_request_queue (self, request, &msg);
 }
 
 int

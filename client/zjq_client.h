@@ -101,6 +101,15 @@ typedef void (zjq_stats_cb) (zjq_client_t *client, int status,
                              const char *json, void *arg);
 //  Plain completion (ping): status 0 or a negative code.
 typedef void (zjq_done_cb) (zjq_client_t *client, int status, void *arg);
+//  An operation's answer as a JSON object (status 0), or a negative code
+//  and NULL. The object has the reply's fields (docs/protocol.md).
+typedef void (zjq_json_cb) (zjq_client_t *client, int status,
+                            const char *json, void *arg);
+//  A job's progress as its worker reported it: fraction 0..1 and its
+//  message or NULL, for the given attempt. Reports about one job arrive in
+//  the order the worker made them.
+typedef void (zjq_progress_cb) (zjq_client_t *client, const char *job_id, int attempt,
+                                double progress, const char *message, void *arg);
 
 //  Fill opts with defaults (all zero).
 void
@@ -233,6 +242,52 @@ int
 //  For bindings that turn codes into exceptions with a message.
 const char *
     zjq_client_error_message (zjq_client_t *self);
+//  Be told of the progress of the jobs this client waits for: from now on,
+//  zjq_submit with on_done and zjq_result (or zjq_wait) with a timeout ask
+//  the broker to push each progress report of the job while it runs (also
+//  after a reconnect), and callback gets them. NULL stops asking (reports
+//  already on their way are dropped). Returns 0, or ZJQ_EINVAL.
+int
+    zjq_on_progress (zjq_client_t *self, zjq_progress_cb *callback, void *arg);
+
+//  Operations: admin keys only under CURVE (ZJQ_EDENIED otherwise). Each
+//  callback gets the broker's answer as JSON; see docs/protocol.md.
+
+//  Stop dispatching a queue's jobs (submits are still accepted), or start
+//  again. The broker keeps the flag across restarts (with a journal).
+//  JSON: {"queue", "paused", "queued", "running", "workers"}. Returns 0,
+//  ZJQ_EINVAL (bad queue name), ZJQ_ENOMEM.
+int
+    zjq_pause (zjq_client_t *self, const char *queue, zjq_json_cb *callback, void *arg);
+int
+    zjq_resume (zjq_client_t *self, const char *queue, zjq_json_cb *callback, void *arg);
+
+//  Make the broker stop accepting jobs (SUBMIT and retries get
+//  ZJQ_EDRAINING) and finish what it holds; off != 0 undoes it. Ask again
+//  to follow it: JSON {"draining", "drained" (nothing runs, nothing is
+//  queued but in paused queues), "queued", "running", "paused_queued"}.
+int
+    zjq_drain (zjq_client_t *self, int off, zjq_json_cb *callback, void *arg);
+
+//  A page of failed jobs (dead letters), oldest failure first, of one
+//  queue or all (queue NULL), after a cursor (after NULL: from the start;
+//  else the "next" and "next_ms" of the previous page), at most limit
+//  (1..10000; 0: 1000). JSON {"total", "bytes", "jobs": [{"id", "queue",
+//  "attempts", "max_attempts", "retries", "error", "created_ms",
+//  "failed_ms", "expires_ms", "history": [{"attempt", "error", "exit_code",
+//  "signal", "duration_ms", "started_ms", "ended_ms", "worker"}, ...],
+//  "history_dropped"}, ...], "next", "next_ms"}; no "next" on the last page.
+int
+    zjq_dead_letters (zjq_client_t *self, const char *queue, const char *after,
+                      int64_t after_ms, int limit, zjq_json_cb *callback, void *arg);
+
+//  Requeue a failed job (job_id), or every failed job of a queue (queue;
+//  give exactly one), each with a fresh attempt budget. JSON {"count"},
+//  and "stopped" (why) if a limit stopped a queue's retry part way.
+//  ZJQ_ESTATE: not a failed job; ZJQ_EDRAINING: the broker is draining.
+int
+    zjq_retry (zjq_client_t *self, const char *job_id, const char *queue,
+               zjq_json_cb *callback, void *arg);
 
 //  Blocking: wait up to timeout_ms (-1: no limit) for a job's outcome,
 //  calling callback (which may be NULL) with it, and return the status that

@@ -40,7 +40,8 @@ extern "C" {
     XX (ECLOSED,     -18, "client closed before the request completed")        \
     XX (ESYS,        -19, "system error")                                      \
     XX (EBADID,      -20, "malformed job id")                                  \
-    XX (EKEY,        -21, "unusable CURVE key file")
+    XX (EKEY,        -21, "unusable CURVE key file")                           \
+    XX (EDRAINING,   -22, "broker is draining")
 
 typedef enum {
     ZJQ_OK = 0,

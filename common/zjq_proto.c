@@ -93,6 +93,16 @@ static const struct {
     { ZJQ_CMD_ERROR,       "ERROR",       "B",  false },
     { ZJQ_CMD_JOB,         "JOB",         "B",  true },
     { ZJQ_CMD_JOB_CANCEL,  "JOB_CANCEL",  "B",  false },
+    { ZJQ_CMD_PAUSE,       "PAUSE",       "C",  false },
+    { ZJQ_CMD_RESUME,      "RESUME",      "C",  false },
+    { ZJQ_CMD_DRAIN,       "DRAIN",       "C",  false },
+    { ZJQ_CMD_DEAD_LETTERS, "DEAD_LETTERS", "C", false },
+    { ZJQ_CMD_RETRY,       "RETRY",       "C",  false },
+    { ZJQ_CMD_QUEUE_STATE, "QUEUE_STATE", "B",  false },
+    { ZJQ_CMD_DRAIN_STATE, "DRAIN_STATE", "B",  false },
+    { ZJQ_CMD_DEAD_LETTER_LIST, "DEAD_LETTER_LIST", "B", false },
+    { ZJQ_CMD_RETRIED,     "RETRIED",     "B",  false },
+    { ZJQ_CMD_PROGRESS_UPDATE, "PROGRESS_UPDATE", "B", false },
     { ZJQ_CMD_BATCH,       "BATCH",       "CWB", true },
 };
 #define ZJQ_COMMAND_COUNT (sizeof (s_commands) / sizeof (s_commands [0]))
@@ -106,7 +116,10 @@ static const unsigned char s_command_slot [256] = {
     [ZJQ_CMD_JOB_STATUS] = 15, [ZJQ_CMD_JOB_RESULT] = 16, [ZJQ_CMD_DONE] = 17,
     [ZJQ_CMD_STATS_REPLY] = 18, [ZJQ_CMD_PONG] = 19, [ZJQ_CMD_RELOADED] = 20,
     [ZJQ_CMD_ERROR] = 21, [ZJQ_CMD_JOB] = 22, [ZJQ_CMD_JOB_CANCEL] = 23,
-    [ZJQ_CMD_BATCH] = 24
+    [ZJQ_CMD_PAUSE] = 24, [ZJQ_CMD_RESUME] = 25, [ZJQ_CMD_DRAIN] = 26,
+    [ZJQ_CMD_DEAD_LETTERS] = 27, [ZJQ_CMD_RETRY] = 28, [ZJQ_CMD_QUEUE_STATE] = 29,
+    [ZJQ_CMD_DRAIN_STATE] = 30, [ZJQ_CMD_DEAD_LETTER_LIST] = 31, [ZJQ_CMD_RETRIED] = 32,
+    [ZJQ_CMD_PROGRESS_UPDATE] = 33, [ZJQ_CMD_BATCH] = 34
 };
 
 static int
@@ -1324,10 +1337,64 @@ zjq_msg_get (zjq_msg_t *self, const char *key)
     return index < 0? NULL: &self->map->ptr [index].val;
 }
 
+const msgpack_object *
+zjq_mp_map_get (const msgpack_object *map, const char *key)
+{
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t len = strlen (key);
+    for (uint32_t index = 0; index < map->via.map.size; index++) {
+        const msgpack_object *name = &map->via.map.ptr [index].key;
+        if (name->type == MSGPACK_OBJECT_STR && name->via.str.size == len
+        &&  memcmp (name->via.str.ptr, key, len) == 0)
+            return &map->via.map.ptr [index].val;
+    }
+    return NULL;
+}
+
+const char *
+zjq_mp_text (const msgpack_object *object, char *buf, size_t size)
+{
+    assert (buf && size);
+    if (object && object->type == MSGPACK_OBJECT_STR) {
+        size_t len = object->via.str.size < size - 1? object->via.str.size: size - 1;
+        memcpy (buf, object->via.str.ptr, len);
+        buf [len] = 0;
+        for (size_t index = 0; index < len; index++)
+            if ((unsigned char) buf [index] < 0x20 || buf [index] == 0x7f)
+                buf [index] = '?';      //  keep a table on its lines
+    }
+    else
+        snprintf (buf, size, "-");
+    return buf;
+}
+
+bool
+zjq_mp_number (const msgpack_object *object, double *value)
+{
+    if (!object)
+        return false;
+    switch (object->type) {
+        case MSGPACK_OBJECT_POSITIVE_INTEGER: *value = (double) object->via.u64; return true;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER: *value = (double) object->via.i64; return true;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:          *value = object->via.f64; return true;
+        case MSGPACK_OBJECT_BOOLEAN:          *value = object->via.boolean? 1: 0; return true;
+        default:                              return false;
+    }
+}
+
 bool
 zjq_msg_has (zjq_msg_t *self, const char *key)
 {
     return s_find (self, key) >= 0;
+}
+
+const msgpack_object *
+zjq_msg_fields (zjq_msg_t *self)
+{
+    assert (self);
+    return self->decoded? &self->root: NULL;
 }
 
 size_t

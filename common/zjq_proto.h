@@ -44,6 +44,11 @@
 #define ZJQ_CMD_STATS         0x05
 #define ZJQ_CMD_PING          0x06
 #define ZJQ_CMD_RELOAD        0x07   //     admin: re-read the CURVE allow-lists
+#define ZJQ_CMD_PAUSE         0x08   //     admin: stop dispatching a queue
+#define ZJQ_CMD_RESUME        0x09   //     admin: dispatch a paused queue again
+#define ZJQ_CMD_DRAIN         0x0A   //     admin: stop accepting jobs, finish the rest
+#define ZJQ_CMD_DEAD_LETTERS  0x0B   //     admin: list failed jobs (a page)
+#define ZJQ_CMD_RETRY         0x0C   //     admin: requeue failed jobs
 //  worker -> broker
 #define ZJQ_CMD_READY         0x11   //     queues, capacity, host, pid, ...
 #define ZJQ_CMD_HEARTBEAT     0x12   //     (also broker -> worker)
@@ -59,6 +64,11 @@
 #define ZJQ_CMD_STATS_REPLY   0x46   //     stats map
 #define ZJQ_CMD_PONG          0x47   //     broker instance, version
 #define ZJQ_CMD_RELOADED      0x48   //     keys now allowed, per role
+#define ZJQ_CMD_QUEUE_STATE   0x49   //     a queue's paused flag and counts
+#define ZJQ_CMD_DRAIN_STATE   0x4A   //     draining flag and what is left
+#define ZJQ_CMD_DEAD_LETTER_LIST 0x4B   //  a page of failed jobs
+#define ZJQ_CMD_RETRIED       0x4C   //     jobs requeued
+#define ZJQ_CMD_PROGRESS_UPDATE 0x4D //     unsolicited: a watched job's progress
 #define ZJQ_CMD_ERROR         0x4F   //     code, message
 //  broker -> worker
 #define ZJQ_CMD_JOB           0x51   //  P  job id, attempt, queue, timeout
@@ -154,6 +164,22 @@ bool
 //  The raw msgpack value for a key (for arrays and maps), or NULL.
 const msgpack_object *
     zjq_msg_get (zjq_msg_t *self, const char *key);
+//  --- Reading msgpack values outside a message (STATS maps)
+//  The value for a string key in a msgpack map, or NULL if absent or if
+//  map is NULL or not a map.
+const msgpack_object *
+    zjq_mp_map_get (const msgpack_object *map, const char *key);
+//  A msgpack string copied into buf (size bytes, cut to fit), control
+//  bytes as '?', or "-" if object is NULL or not a string. Returns buf.
+const char *
+    zjq_mp_text (const msgpack_object *object, char *buf, size_t size);
+//  A msgpack number (integer or float; a boolean as 0/1) as a double.
+//  Returns false (value unchanged) if object is NULL or not one.
+bool
+    zjq_mp_number (const msgpack_object *object, double *value);
+//  The whole fields map of a received message (NULL for one being built).
+const msgpack_object *
+    zjq_msg_fields (zjq_msg_t *self);
 //  Number of fields in a received message
 size_t
     zjq_msg_field_count (zjq_msg_t *self);

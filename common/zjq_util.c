@@ -86,6 +86,8 @@ zjq_parse_duration (const char *text, int64_t *ms)
             scale = 60 * 1000;
         else if (strcmp (end, "h") == 0)
             scale = 3600 * 1000;
+        else if (strcmp (end, "d") == 0)
+            scale = 24 * 3600 * 1000;
         else
             return -1;
     }
@@ -190,6 +192,7 @@ zjq_util_test (bool verbose)
     assert (zjq_parse_duration ("250ms", &ms) == 0 && ms == 250);
     assert (zjq_parse_duration ("5m", &ms) == 0 && ms == 300000);
     assert (zjq_parse_duration ("1h", &ms) == 0 && ms == 3600000);
+    assert (zjq_parse_duration ("7d", &ms) == 0 && ms == 7 * 86400000LL);
     assert (zjq_parse_duration ("0", &ms) == 0 && ms == 0);
     assert (zjq_parse_duration ("-1", &ms) == -1);
     assert (zjq_parse_duration ("abc", &ms) == -1);

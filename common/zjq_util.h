@@ -20,7 +20,7 @@ int64_t
 int
     zjq_parse_size (const char *text, uint64_t *bytes);
 //  Parse a duration in seconds, fractions allowed ("30", "0.25"), or with a
-//  unit suffix ms, s, m, h ("250ms", "5m"). Returns 0 and milliseconds, or
+//  unit suffix ms, s, m, h, d ("250ms", "5m"). Returns 0 and milliseconds, or
 //  -1 if the text is not a non-negative duration.
 int
     zjq_parse_duration (const char *text, int64_t *ms);

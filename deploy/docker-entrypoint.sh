@@ -76,6 +76,8 @@ broker)
     opt --curve-clients "${ZJQ_CURVE_CLIENTS:-}"
     opt --curve-workers "${ZJQ_CURVE_WORKERS:-}"
     opt --curve-admins "${ZJQ_CURVE_ADMINS:-}"
+    opt --metrics "${ZJQ_METRICS:-}"
+    opt --log-format "${ZJQ_LOG_FORMAT:-}"
     flag --verbose "${ZJQ_VERBOSE:-}" ZJQ_VERBOSE
     eval "set -- $set_args \"\$@\""
     exec zjq-broker "$@"
@@ -100,6 +102,7 @@ worker)
     opt --max-result "${ZJQ_MAX_RESULT:-}"
     opt --curve-secret "${ZJQ_CURVE_SECRET:-}"
     opt --broker-key "${ZJQ_BROKER_KEY:-}"
+    opt --log-format "${ZJQ_LOG_FORMAT:-}"
     flag --verbose "${ZJQ_VERBOSE:-}" ZJQ_VERBOSE
     # The host name in `zjq stats`: the container's host name (its short id),
     # or "NAME:<container>" when ZJQ_WORKER_HOST=NAME names the machine.

@@ -39,10 +39,12 @@ zjq_install_packages () {
 #  What building zjq needs.
 # shellcheck disable=SC2034  # used by the scripts that source this file
 ZJQ_BUILD_PACKAGES=(cmake make gcc libc6-dev pkg-config libzmq3-dev libczmq-dev libmsgpack-dev
-                    libsodium-dev python3)
+                    libsodium-dev libmicrohttpd-dev python3)
 #  And what its tests need on top.
 # shellcheck disable=SC2034
 #  (python3-aiohttp: examples/webapp and its test; python3-venv, -pip,
-#  -setuptools, -wheel: `pip install` of bindings/python, offline.)
+#  -setuptools, -wheel: `pip install` of bindings/python, offline; tmux:
+#  the `zjq top` test; python3-prometheus-client: parsing /metrics.)
 ZJQ_TEST_PACKAGES=(python3-pytest python3-zmq python3-msgpack tcpdump iproute2
-                   python3-aiohttp python3-venv python3-pip python3-setuptools python3-wheel)
+                   python3-aiohttp python3-venv python3-pip python3-setuptools python3-wheel
+                   tmux python3-prometheus-client)

@@ -206,7 +206,7 @@ def test_reload_admits_and_drops_keys(zjq, how):
     curve.revoke(curve.worker, "workers")
     if how == "sighup":
         broker.signal(signal.SIGHUP)
-        zt.wait_until(lambda: b"SIGHUP: allow-lists reloaded" in broker.log(), timeout=30)
+        zt.wait_until(lambda: b"event=allowlists_reloaded why=SIGHUP" in broker.log(), timeout=30)
     else:
         rc, out, err = zjq.zjq("reload", key=curve.admin)
         assert rc == 0, err

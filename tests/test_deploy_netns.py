@@ -189,7 +189,7 @@ def test_cut_worker_link_requeues_and_rejoins(hosts, zjq):
     # (or on hostA once it was back). The worker logs (-v) say who ran what.
     def runs(host):
         text = open(zjq.dir + "/worker-%s.log" % host, "rb").read().decode(errors="replace")
-        return set(re.findall(r"job (\S+) attempt (\d+): done", text))
+        return set(re.findall(r"event=job_finished job=(\S+) attempt=(\d+) outcome=done", text))
     done = {host: runs(host) for host in ("hostA", "hostB")}
     retried = sorted({job for host in done for job, attempt in done[host] if attempt != "1"})
     print("retried jobs: %r" % retried)
@@ -205,7 +205,7 @@ def test_cut_worker_link_requeues_and_rejoins(hosts, zjq):
     # above is attempt 2's, and it is correct.
     broker_stats = stats(net)
     log = broker.log().decode(errors="replace")
-    late = len(re.findall(r"WORK_RESULT from unknown worker|stale WORK_RESULT", log))
+    late = len(re.findall(r"event=stale_result ", log))
     print("broker: %s" % json.dumps(broker_stats["broker"]))
     print("workers: %s" % json.dumps(broker_stats["workers"]))
     print("stale results: %d" % broker_stats["broker"]["stale_results"])

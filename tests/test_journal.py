@@ -113,7 +113,7 @@ def test_kill9_restart_keeps_queued_running_and_results(zjq):
     broker.kill()
     slow_worker.kill()
     broker.start()
-    assert "journal: replayed" in broker.log().decode(errors="replace")
+    assert "event=journal_replayed " in broker.log().decode(errors="replace")
     b = broker_stats(zjq)
     assert b["queued"] == 10000 + 8 and b["results"] == 50, b
 
@@ -198,7 +198,7 @@ def test_torn_tail_is_truncated(zjq):
         f.truncate(last_offset + last_length // 2)      # the last JOB, cut mid-record
     broker.start()
     log = broker.log().decode(errors="replace")
-    assert re.search(r"truncated \d+ bytes of torn record at offset %d" % last_offset, log), log
+    assert re.search(r"event=journal_truncated bytes=\d+ offset=%d " % last_offset, log), log
     replies = statuses(broker.endpoint, ids)
     assert all(r.name == "JOB_STATUS" and r["state"] == "queued" for r in replies[:-1])
     assert replies[-1].name == "ERROR", replies[-1]     # its submit never reached the disk
@@ -219,13 +219,13 @@ def test_corrupt_middle_refuses_then_salvages(zjq):
         f.write(bytes([byte[0] ^ 0x40]))
     rc, out = run_broker(journal)
     assert rc != 0, out
-    assert "corrupt record at offset %d" % bad_offset in out, out
+    assert re.search(r"event=journal_corrupt path=\S+ offset=%d " % bad_offset, out), out
     assert "--journal-salvage" in out, out
 
     broker.args += ["--journal-salvage"]
     broker.start()
     log = broker.log().decode(errors="replace")
-    assert "skipped %d bytes at offset %d" % (bad_length, bad_offset) in log, log
+    assert "event=journal_salvaged bytes=%d offset=%d " % (bad_length, bad_offset) in log, log
     replies = statuses(broker.endpoint, ids)
     lost = [i for i, r in zip(ids, replies) if r.name != "JOB_STATUS"]
     assert lost == [ids[9]], lost       # record 10 held job 10
@@ -346,7 +346,7 @@ def test_disk_full_rejects_new_jobs_and_recovers(zjq, tmpfs):
             rc, out, err = zjq.zjq("submit", "q", "after")
             return out.decode().strip() if rc == 0 else None
         after = zt.wait_until(accepts, 30, interval=0.5, message="submits accepted again")
-        assert "written again" in broker.log().decode(errors="replace")
+        assert "event=journal_writable " in broker.log().decode(errors="replace")
         # The submits caught by the failure are accepted now, not lost.
         while held:
             reply = peer.recv(timeout=10)

@@ -7,8 +7,12 @@
 #include "zjq_jobid.h"
 #include "zjq_json.h"
 #include "zjq_util.h"
+#include "zjq_log.h"
 #include "zjq_queue.h"
+#include "zjq_stats.h"
+#include "zjq_metrics.h"
 #include "zjq_jobtable.h"
+#include "zjq_history.h"
 #include "zjq_journal.h"
 #include "zjq_cert.h"
 #include "zjq_auth.h"
@@ -22,6 +26,7 @@ typedef struct {
 
 static const s_test_t s_tests [] = {
     { "util",     zjq_util_test },
+    { "log",      zjq_log_test },
     { "heap",     zjq_heap_test },
     { "jobid",    zjq_jobid_test },
     { "json",     zjq_json_test },
@@ -29,6 +34,9 @@ static const s_test_t s_tests [] = {
     { "batch",    zjq_batch_test },
     { "cert",     zjq_cert_test },
     { "queue",    zjq_queue_test },
+    { "stats",    zjq_stats_test },
+    { "metrics",  zjq_metrics_test },
+    { "history",  zjq_history_test },
     { "jobtable", zjq_jobtable_test },
     { "journal",  zjq_journal_test },
     { "auth",     zjq_auth_test },

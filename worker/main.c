@@ -3,6 +3,7 @@
 
 #include "zjq_worker.h"
 #include "zjq_handlers.h"
+#include "zjq_log.h"
 #include "zjq_util.h"
 
 #include <czmq.h>
@@ -27,7 +28,7 @@ s_usage (FILE *out)
 "                  [--concurrency N | --inline] [--prefetch N] [--heartbeat MS]\n"
 "                  [--grace SECONDS]\n"
 "                  [--max-result BYTES] [--curve-secret FILE --broker-key FILE]\n"
-"                  [-v] [--help] [--version]\n"
+"                  [--log-format text|json] [-v] [--help] [--version]\n"
 "\n"
 "Connects to a zjq broker and runs the jobs of the given queues, all with the\n"
 "one handler chosen.\n"
@@ -74,6 +75,8 @@ s_usage (FILE *out)
 "                          NAME writes NAME.key_secret; default $ZJQ_CURVE_SECRET)\n"
 "      --broker-key FILE   the broker's public certificate (default\n"
 "                          $ZJQ_BROKER_KEY); both or neither\n"
+"      --log-format FORMAT text (time level=.. event=.. key=value, default) or\n"
+"                          json (one JSON object per line)\n"
 "  -v, --verbose           log every job's start and end\n"
 "  -h, --help              show this help\n"
 "      --version           show the version\n"
@@ -110,8 +113,7 @@ int
 main (int argc, char *argv [])
 {
     zsys_handler_set (NULL);            //  zjq_worker_run handles the signals
-    zsys_set_logident ("zjq-worker");
-    zsys_set_logstream (stderr);
+    zjq_log_capture_zsys ("zjq-worker");
     s_open_std_fds ();
     signal (SIGPIPE, SIG_IGN);          //  a child may close its stdin early
 
@@ -132,7 +134,7 @@ main (int argc, char *argv [])
     const char *broker_key = getenv ("ZJQ_BROKER_KEY");
 
     enum { OPT_BUILTIN = 256, OPT_HEARTBEAT, OPT_VERSION, OPT_CURVE_SECRET, OPT_BROKER_KEY,
-           OPT_INLINE };
+           OPT_LOG_FORMAT, OPT_INLINE };
     bool inline_handlers = false;
     bool concurrency_given = false;
     static const struct option options [] = {
@@ -148,6 +150,7 @@ main (int argc, char *argv [])
         { "max-result",  required_argument, NULL, 'm' },
         { "curve-secret", required_argument, NULL, OPT_CURVE_SECRET },
         { "broker-key",  required_argument, NULL, OPT_BROKER_KEY },
+        { "log-format",  required_argument, NULL, OPT_LOG_FORMAT },
         { "verbose",     no_argument,       NULL, 'v' },
         { "help",        no_argument,       NULL, 'h' },
         { "version",     no_argument,       NULL, OPT_VERSION },
@@ -210,6 +213,13 @@ main (int argc, char *argv [])
             case OPT_BROKER_KEY:
                 broker_key = optarg;
                 break;
+            case OPT_LOG_FORMAT: {
+                zjq_log_format_t format;
+                if (zjq_log_format_parse (optarg, &format) != 0)
+                    s_usage_error ("--log-format must be text or json, not '%s'", optarg);
+                zjq_log_set_format (format);
+                break;
+            }
             case 'v':
                 verbose = true;
                 break;
@@ -285,12 +295,12 @@ main (int argc, char *argv [])
     if (rc == 0)
         rc = zjq_worker_set_max_result (worker, (size_t) max_result);
     if (rc == 0) {
-        zsys_info ("zjq-worker %s: %s, %d queue(s), handler %s%s, concurrency %d, "
-                   "prefetch %d%s", zjq_version (), zjq_worker_id (worker), queue_count,
-                   zjq_handlers_name (handlers), inline_handlers ? " (inline)" : "",
-                   (int) concurrency,
-                   (int) (prefetch < 0 ? concurrency : prefetch),
-                   curve_secret ? ", CURVE" : "");
+        zjq_log_info ("started", "version=%s worker=%s queues=%d handler=%s inline=%s "
+                      "concurrency=%d prefetch=%d curve=%s", zjq_version (),
+                      zjq_worker_id (worker), queue_count, zjq_handlers_name (handlers),
+                      inline_handlers ? "on" : "off", (int) concurrency,
+                      (int) (prefetch < 0 ? concurrency : prefetch),
+                      curve_secret ? "on" : "off");
         rc = zjq_worker_run (worker);
     }
     if (rc != 0)

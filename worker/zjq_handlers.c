@@ -5,6 +5,7 @@
 
 #define _GNU_SOURCE                 //  pipe2, close_range, asprintf, sigabbrev_np
 #include "zjq_handlers.h"
+#include "zjq_log.h"
 #include "zjq_util.h"
 
 #include <czmq.h>
@@ -13,6 +14,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +33,8 @@ extern char **environ;
 #define s_EXEC_POLL_MS       100            //  exec loop tick
 #define s_EXEC_LINGER_MS     1000           //  read after the command exited
 #define s_EXEC_CHUNK         65536
+#define s_EXEC_PROGRESS_FD   3              //  the child reports progress lines here
+#define s_EXEC_PROGRESS_LINE 512            //  longer progress lines are cut
 
 typedef enum { s_ECHO, s_SLEEP, s_SHA256, s_EXEC } s_kind_t;
 
@@ -142,6 +146,8 @@ typedef struct {
     char err [ZJQ_EXEC_STDERR_TAIL];    //  last bytes of stderr
     size_t err_size;            //  bytes in err
     bool err_cut;               //  earlier stderr was dropped
+    char line [s_EXEC_PROGRESS_LINE + 1];   //  progress line being read
+    size_t line_size;           //  bytes in line (the rest of a longer one is dropped)
 } s_output_t;
 
 //  Build the child's environment: ours, with the ZJQ_* job variables set.
@@ -153,7 +159,7 @@ s_env_new (zjq_task_t *task, char **extra)
     size_t count = 0;
     while (environ && environ [count])
         count++;
-    char **env = (char **) calloc (count + 4, sizeof (char *));
+    char **env = (char **) calloc (count + 5, sizeof (char *));
     if (!env)
         return NULL;
     if (asprintf (&extra [0], "ZJQ_JOB_ID=%s", zjq_task_id (task)) < 0)
@@ -162,7 +168,9 @@ s_env_new (zjq_task_t *task, char **extra)
         extra [1] = NULL;
     if (asprintf (&extra [2], "ZJQ_ATTEMPT=%d", zjq_task_attempt (task)) < 0)
         extra [2] = NULL;
-    if (!extra [0] || !extra [1] || !extra [2]) {
+    if (asprintf (&extra [3], "ZJQ_PROGRESS_FD=%d", s_EXEC_PROGRESS_FD) < 0)
+        extra [3] = NULL;
+    if (!extra [0] || !extra [1] || !extra [2] || !extra [3]) {
         free (env);
         return NULL;
     }
@@ -170,16 +178,18 @@ s_env_new (zjq_task_t *task, char **extra)
     for (size_t i = 0; i < count; i++)
         if (strncmp (environ [i], "ZJQ_JOB_ID=", 11) != 0
         &&  strncmp (environ [i], "ZJQ_QUEUE=", 10) != 0
-        &&  strncmp (environ [i], "ZJQ_ATTEMPT=", 12) != 0)
+        &&  strncmp (environ [i], "ZJQ_ATTEMPT=", 12) != 0
+        &&  strncmp (environ [i], "ZJQ_PROGRESS_FD=", 16) != 0)
             env [used++] = environ [i];
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         env [used++] = extra [i];
     return env;
 }
 
 //  In the child, between fork and exec: only async-signal-safe calls.
 static void
-s_exec_child (const char *command, int stdin_fd, int stdout_fd, int stderr_fd, char **env)
+s_exec_child (const char *command, int stdin_fd, int stdout_fd, int stderr_fd,
+              int progress_fd, char **env)
 {
     setpgid (0, 0);
     zjq_signals_unblock_all ();
@@ -189,8 +199,14 @@ s_exec_child (const char *command, int stdin_fd, int stdout_fd, int stderr_fd, c
     sigaction (SIGPIPE, &action, NULL);     //  the worker ignores it
     if (dup2 (stdin_fd, 0) < 0 || dup2 (stdout_fd, 1) < 0 || dup2 (stderr_fd, 2) < 0)
         _exit (127);
-    if (close_range (3, ~0U, 0) != 0)
-        for (int fd = 3; fd < 4096; fd++)
+    //  The progress pipe on fd 3 (dup2 onto itself keeps close-on-exec)
+    if (progress_fd == s_EXEC_PROGRESS_FD)
+        fcntl (progress_fd, F_SETFD, 0);
+    else
+    if (dup2 (progress_fd, s_EXEC_PROGRESS_FD) < 0)
+        _exit (127);
+    if (close_range (s_EXEC_PROGRESS_FD + 1, ~0U, 0) != 0)
+        for (int fd = s_EXEC_PROGRESS_FD + 1; fd < 4096; fd++)
             close (fd);
     char *argv [] = { (char *) "sh", (char *) "-c", (char *) command, NULL };
     execve ("/bin/sh", argv, env);
@@ -256,11 +272,65 @@ s_read_stdout (zjq_handlers_t *self, int fd, s_output_t *output)
     return 0;
 }
 
-//  Feed the payload to the child and collect its stdout and stderr until
-//  both are closed, or until the command exited and s_EXEC_LINGER_MS passed.
-//  fds: the parent's ends, stdin (write), stdout, stderr; closed on return.
+//  One progress line from the command: "FRACTION [MESSAGE]" with FRACTION
+//  a number from 0 to 1, or "PERCENT% [MESSAGE]" from 0 to 100. Anything
+//  else is ignored.
 static void
-s_exec_io (zjq_handlers_t *self, zjq_task_t *task, pid_t pid, int fds [3], s_output_t *output)
+s_progress_line (zjq_task_t *task, char *line)
+{
+    char *end;
+    double value = strtod (line, &end);
+    if (end == line || !isfinite (value))
+        return;
+    if (*end == '%') {
+        value /= 100;
+        end++;
+    }
+    if (*end && !isspace ((unsigned char) *end))
+        return;
+    if (value < 0 || value > 1)
+        return;
+    while (isspace ((unsigned char) *end))
+        end++;
+    size_t len = strlen (end);
+    while (len > 0 && isspace ((unsigned char) end [len - 1]))
+        end [--len] = 0;
+    zjq_task_progress (task, value, *end ? end : NULL);
+}
+
+//  Read what the command wrote on its progress pipe and report every whole
+//  line; at EOF a last line without a newline counts too. Returns 0, or -1
+//  at EOF or on error.
+static int
+s_read_progress (zjq_task_t *task, int fd, s_output_t *output)
+{
+    char buffer [4096];
+    ssize_t size = read (fd, buffer, sizeof buffer);
+    bool eof = size == 0 || (size < 0 && errno != EAGAIN && errno != EINTR);
+    for (ssize_t i = 0; i < size; i++) {
+        if (buffer [i] == '\n') {
+            output->line [output->line_size] = 0;
+            s_progress_line (task, output->line);
+            output->line_size = 0;
+        }
+        else
+        if (output->line_size < s_EXEC_PROGRESS_LINE && buffer [i])
+            output->line [output->line_size++] = buffer [i];
+    }
+    if (eof && output->line_size) {
+        output->line [output->line_size] = 0;
+        s_progress_line (task, output->line);
+        output->line_size = 0;
+    }
+    return eof ? -1 : 0;
+}
+
+//  Feed the payload to the child and collect its stdout, stderr and
+//  progress lines until stdout and stderr are closed, or until the command
+//  exited and s_EXEC_LINGER_MS passed. fds: the parent's ends, stdin
+//  (write), stdout, stderr, progress; closed on return.
+static void
+s_exec_io (zjq_handlers_t *self, zjq_task_t *task, pid_t pid, int fds [4], s_output_t *output)
 {
     const char *payload = (const char *) zjq_task_payload (task);
     size_t payload_size = zjq_task_payload_size (task);
@@ -272,10 +342,10 @@ s_exec_io (zjq_handlers_t *self, zjq_task_t *task, pid_t pid, int fds [3], s_out
     bool killed = false;
     int64_t exited_at = 0;
     while (fds [1] >= 0 || fds [2] >= 0) {
-        struct pollfd items [3];
-        int index [3];
+        struct pollfd items [4];
+        int index [4];
         nfds_t count = 0;
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 4; i++)
             if (fds [i] >= 0) {
                 items [count].fd = fds [i];
                 items [count].events = i == 0 ? POLLOUT : POLLIN;
@@ -308,6 +378,13 @@ s_exec_io (zjq_handlers_t *self, zjq_task_t *task, pid_t pid, int fds [3], s_out
                     fds [1] = -1;
                 }
             }
+            else
+            if (which == 3) {
+                if (s_read_progress (task, fds [3], output) != 0) {
+                    close (fds [3]);
+                    fds [3] = -1;
+                }
+            }
             else {
                 char buffer [4096];
                 ssize_t size = read (fds [2], buffer, sizeof buffer);
@@ -336,7 +413,14 @@ s_exec_io (zjq_handlers_t *self, zjq_task_t *task, pid_t pid, int fds [3], s_out
         if (zjq_mono_ms () - exited_at > s_EXEC_LINGER_MS)
             break;                          //  leftovers hold the pipes open
     }
-    for (int i = 0; i < 3; i++)
+    //  Progress lines written just before the end come before the result
+    //  (bounded: something the command left behind may still write)
+    for (int reads = 0; fds [3] >= 0 && reads < 64; reads++) {
+        struct pollfd item = { .fd = fds [3], .events = POLLIN };
+        if (poll (&item, 1, 0) <= 0 || s_read_progress (task, fds [3], output) != 0)
+            break;
+    }
+    for (int i = 0; i < 4; i++)
         if (fds [i] >= 0) {
             close (fds [i]);
             fds [i] = -1;
@@ -376,10 +460,11 @@ static int
 s_exec (zjq_handlers_t *self, zjq_task_t *task)
 {
     int in [2] = { -1, -1 }, out [2] = { -1, -1 }, err [2] = { -1, -1 };
-    char *extra [3] = { NULL, NULL, NULL };
+    int progress [2] = { -1, -1 };
+    char *extra [4] = { NULL, NULL, NULL, NULL };
     char **env = NULL;
     int rc = -1;
-    if (s_pipe (in) != 0 || s_pipe (out) != 0 || s_pipe (err) != 0) {
+    if (s_pipe (in) != 0 || s_pipe (out) != 0 || s_pipe (err) != 0 || s_pipe (progress) != 0) {
         rc = zjq_task_fail (task, "exec: cannot create pipes: %s", strerror (errno));
         goto cleanup;
     }
@@ -394,7 +479,7 @@ s_exec (zjq_handlers_t *self, zjq_task_t *task)
         goto cleanup;
     }
     if (pid == 0)
-        s_exec_child (self->command, in [0], out [1], err [1], env);
+        s_exec_child (self->command, in [0], out [1], err [1], progress [1], env);
 
     //  Parent. Set the group here too, so a kill right after fork finds it.
     setpgid (pid, pid);
@@ -402,10 +487,11 @@ s_exec (zjq_handlers_t *self, zjq_task_t *task)
     close (in [0]);
     close (out [1]);
     close (err [1]);
-    in [0] = out [1] = err [1] = -1;
-    int fds [3] = { in [1], out [0], err [0] };
-    in [1] = out [0] = err [0] = -1;
-    for (int i = 0; i < 3; i++)
+    close (progress [1]);
+    in [0] = out [1] = err [1] = progress [1] = -1;
+    int fds [4] = { in [1], out [0], err [0], progress [0] };
+    in [1] = out [0] = err [0] = progress [0] = -1;
+    for (int i = 0; i < 4; i++)
         fcntl (fds [i], F_SETFL, fcntl (fds [i], F_GETFL) | O_NONBLOCK);
 
     s_output_t output;
@@ -423,6 +509,8 @@ s_exec (zjq_handlers_t *self, zjq_task_t *task)
     int status = 0;
     while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
         ;
+    zjq_task_set_exit (task, WIFEXITED (status) ? WEXITSTATUS (status) : -1,
+                       WIFSIGNALED (status) ? WTERMSIG (status) : 0);
 
     char tail [ZJQ_EXEC_STDERR_TAIL + 8];
     if (zjq_task_cancelled (task))
@@ -460,8 +548,10 @@ cleanup:
             close (out [i]);
         if (err [i] >= 0)
             close (err [i]);
+        if (progress [i] >= 0)
+            close (progress [i]);
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         free (extra [i]);
     free (env);
     return rc;
@@ -544,9 +634,9 @@ zjq_handlers_run (zjq_task_t *task, void *arg)
     assert (self);
     int64_t started = zjq_mono_ms ();
     if (self->verbose)
-        zsys_info ("job %s attempt %d (%s): start, %zu byte payload",
-                   zjq_task_id (task), zjq_task_attempt (task), zjq_task_queue (task),
-                   zjq_task_payload_size (task));
+        zjq_log_info ("job_started", "job=%s attempt=%d queue=%s bytes=%zu",
+                      zjq_task_id (task), zjq_task_attempt (task), zjq_task_queue (task),
+                      zjq_task_payload_size (task));
     int rc;
     switch (self->kind) {
         case s_ECHO:   rc = s_echo (self, task); break;
@@ -555,8 +645,9 @@ zjq_handlers_run (zjq_task_t *task, void *arg)
         default:       rc = s_exec (self, task); break;
     }
     if (self->verbose)
-        zsys_info ("job %s attempt %d: %s after %d ms", zjq_task_id (task), zjq_task_attempt (task),
-                   zjq_task_cancelled (task) ? "cancelled" : rc == 0 ? "done" : "failed",
-                   (int) (zjq_mono_ms () - started));
+        zjq_log_info ("job_finished", "job=%s attempt=%d outcome=%s ms=%d", zjq_task_id (task),
+                      zjq_task_attempt (task),
+                      zjq_task_cancelled (task) ? "cancelled" : rc == 0 ? "done" : "failed",
+                      (int) (zjq_mono_ms () - started));
     return rc;
 }

@@ -15,6 +15,11 @@
     exec    runs `/bin/sh -c COMMAND` per job in its own process group, with
             the payload on stdin and ZJQ_JOB_ID, ZJQ_QUEUE, ZJQ_ATTEMPT in
             its environment; stdout is the result, exit status 0 success.
+            The exit status (or signal) goes with the result (attempt
+            history). Progress: lines "FRACTION [MESSAGE]" (0..1) or
+            "PERCENT% [MESSAGE]" written to file descriptor 3
+            ($ZJQ_PROGRESS_FD) are reported as the job's progress; other
+            lines there are ignored.
             The process needs SIGPIPE ignored (zjq-worker's main does it), so
             a child that exits without reading all its input fails only the
             job.                                                            */

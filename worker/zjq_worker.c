@@ -40,6 +40,7 @@
 #include "zjq_cert.h"
 #include "zjq_jobid.h"
 #include "zjq_proto.h"
+#include "zjq_log.h"
 #include "zjq_batch.h"
 #include "zjq_util.h"
 
@@ -120,6 +121,8 @@ struct _zjq_task_t {
     size_t too_big;             //  size of a result that was refused, or 0
     bool error_set;             //  zjq_task_fail was called
     char *error;                //  its text (s_ERROR_MAX bytes), or NULL
+    int exit_code;              //  zjq_task_set_exit: process exit status, or -1
+    int exit_signal;            //  ... the signal that ended it, or 0
     zjq_task_t *next_spare;     //  main thread's free list
 };
 
@@ -266,6 +269,7 @@ s_task_new (s_pool_t *pool, zjq_task_t *spare, const char *id, const char *queue
     self->handler_arg = handler->arg;
     self->max_result = max_result;
     self->deadline = deadline;
+    self->exit_code = -1;
     atomic_init (&self->cancelled, false);
     self->state = s_TASK_QUEUED;
     if (!self->payload) {
@@ -488,7 +492,7 @@ s_pool_new (int nthreads)
         self->refs++;
         pthread_mutex_unlock (&self->lock);
         if (pthread_create (&self->threads [i], NULL, s_handler_thread, self) != 0) {
-            zsys_error ("zjq_worker: cannot start handler thread: %s", strerror (errno));
+            zjq_log_error ("worker_thread_failed", "error=%s", strerror (errno));
             pthread_mutex_lock (&self->lock);
             self->refs--;
             self->shutdown = true;
@@ -528,14 +532,14 @@ static void
 s_send_failed (void *arg, const byte *routing_id, size_t size, int command, int error)
 {
     (void) arg; (void) routing_id; (void) size;
-    zsys_warning ("zjq_worker: %s not sent to broker: %s",
-                  zjq_proto_command_name (command), zmq_strerror (error));
+    zjq_log_warning ("send_failed", "command=%s error=%s",
+                     zjq_proto_command_name (command), zmq_strerror (error));
 }
 
-//  Send WORK_RESULT. result_p may be NULL (empty payload); it is taken.
-static void
-s_send_result (zjq_worker_t *self, const char *id, int64_t attempt, const char *status,
-               const char *error, zframe_t **result_p, int64_t duration_ms)
+//  A WORK_RESULT. result_p may be NULL (empty payload); it is taken.
+static zjq_msg_t *
+s_result_new (const char *id, int64_t attempt, const char *status,
+              const char *error, zframe_t **result_p, int64_t duration_ms)
 {
     zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_WORKER, ZJQ_CMD_WORK_RESULT);
     zjq_msg_put_str (msg, "id", id);
@@ -548,6 +552,15 @@ s_send_result (zjq_worker_t *self, const char *id, int64_t attempt, const char *
         zjq_msg_set_payload (msg, result_p);
     else
         zjq_msg_set_payload_mem (msg, "", 0);
+    return msg;
+}
+
+//  Send WORK_RESULT. result_p may be NULL (empty payload); it is taken.
+static void
+s_send_result (zjq_worker_t *self, const char *id, int64_t attempt, const char *status,
+               const char *error, zframe_t **result_p, int64_t duration_ms)
+{
+    zjq_msg_t *msg = s_result_new (id, attempt, status, error, result_p, duration_ms);
     s_send (self, &msg);
 }
 
@@ -646,18 +659,24 @@ s_task_report (zjq_worker_t *self, zjq_task_t **task_p)
     else
     if (atomic_load (&task->cancelled))
         s_send_result (self, task->id, task->attempt, "cancelled", task->reason, NULL, duration);
-    else
-    if (task->rc == 0 && task->too_big == 0)
-        s_send_result (self, task->id, task->attempt, "ok", NULL, &task->result, duration);
     else {
         char too_big [128];
         snprintf (too_big, sizeof too_big, "result of %zu bytes exceeds the limit of %zu",
                   task->too_big, task->max_result);
-        const char *error = task->rc == 0 ? too_big
+        bool ok = task->rc == 0 && task->too_big == 0;
+        const char *error = ok ? NULL
+                          : task->rc == 0 ? too_big
                           : task->error_set ? task->error
                           : task->too_big ? too_big
                           : "handler failed";
-        s_send_result (self, task->id, task->attempt, "error", error, NULL, duration);
+        zjq_msg_t *msg = s_result_new (task->id, task->attempt, ok ? "ok" : "error", error,
+                                       ok ? &task->result : NULL, duration);
+        //  How a process the handler ran ended (zjq_task_set_exit)
+        if (task->exit_code >= 0)
+            zjq_msg_put_int (msg, "exit_code", task->exit_code);
+        if (task->exit_signal > 0)
+            zjq_msg_put_int (msg, "signal", task->exit_signal);
+        s_send (self, &msg);
     }
     s_task_forget (self, task_p);
 }
@@ -752,7 +771,7 @@ s_check_deadlines (zjq_worker_t *self, int64_t now)
         zjq_task_t *next_task = (zjq_task_t *) zlistx_next (self->tasks);
         if (!task->aborted && !atomic_load (&task->cancelled)) {
             if (task->deadline <= now) {
-                zsys_info ("zjq_worker: job %s attempt %d timed out", task->id, task->attempt);
+                zjq_log_info ("job_timeout", "job=%s attempt=%d", task->id, task->attempt);
                 if (s_task_cancel (self, task, "timeout"))
                     s_task_report (self, &task);
             }
@@ -844,23 +863,24 @@ s_connect (zjq_worker_t *self, int64_t now)
         self->inbox = zjq_inbox_new (self->socket, false);
         self->outbox = zjq_outbox_new (self->socket, s_send_failed, self);
         if (!self->inbox || !self->outbox) {
-            zsys_error ("zjq_worker: cannot connect: out of memory");
+            zjq_log_error ("out_of_memory", "what=%s", "connection batching");
             s_close_socket (self, 0);
         }
     }
     if (self->socket && *self->secret_key && s_curve_apply (self) != 0) {
-        zsys_error ("zjq_worker: cannot set up CURVE: %s", zmq_strerror (errno));
+        zjq_log_error ("curve_failed", "error=%s", zmq_strerror (errno));
         s_close_socket (self, 0);
     }
     if (!self->socket || zmq_connect (self->socket, self->endpoint) != 0) {
-        zsys_error ("zjq_worker: cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
+        zjq_log_error ("connect_failed", "broker=%s error=%s", self->endpoint,
+                       zmq_strerror (errno));
         s_close_socket (self, 0);
         self->connect_at = now + self->backoff_ms;
         self->backoff_ms = self->backoff_ms * 2 > s_BACKOFF_MAX_MS ? s_BACKOFF_MAX_MS
                                                                    : self->backoff_ms * 2;
         return;
     }
-    zsys_info ("zjq_worker: connecting to %s as %s", self->endpoint, self->id);
+    zjq_log_info ("connecting", "broker=%s worker=%s", self->endpoint, self->id);
     self->greeted = false;
     self->last_recv = now;
     s_send_ready (self);
@@ -878,11 +898,11 @@ s_connection_lost (zjq_worker_t *self, const char *why)
     s_abort_tasks (self, "connection lost");
     s_close_socket (self, 0);
     if (self->phase == s_PHASE_DRAINING) {
-        zsys_warning ("zjq_worker: %s while draining; %zu job(s) abandoned", why, live);
+        zjq_log_warning ("connection_lost", "reason=%s abandoned=%zu draining=true", why, live);
         return;
     }
-    zsys_warning ("zjq_worker: %s; %zu job(s) abandoned, reconnecting in %d ms",
-                  why, live, self->backoff_ms);
+    zjq_log_warning ("connection_lost", "reason=%s abandoned=%zu reconnect_ms=%d",
+                     why, live, self->backoff_ms);
     self->connect_at = now + self->backoff_ms;
     self->backoff_ms = self->backoff_ms * 2 > s_BACKOFF_MAX_MS ? s_BACKOFF_MAX_MS
                                                                : self->backoff_ms * 2;
@@ -908,7 +928,7 @@ s_on_job (zjq_worker_t *self, zjq_msg_t *msg)
     int64_t attempt = 0;
     if (!id || !*id || !zjq_msg_get_int (msg, "attempt", &attempt)
     ||  attempt < 1 || attempt > INT_MAX) {
-        zsys_warning ("zjq_worker: JOB without a valid id and attempt, dropped");
+        zjq_log_warning ("bad_job", "reason=%s", "JOB without a valid id and attempt, dropped");
         return;
     }
     if (self->phase != s_PHASE_RUNNING) {
@@ -938,7 +958,8 @@ s_on_job (zjq_worker_t *self, zjq_msg_t *msg)
         deadline = timeout_ms > INT64_MAX - now ? INT64_MAX : now + timeout_ms;
     }
     if (s_task_lookup (self, id, attempt)) {
-        zsys_warning ("zjq_worker: duplicate JOB %s attempt %d, dropped", id, (int) attempt);
+        zjq_log_warning ("bad_job", "job=%s attempt=%d reason=%s", id, (int) attempt,
+                         "duplicate JOB, dropped");
         return;
     }
     zframe_t *payload = zjq_msg_take_payload (msg);
@@ -1020,7 +1041,7 @@ s_on_cancel (zjq_worker_t *self, zjq_msg_t *msg)
     const char *id = zjq_msg_get_str (msg, "id");
     int64_t attempt = 0;
     if (!id || !zjq_msg_get_int (msg, "attempt", &attempt)) {
-        zsys_warning ("zjq_worker: JOB_CANCEL without id and attempt, ignored");
+        zjq_log_warning ("bad_job_cancel", "reason=%s", "JOB_CANCEL without id and attempt, ignored");
         return;
     }
     zjq_task_t *task = s_task_lookup (self, id, attempt);
@@ -1040,8 +1061,8 @@ s_on_message (zjq_worker_t *self, zjq_msg_t *msg)
     if (command != ZJQ_CMD_JOB)
         s_hand_over (self);     //  a JOB_CANCEL may be for one of them
     if (zjq_msg_role (msg) != ZJQ_ROLE_BROKER) {
-        zsys_warning ("zjq_worker: %s from a non-broker peer, ignored",
-                      zjq_proto_command_name (command));
+        zjq_log_warning ("unexpected_message", "command=%s reason=%s",
+                         zjq_proto_command_name (command), "not from a broker, ignored");
         return;
     }
     int64_t code = 0;
@@ -1066,7 +1087,7 @@ s_on_message (zjq_worker_t *self, zjq_msg_t *msg)
     self->backoff_ms = s_BACKOFF_MIN_MS;
     if (!self->greeted) {
         self->greeted = true;
-        zsys_info ("zjq_worker: connected to %s", self->endpoint);
+        zjq_log_info ("connected", "broker=%s worker=%s", self->endpoint, self->id);
     }
     switch (command) {
         case ZJQ_CMD_HEARTBEAT:
@@ -1081,15 +1102,15 @@ s_on_message (zjq_worker_t *self, zjq_msg_t *msg)
             const char *text = zjq_msg_get_str (msg, "message");
             int64_t code = 0;
             zjq_msg_get_int (msg, "code", &code);
-            zsys_warning ("zjq_worker: broker reports error %s: %s",
-                          zjq_errname ((int) code) ? zjq_errname ((int) code) : "?",
-                          text ? text : "");
+            zjq_log_warning ("broker_error", "code=%s message=%s",
+                             zjq_errname ((int) code) ? zjq_errname ((int) code) : "?",
+                             text ? text : "");
             break;
         }
         default: {
             const char *name = zjq_proto_command_name (command);
-            zsys_warning ("zjq_worker: unexpected %s from broker, ignored",
-                          name ? name : "command");
+            zjq_log_warning ("unexpected_message", "command=%s reason=%s",
+                             name ? name : "?", "ignored");
         }
     }
 }
@@ -1106,7 +1127,7 @@ s_recv_all (zjq_worker_t *self)
         self->last_recv = zjq_mono_ms ();
         if (rc == ZJQ_RECV_MALFORMED) {
             const char *error = zjq_msg_error (msg);
-            zsys_warning ("zjq_worker: malformed message from broker: %s", error ? error : "?");
+            zjq_log_warning ("malformed", "error=%s", error ? error : "?");
         }
         else
             s_on_message (self, msg);
@@ -1137,12 +1158,12 @@ s_read_signals (zjq_worker_t *self)
             break;
         self->signals_seen++;
         if (self->signals_seen == 1 && atomic_load (&self->stop_request) == s_STOP_NONE) {
-            zsys_info ("zjq_worker: %s: finishing running jobs (grace %d ms); "
-                       "send it again to abort them", strsignal (signum), self->grace_ms);
+            zjq_log_info ("draining", "signal=%s grace_ms=%d msg=%s", strsignal (signum),
+                          self->grace_ms, "finishing running jobs; send it again to abort them");
             s_request_stop (self, s_STOP_GRACEFUL);
         }
         else {
-            zsys_info ("zjq_worker: %s: aborting running jobs", strsignal (signum));
+            zjq_log_info ("aborting", "signal=%s", strsignal (signum));
             s_request_stop (self, s_STOP_ABORT);
         }
     }
@@ -1177,7 +1198,7 @@ s_begin_drain (zjq_worker_t *self, int64_t now)
         }
         task = next;
     }
-    zsys_info ("zjq_worker: draining, %zu job(s) running", s_live_tasks (self));
+    zjq_log_info ("draining", "running=%zu", s_live_tasks (self));
 }
 
 //  Last step of a run: abort what is left if asked to, say goodbye, wait a
@@ -1189,7 +1210,7 @@ s_finish (zjq_worker_t *self, bool abort)
         size_t live = s_live_tasks (self);
         s_abort_tasks (self, "worker stopping");
         if (live)
-            zsys_info ("zjq_worker: aborted %zu running job(s)", live);
+            zjq_log_info ("aborted", "jobs=%zu", live);
     }
     if (self->socket)
         s_send_disconnect (self, false);
@@ -1229,8 +1250,8 @@ s_finish (zjq_worker_t *self, bool abort)
     }
     pthread_mutex_unlock (&pool->lock);
     if (stuck) {
-        zsys_error ("zjq_worker: %zu handler(s) still running %d ms after cancellation; "
-                    "left behind", stuck, s_HANDLER_WAIT_MS);
+        zjq_log_error ("handlers_stuck", "handlers=%zu wait_ms=%d msg=%s", stuck, s_HANDLER_WAIT_MS,
+                       "still running after cancellation; left behind");
         for (int i = 0; i < pool->nthreads; i++)
             pthread_detach (pool->threads [i]);
     }
@@ -1441,7 +1462,7 @@ zjq_worker_run (zjq_worker_t *self)
     const int signals [] = { SIGTERM, SIGINT };
     self->signal_fd = zjq_signalfd_open (signals, 2);
     if (self->signal_fd < 0) {
-        zsys_error ("zjq_worker: cannot open signalfd: %s", strerror (errno));
+        zjq_log_error ("signalfd_failed", "error=%s", strerror (errno));
         pthread_sigmask (SIG_SETMASK, &saved_mask, NULL);
         atomic_store (&self->running, false);
         return ZJQ_ESYS;
@@ -1497,7 +1518,7 @@ zjq_worker_run (zjq_worker_t *self)
             if (s_live_tasks (self) == 0)
                 break;                  //  clean stop
             if (now >= self->grace_deadline) {
-                zsys_info ("zjq_worker: grace period over");
+                zjq_log_info ("grace_over", "grace_ms=%d", self->grace_ms);
                 abort = true;
                 break;
             }
@@ -1552,7 +1573,7 @@ zjq_worker_run (zjq_worker_t *self)
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
-            zsys_error ("zjq_worker: zmq_poll failed: %s", zmq_strerror (errno));
+            zjq_log_error ("poll_failed", "error=%s", zmq_strerror (errno));
             abort = true;
             break;
         }
@@ -1579,7 +1600,7 @@ zjq_worker_run (zjq_worker_t *self)
     self->spare_task_count = 0;
     zmq_ctx_term (self->ctx);           //  bounded by the socket's linger
     self->ctx = NULL;
-    zsys_info ("zjq_worker: stopped");
+    zjq_log_info ("stopped", "worker=%s", self->id);
 
     //  Consume signals that are still pending before unblocking them
     while (zjq_signalfd_read (self->signal_fd) > 0)
@@ -1697,6 +1718,14 @@ zjq_task_progress (zjq_task_t *task, double fraction, const char *message)
     if (wake)
         s_pool_wake (pool);
     return 0;
+}
+
+void
+zjq_task_set_exit (zjq_task_t *task, int exit_code, int signal)
+{
+    assert (task);
+    task->exit_code = exit_code >= 0 && exit_code <= 255 ? exit_code : -1;
+    task->exit_signal = signal > 0 && signal <= 255 ? signal : 0;
 }
 
 bool

@@ -156,10 +156,19 @@ int
 int
     zjq_task_fail (zjq_task_t *task, const char *format, ...)
     __attribute__ ((format (printf, 2, 3)));
-//  Report progress: fraction 0..1 and an optional short message. Sent to
-//  the broker without blocking the handler; returns 0.
+//  Report progress: fraction 0..1 (clamped) and an optional short message
+//  (at most 256 bytes are kept). Sent to the broker without blocking the
+//  handler; clients that asked see it (zjq_on_progress, zjq status).
+//  Reports keep their order; when a handler reports faster than the worker
+//  sends, only the latest is sent. Returns 0.
 int
     zjq_task_progress (zjq_task_t *task, double fraction, const char *message);
+//  Say how a process that ran the job ended: its exit status (0..255, or
+//  -1 if it did not exit) and the signal that killed it (or 0). Sent with
+//  the result; the broker keeps it in the job's attempt history (zjq
+//  failed, zjq status). Out-of-range values count as unknown.
+void
+    zjq_task_set_exit (zjq_task_t *task, int exit_code, int signal);
 
 //  True once the job was cancelled, timed out, or the worker is aborting:
 //  the handler should stop and return soon (its result is discarded).

@@ -193,6 +193,13 @@ def test_rejected_and_invalid(env):
             with pytest.raises(TypeError):
                 await client.submit("q", 12)
             assert await client.ping() >= 0             # still fine
+            # A draining broker (zjq drain) refuses submits with its own code
+            rc, out, err = env.zjq("drain")
+            assert rc == 0, err
+            with pytest.raises(zjq.Rejected) as draining:
+                await client.submit("q", b"x")
+            assert draining.value.code == zjq.errors.EDRAINING
+            assert draining.value.name == "EDRAINING"
     arun(main())
 
 

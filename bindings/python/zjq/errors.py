@@ -39,6 +39,7 @@ ECLOSED = -18
 ESYS = -19
 EBADID = -20
 EKEY = -21
+EDRAINING = -22
 NAMES = {code: name for name, code in globals().items()
          if name.startswith("E") and isinstance(code, int)}
 
@@ -96,7 +97,8 @@ class BrokerUnavailable(Error):
 
 class Rejected(Error):
     """The broker refused a submit: .code is EQUEUEFULL, ETOOBIG, EINVAL,
-    EDENIED or EUNAVAILABLE, and the message is the broker's."""
+    EDENIED, EUNAVAILABLE or EDRAINING (zjq drain: try another broker or
+    later), and the message is the broker's."""
 
 
 class ClientClosed(Error):
