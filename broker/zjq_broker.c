@@ -849,8 +849,9 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
                    zjq_jobentry_queue_name (entry), zjq_state_name (state),
                    zjq_jobentry_attempt (entry), error? error: "");
     for (uint32_t index = 0; index < zjq_jobentry_waiter_count (entry); index++) {
-        zframe_t *waiter = zjq_jobentry_waiter (entry, index);
-        s_send_done (self, entry, zframe_data (waiter), zframe_size (waiter));
+        size_t size;
+        const byte *waiter = zjq_jobentry_waiter (entry, index, &size);
+        s_send_done (self, entry, waiter, size);
     }
     zjq_jobentry_clear_waiters (entry);
     if (zhashx_size (self->progress_watchers))

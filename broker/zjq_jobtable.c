@@ -55,7 +55,8 @@ struct _zjq_jobside_t {
     char *progress_message;     //  or NULL
     zframe_t *result;           //  the result of a succeeded job, or NULL
     zjq_peer_t *peer;           //  the worker running the current attempt, or NULL
-    zframe_t **waiters;         //  routing ids of clients to send DONE to
+    byte *waiters;              //  routing ids of clients to send DONE to, packed:
+                                //  a size byte, then the id, for each
     int64_t deadline;           //  monotonic ms: attempt timeout, or outcome expiry
     int64_t started_ms;         //  start of the current or last attempt; 0 = never
     int64_t finished_ms;        //  0 until the job ends
@@ -70,7 +71,8 @@ struct _zjq_jobside_t {
     uint32_t result_index;      //  position in the result heap, or ZJQ_JOBENTRY_NONE
     uint32_t peer_slot;         //  the attempt's slot on the worker (the broker's)
     uint32_t waiter_count;      //  waiters in use
-    uint32_t waiter_max;        //  waiters allocated
+    uint32_t waiter_bytes;      //  bytes of waiters in use
+    uint32_t waiter_max;        //  bytes of waiters allocated
 };
 
 //  An interned owner key
@@ -282,11 +284,9 @@ s_side (zjq_jobentry_t *entry)
 static void
 s_side_clear_waiters (zjq_jobside_t *side)
 {
-    for (uint32_t index = 0; index < side->waiter_count; index++)
-        zframe_destroy (&side->waiters [index]);
     free (side->waiters);
     side->waiters = NULL;
-    side->waiter_count = side->waiter_max = 0;
+    side->waiter_count = side->waiter_bytes = side->waiter_max = 0;
 }
 
 static void
@@ -1359,25 +1359,28 @@ zjq_jobentry_add_waiter (zjq_jobentry_t *entry, const void *routing_id, size_t s
 {
     assert (entry);
     assert (routing_id);
+    if (size == 0 || size > 255)
+        return -1;              //  libzmq's routing ids are 1..255 bytes
     zjq_jobside_t *side = s_side_try (entry);
     if (!side)
         return -1;
-    for (uint32_t index = 0; index < side->waiter_count; index++)
-        if (zframe_size (side->waiters [index]) == size
-        &&  memcmp (zframe_data (side->waiters [index]), routing_id, size) == 0)
+    for (uint32_t at = 0; at < side->waiter_bytes; at += 1 + side->waiters [at])
+        if (side->waiters [at] == size && memcmp (side->waiters + at + 1, routing_id, size) == 0)
             return 1;
-    if (side->waiter_count == side->waiter_max) {
-        uint32_t max = side->waiter_max? side->waiter_max * 2: 2;
-        zframe_t **waiters = (zframe_t **) realloc (side->waiters, max * sizeof (zframe_t *));
+    if (side->waiter_bytes + 1 + size > side->waiter_max) {
+        uint32_t max = side->waiter_max? side->waiter_max * 2: 32;
+        while (max < side->waiter_bytes + 1 + size)
+            max *= 2;
+        byte *waiters = (byte *) realloc (side->waiters, max);
         if (!waiters)
             return -1;
         side->waiters = waiters;
         side->waiter_max = max;
     }
-    zframe_t *copy = zframe_new (routing_id, size);
-    if (!copy)
-        return -1;
-    side->waiters [side->waiter_count++] = copy;
+    side->waiters [side->waiter_bytes] = (byte) size;
+    memcpy (side->waiters + side->waiter_bytes + 1, routing_id, size);
+    side->waiter_bytes += 1 + (uint32_t) size;
+    side->waiter_count++;
     return 0;
 }
 
@@ -1396,12 +1399,17 @@ zjq_jobentry_waiter_count (const zjq_jobentry_t *entry)
     return entry->side? entry->side->waiter_count: 0;
 }
 
-zframe_t *
-zjq_jobentry_waiter (const zjq_jobentry_t *entry, uint32_t index)
+const byte *
+zjq_jobentry_waiter (const zjq_jobentry_t *entry, uint32_t index, size_t *size_p)
 {
     assert (entry);
+    assert (size_p);
     assert (index < zjq_jobentry_waiter_count (entry));
-    return entry->side->waiters [index];
+    const byte *at = entry->side->waiters;
+    while (index--)
+        at += 1 + *at;
+    *size_p = *at;
+    return at + 1;
 }
 
 
@@ -2204,7 +2212,12 @@ zjq_jobtable_test (bool verbose)
     assert (zjq_jobentry_add_waiter (second, "c2", 2) == 0);
     assert (zjq_jobentry_add_waiter (second, "c3", 2) == 0);
     assert (zjq_jobentry_waiter_count (second) == 3);
-    assert (zframe_streq (zjq_jobentry_waiter (second, 1), "c2"));
+    size_t waiter_size = 0;
+    const byte *waiter = zjq_jobentry_waiter (second, 1, &waiter_size);
+    assert (waiter_size == 2 && memcmp (waiter, "c2", 2) == 0);
+    waiter = zjq_jobentry_waiter (second, 2, &waiter_size);
+    assert (waiter_size == 2 && memcmp (waiter, "c3", 2) == 0);
+    assert (zjq_jobentry_add_waiter (second, "", 0) == -1);
     zjq_jobentry_clear_waiters (second);
     assert (zjq_jobentry_waiter_count (second) == 0);
     assert (zjq_jobentry_add_waiter (second, "c2", 2) == 0);

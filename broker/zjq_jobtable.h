@@ -204,11 +204,12 @@ void
     zjq_jobentry_clear_waiters (zjq_jobentry_t *entry);
 
 //  The clients waiting for DONE: how many, and the routing id of each
-//  (index < count; the frame stays the entry's).
+//  (index < count): its bytes (the entry's, valid until the waiters
+//  change) and *size_p.
 uint32_t
     zjq_jobentry_waiter_count (const zjq_jobentry_t *entry);
-zframe_t *
-    zjq_jobentry_waiter (const zjq_jobentry_t *entry, uint32_t index);
+const byte *
+    zjq_jobentry_waiter (const zjq_jobentry_t *entry, uint32_t index, size_t *size_p);
 
 //  --- Reading a job. The entry's record fields, as in zjq_job_t:
 

@@ -36,7 +36,9 @@
 #define ZJQ_BATCH_MAX_COUNT     4096                //  messages in one BATCH
 #define ZJQ_BATCH_MAX_BYTES     (4 * 1024 * 1024)   //  bound on the records frame
 #define ZJQ_BATCH_PAYLOAD_MAX   8192                //  larger payloads are not batched
-#define ZJQ_BATCH_FLUSH_BYTES   (256 * 1024)        //  senders flush a batch this big
+#define ZJQ_BATCH_FLUSH_BYTES   (16 * 1024)         //  senders flush a batch this big:
+                                                    //  the receiver starts on it while
+                                                    //  the rest is built (bench/README)
 
 typedef struct _zjq_batch_t zjq_batch_t;
 typedef struct _zjq_outbox_t zjq_outbox_t;

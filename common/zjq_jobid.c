@@ -12,10 +12,16 @@ zjq_base36 (char *buf, uint64_t value)
 {
     char reversed [16];
     size_t count = 0;
-    do {
+    while (value > UINT32_MAX) {
         reversed [count++] = s_digits [value % 36];
         value /= 36;
-    } while (value);
+    }
+    //  The rest in 32 bits: a 64-bit division costs several times more
+    uint32_t low = (uint32_t) value;
+    do {
+        reversed [count++] = s_digits [low % 36];
+        low /= 36;
+    } while (low);
     for (size_t index = 0; index < count; index++)
         buf [index] = reversed [count - 1 - index];
     buf [count] = 0;
@@ -26,10 +32,19 @@ void
 zjq_jobid_format (char *buf, uint64_t generation, uint64_t sequence)
 {
     assert (buf);
-    zjq_base36 (buf, generation);
-    size_t len = strlen (buf);
-    buf [len++] = '-';
-    zjq_base36 (buf + len, sequence);
+    //  Ids are formatted on the hot path and nearly all share a generation:
+    //  keep its text (one per thread)
+    static __thread uint64_t cached_generation;
+    static __thread char cached_text [16];
+    static __thread size_t cached_len;
+    if (!cached_len || cached_generation != generation) {
+        zjq_base36 (cached_text, generation);
+        cached_len = strlen (cached_text);
+        cached_generation = generation;
+    }
+    memcpy (buf, cached_text, cached_len);
+    buf [cached_len] = '-';
+    zjq_base36 (buf + cached_len + 1, sequence);
 }
 
 //  Parse len base-36 characters; -1 if empty, too long or not base 36
