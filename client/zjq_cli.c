@@ -1784,6 +1784,9 @@ s_cmd_batch (cli_t *cli)
         return CLI_EXIT_OTHER;
     if (timed_out)
         return CLI_EXIT_TIMEDOUT;
+    //  Nothing accepted at all (a refused key, a draining broker): say so
+    if (batch.total && batch.rejected == batch.total)
+        return CLI_EXIT_REJECTED;
     return batch.succeeded == batch.total? CLI_EXIT_OK: CLI_EXIT_FAILED;
 }
 

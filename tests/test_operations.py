@@ -228,6 +228,9 @@ def test_drain_rejects_new_jobs_and_finishes_the_rest(zjq):
     rc, out, err = zjq.zjq("submit", "slow", "1")
     assert rc == 7 and "EDRAINING" in err, err
     assert zjq.stats()["broker"]["draining"] is True
+    # A batch of which the broker accepts nothing says "rejected" too
+    rc, out, err = zjq.zjq("batch", "slow", input="1\n2\n3\n")
+    assert rc == 7 and out.count(b"rejected") == 3, (rc, out, err)
     rc, out, err = zjq.zjq("drain", "--wait", "--timeout", T(60))
     assert rc == 0 and out.decode().startswith("drained"), (out, err)
     assert zjq.status(running)["state"] == "succeeded"
