@@ -850,7 +850,17 @@ s_job_end (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_state_t state,
                    zjq_jobentry_attempt (entry), error? error: "");
     for (uint32_t index = 0; index < zjq_jobentry_waiter_count (entry); index++) {
         size_t size;
-        const byte *waiter = zjq_jobentry_waiter (entry, index, &size);
+        char key [ZJQ_CERT_KEY_TEXT];
+        const byte *waiter = zjq_jobentry_waiter (entry, index, &size, key, sizeof (key));
+        //  A key a reload has taken the client and admin roles from since
+        //  it asked gets nothing more (its requests are refused already)
+        if (self->auth && *key
+        &&  !(zjq_auth_roles (self->auth, key) & (ZJQ_AUTH_CLIENT | ZJQ_AUTH_ADMIN))) {
+            self->counters.refused_role++;
+            zjq_log_info ("done_withheld", "job=%s key=%s reason=%s", id.text, key,
+                          "access revoked");
+            continue;
+        }
         s_send_done (self, entry, waiter, size);
     }
     zjq_jobentry_clear_waiters (entry);
@@ -1072,7 +1082,7 @@ s_add_waiter (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_msg_t *request)
     if (zjq_jobentry_ended (entry))
         s_send_done (self, entry, routing_id, size);
     else
-    if (zjq_jobentry_add_waiter (entry, routing_id, size) == -1)
+    if (zjq_jobentry_add_waiter (entry, routing_id, size, zjq_msg_user_id (request)) == -1)
         zjq_log_error ("out_of_memory", "what=registering_waiter job=%s",
                        zjq_jobentry_id (entry).text);
 }

@@ -55,8 +55,9 @@ struct _zjq_jobside_t {
     char *progress_message;     //  or NULL
     zframe_t *result;           //  the result of a succeeded job, or NULL
     zjq_peer_t *peer;           //  the worker running the current attempt, or NULL
-    byte *waiters;              //  routing ids of clients to send DONE to, packed:
-                                //  a size byte, then the id, for each
+    byte *waiters;              //  clients to send DONE to, packed: for each, a
+                                //  size byte and its routing id, then a size
+                                //  byte and its CURVE key (Z85; 0: none)
     int64_t deadline;           //  monotonic ms: attempt timeout, or outcome expiry
     int64_t started_ms;         //  start of the current or last attempt; 0 = never
     int64_t finished_ms;        //  0 until the job ends
@@ -1355,21 +1356,27 @@ zjq_jobtable_stats (zjq_jobtable_t *self)
 //  Waiters
 
 int
-zjq_jobentry_add_waiter (zjq_jobentry_t *entry, const void *routing_id, size_t size)
+zjq_jobentry_add_waiter (zjq_jobentry_t *entry, const void *routing_id, size_t size,
+                         const char *key)
 {
     assert (entry);
     assert (routing_id);
-    if (size == 0 || size > 255)
+    size_t key_size = key? strlen (key): 0;
+    if (size == 0 || size > 255 || key_size > 255)
         return -1;              //  libzmq's routing ids are 1..255 bytes
     zjq_jobside_t *side = s_side_try (entry);
     if (!side)
         return -1;
-    for (uint32_t at = 0; at < side->waiter_bytes; at += 1 + side->waiters [at])
-        if (side->waiters [at] == size && memcmp (side->waiters + at + 1, routing_id, size) == 0)
+    for (uint32_t at = 0; at < side->waiter_bytes;) {
+        const byte *waiter = side->waiters + at;
+        if (waiter [0] == size && memcmp (waiter + 1, routing_id, size) == 0)
             return 1;
-    if (side->waiter_bytes + 1 + size > side->waiter_max) {
+        at += 2 + waiter [0] + waiter [1 + waiter [0]];
+    }
+    size_t need = 2 + size + key_size;
+    if (side->waiter_bytes + need > side->waiter_max) {
         uint32_t max = side->waiter_max? side->waiter_max * 2: 32;
-        while (max < side->waiter_bytes + 1 + size)
+        while (max < side->waiter_bytes + need)
             max *= 2;
         byte *waiters = (byte *) realloc (side->waiters, max);
         if (!waiters)
@@ -1377,9 +1384,14 @@ zjq_jobentry_add_waiter (zjq_jobentry_t *entry, const void *routing_id, size_t s
         side->waiters = waiters;
         side->waiter_max = max;
     }
-    side->waiters [side->waiter_bytes] = (byte) size;
-    memcpy (side->waiters + side->waiter_bytes + 1, routing_id, size);
-    side->waiter_bytes += 1 + (uint32_t) size;
+    byte *at = side->waiters + side->waiter_bytes;
+    *at++ = (byte) size;
+    memcpy (at, routing_id, size);
+    at += size;
+    *at++ = (byte) key_size;
+    if (key_size)
+        memcpy (at, key, key_size);
+    side->waiter_bytes += (uint32_t) need;
     side->waiter_count++;
     return 0;
 }
@@ -1400,15 +1412,22 @@ zjq_jobentry_waiter_count (const zjq_jobentry_t *entry)
 }
 
 const byte *
-zjq_jobentry_waiter (const zjq_jobentry_t *entry, uint32_t index, size_t *size_p)
+zjq_jobentry_waiter (const zjq_jobentry_t *entry, uint32_t index, size_t *size_p,
+                     char *key, size_t key_max)
 {
     assert (entry);
     assert (size_p);
+    assert (key && key_max);
     assert (index < zjq_jobentry_waiter_count (entry));
     const byte *at = entry->side->waiters;
     while (index--)
-        at += 1 + *at;
-    *size_p = *at;
+        at += 2 + at [0] + at [1 + at [0]];
+    *size_p = at [0];
+    size_t key_size = at [1 + at [0]];
+    if (key_size >= key_max)
+        key_size = key_max - 1;
+    memcpy (key, at + 2 + at [0], key_size);
+    key [key_size] = 0;
     return at + 1;
 }
 
@@ -2207,20 +2226,25 @@ zjq_jobtable_test (bool verbose)
     assert (zjq_jobtable_next_deadline (table) == 3000);
 
     //  Waiters: no duplicates, cleared on demand
-    assert (zjq_jobentry_add_waiter (second, "c1", 2) == 0);
-    assert (zjq_jobentry_add_waiter (second, "c1", 2) == 1);
-    assert (zjq_jobentry_add_waiter (second, "c2", 2) == 0);
-    assert (zjq_jobentry_add_waiter (second, "c3", 2) == 0);
+    assert (zjq_jobentry_add_waiter (second, "c1", 2, NULL) == 0);
+    assert (zjq_jobentry_add_waiter (second, "c1", 2, "other") == 1);
+    assert (zjq_jobentry_add_waiter (second, "c2", 2, "key-of-c2") == 0);
+    assert (zjq_jobentry_add_waiter (second, "c3", 2, "") == 0);
     assert (zjq_jobentry_waiter_count (second) == 3);
     size_t waiter_size = 0;
-    const byte *waiter = zjq_jobentry_waiter (second, 1, &waiter_size);
+    char waiter_key [ZJQ_CERT_KEY_TEXT];
+    const byte *waiter = zjq_jobentry_waiter (second, 1, &waiter_size, waiter_key,
+                                              sizeof (waiter_key));
     assert (waiter_size == 2 && memcmp (waiter, "c2", 2) == 0);
-    waiter = zjq_jobentry_waiter (second, 2, &waiter_size);
-    assert (waiter_size == 2 && memcmp (waiter, "c3", 2) == 0);
-    assert (zjq_jobentry_add_waiter (second, "", 0) == -1);
+    assert (streq (waiter_key, "key-of-c2"));
+    waiter = zjq_jobentry_waiter (second, 2, &waiter_size, waiter_key, sizeof (waiter_key));
+    assert (waiter_size == 2 && memcmp (waiter, "c3", 2) == 0 && *waiter_key == 0);
+    waiter = zjq_jobentry_waiter (second, 0, &waiter_size, waiter_key, sizeof (waiter_key));
+    assert (waiter_size == 2 && memcmp (waiter, "c1", 2) == 0 && *waiter_key == 0);
+    assert (zjq_jobentry_add_waiter (second, "", 0, NULL) == -1);
     zjq_jobentry_clear_waiters (second);
     assert (zjq_jobentry_waiter_count (second) == 0);
-    assert (zjq_jobentry_add_waiter (second, "c2", 2) == 0);
+    assert (zjq_jobentry_add_waiter (second, "c2", 2, NULL) == 0);
 
     //  Many jobs: ids stay unique and the heap keeps deadline order
     for (int index = 0; index < 10000; index++) {

@@ -194,10 +194,13 @@ size_t
 const zjq_jobtable_stats_t *
     zjq_jobtable_stats (zjq_jobtable_t *self);
 
-//  Register a client (routing id bytes, copied) to receive DONE for this job.
-//  Returns 0 if added, 1 if it was already registered, -1 if out of memory.
+//  Register a client (routing id bytes, copied, 1..255 of them) to receive
+//  DONE for this job, with the CURVE key (Z85) it asked with, or NULL.
+//  Returns 0 if added, 1 if it was already registered, -1 if out of memory
+//  or the routing id is empty or too long.
 int
-    zjq_jobentry_add_waiter (zjq_jobentry_t *entry, const void *routing_id, size_t size);
+    zjq_jobentry_add_waiter (zjq_jobentry_t *entry, const void *routing_id, size_t size,
+                             const char *key);
 
 //  Forget all waiters of a job.
 void
@@ -205,11 +208,13 @@ void
 
 //  The clients waiting for DONE: how many, and the routing id of each
 //  (index < count): its bytes (the entry's, valid until the waiters
-//  change) and *size_p.
+//  change) and *size_p, and its key copied into key (key_max bytes; ""
+//  if none).
 uint32_t
     zjq_jobentry_waiter_count (const zjq_jobentry_t *entry);
 const byte *
-    zjq_jobentry_waiter (const zjq_jobentry_t *entry, uint32_t index, size_t *size_p);
+    zjq_jobentry_waiter (const zjq_jobentry_t *entry, uint32_t index, size_t *size_p,
+                         char *key, size_t key_max);
 
 //  --- Reading a job. The entry's record fields, as in zjq_job_t:
 

@@ -197,9 +197,12 @@ def test_reload_admits_and_drops_keys(zjq, how):
     rc, out, err = zjq.zjq("ping", key=newcomer)
     assert rc == 7, (rc, err)
 
-    # A connection that is up before the reload
+    # A connection that is up before the reload, waiting for a job that no
+    # worker serves
     live = zt.RawPeer(zjq.endpoint, curve=(curve.client, curve.broker))
     assert live.request(zt.CMD["PING"]).name == "PONG"
+    held = live.request(zt.CMD["SUBMIT"], {"queue": "held", "notify": True}, payload=b"h")
+    assert held.name == "ACCEPTED", held
 
     curve.allow(newcomer, "clients")
     curve.revoke(curve.client, "clients")
@@ -218,6 +221,21 @@ def test_reload_admits_and_drops_keys(zjq, how):
     assert rc == 0, err
     reply = live.request(zt.CMD["PING"])
     assert reply.name == "ERROR" and reply["code"] == zt.ERR["EDENIED"], reply
+    # ... and it is not told how its job ended: an admin cancels it, then the
+    # revoked key's next request is answered, with no DONE before that answer
+    rc, out, err = zjq.zjq("cancel", held["id"], key=curve.admin)
+    assert rc == 0, err
+    req = live.next_req()
+    live.send(zt.CMD["PING"], {"req": req})
+    seen = []
+    while True:
+        msg = live.recv(timeout=30)
+        assert msg is not None, "no answer to the revoked key's PING (saw %r)" % seen
+        seen.append(msg.name)
+        if msg.get("req") == req:
+            break
+    assert seen == ["ERROR"], seen
+    assert b"event=done_withheld" in broker.log()
     live.close()
     rc, out, err = zjq.zjq("ping")
     assert rc == 7, (rc, err)
