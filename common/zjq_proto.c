@@ -38,7 +38,7 @@ struct _zjq_msg_t {
     zframe_t *payload_shared;   //  payload frame (borrowed), or NULL
     const byte *payload_bytes;  //  borrowed payload bytes (a batched message's,
     size_t payload_size;        //    in fields_part, or the caller's), until a
-    bool payload_in_part;       //    frame is asked for (then payload holds a copy)
+    bool payload_borrowed;      //    frame is asked for (then payload holds a copy)
     char user_id [ZJQ_USER_ID_MAX + 1];     //  "User-Id" on receipt, or ""
     //  Building
     msgpack_sbuffer buffer;     //  map32 header + packed fields; kept when pooled
@@ -253,7 +253,7 @@ s_msg_recycle (zjq_msg_t *self)
     }
     zframe_destroy (&self->payload);
     self->payload_shared = NULL;
-    self->payload_in_part = false;
+    self->payload_borrowed = false;
     if (self->has_batch_part) {
         zmq_msg_close (&self->batch_part);
         self->has_batch_part = false;
@@ -536,7 +536,7 @@ zjq_msg_set_payload (zjq_msg_t *self, zframe_t **frame_p)
     assert (frame_p);
     zframe_destroy (&self->payload);
     self->payload_shared = NULL;
-    self->payload_in_part = false;
+    self->payload_borrowed = false;
     self->payload = *frame_p;
     *frame_p = NULL;
 }
@@ -555,7 +555,7 @@ zjq_msg_set_payload_shared (zjq_msg_t *self, zframe_t *frame)
     assert (self);
     assert (frame);
     zframe_destroy (&self->payload);
-    self->payload_in_part = false;
+    self->payload_borrowed = false;
     self->payload_shared = frame;
 }
 
@@ -570,14 +570,14 @@ zjq_msg_set_payload_borrowed (zjq_msg_t *self, const void *data, size_t size)
     self->payload_shared = NULL;
     self->payload_bytes = (const byte *) data;
     self->payload_size = size;
-    self->payload_in_part = true;
+    self->payload_borrowed = true;
 }
 
 int
 zjq_msg_own_payload (zjq_msg_t *self)
 {
     assert (self);
-    if (self->payload_in_part) {
+    if (self->payload_borrowed) {
         s_payload_materialize (self);
         return self->payload? 0: -1;
     }
@@ -593,9 +593,9 @@ zjq_msg_own_payload (zjq_msg_t *self)
 static void
 s_payload_materialize (zjq_msg_t *self)
 {
-    if (!self->payload_in_part)
+    if (!self->payload_borrowed)
         return;
-    self->payload_in_part = false;
+    self->payload_borrowed = false;
     self->payload = zframe_new (
         self->payload_bytes, self->payload_size);
 }
@@ -613,7 +613,7 @@ zjq_msg_payload_data (zjq_msg_t *self, size_t *size_p)
 {
     assert (self);
     assert (size_p);
-    if (self->payload_in_part) {
+    if (self->payload_borrowed) {
         *size_p = self->payload_size;
         return self->payload_bytes;
     }
@@ -1110,7 +1110,7 @@ zjq_msg_decode_batched (zjq_msg_t *batch, int command, size_t fields_offset, siz
     if (s_commands [index].payload) {
         self->payload_bytes = (const byte *) zmq_msg_data (&self->fields_part) + payload_offset;
         self->payload_size = payload_size;
-        self->payload_in_part = true;
+        self->payload_borrowed = true;
     }
     return ZJQ_RECV_OK;
 }
