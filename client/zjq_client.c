@@ -448,11 +448,43 @@ s_client_free (zjq_client_t *self)
     free (self);
 }
 
-void
-zjq_client_opts_init (zjq_client_opts_t *opts)
+int
+zjq_client_opts_size_check (size_t size, size_t align)
 {
-    assert (opts);
-    memset (opts, 0, sizeof (*opts));
+    return size < sizeof (size_t) || size % align? ZJQ_EVERSION: 0;
+}
+
+int
+zjq_client_opts_read (void *copy, size_t copy_size, size_t align, const void *opts)
+{
+    memset (copy, 0, copy_size);
+    size_t size = copy_size;
+    if (opts) {
+        memcpy (&size, opts, sizeof (size));
+        if (zjq_client_opts_size_check (size, align) != 0)
+            return ZJQ_EVERSION;
+        //  From a newer header: what this library does not know must be
+        //  left at its default
+        const unsigned char *byte = (const unsigned char *) opts;
+        for (size_t index = copy_size; index < size; index++)
+            if (byte [index])
+                return ZJQ_EVERSION;
+        memcpy (copy, opts, size < copy_size? size: copy_size);
+    }
+    memcpy (copy, &copy_size, sizeof (copy_size));
+    return 0;
+}
+
+int
+zjq_client_opts_init_sized (zjq_client_opts_t *opts, size_t size)
+{
+    if (!opts)
+        return ZJQ_EINVAL;
+    if (zjq_client_opts_size_check (size, _Alignof (zjq_client_opts_t)) != 0)
+        return ZJQ_EVERSION;
+    memset (opts, 0, size);
+    opts->size = size;
+    return 0;
 }
 
 static int
@@ -514,7 +546,13 @@ zjq_client_new_ex (zjq_client_t **client_p, const char *endpoint, const zjq_clie
     *client_p = NULL;
     if (!endpoint || !*endpoint)
         return s_error (error, error_size, ZJQ_EINVAL, "no broker endpoint");
-    bool curve = opts && (opts->curve_secret_file || opts->broker_key_file);
+    zjq_client_opts_t options;
+    if (zjq_client_opts_read (&options, sizeof (options), _Alignof (zjq_client_opts_t), opts))
+        return s_error (error, error_size, ZJQ_EVERSION,
+                        "client options of a size this library cannot read (%zu bytes; "
+                        "initialise them with zjq_client_opts_init)", opts->size);
+    opts = &options;
+    bool curve = opts->curve_secret_file || opts->broker_key_file;
     if (curve && !(opts->curve_secret_file && opts->broker_key_file))
         return s_error (error, error_size, ZJQ_EINVAL,
                         "CURVE needs both this client's secret key file and the broker's "

@@ -375,6 +375,19 @@ ZJQ_CLIENT_INTERNAL void
 ZJQ_CLIENT_INTERNAL void
     zjq_client_poll (zjq_client_t *self, int timeout_ms);
 
+//  Options that grow (zjq_client.h): a size a caller may give for an
+//  options struct whose alignment is align. Returns 0 or ZJQ_EVERSION.
+ZJQ_CLIENT_INTERNAL int
+    zjq_client_opts_size_check (size_t size, size_t align);
+
+//  Read a caller's options struct (its size in its first field) into
+//  copy, this library's version of it (copy_size bytes, alignment align):
+//  the fields the caller's size covers, defaults (zero) for the rest; opts
+//  NULL gives all defaults. Returns 0, or ZJQ_EVERSION (a size this library
+//  cannot read, or options set that it does not know) with copy zeroed.
+ZJQ_CLIENT_INTERNAL int
+    zjq_client_opts_read (void *copy, size_t copy_size, size_t align, const void *opts);
+
 
 //  --------------------------------------------------------------------------
 //  Requests (zjq_client_request.c)

@@ -502,11 +502,16 @@ s_fields_json (zjq_msg_t *msg)
     return buf;
 }
 
-void
-zjq_submit_opts_init (zjq_submit_opts_t *opts)
+int
+zjq_submit_opts_init_sized (zjq_submit_opts_t *opts, size_t size)
 {
-    assert (opts);
-    memset (opts, 0, sizeof (*opts));
+    if (!opts)
+        return ZJQ_EINVAL;
+    if (zjq_client_opts_size_check (size, _Alignof (zjq_submit_opts_t)) != 0)
+        return ZJQ_EVERSION;
+    memset (opts, 0, size);
+    opts->size = size;
+    return 0;
 }
 
 
@@ -523,11 +528,11 @@ zjq_submit (zjq_client_t *self, const char *queue,
         return ZJQ_EINVAL;
     if (self->closing)
         return ZJQ_ECLOSED;
-    zjq_submit_opts_t defaults;
-    if (!opts) {
-        zjq_submit_opts_init (&defaults);
-        opts = &defaults;
-    }
+    //  The caller's options, as this library's version of the struct
+    zjq_submit_opts_t options;
+    if (zjq_client_opts_read (&options, sizeof (options), _Alignof (zjq_submit_opts_t), opts))
+        return ZJQ_EVERSION;
+    opts = &options;
     if (!zjq_proto_queue_name_valid (queue)
     ||  opts->priority < -1000 || opts->priority > 1000
     ||  opts->max_attempts < 0 || opts->max_attempts > 1000
