@@ -642,6 +642,16 @@ zjq_cli_mp_int (const msgpack_object *map, const char *key)
     return value >= 9.2e18? INT64_MAX: value <= -9.2e18? INT64_MIN: (int64_t) value;
 }
 
+bool
+zjq_cli_reply_answered (reply_t *reply, int status)
+{
+    reply->done = true;
+    reply->status = status;
+    if (status != 0)
+        zjq_cli_keep_broker_message (reply->cli);
+    return status == 0;
+}
+
 //  Issue one request, wait for it, report a failure. Returns the exit code.
 int
 zjq_cli_one_request (cli_t *cli, reply_t *reply, int rc, const char *what)

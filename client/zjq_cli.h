@@ -167,6 +167,11 @@ int
 int
     zjq_cli_run_until (cli_t *cli, const bool *done, int64_t deadline);
 
+//  In a request's callback: it was answered with status; on an error, the
+//  broker's message is kept. Returns true if status is 0.
+bool
+    zjq_cli_reply_answered (reply_t *reply, int status);
+
 //  Issue one request (rc: what the call returned), wait for it, report a
 //  failure, destroy the client. Returns the exit code.
 int

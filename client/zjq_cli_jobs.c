@@ -393,12 +393,8 @@ static void
 s_status_cb (zjq_client_t *client, int status, const zjq_job_info_t *info, void *arg)
 {
     reply_t *reply = (reply_t *) arg;
-    reply->done = true;
-    reply->status = status;
-    if (status != 0) {
-        zjq_cli_keep_broker_message (reply->cli);
+    if (!zjq_cli_reply_answered (reply, status))
         return;
-    }
     if (reply->cli->given & OPT_JSON)
         s_print_info_json (info, zjq_client_reply (client));
     else

@@ -37,12 +37,8 @@ static void
 s_stats_cb (zjq_client_t *client, int status, const char *json, void *arg)
 {
     reply_t *reply = (reply_t *) arg;
-    reply->done = true;
-    reply->status = status;
-    if (status != 0) {
-        zjq_cli_keep_broker_message (reply->cli);
+    if (!zjq_cli_reply_answered (reply, status))
         return;
-    }
     if (reply->cli->given & OPT_JSON)
         puts (json);
     else {
@@ -176,12 +172,8 @@ static void
 s_ping_cb (zjq_client_t *client, int status, void *arg)
 {
     ping_t *ping = (ping_t *) arg;
-    ping->reply.done = true;
-    ping->reply.status = status;
-    if (status != 0) {
-        zjq_cli_keep_broker_message (ping->reply.cli);
+    if (!zjq_cli_reply_answered (&ping->reply, status))
         return;
-    }
     struct timespec now;
     clock_gettime (CLOCK_MONOTONIC, &now);
     double ms = (double) (now.tv_sec - ping->start.tv_sec) * 1000
@@ -212,12 +204,8 @@ static void
 s_reload_cb (zjq_client_t *client, int status, void *arg)
 {
     reply_t *reply = (reply_t *) arg;
-    reply->done = true;
-    reply->status = status;
-    if (status != 0) {
-        zjq_cli_keep_broker_message (reply->cli);
+    if (!zjq_cli_reply_answered (reply, status))
         return;
-    }
     zjq_msg_t *msg = zjq_client_reply (client);
     int64_t clients = 0, workers = 0, admins = 0;
     if (msg) {

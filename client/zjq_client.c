@@ -529,6 +529,47 @@ s_set_curve (void *socket, const char *secret_file, const char *broker_key_file,
     return rc;
 }
 
+//  The dealer's options: a random routing id, sends only while connected,
+//  no linger, quick reconnects. Returns 0 or -1.
+static int
+s_dealer_setup (zjq_client_t *self)
+{
+    unsigned char routing_id [ZJQ_CLIENT_ROUTING_ID_SIZE];
+    s_random_routing_id (routing_id, sizeof (routing_id));
+    int zero = 0, one = 1;
+    int reconnect = ZJQ_CLIENT_RECONNECT_IVL, reconnect_max = ZJQ_CLIENT_RECONNECT_MAX;
+    if (zmq_setsockopt (self->dealer, ZMQ_ROUTING_ID, routing_id, sizeof (routing_id))
+    ||  zmq_setsockopt (self->dealer, ZMQ_IMMEDIATE, &one, sizeof (one))
+    ||  zmq_setsockopt (self->dealer, ZMQ_LINGER, &zero, sizeof (zero))
+    ||  zmq_setsockopt (self->dealer, ZMQ_RECONNECT_IVL, &reconnect, sizeof (reconnect))
+    ||  zmq_setsockopt (self->dealer, ZMQ_RECONNECT_IVL_MAX, &reconnect_max,
+                        sizeof (reconnect_max)))
+        return -1;
+    return 0;
+}
+
+//  The monitor only tells us about reconnects and failed handshakes; a
+//  client works without it (the keepalive pings still catch lost
+//  registrations), so failing to start it is no error.
+static void
+s_monitor_start (zjq_client_t *self)
+{
+    int zero = 0;
+    int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+               | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+               | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
+    if (zmq_socket_monitor (self->dealer, ZJQ_CLIENT_MONITOR, events) != 0)
+        return;
+    self->monitor = zmq_socket (self->context, ZMQ_PAIR);
+    if (self->monitor) {
+        zmq_setsockopt (self->monitor, ZMQ_LINGER, &zero, sizeof (zero));
+        if (zmq_connect (self->monitor, ZJQ_CLIENT_MONITOR) != 0) {
+            zmq_close (self->monitor);
+            self->monitor = NULL;
+        }
+    }
+}
+
 zjq_client_t *
 zjq_client_new (const char *endpoint)
 {
@@ -586,33 +627,9 @@ zjq_client_new_ex (zjq_client_t **client_p, const char *endpoint, const zjq_clie
             goto err;
         rc = ZJQ_ENOMEM;
     }
-    unsigned char routing_id [ZJQ_CLIENT_ROUTING_ID_SIZE];
-    s_random_routing_id (routing_id, sizeof (routing_id));
-    int zero = 0, one = 1;
-    int reconnect = ZJQ_CLIENT_RECONNECT_IVL, reconnect_max = ZJQ_CLIENT_RECONNECT_MAX;
-    if (zmq_setsockopt (self->dealer, ZMQ_ROUTING_ID, routing_id, sizeof (routing_id))
-    ||  zmq_setsockopt (self->dealer, ZMQ_IMMEDIATE, &one, sizeof (one))
-    ||  zmq_setsockopt (self->dealer, ZMQ_LINGER, &zero, sizeof (zero))
-    ||  zmq_setsockopt (self->dealer, ZMQ_RECONNECT_IVL, &reconnect, sizeof (reconnect))
-    ||  zmq_setsockopt (self->dealer, ZMQ_RECONNECT_IVL_MAX, &reconnect_max,
-                        sizeof (reconnect_max)))
+    if (s_dealer_setup (self) != 0)
         goto err;
-    //  The monitor only tells us about reconnects and failed handshakes; a
-    //  client works without it (the keepalive pings still catch lost
-    //  registrations).
-    int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
-               | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
-               | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL;
-    if (zmq_socket_monitor (self->dealer, ZJQ_CLIENT_MONITOR, events) == 0) {
-        self->monitor = zmq_socket (self->context, ZMQ_PAIR);
-        if (self->monitor) {
-            zmq_setsockopt (self->monitor, ZMQ_LINGER, &zero, sizeof (zero));
-            if (zmq_connect (self->monitor, ZJQ_CLIENT_MONITOR) != 0) {
-                zmq_close (self->monitor);
-                self->monitor = NULL;
-            }
-        }
-    }
+    s_monitor_start (self);
     if (zmq_connect (self->dealer, endpoint) != 0) {
         rc = s_error (error, error_size, ZJQ_EINVAL, "cannot use broker endpoint '%s': %s",
                       endpoint, zmq_strerror (errno));
