@@ -6,6 +6,7 @@
 #include "zjq_heap.h"
 #include "zjq_hashtab.h"
 #include "zjq_options.h"
+#include "zjq_mp.h"
 #include "zjq_jobid.h"
 #include "zjq_json.h"
 #include "zjq_util.h"
@@ -32,6 +33,7 @@ static const s_test_t s_tests [] = {
     { "heap",     zjq_heap_test },
     { "hashtab",  zjq_hashtab_test },
     { "options",  zjq_options_test },
+    { "mp",       zjq_mp_test },
     { "jobid",    zjq_jobid_test },
     { "json",     zjq_json_test },
     { "proto",    zjq_proto_test },
