@@ -28,8 +28,8 @@
     - Cost per job: requests, watches and watched jobs are recycled through
       free lists, job ids of broker size live in the object (longer ones,
       which callers may pass, on the heap), and the two lookups (request by
-      req, watched job by id) are open-addressing tables that allocate
-      nothing per entry.                                                   */
+      req, watched job by id) are open-addressing tables (common/
+      zjq_hashtab) that allocate nothing per entry.                        */
 
 #include "zjq_client_private.h"
 #include "zjq_cert.h"
@@ -425,8 +425,8 @@ s_client_free (zjq_client_t *self)
     }
     if (self->context)
         zmq_ctx_term (self->context);
-    free (self->requests.slots);
-    free (self->jobs.slots);
+    zjq_hashtab_fini (&self->requests);
+    zjq_hashtab_fini (&self->jobs);
     while (self->spare_requests) {
         zjq_request_t *next = self->spare_requests->next;
         free (self->spare_requests);
@@ -605,8 +605,11 @@ zjq_client_new_ex (zjq_client_t **client_p, const char *endpoint, const zjq_clie
     self->request_timeout = ZJQ_CLIENT_REQUEST_TIMEOUT;
     self->endpoint = strdup (endpoint);
     self->timers = zjq_heap_new (s_timer_before, s_timer_set_index);
-    if (!self->endpoint || s_table_init (&self->requests) != 0
-    ||  s_table_init (&self->jobs) != 0 || !self->timers)
+    //  64 slots, at most half full, never shrinking
+    if (!self->endpoint
+    ||  zjq_hashtab_init (&self->requests, zjq_client_request_item_hash, 6, 4, 0) != 0
+    ||  zjq_hashtab_init (&self->jobs, zjq_client_jobwatch_item_hash, 6, 4, 0) != 0
+    ||  !self->timers)
         goto err;
 
     self->context = zmq_ctx_new ();
@@ -658,13 +661,13 @@ zjq_client_destroy (zjq_client_t **self_p)
     //  Fail what is pending; callbacks cannot start anything new now
     //  (requests return ZJQ_ECLOSED), so this ends.
     zjq_request_t *request;
-    while ((request = (zjq_request_t *) s_table_any (&self->requests))) {
+    while ((request = (zjq_request_t *) zjq_hashtab_any (&self->requests))) {
         zjq_client_request_detach (self, request);
         zjq_client_request_fail (self, request, ZJQ_ECLOSED);
         zjq_client_request_free (self, &request);
     }
     zjq_jobwatch_t *job;
-    while ((job = (zjq_jobwatch_t *) s_table_any (&self->jobs)))
+    while ((job = (zjq_jobwatch_t *) zjq_hashtab_any (&self->jobs)))
         //  job->id is only used for the lookup, before the job is freed
         zjq_client_job_complete (self, job->id, ZJQ_ECLOSED, NULL);
     s_client_free (self);

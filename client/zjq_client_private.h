@@ -51,6 +51,7 @@ const char *
 //  Inside the library
 
 #include "zjq_batch.h"
+#include "zjq_hashtab.h"
 #include "zjq_heap.h"
 #include "zjq_jobid.h"
 
@@ -66,7 +67,6 @@ const char *
 
 #define ZJQ_CLIENT_FREE_LIST_MAX    4096    //  spare objects kept, per kind
 #define ZJQ_JOB_ID_TEXT_MAX         256     //  longest id we pass on
-#define s_TABLE_MIN                 64      //  slots in a new table
 
 //  A deadline in the heap. First member of zjq_request_t and zjq_watch_t, so a heap
 //  item can be cast to its owner after looking at the type.
@@ -78,20 +78,6 @@ typedef struct {
     size_t index;               //  heap position, ZJQ_HEAP_NONE if not in
     zjq_client_timer_type_t type;
 } zjq_client_timer_t;
-
-//  An open-addressing hash table of pointers (linear probing, deletion by
-//  backward shift, at most half full): no allocation per entry. Each slot
-//  keeps its key's hash, so a probe compares keys only on a hash match.
-typedef struct {
-    size_t hash;                //  of the item's key
-    void *item;                 //  NULL: empty slot
-} s_slot_t;
-
-typedef struct {
-    s_slot_t *slots;
-    size_t mask;                //  slot count - 1 (a power of two)
-    size_t count;               //  items
-} s_table_t;
 
 typedef enum {
     REQUEST_SUBMIT,
@@ -150,7 +136,7 @@ struct _watch_t {
 struct _jobwatch_t {
     char *id;                   //  job id (the table key): id_buf or heap
     char id_buf [ZJQ_JOBID_MAX];
-    size_t hash;                //  zjq_client_id_hash (id)
+    uint64_t hash;              //  zjq_client_id_hash (id)
     zjq_watch_t *first;             //  at least one while in the hash
     size_t count;               //  watches in the chain
     uint64_t rewatch_req;       //  last RESULT wait sent for it, or 0
@@ -168,11 +154,11 @@ struct _zjq_client_t {
     int request_timeout;        //  ms
     uint64_t next_req;          //  request id counter
     uint64_t timer_order;       //  tie-break counter
-    s_table_t requests;         //  req -> zjq_request_t, every live request
+    zjq_hashtab_t requests;     //  req -> zjq_request_t, every live request
     zjq_request_t *outbox_head;     //  unsent requests, oldest first
     zjq_request_t *outbox_tail;
     zjq_heap_t *timers;         //  request and watch deadlines
-    s_table_t jobs;             //  job id -> zjq_jobwatch_t
+    zjq_hashtab_t jobs;         //  job id -> zjq_jobwatch_t
     zjq_request_t *spare_requests;  //  free lists (linked by next), each at
     zjq_watch_t *spare_watches;     //  most ZJQ_CLIENT_FREE_LIST_MAX long
     zjq_jobwatch_t *spare_jobs;     //  (linked by next_spare)
@@ -210,25 +196,38 @@ struct _zjq_client_t {
 //  --------------------------------------------------------------------------
 //  Small helpers
 
-static inline size_t
-zjq_client_req_hash (const void *key)
+//  The hash of a request's `req` (the murmur3 finaliser: every bit of the
+//  counter reaches the top bits, the table's home slot)
+static inline uint64_t
+zjq_client_req_hash (uint64_t req)
 {
-    uint64_t value = *(const uint64_t *) key;
-    value ^= value >> 33;
-    value *= 0xff51afd7ed558ccdULL;
-    value ^= value >> 33;
-    return (size_t) value;
+    req ^= req >> 33;
+    req *= 0xff51afd7ed558ccdULL;
+    req ^= req >> 33;
+    return req;
 }
 
-//  FNV-1a, then a final mix so that the low bits (the table index) depend
-//  on every byte
-static inline size_t
+//  The hash of a job id: FNV-1a, then the same final mix
+static inline uint64_t
 zjq_client_id_hash (const char *id)
 {
     uint64_t value = 0xcbf29ce484222325ULL;
     for (const unsigned char *byte = (const unsigned char *) id; *byte; byte++)
         value = (value ^ *byte) * 0x100000001b3ULL;
-    return zjq_client_req_hash (&value);
+    return zjq_client_req_hash (value);
+}
+
+//  The tables' rehash callbacks (zjq_hashtab_hash_fn)
+static inline uint64_t
+zjq_client_request_item_hash (const void *item)
+{
+    return zjq_client_req_hash (((const zjq_request_t *) item)->req);
+}
+
+static inline uint64_t
+zjq_client_jobwatch_item_hash (const void *item)
+{
+    return ((const zjq_jobwatch_t *) item)->hash;
 }
 
 //  Copy a job id into buf (ZJQ_JOBID_MAX bytes) if it fits, else onto the
@@ -273,85 +272,6 @@ zjq_client_request_is_user (zjq_request_t *request)
     return request->kind != REQUEST_KEEPALIVE && request->kind != REQUEST_REWATCH;
 }
 
-//  Returns 0, or -1 out of memory
-static inline int
-s_table_init (s_table_t *self)
-{
-    self->slots = (s_slot_t *) calloc (s_TABLE_MIN, sizeof (s_slot_t));
-    self->mask = s_TABLE_MIN - 1;
-    self->count = 0;
-    return self->slots? 0: -1;
-}
-
-static inline void
-s_table_place (s_slot_t *slots, size_t mask, size_t hash, void *item)
-{
-    size_t index = hash & mask;
-    while (slots [index].item)
-        index = (index + 1) & mask;
-    slots [index].hash = hash;
-    slots [index].item = item;
-}
-
-//  Add an item (not already in). Returns 0, or -1 out of memory (the table
-//  is unchanged).
-static inline int
-s_table_insert (s_table_t *self, size_t hash, void *item)
-{
-    if ((self->count + 1) * 2 > self->mask + 1) {
-        size_t size = (self->mask + 1) * 2;
-        s_slot_t *slots = (s_slot_t *) calloc (size, sizeof (s_slot_t));
-        if (!slots)
-            return -1;
-        for (size_t index = 0; index <= self->mask; index++)
-            if (self->slots [index].item)
-                s_table_place (slots, size - 1, self->slots [index].hash,
-                               self->slots [index].item);
-        free (self->slots);
-        self->slots = slots;
-        self->mask = size - 1;
-    }
-    s_table_place (self->slots, self->mask, hash, item);
-    self->count++;
-    return 0;
-}
-
-//  Remove an item (by identity) if it is in.
-static inline void
-s_table_remove (s_table_t *self, size_t hash, void *item)
-{
-    size_t mask = self->mask;
-    size_t hole = hash & mask;
-    while (self->slots [hole].item != item) {
-        if (!self->slots [hole].item)
-            return;
-        hole = (hole + 1) & mask;
-    }
-    //  Pull later items of the same probe run back into the hole, unless
-    //  their home slot lies cyclically in (hole, index]
-    for (size_t index = (hole + 1) & mask; self->slots [index].item;
-         index = (index + 1) & mask) {
-        size_t home = self->slots [index].hash & mask;
-        bool stays = hole <= index? (home > hole && home <= index)
-                                  : (home > hole || home <= index);
-        if (!stays) {
-            self->slots [hole] = self->slots [index];
-            hole = index;
-        }
-    }
-    self->slots [hole].item = NULL;
-    self->count--;
-}
-
-//  Some item, or NULL if the table is empty.
-static inline void *
-s_table_any (s_table_t *self)
-{
-    for (size_t index = 0; self->count && index <= self->mask; index++)
-        if (self->slots [index].item)
-            return self->slots [index].item;
-    return NULL;
-}
 
 
 

@@ -83,17 +83,17 @@ zjq_client_request_free (zjq_client_t *self, zjq_request_t **request_p)
     }
 }
 
+static bool
+s_request_match (const void *item, const void *key)
+{
+    return ((const zjq_request_t *) item)->req == *(const uint64_t *) key;
+}
+
 zjq_request_t *
 zjq_client_request_lookup (zjq_client_t *self, uint64_t req)
 {
-    size_t hash = zjq_client_req_hash (&req);
-    for (size_t index = hash & self->requests.mask; self->requests.slots [index].item;
-         index = (index + 1) & self->requests.mask) {
-        zjq_request_t *request = (zjq_request_t *) self->requests.slots [index].item;
-        if (self->requests.slots [index].hash == hash && request->req == req)
-            return request;
-    }
-    return NULL;
+    return (zjq_request_t *) zjq_hashtab_lookup (&self->requests, zjq_client_req_hash (req),
+                                                 s_request_match, &req);
 }
 
 //  Take a request out of every structure (the caller then frees it).
@@ -102,7 +102,7 @@ zjq_client_request_detach (zjq_client_t *self, zjq_request_t *request)
 {
     zjq_client_outbox_unlink (self, request);
     zjq_client_timer_stop (self, &request->timer);
-    s_table_remove (&self->requests, zjq_client_req_hash (&request->req), request);
+    zjq_hashtab_remove (&self->requests, zjq_client_req_hash (request->req), request);
     if (zjq_client_request_is_user (request)) {
         assert (self->user_requests > 0);
         self->user_requests--;
@@ -143,10 +143,10 @@ zjq_client_request_queue (zjq_client_t *self, zjq_request_t *request, zjq_msg_t 
     zjq_msg_destroy (msg_p);
     if (rc != 0)
         goto nomem;
-    if (s_table_insert (&self->requests, zjq_client_req_hash (&request->req), request) != 0)
+    if (zjq_hashtab_insert (&self->requests, zjq_client_req_hash (request->req), request) != 0)
         goto nomem;
     if (zjq_client_timer_start (self, &request->timer, TIMER_REQUEST, deadline) != 0) {
-        s_table_remove (&self->requests, zjq_client_req_hash (&request->req), request);
+        zjq_hashtab_remove (&self->requests, zjq_client_req_hash (request->req), request);
         goto nomem;
     }
     request->queued = true;

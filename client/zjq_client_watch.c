@@ -17,17 +17,17 @@
 //  --------------------------------------------------------------------------
 //  Watched jobs and their watches
 
+static bool
+s_jobwatch_match (const void *item, const void *key)
+{
+    return streq (((const zjq_jobwatch_t *) item)->id, (const char *) key);
+}
+
 zjq_jobwatch_t *
 zjq_client_job_lookup (zjq_client_t *self, const char *job_id)
 {
-    size_t hash = zjq_client_id_hash (job_id);
-    for (size_t index = hash & self->jobs.mask; self->jobs.slots [index].item;
-         index = (index + 1) & self->jobs.mask) {
-        zjq_jobwatch_t *job = (zjq_jobwatch_t *) self->jobs.slots [index].item;
-        if (self->jobs.slots [index].hash == hash && streq (job->id, job_id))
-            return job;
-    }
-    return NULL;
+    return (zjq_jobwatch_t *) zjq_hashtab_lookup (&self->jobs, zjq_client_id_hash (job_id),
+                                                  s_jobwatch_match, job_id);
 }
 
 //  Recycle a watch (out of every structure).
@@ -91,7 +91,7 @@ zjq_client_watch_add (zjq_client_t *self, const char *job_id, zjq_result_cb *cal
             job->id = zjq_client_id_copy (job->id_buf, job_id);
             job->hash = zjq_client_id_hash (job_id);
         }
-        if (!job || !job->id || s_table_insert (&self->jobs, job->hash, job) != 0) {
+        if (!job || !job->id || zjq_hashtab_insert (&self->jobs, job->hash, job) != 0) {
             if (job)
                 s_jobwatch_free (self, job);
             zjq_client_watch_free (self, watch);
@@ -101,7 +101,7 @@ zjq_client_watch_add (zjq_client_t *self, const char *job_id, zjq_result_cb *cal
     }
     if (deadline >= 0 && zjq_client_timer_start (self, &watch->timer, TIMER_WATCH, deadline) != 0) {
         if (created) {
-            s_table_remove (&self->jobs, job->hash, job);
+            zjq_hashtab_remove (&self->jobs, job->hash, job);
             s_jobwatch_free (self, job);
         }
         zjq_client_watch_free (self, watch);
@@ -140,7 +140,7 @@ zjq_client_watch_unlink (zjq_client_t *self, zjq_watch_t *watch)
     job->count--;
     self->watches--;
     if (!job->first) {
-        s_table_remove (&self->jobs, job->hash, job);
+        zjq_hashtab_remove (&self->jobs, job->hash, job);
         s_jobwatch_free (self, job);
     }
     watch->job = NULL;
@@ -156,7 +156,7 @@ zjq_client_job_complete (zjq_client_t *self, const char *job_id, int status,
     if (!job)
         return;                 //  nobody waits (late or duplicate DONE)
     //  Detach the whole chain first: callbacks may add watches on this id
-    s_table_remove (&self->jobs, job->hash, job);
+    zjq_hashtab_remove (&self->jobs, job->hash, job);
     zjq_watch_t *watch = job->first;
     for (zjq_watch_t *item = watch; item; item = item->next) {
         zjq_client_timer_stop (self, &item->timer);
@@ -196,9 +196,10 @@ void
 zjq_client_rewatch_all (zjq_client_t *self)
 {
     //  zjq_client_rewatch does not change self->jobs, so iterating is safe
-    for (size_t index = 0; index <= self->jobs.mask; index++)
-        if (self->jobs.slots [index].item)
-            zjq_client_rewatch (self, (zjq_jobwatch_t *) self->jobs.slots [index].item);
+    size_t cursor = 0;
+    zjq_jobwatch_t *job;
+    while ((job = (zjq_jobwatch_t *) zjq_hashtab_next (&self->jobs, &cursor)))
+        zjq_client_rewatch (self, job);
 }
 
 
@@ -272,23 +273,24 @@ s_wait_done (zjq_client_t *client, int status, const zjq_result_t *result, void 
 static void
 s_forget_wait (zjq_client_t *self, s_wait_t *wait)
 {
-    for (size_t index = 0; index <= self->requests.mask; index++) {
-        zjq_request_t *request = (zjq_request_t *) self->requests.slots [index].item;
-        if (request && request->kind == REQUEST_RESULT && request->arg == wait) {
+    //  Each walk stops at the change it makes
+    size_t cursor = 0;
+    zjq_request_t *request;
+    while ((request = (zjq_request_t *) zjq_hashtab_next (&self->requests, &cursor)))
+        if (request->kind == REQUEST_RESULT && request->arg == wait) {
             zjq_client_request_detach (self, request);
             zjq_client_request_free (self, &request);
             break;
         }
-    }
-    for (size_t index = 0; index <= self->jobs.mask; index++) {
-        zjq_jobwatch_t *job = (zjq_jobwatch_t *) self->jobs.slots [index].item;
-        for (zjq_watch_t *watch = job? job->first: NULL; watch; watch = watch->next)
+    cursor = 0;
+    zjq_jobwatch_t *job;
+    while ((job = (zjq_jobwatch_t *) zjq_hashtab_next (&self->jobs, &cursor)))
+        for (zjq_watch_t *watch = job->first; watch; watch = watch->next)
             if (watch->arg == wait && watch->callback == s_wait_done) {
                 zjq_client_watch_unlink (self, watch);
                 zjq_client_watch_free (self, watch);
                 return;
             }
-    }
 }
 
 int
