@@ -10,6 +10,7 @@
 
 #include "zjq_cli.h"
 #include "zjq_json.h"
+#include "zjq_options.h"
 #include "zjq_util.h"
 
 #include <ctype.h>
@@ -51,38 +52,78 @@ zjq_cli_exit_code (int code, bool from_call)
     }
 }
 
-static const option_t s_options [] = {
-    { "broker", OPT_BROKER, "ENDPOINT",
-      "broker endpoint (default: $ZJQ_BROKER, else " ZJQ_CLI_DEFAULT_BROKER ")" },
-    { "request-timeout", OPT_REQUEST_TIMEOUT, "SECONDS",
-      "how long the broker has to answer a request (default 5)" },
-    { "curve-secret", OPT_CURVE_SECRET, "FILE",
-      "talk CURVE with this secret certificate (default: $ZJQ_CURVE_SECRET)" },
-    { "broker-key", OPT_BROKER_KEY, "FILE",
-      "the broker's public certificate, for CURVE (default: $ZJQ_BROKER_KEY)" },
-    { "help", OPT_HELP, NULL, "show help and exit" },
-    { "version", OPT_VERSION, NULL, "print the version and exit" },
-    { "wait", OPT_WAIT, NULL, "wait for the job to end and print its result" },
-    { "timeout", OPT_TIMEOUT, "SECONDS", "give up waiting after this long (default: no limit)" },
-    { "priority", OPT_PRIORITY, "N", "-1000..1000, higher runs first (default 0)" },
-    { "max-attempts", OPT_MAX_ATTEMPTS, "N",
-      "attempts before the job fails, 1..1000 (default: broker's)" },
-    { "job-timeout", OPT_JOB_TIMEOUT, "SECONDS", "time limit of one attempt (default: broker's)" },
-    { "result-ttl", OPT_RESULT_TTL, "SECONDS",
-      "how long the broker keeps the outcome (default: broker's)" },
-    { "key", OPT_KEY, "KEY", "idempotency key: resubmitting with it returns the same job" },
-    { "json", OPT_JSON, NULL, "print JSON" },
-    { "file", OPT_FILE, "FILE", "read payloads from FILE, one per line (default: stdin)" },
-    { "window", OPT_WINDOW, "N", "jobs in flight at most (default 1000)" },
-    { "queues", OPT_QUEUES, "LIST",
-      "queues the key may use, comma-separated (default: all)" },
-    { "progress", OPT_PROGRESS, NULL,
-      "while waiting, print the job's progress reports on standard error" },
-    { "queue", OPT_QUEUE, "QUEUE", "every failed job of QUEUE" },
-    { "off", OPT_OFF, NULL, "stop draining: accept new jobs again" },
-    { "limit", OPT_LIMIT, "N", "list at most N jobs (default: all)" },
+//  A queue name check for --queue (stores nothing; the row stores it)
+static int
+s_check_queue (const zjq_option_t *option, void *settings, const char *value, char *error,
+               size_t error_size)
+{
+    return zjq_proto_queue_name_valid (value)? 0: -1;
+}
+
+#define s_FIELD(field) ZJQ_OPTION_FIELD (cli_t, field)
+
+//  Every option of every command: the mask is its bit, and a command takes
+//  the options in its `options` bits and the global ones. Each message is
+//  the CLI's own (tests pin them).
+static const zjq_option_t s_options [] = {
+    { "broker", 0, ZJQ_OPT_ARG, s_FIELD (broker), 1, 0, .metavar = "ENDPOINT",
+      .help = "broker endpoint (default: $ZJQ_BROKER, else " ZJQ_CLI_DEFAULT_BROKER ")",
+      .error = "--broker needs an endpoint", .mask = OPT_BROKER },
+    { "request-timeout", 0, ZJQ_OPT_DURATION, s_FIELD (request_timeout_ms), 1, INT_MAX,
+      .metavar = "SECONDS", .help = "how long the broker has to answer a request (default 5)",
+      .error = "--request-timeout: '%s' is not a duration above zero",
+      .mask = OPT_REQUEST_TIMEOUT },
+    { "curve-secret", 0, ZJQ_OPT_ARG, s_FIELD (curve_secret), 1, 0, .metavar = "FILE",
+      .help = "talk CURVE with this secret certificate (default: $ZJQ_CURVE_SECRET)",
+      .error = "--curve-secret needs a file name", .mask = OPT_CURVE_SECRET },
+    { "broker-key", 0, ZJQ_OPT_ARG, s_FIELD (broker_key), 1, 0, .metavar = "FILE",
+      .help = "the broker's public certificate, for CURVE (default: $ZJQ_BROKER_KEY)",
+      .error = "--broker-key needs a file name", .mask = OPT_BROKER_KEY },
+    { "help", 'h', ZJQ_OPT_FLAG, s_FIELD (help), .help = "show help and exit",
+      .mask = OPT_HELP },
+    { "version", 0, ZJQ_OPT_FLAG, s_FIELD (version), .help = "print the version and exit",
+      .mask = OPT_VERSION },
+    { "wait", 0, ZJQ_OPT_FLAG, s_FIELD (wait),
+      .help = "wait for the job to end and print its result", .mask = OPT_WAIT },
+    { "timeout", 0, ZJQ_OPT_DURATION, s_FIELD (timeout_ms), 0, INT_MAX, .metavar = "SECONDS",
+      .help = "give up waiting after this long (default: no limit)",
+      .error = "--timeout: '%s' is not a duration", .mask = OPT_TIMEOUT },
+    { "priority", 0, ZJQ_OPT_INT, s_FIELD (priority), -1000, 1000, .metavar = "N",
+      .help = "-1000..1000, higher runs first (default 0)",
+      .error = "--priority: '%s' is not a number in -1000..1000", .mask = OPT_PRIORITY },
+    { "max-attempts", 0, ZJQ_OPT_INT, s_FIELD (max_attempts), 1, 1000, .metavar = "N",
+      .help = "attempts before the job fails, 1..1000 (default: broker's)",
+      .error = "--max-attempts: '%s' is not a number in 1..1000", .mask = OPT_MAX_ATTEMPTS },
+    { "job-timeout", 0, ZJQ_OPT_DURATION, s_FIELD (job_timeout_ms), 1, 0, .metavar = "SECONDS",
+      .help = "time limit of one attempt (default: broker's)",
+      .error = "--job-timeout: '%s' is not a duration above zero", .mask = OPT_JOB_TIMEOUT },
+    { "result-ttl", 0, ZJQ_OPT_DURATION, s_FIELD (result_ttl_ms), 1, 0, .metavar = "SECONDS",
+      .help = "how long the broker keeps the outcome (default: broker's)",
+      .error = "--result-ttl: '%s' is not a duration above zero", .mask = OPT_RESULT_TTL },
+    { "key", 0, ZJQ_OPT_ARG, s_FIELD (key), 1, 256, .metavar = "KEY",
+      .help = "idempotency key: resubmitting with it returns the same job",
+      .error = "--key must be 1 to 256 bytes", .mask = OPT_KEY },
+    { "json", 0, ZJQ_OPT_FLAG, s_FIELD (json), .help = "print JSON", .mask = OPT_JSON },
+    { "file", 0, ZJQ_OPT_ARG, s_FIELD (file), .metavar = "FILE",
+      .help = "read payloads from FILE, one per line (default: stdin)", .mask = OPT_FILE },
+    { "window", 0, ZJQ_OPT_INT, s_FIELD (window), 1, 1000000, .metavar = "N",
+      .help = "jobs in flight at most (default 1000)",
+      .error = "--window: '%s' is not a number in 1..1000000", .mask = OPT_WINDOW },
+    { "queues", 0, ZJQ_OPT_ARG, s_FIELD (queues), .metavar = "LIST",
+      .help = "queues the key may use, comma-separated (default: all)", .mask = OPT_QUEUES },
+    { "progress", 0, ZJQ_OPT_FLAG, s_FIELD (progress),
+      .help = "while waiting, print the job's progress reports on standard error",
+      .mask = OPT_PROGRESS },
+    { "queue", 0, ZJQ_OPT_ARG, s_FIELD (queue), .metavar = "QUEUE",
+      .help = "every failed job of QUEUE", .parse = s_check_queue,
+      .error = "--queue: '%s' is not a queue name (" ZJQ_CLI_QUEUE_HINT ")", .mask = OPT_QUEUE },
+    { "off", 0, ZJQ_OPT_FLAG, s_FIELD (off), .help = "stop draining: accept new jobs again",
+      .mask = OPT_OFF },
+    { "limit", 0, ZJQ_OPT_INT, s_FIELD (limit), 1, 0, .metavar = "N",
+      .help = "list at most N jobs (default: all)",
+      .error = "--limit: '%s' is not a number above zero", .mask = OPT_LIMIT },
+    { .name = NULL }
 };
-#define OPTION_COUNT (sizeof (s_options) / sizeof (s_options [0]))
 
 static int s_cmd_help (cli_t *cli);
 
@@ -201,28 +242,10 @@ s_command_lookup (const char *name)
     return NULL;
 }
 
-static const option_t *
-s_option_lookup (const char *name, size_t len)
-{
-    for (size_t index = 0; index < OPTION_COUNT; index++)
-        if (strlen (s_options [index].name) == len
-        &&  memcmp (s_options [index].name, name, len) == 0)
-            return &s_options [index];
-    return NULL;
-}
-
 static void
 s_print_options (FILE *out, unsigned bits)
 {
-    for (size_t index = 0; index < OPTION_COUNT; index++) {
-        const option_t *option = &s_options [index];
-        if (!(option->bit & bits))
-            continue;
-        char left [64];
-        snprintf (left, sizeof (left), "%s--%s%s%s", option->bit == OPT_HELP? "-h, ": "",
-                  option->name, option->value? " ": "", option->value? option->value: "");
-        fprintf (out, "  %-27s %s\n", left, option->help);
-    }
+    zjq_options_help (s_options, bits, out, 27, 0);
 }
 
 static void
@@ -281,182 +304,110 @@ zjq_cli_usage_error (const cli_t *cli, const char *format, ...)
     return CLI_EXIT_USAGE;
 }
 
-//  A duration option in ms; max bounds it. Returns 0 or -1.
+//  --------------------------------------------------------------------------
+//  Parsing the command line
+
+//  The command is the first argument that is not an option or an
+//  option's value (options may come before or after it), or the one after
+//  "--". Returns its index, or 0 if there is none.
 static int
-s_parse_ms (const char *text, int64_t min, int64_t max, int64_t *ms)
+s_find_command (int argc, char **argv)
 {
-    return zjq_parse_duration (text, ms) == 0 && *ms >= min && *ms <= max? 0: -1;
+    int arg = 0;
+    const zjq_option_t *option;
+    const char *value;
+    while (true) {
+        switch (zjq_options_next (s_options, 0, argc, argv, &arg, &option, &value)) {
+            case ZJQ_OPTIONS_END:
+                return 0;
+            case ZJQ_OPTIONS_DASHDASH:
+                return arg + 1 < argc? arg + 1: 0;
+            case ZJQ_OPTIONS_POSITIONAL:
+                return arg;
+            default:
+                break;          //  an option (with its value), or a bad one
+        }
+    }
 }
 
-//  Take one option's value. Returns 0 or an exit code.
+//  A positional argument of the command. Returns 0 or an exit code.
 static int
-s_option_apply (cli_t *cli, const option_t *option, const char *value)
+s_positional (cli_t *cli, const char *arg)
 {
-    int64_t number;
-    switch (option->bit) {
-        case OPT_BROKER:
-            if (!*value)
-                return zjq_cli_usage_error (cli, "--broker needs an endpoint");
-            cli->broker = value;
-            break;
-        case OPT_REQUEST_TIMEOUT:
-            if (s_parse_ms (value, 1, INT_MAX, &number))
-                return zjq_cli_usage_error (cli, "--request-timeout: '%s' is not a duration above zero",
-                                            value);
-            cli->request_timeout_ms = (int) number;
-            break;
-        case OPT_TIMEOUT:
-            if (s_parse_ms (value, 0, INT_MAX, &number))
-                return zjq_cli_usage_error (cli, "--timeout: '%s' is not a duration", value);
-            cli->timeout_ms = number;
-            break;
-        case OPT_PRIORITY:
-            if (zjq_parse_int (value, -1000, 1000, &number))
-                return zjq_cli_usage_error (cli, "--priority: '%s' is not a number in -1000..1000",
-                                            value);
-            cli->priority = (int) number;
-            break;
-        case OPT_MAX_ATTEMPTS:
-            if (zjq_parse_int (value, 1, 1000, &number))
-                return zjq_cli_usage_error (cli, "--max-attempts: '%s' is not a number in 1..1000",
-                                            value);
-            cli->max_attempts = (int) number;
-            break;
-        case OPT_JOB_TIMEOUT:
-            if (s_parse_ms (value, 1, INT64_MAX, &cli->job_timeout_ms))
-                return zjq_cli_usage_error (cli, "--job-timeout: '%s' is not a duration above zero",
-                                            value);
-            break;
-        case OPT_RESULT_TTL:
-            if (s_parse_ms (value, 1, INT64_MAX, &cli->result_ttl_ms))
-                return zjq_cli_usage_error (cli, "--result-ttl: '%s' is not a duration above zero",
-                                            value);
-            break;
-        case OPT_KEY:
-            if (!*value || strlen (value) > 256)
-                return zjq_cli_usage_error (cli, "--key must be 1 to 256 bytes");
-            cli->key = value;
-            break;
-        case OPT_FILE:
-            cli->file = value;
-            break;
-        case OPT_CURVE_SECRET:
-        case OPT_BROKER_KEY:
-            if (!*value)
-                return zjq_cli_usage_error (cli, "--%s needs a file name", option->name);
-            if (option->bit == OPT_CURVE_SECRET)
-                cli->curve_secret = value;
-            else
-                cli->broker_key = value;
-            break;
-        case OPT_QUEUES:
-            cli->queues = value;
-            break;
-        case OPT_QUEUE:
-            if (!zjq_proto_queue_name_valid (value))
-                return zjq_cli_usage_error (cli, "--queue: '%s' is not a queue name (%s)", value,
-                                            ZJQ_CLI_QUEUE_HINT);
-            cli->queue = value;
-            break;
-        case OPT_LIMIT:
-            if (zjq_parse_int (value, 1, INT64_MAX, &cli->limit))
-                return zjq_cli_usage_error (cli, "--limit: '%s' is not a number above zero", value);
-            break;
-        case OPT_WINDOW:
-            if (zjq_parse_int (value, 1, 1000000, &number))
-                return zjq_cli_usage_error (cli, "--window: '%s' is not a number in 1..1000000", value);
-            cli->window = (int) number;
-            break;
-        default:
-            break;
-    }
-    cli->given |= option->bit;
+    if (!cli->command)
+        return zjq_cli_usage_error (cli, "unexpected argument '%s'", arg);
+    if (cli->arg_count == ZJQ_CLI_MAX_POSITIONAL || cli->arg_count >= cli->command->max_args)
+        return zjq_cli_usage_error (cli, "too many arguments");
+    cli->args [cli->arg_count++] = arg;
     return 0;
 }
 
+//  An option zjq_options_next found (status and the culprit arg). Returns
+//  0 or an exit code.
+static int
+s_option (cli_t *cli, zjq_options_status_t status, const zjq_option_t *option,
+          const char *arg, const char *value)
+{
+    if (status == ZJQ_OPTIONS_UNKNOWN) {
+        if (arg [1] != '-')
+            return zjq_cli_usage_error (cli, "unknown option '%s'", arg);
+        return zjq_cli_usage_error (cli, "unknown option '%.*s'", (int) strcspn (arg, "="), arg);
+    }
+    unsigned allowed = OPT_GLOBAL | (cli->command? cli->command->options: 0);
+    if (!(option->mask & allowed))
+        return zjq_cli_usage_error (cli, "option --%s does not apply here", option->name);
+    if (status == ZJQ_OPTIONS_NEEDS_VALUE)
+        return zjq_cli_usage_error (cli, "option --%s needs a value (%s)", option->name,
+                                    option->metavar);
+    if (status == ZJQ_OPTIONS_NO_VALUE)
+        return zjq_cli_usage_error (cli, "option --%s takes no value", option->name);
+    char error [256];
+    if (zjq_options_set (option, cli, value, error, sizeof (error)) != 0)
+        return zjq_cli_usage_error (cli, "%s", error);
+    cli->given |= option->mask;
+    return 0;
+}
 
-//  --------------------------------------------------------------------------
-//  Parsing the command line
+//  Every argument but the command: options, then after "--" positional
+//  arguments only. Returns 0 or an exit code.
+static int
+s_parse_options (cli_t *cli, int argc, char **argv, int command_at)
+{
+    int arg = 0, rc = 0;
+    while (rc == 0) {
+        const zjq_option_t *option;
+        const char *value;
+        zjq_options_status_t status =
+            zjq_options_next (s_options, 0, argc, argv, &arg, &option, &value);
+        if (status == ZJQ_OPTIONS_END)
+            break;
+        if (status == ZJQ_OPTIONS_DASHDASH) {
+            while (rc == 0 && ++arg < argc)
+                rc = arg == command_at? 0: s_positional (cli, argv [arg]);
+            break;
+        }
+        if (status == ZJQ_OPTIONS_POSITIONAL)
+            rc = arg == command_at? 0: s_positional (cli, argv [arg]);
+        else
+            rc = s_option (cli, status, option, argv [arg], value);
+    }
+    return rc;
+}
 
 //  Parse the command line into cli. Returns 0, or an exit code (-1 when
 //  help or the version was printed: exit 0).
 static int
 s_parse_args (cli_t *cli, int argc, char **argv)
 {
-    //  The command is the first argument that is not an option or an
-    //  option's value; options may come before or after it.
-    int command_at = 0;
-    for (int index = 1; index < argc; index++) {
-        const char *arg = argv [index];
-        if (strcmp (arg, "--") == 0) {
-            command_at = index + 1 < argc? index + 1: 0;
-            break;
-        }
-        if (arg [0] == '-' && arg [1] == '-') {
-            const char *equals = strchr (arg, '=');
-            size_t len = equals? (size_t) (equals - arg - 2): strlen (arg + 2);
-            const option_t *option = s_option_lookup (arg + 2, len);
-            if (option && option->value && !equals)
-                index++;        //  skip its value
-            continue;
-        }
-        if (arg [0] == '-' && arg [1])
-            continue;
-        command_at = index;
-        break;
-    }
+    int command_at = s_find_command (argc, argv);
     if (command_at) {
         cli->command = s_command_lookup (argv [command_at]);
         if (!cli->command)
             return zjq_cli_usage_error (cli, "unknown command '%s'", argv [command_at]);
     }
-    unsigned allowed = OPT_GLOBAL | (cli->command? cli->command->options: 0);
-    bool options_done = false;
-    for (int index = 1; index < argc; index++) {
-        if (index == command_at)
-            continue;
-        const char *arg = argv [index];
-        if (!options_done && strcmp (arg, "--") == 0) {
-            options_done = true;
-            continue;
-        }
-        if (!options_done && strcmp (arg, "-h") == 0)
-            arg = "--help";
-        if (!options_done && arg [0] == '-' && arg [1] == '-') {
-            const char *equals = strchr (arg, '=');
-            size_t len = equals? (size_t) (equals - arg - 2): strlen (arg + 2);
-            const option_t *option = s_option_lookup (arg + 2, len);
-            if (!option)
-                return zjq_cli_usage_error (cli, "unknown option '%.*s'", (int) len + 2, arg);
-            if (!(option->bit & allowed))
-                return zjq_cli_usage_error (cli, "option --%s does not apply here", option->name);
-            const char *value = NULL;
-            if (option->value) {
-                if (equals)
-                    value = equals + 1;
-                else
-                if (index + 1 < argc)
-                    value = argv [++index];
-                else
-                    return zjq_cli_usage_error (cli, "option --%s needs a value (%s)", option->name,
-                                                option->value);
-            }
-            else
-            if (equals)
-                return zjq_cli_usage_error (cli, "option --%s takes no value", option->name);
-            int rc = s_option_apply (cli, option, value);
-            if (rc)
-                return rc;
-            continue;
-        }
-        if (!options_done && arg [0] == '-' && arg [1])
-            return zjq_cli_usage_error (cli, "unknown option '%s'", arg);
-        if (!cli->command)
-            return zjq_cli_usage_error (cli, "unexpected argument '%s'", arg);
-        if (cli->arg_count == ZJQ_CLI_MAX_POSITIONAL || cli->arg_count >= cli->command->max_args)
-            return zjq_cli_usage_error (cli, "too many arguments");
-        cli->args [cli->arg_count++] = arg;
-    }
+    int rc = s_parse_options (cli, argc, argv, command_at);
+    if (rc)
+        return rc;
     if (cli->given & OPT_HELP) {
         if (cli->command && cli->command->run != s_cmd_help)
             s_print_command_help (stdout, cli->command);

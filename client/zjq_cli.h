@@ -47,7 +47,7 @@ typedef enum {
 #undef ZJQ_CLI_EXIT_ENUM
 } cli_exit_t;
 
-//  Options, one bit each (the table is in zjq_cli.c)
+//  Options, one bit each: the mask of their row in the table (zjq_cli.c)
 typedef enum {
     OPT_BROKER          = 1 << 0,
     OPT_REQUEST_TIMEOUT = 1 << 1,
@@ -74,13 +74,6 @@ typedef enum {
 
 #define OPT_GLOBAL (OPT_BROKER | OPT_REQUEST_TIMEOUT | OPT_CURVE_SECRET | OPT_BROKER_KEY \
                     | OPT_HELP | OPT_VERSION)
-
-typedef struct {
-    const char *name;           //  without the leading --
-    unsigned bit;
-    const char *value;          //  metavariable, NULL for a flag
-    const char *help;
-} option_t;
 
 //  Commands (the table is in zjq_cli.c)
 typedef struct _cli_t cli_t;
@@ -115,6 +108,7 @@ struct _cli_t {
     int window;
     const char *queue;          //  retry --queue
     int64_t limit;              //  failed --limit, 0: all
+    bool help, version, wait, json, progress, off;  //  flags (commands test `given`)
     const char *args [ZJQ_CLI_MAX_POSITIONAL];
     int arg_count;
     zjq_client_t *client;
