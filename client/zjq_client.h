@@ -50,7 +50,8 @@ typedef struct _zjq_client_t zjq_client_t;
 //  - Initialise one with its init macro (zjq_submit_opts_init (&opts)) or
 //    static initialiser (= ZJQ_SUBMIT_OPTS_INIT): size becomes the sizeof
 //    of the struct in the header the caller was compiled with, and every
-//    option its default (zero). Then set the options wanted.
+//    option its default (zero). Then set the options wanted. (The static
+//    initialisers are designated: C, or C++20; else use the macro.)
 //  - The library reads the options that lie wholly inside size and takes
 //    the defaults for the rest: a program built against an older, shorter
 //    header keeps working. A struct from a newer header than the library's
