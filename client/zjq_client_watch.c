@@ -17,17 +17,27 @@
 //  --------------------------------------------------------------------------
 //  Watched jobs and their watches
 
+//  A job id and its hash: ids of one broker share their generation's
+//  prefix, so the hash is compared first
+typedef struct {
+    uint64_t hash;
+    const char *id;
+} s_job_key_t;
+
 static bool
 s_jobwatch_match (const void *item, const void *key)
 {
-    return streq (((const zjq_jobwatch_t *) item)->id, (const char *) key);
+    const zjq_jobwatch_t *job = (const zjq_jobwatch_t *) item;
+    const s_job_key_t *job_key = (const s_job_key_t *) key;
+    return job->hash == job_key->hash && streq (job->id, job_key->id);
 }
 
 zjq_jobwatch_t *
 zjq_client_job_lookup (zjq_client_t *self, const char *job_id)
 {
-    return (zjq_jobwatch_t *) zjq_hashtab_lookup (&self->jobs, zjq_client_id_hash (job_id),
-                                                  s_jobwatch_match, job_id);
+    s_job_key_t key = { zjq_client_id_hash (job_id), job_id };
+    return (zjq_jobwatch_t *) zjq_hashtab_lookup (&self->jobs, key.hash, s_jobwatch_match,
+                                                  &key);
 }
 
 //  Recycle a watch (out of every structure).
