@@ -415,14 +415,18 @@ s_random_routing_id (unsigned char *id, size_t size)
 static void
 s_client_free (zjq_client_t *self)
 {
+    //  Stop the monitor before closing its reading end: libzmq's I/O thread
+    //  sends events with a blocking send, holding the lock that stopping
+    //  the monitor takes, and a PAIR with no peer blocks (a client
+    //  destroyed while its handshake events were on their way hung here)
+    if (self->dealer)
+        zmq_socket_monitor (self->dealer, NULL, 0);
     if (self->monitor)
         zmq_close (self->monitor);
     zjq_inbox_destroy (&self->inbox);
     zjq_batch_destroy (&self->batch);
-    if (self->dealer) {
-        zmq_socket_monitor (self->dealer, NULL, 0);
+    if (self->dealer)
         zmq_close (self->dealer);
-    }
     if (self->context)
         zmq_ctx_term (self->context);
     zjq_hashtab_fini (&self->requests);
