@@ -16,6 +16,7 @@
 #include "zjq_journal.h"
 #include "zjq_cert.h"
 #include "zjq_auth.h"
+#include "zjq_credit.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +41,7 @@ static const s_test_t s_tests [] = {
     { "jobtable", zjq_jobtable_test },
     { "journal",  zjq_journal_test },
     { "auth",     zjq_auth_test },
+    { "credit",   zjq_credit_test },
 };
 
 int

@@ -1,0 +1,345 @@
+/*  zjq_pool.c: the handler threads and their hand-off (see
+    zjq_worker_private.h).
+
+    Handler threads (one per concurrency slot) take tasks from the pool's
+    FIFO, run the handler and put the task on the pool's done list. So never
+    more than `concurrency` handlers run, and jobs that arrive while every
+    slot is busy (with live or with aborted tasks) wait in the FIFO.
+
+    Handoff cost. Every crossing between threads is batched: the main thread
+    hands all the JOBs of one read batch to the FIFO under one lock
+    (zjq_pool_push) and wakes one idle thread, which wakes the next only if
+    work is left when it takes its task, so threads join one by one while a
+    backlog lasts and short jobs do not wake a herd of threads (each wake-up
+    is a context switch that costs more than an echo job); a handler thread
+    puts its finished task on the done list and takes its next one in the
+    same critical section, and writes the eventfd only when no wake is on
+    its way already (wake_pending); the main thread then takes the whole
+    done list at once (zjq_pool_collect) and sends every result in one pass.
+
+    Shared mutable state is guarded by the pool's one mutex, except the
+    tasks' cancelled flag, which is atomic so that handlers can poll it
+    cheaply. If handlers do not return within a bound after the worker
+    stopped, the pool is orphaned (zjq_pool_stop): each remaining thread
+    destroys its own task and the last one out frees the pool.             */
+
+#include "zjq_worker_private.h"
+#include "zjq_log.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+
+static void
+s_pool_free (zjq_pool_t *self)
+{
+    zlistx_destroy (&self->progress);
+    if (self->wake_fd >= 0)
+        close (self->wake_fd);
+    pthread_cond_destroy (&self->work);
+    pthread_cond_destroy (&self->cancelled);
+    pthread_mutex_destroy (&self->lock);
+    free (self->threads);
+    free (self);
+}
+
+//  Drop one reference; the last one frees the pool.
+static void
+s_pool_release (zjq_pool_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    bool last = --self->refs == 0;
+    pthread_mutex_unlock (&self->lock);
+    if (last)
+        s_pool_free (self);
+}
+
+//  Take the next task from the FIFO, or NULL. Lock held.
+static zjq_task_t *
+s_pending_pop (zjq_pool_t *self)
+{
+    zjq_task_t *task = self->pending_head;
+    if (task) {
+        self->pending_head = task->next;
+        if (self->pending_head)
+            self->pending_head->prev = NULL;
+        else
+            self->pending_tail = NULL;
+        task->prev = task->next = NULL;
+    }
+    return task;
+}
+
+//  Take a task out of the middle of the FIFO. Lock held.
+static void
+s_pending_remove (zjq_pool_t *self, zjq_task_t *task)
+{
+    if (task->prev)
+        task->prev->next = task->next;
+    else
+        self->pending_head = task->next;
+    if (task->next)
+        task->next->prev = task->prev;
+    else
+        self->pending_tail = task->prev;
+    task->prev = task->next = NULL;
+}
+
+//  If the task has not started, take it out of the FIFO (it will never
+//  run). Returns true if it was taken. Lock held.
+static bool
+s_pending_withdraw (zjq_pool_t *self, zjq_task_t *task)
+{
+    if (task->state != ZJQ_TASK_QUEUED)
+        return false;
+    s_pending_remove (self, task);
+    task->state = ZJQ_TASK_DONE;
+    return true;
+}
+
+//  A handler returned: put the task on the done list (or destroy it if the
+//  worker left). Returns true if the caller must wake the main thread once
+//  it dropped the lock. Lock held.
+static bool
+s_pool_finish (zjq_pool_t *self, zjq_task_t *task)
+{
+    task->state = ZJQ_TASK_DONE;
+    task->child = 0;
+    if (self->orphaned) {
+        zjq_task_destroy (&task);
+        return false;
+    }
+    task->next = NULL;
+    if (self->done_tail)
+        self->done_tail->next = task;
+    else
+        self->done_head = task;
+    self->done_tail = task;
+    if (self->wake_pending)
+        return false;
+    self->wake_pending = true;
+    return true;
+}
+
+//  Wake one idle thread, unless one is on its way: it wakes the next if
+//  there is more than it can take. Lock held.
+static void
+s_pool_wake_one (zjq_pool_t *self)
+{
+    if (self->idle > self->waking && !self->waking) {
+        self->waking++;
+        pthread_cond_signal (&self->work);
+    }
+}
+
+static void *
+s_handler_thread (void *args)
+{
+    zjq_pool_t *pool = (zjq_pool_t *) args;
+    zjq_task_t *task = NULL;
+    pthread_mutex_lock (&pool->lock);
+    while (true) {
+        //  Report the last task and take the next in one critical section
+        bool wake = task && s_pool_finish (pool, task);
+        task = NULL;
+        if (wake && !pool->pending_head) {
+            //  About to sleep: wake the main thread first
+            pthread_mutex_unlock (&pool->lock);
+            zjq_worker_eventfd_signal (pool->wake_fd);
+            wake = false;
+            pthread_mutex_lock (&pool->lock);
+        }
+        while (!pool->shutdown && !pool->pending_head) {
+            pool->idle++;
+            pthread_cond_wait (&pool->work, &pool->lock);
+            pool->idle--;
+            if (pool->waking)
+                pool->waking--;
+        }
+        if (pool->shutdown) {
+            if (wake) {
+                pthread_mutex_unlock (&pool->lock);
+                zjq_worker_eventfd_signal (pool->wake_fd);
+                pthread_mutex_lock (&pool->lock);
+            }
+            break;
+        }
+        task = s_pending_pop (pool);
+        task->state = ZJQ_TASK_RUNNING;
+        //  Work left for another thread: wake one (which does the same).
+        //  Threads join one by one while a backlog lasts, so short tasks
+        //  are run by the threads already awake instead of a herd of them.
+        if (pool->pending_head)
+            s_pool_wake_one (pool);
+        pthread_mutex_unlock (&pool->lock);
+        if (wake)
+            zjq_worker_eventfd_signal (pool->wake_fd);
+
+        zjq_task_execute (task);
+
+        pthread_mutex_lock (&pool->lock);
+    }
+    bool last = --pool->refs == 0;
+    pthread_mutex_unlock (&pool->lock);
+    if (last)
+        s_pool_free (pool);
+    return NULL;
+}
+
+//  Tell every thread to exit. Lock not held.
+static void
+s_pool_shutdown (zjq_pool_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    self->shutdown = true;
+    pthread_cond_broadcast (&self->work);
+    pthread_mutex_unlock (&self->lock);
+}
+
+zjq_pool_t *
+zjq_pool_new (int nthreads)
+{
+    zjq_pool_t *self = (zjq_pool_t *) calloc (1, sizeof (zjq_pool_t));
+    if (!self)
+        return NULL;
+    self->wake_fd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+    self->threads = (pthread_t *) calloc ((size_t) nthreads, sizeof (pthread_t));
+    self->progress = zlistx_new ();
+    pthread_mutex_init (&self->lock, NULL);
+    pthread_cond_init (&self->work, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init (&attr);
+    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+    pthread_cond_init (&self->cancelled, &attr);
+    pthread_condattr_destroy (&attr);
+    self->refs = 1;
+    if (self->wake_fd < 0 || !self->threads || !self->progress) {
+        s_pool_free (self);
+        return NULL;
+    }
+    for (int i = 0; i < nthreads; i++) {
+        pthread_mutex_lock (&self->lock);
+        self->refs++;
+        pthread_mutex_unlock (&self->lock);
+        if (pthread_create (&self->threads [i], NULL, s_handler_thread, self) != 0) {
+            zjq_log_error ("worker_thread_failed", "error=%s", strerror (errno));
+            pthread_mutex_lock (&self->lock);
+            self->refs--;
+            pthread_mutex_unlock (&self->lock);
+            s_pool_shutdown (self);
+            for (int j = 0; j < i; j++)
+                pthread_join (self->threads [j], NULL);
+            s_pool_release (self);
+            return NULL;
+        }
+        self->nthreads++;
+    }
+    return self;
+}
+
+int
+zjq_pool_wake_fd (zjq_pool_t *self)
+{
+    assert (self);
+    return self->wake_fd;
+}
+
+void
+zjq_pool_push (zjq_pool_t *self, zjq_task_t *head, zjq_task_t *tail)
+{
+    assert (self);
+    assert (head && tail);
+    pthread_mutex_lock (&self->lock);
+    if (self->pending_tail) {
+        self->pending_tail->next = head;
+        head->prev = self->pending_tail;
+    }
+    else
+        self->pending_head = head;
+    self->pending_tail = tail;
+    s_pool_wake_one (self);
+    pthread_mutex_unlock (&self->lock);
+}
+
+bool
+zjq_pool_cancel (zjq_pool_t *self, zjq_task_t *task)
+{
+    assert (self);
+    pthread_mutex_lock (&self->lock);
+    atomic_store (&task->cancelled, true);
+    pthread_cond_broadcast (&self->cancelled);
+    if (task->child > 0)
+        kill (-task->child, SIGKILL);
+    bool was_queued = s_pending_withdraw (self, task);
+    pthread_mutex_unlock (&self->lock);
+    return was_queued;
+}
+
+bool
+zjq_pool_withdraw (zjq_pool_t *self, zjq_task_t *task)
+{
+    assert (self);
+    pthread_mutex_lock (&self->lock);
+    bool was_queued = s_pending_withdraw (self, task);
+    pthread_mutex_unlock (&self->lock);
+    return was_queued;
+}
+
+zjq_task_t *
+zjq_pool_collect (zjq_pool_t *self, zjq_pool_progress_fn *progress_fn, void *arg)
+{
+    assert (self);
+    pthread_mutex_lock (&self->lock);
+    self->wake_pending = false;
+    zjq_task_t *done = self->done_head;
+    self->done_head = self->done_tail = NULL;
+    //  A task on the done list no longer adds progress, so once the progress
+    //  list is empty none of them is on it any more, and they may go
+    zjq_task_t *task;
+    while ((task = (zjq_task_t *) zlistx_detach (self->progress, NULL))) {
+        task->progress_pending = false;
+        double fraction = task->progress;
+        char text [ZJQ_WORKER_PROGRESS_MAX + 1];
+        memcpy (text, task->progress_text, sizeof text);
+        pthread_mutex_unlock (&self->lock);
+        progress_fn (task, fraction, text, arg);
+        pthread_mutex_lock (&self->lock);
+    }
+    pthread_mutex_unlock (&self->lock);
+    return done;
+}
+
+void
+zjq_pool_stop (zjq_pool_t **self_p, bool orphan)
+{
+    assert (self_p);
+    zjq_pool_t *self = *self_p;
+    if (!self)
+        return;
+    *self_p = NULL;
+    pthread_mutex_lock (&self->lock);
+    self->shutdown = true;
+    pthread_cond_broadcast (&self->work);
+    if (orphan) {
+        //  Handlers that ignore cancellation: leave them the pool
+        self->orphaned = true;
+        zjq_task_t *task;
+        while ((task = self->done_head)) {
+            self->done_head = task->next;
+            zjq_task_destroy (&task);
+        }
+        self->done_tail = NULL;
+        zlistx_purge (self->progress);
+    }
+    pthread_mutex_unlock (&self->lock);
+    for (int i = 0; i < self->nthreads; i++)
+        if (orphan)
+            pthread_detach (self->threads [i]);
+        else
+            pthread_join (self->threads [i], NULL);
+    s_pool_release (self);
+}
