@@ -38,6 +38,11 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+//  The functions below are internal to libzjq: hidden, so they are not part
+//  of its ABI and calls between the library's files do not go through the
+//  PLT.
+#define ZJQ_WORKER_INTERNAL __attribute__ ((visibility ("hidden")))
+
 #define ZJQ_WORKER_MAX_QUEUES       64      //  READY carries 1-64 queues
 #define ZJQ_WORKER_ERROR_MAX        4096    //  zjq_task_fail text, with NUL
 #define ZJQ_WORKER_PROGRESS_MAX     256     //  PROGRESS message, bytes
@@ -196,26 +201,26 @@ zjq_worker_eventfd_drain (int fd)
 
 //  Create a task, from spare (a recycled task, or NULL); takes ownership of
 //  *payload_p. Returns NULL on out of memory (the payload is destroyed).
-zjq_task_t *
+ZJQ_WORKER_INTERNAL zjq_task_t *
     zjq_task_new (zjq_pool_t *pool, zjq_task_t *spare, const char *id, const char *queue,
                   int attempt, zframe_t **payload_p, zjq_worker_handler_t *handler,
                   size_t max_result, int64_t deadline);
 
 //  Free what a task holds, not the task itself (it may be recycled).
-void
+ZJQ_WORKER_INTERNAL void
     zjq_task_clear (zjq_task_t *self);
 
 //  Free a task and what it holds; idempotent; nulls the pointer.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_task_destroy (zjq_task_t **self_p);
 
 //  Run the handler (unless already cancelled: rc -1), timing it.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_task_execute (zjq_task_t *self);
 
 //  Copy at most max bytes of text into buf (max + 1 bytes), not cutting a
 //  UTF-8 sequence in half.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_task_copy_utf8 (char *buf, const char *text, size_t max);
 
 
@@ -232,34 +237,34 @@ typedef void (zjq_pool_progress_fn) (zjq_task_t *task, double fraction, const ch
 //  Create a pool and start nthreads threads (0 is valid: inline handlers).
 //  They inherit the caller's signal mask. Returns NULL on failure (nothing
 //  left running).
-zjq_pool_t *
+ZJQ_WORKER_INTERNAL zjq_pool_t *
     zjq_pool_new (int nthreads);
 
 //  The eventfd that becomes readable when tasks are done or have progress.
-int
+ZJQ_WORKER_INTERNAL int
     zjq_pool_wake_fd (zjq_pool_t *self);
 
 //  Append a linked batch of tasks (head..tail, by prev/next) to the FIFO
 //  under one lock, and wake one idle thread unless one is on its way.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_pool_push (zjq_pool_t *self, zjq_task_t *head, zjq_task_t *tail);
 
 //  Cancel a task: set its flag, wake zjq_task_wait_cancelled and kill its
 //  child's process group. Returns true if the task was still in the FIFO:
 //  it is then taken out (state DONE, it will never run) and belongs to the
 //  caller alone.
-bool
+ZJQ_WORKER_INTERNAL bool
     zjq_pool_cancel (zjq_pool_t *self, zjq_task_t *task);
 
 //  Take a task out of the FIFO if it has not started. Returns true if it
 //  was taken (state DONE, it will never run), false if it runs or ran.
-bool
+ZJQ_WORKER_INTERNAL bool
     zjq_pool_withdraw (zjq_pool_t *self, zjq_task_t *task);
 
 //  Take what handler threads left: call progress_fn for every task with
 //  progress to send (done ones included), then return the done list
 //  (linked by next, in order; the caller owns those tasks), or NULL.
-zjq_task_t *
+ZJQ_WORKER_INTERNAL zjq_task_t *
     zjq_pool_collect (zjq_pool_t *self, zjq_pool_progress_fn *progress_fn, void *arg);
 
 //  Stop the threads and drop the caller's reference; nulls the pointer. If
@@ -267,7 +272,7 @@ zjq_task_t *
 //  list and progress are dropped, the threads are detached and destroy
 //  their own tasks, and the last one out frees the pool. Otherwise waits
 //  for every thread.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_pool_stop (zjq_pool_t **self_p, bool orphan);
 
 
@@ -277,46 +282,46 @@ void
 //  Send a message to the broker (never blocks; batched until the next
 //  flush); destroys it. Returns 0, or -1 if there is no connection (the
 //  message is dropped: the broker's own timers recover from a lost one).
-int
+ZJQ_WORKER_INTERNAL int
     zjq_worker_send (zjq_worker_t *self, zjq_msg_t **msg_p);
 
 //  A WORK_RESULT message. result_p may be NULL (empty payload); it is taken.
-zjq_msg_t *
+ZJQ_WORKER_INTERNAL zjq_msg_t *
     zjq_worker_result_new (const char *id, int64_t attempt, const char *status,
                            const char *error, zframe_t **result_p, int64_t duration_ms);
 
 //  Send WORK_RESULT. result_p may be NULL (empty payload); it is taken.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_worker_send_result (zjq_worker_t *self, const char *id, int64_t attempt,
                             const char *status, const char *error, zframe_t **result_p,
                             int64_t duration_ms);
 
 //  Send DISCONNECT, with drain true or without the key.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_worker_send_disconnect (zjq_worker_t *self, bool drain);
 
 //  Open the connection if it is due, keep it alive (heartbeat), and give it
 //  up if the broker fell silent. Returns 0, or -1 if the connection was
 //  just lost (the caller starts its turn again).
-int
+ZJQ_WORKER_INTERNAL int
     zjq_worker_conn_tend (zjq_worker_t *self, int64_t now);
 
 //  The nearest connection timer (heartbeat, liveness, reconnect) if it
 //  comes before wake; else wake.
-int64_t
+ZJQ_WORKER_INTERNAL int64_t
     zjq_worker_conn_next_timer (zjq_worker_t *self, int64_t wake);
 
 //  Read what the broker sent, a bounded batch at a time, and hand the JOBs
 //  received to the handlers.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_worker_recv_all (zjq_worker_t *self);
 
 //  A CURVE handshake event is waiting on self->monitor: handle it.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_worker_read_monitor (zjq_worker_t *self);
 
 //  Flush what this turn sent and close the socket with this linger.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_worker_close_socket (zjq_worker_t *self, int linger_ms);
 
 
@@ -324,49 +329,49 @@ void
 //  zjq_worker_jobs.c: job bookkeeping (main thread)
 
 //  The handler registered for a queue, or NULL.
-zjq_worker_handler_t *
+ZJQ_WORKER_INTERNAL zjq_worker_handler_t *
     zjq_worker_handler_lookup (zjq_worker_t *self, const char *queue);
 
 //  A JOB arrived: check it, make a task, queue it on the incoming batch
 //  (or answer the broker at once if it cannot run).
-void
+ZJQ_WORKER_INTERNAL void
     zjq_worker_on_job (zjq_worker_t *self, zjq_msg_t *msg);
 
 //  A JOB_CANCEL arrived.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_worker_on_cancel (zjq_worker_t *self, zjq_msg_t *msg);
 
 //  Hand the JOBs received so far to the handler threads (or, inline, run
 //  them now). Called before anything else looks at task states, and at the
 //  end of every read batch.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_worker_hand_over (zjq_worker_t *self);
 
 //  Send the results and progress that handler threads left.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_worker_collect (zjq_worker_t *self);
 
 //  Cancel live tasks past their deadline (reason "timeout"). Returns the
 //  nearest deadline still ahead, or INT64_MAX.
-int64_t
+ZJQ_WORKER_INTERNAL int64_t
     zjq_worker_check_deadlines (zjq_worker_t *self, int64_t now);
 
 //  Tasks that still belong to the broker connection (not aborted).
-size_t
+ZJQ_WORKER_INTERNAL size_t
     zjq_worker_live_tasks (zjq_worker_t *self);
 
 //  Abort every live task: its result will be discarded, running handlers
 //  are cancelled (children killed), queued ones are dropped.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_worker_abort_tasks (zjq_worker_t *self, const char *reason);
 
 //  Hand back every task that has not started ("returned", "worker shutting
 //  down"); running ones go on.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_worker_return_queued (zjq_worker_t *self);
 
 //  Free the recycled tasks.
-void
+ZJQ_WORKER_INTERNAL void
     zjq_worker_free_spares (zjq_worker_t *self);
 
 #endif
