@@ -17,6 +17,7 @@
 #include "zjq_cert.h"
 #include "zjq_auth.h"
 #include "zjq_credit.h"
+#include "zjq_worker_private.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +43,7 @@ static const s_test_t s_tests [] = {
     { "journal",  zjq_journal_test },
     { "auth",     zjq_auth_test },
     { "credit",   zjq_credit_test },
+    { "pool",     zjq_pool_test },
 };
 
 int

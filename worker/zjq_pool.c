@@ -343,3 +343,140 @@ zjq_pool_stop (zjq_pool_t **self_p, bool orphan)
             pthread_join (self->threads [i], NULL);
     s_pool_release (self);
 }
+
+
+//  --------------------------------------------------------------------------
+//  Self-test
+
+//  Payload "p": report progress; "w": wait for cancellation; "s": sleep
+//  100 ms ignoring it; else succeed.
+static int
+s_test_handler (zjq_task_t *task, void *arg)
+{
+    atomic_int *runs = (atomic_int *) arg;
+    atomic_fetch_add (runs, 1);
+    const char *payload = (const char *) zjq_task_payload (task);
+    if (*payload == 'p')
+        zjq_task_progress (task, 0.5, "half");
+    else
+    if (*payload == 'w')
+        return zjq_task_wait_cancelled (task, 5000) ? -1 : 0;
+    else
+    if (*payload == 's')
+        usleep (100 * 1000);
+    return 0;
+}
+
+static void
+s_test_progress (zjq_task_t *task, double fraction, const char *text, void *arg)
+{
+    assert (fraction == 0.5);
+    assert (streq (text, "half"));
+    (*(int *) arg)++;
+}
+
+static zjq_task_t *
+s_test_task (zjq_pool_t *pool, zjq_worker_handler_t *handler, int index, const char *payload)
+{
+    char id [32];
+    snprintf (id, sizeof id, "1-%d", index);
+    zframe_t *frame = zframe_new (payload, strlen (payload));
+    zjq_task_t *task = zjq_task_new (pool, NULL, id, "q", 1, &frame, handler, 1024, INT64_MAX);
+    assert (task && !frame);
+    return task;
+}
+
+//  Wait for the pool's wake, collect; returns the done tasks (destroyed),
+//  after checking each succeeded or was cancelled.
+static int
+s_test_collect (zjq_pool_t *pool, int *progress)
+{
+    zmq_pollitem_t item = { NULL, zjq_pool_wake_fd (pool), ZMQ_POLLIN, 0 };
+    int done = 0;
+    if (zmq_poll (&item, 1, 5000) > 0) {
+        zjq_worker_eventfd_drain (zjq_pool_wake_fd (pool));
+        zjq_task_t *task = zjq_pool_collect (pool, s_test_progress, progress);
+        while (task) {
+            zjq_task_t *next = task->next;
+            assert (task->state == ZJQ_TASK_DONE);
+            assert (task->rc == 0 || atomic_load (&task->cancelled));
+            zjq_task_destroy (&task);
+            task = next;
+            done++;
+        }
+    }
+    return done;
+}
+
+void
+zjq_pool_test (bool verbose)
+{
+    atomic_int runs;
+    atomic_init (&runs, 0);
+    zjq_worker_handler_t handler = { "q", s_test_handler, &runs };
+
+    //  Two threads run two batches, every task once, progress reported
+    zjq_pool_t *pool = zjq_pool_new (2);
+    assert (pool);
+    enum { COUNT = 200 };
+    for (int batch = 0; batch < 2; batch++) {
+        zjq_task_t *head = NULL, *tail = NULL;
+        for (int index = 0; index < COUNT / 2; index++) {
+            zjq_task_t *task = s_test_task (pool, &handler, index, index % 10 ? "x" : "p");
+            task->prev = tail;
+            if (tail)
+                tail->next = task;
+            else
+                head = task;
+            tail = task;
+        }
+        zjq_pool_push (pool, head, tail);
+    }
+    int done = 0, progress = 0, rounds = 0;
+    while (done < COUNT && rounds++ < 1000)
+        done += s_test_collect (pool, &progress);
+    assert (done == COUNT);
+    assert (atomic_load (&runs) == COUNT);
+    assert (progress >= 1 && progress <= COUNT / 10);
+    zjq_pool_stop (&pool, false);
+    assert (pool == NULL);
+
+    //  One thread: a running task is cancelled, a queued one withdrawn
+    pool = zjq_pool_new (1);
+    zjq_task_t *running = s_test_task (pool, &handler, 1, "w");
+    zjq_task_t *queued = s_test_task (pool, &handler, 2, "x");
+    running->next = queued;
+    queued->prev = running;
+    zjq_pool_push (pool, running, queued);
+    for (int spins = 0; spins < 5000; spins++) {
+        pthread_mutex_lock (&pool->lock);
+        bool started = running->state == ZJQ_TASK_RUNNING;
+        pthread_mutex_unlock (&pool->lock);
+        if (started)
+            break;
+        usleep (1000);
+    }
+    assert (zjq_pool_withdraw (pool, queued));
+    assert (queued->state == ZJQ_TASK_DONE);
+    zjq_task_destroy (&queued);
+    assert (!zjq_pool_cancel (pool, running));     //  it runs: not ours yet
+    done = 0;
+    for (rounds = 0; done < 1 && rounds < 100; rounds++)
+        done += s_test_collect (pool, &progress);
+    assert (done == 1);
+    zjq_pool_stop (&pool, false);
+
+    //  A handler that ignores cancellation: the pool is left to it
+    pool = zjq_pool_new (1);
+    zjq_task_t *stuck = s_test_task (pool, &handler, 3, "s");
+    zjq_pool_push (pool, stuck, stuck);
+    zjq_pool_stop (&pool, true);        //  the thread destroys the task, frees the pool
+    usleep (300 * 1000);
+
+    //  No threads (inline handlers): only the wake fd
+    pool = zjq_pool_new (0);
+    assert (pool && zjq_pool_wake_fd (pool) >= 0);
+    zjq_pool_stop (&pool, false);
+    if (verbose)
+        printf ("pool: %d tasks on 2 threads, cancel, withdraw, orphan\n", COUNT);
+}

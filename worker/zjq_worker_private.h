@@ -275,6 +275,10 @@ ZJQ_WORKER_INTERNAL zjq_task_t *
 ZJQ_WORKER_INTERNAL void
     zjq_pool_stop (zjq_pool_t **self_p, bool orphan);
 
+//  Self-test (zjq_selftest --test pool).
+void
+    zjq_pool_test (bool verbose);
+
 
 //  --------------------------------------------------------------------------
 //  zjq_worker_conn.c: the connection to the broker (main thread)
