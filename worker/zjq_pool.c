@@ -408,6 +408,21 @@ s_test_collect (zjq_pool_t *pool, int *progress)
     return done;
 }
 
+//  Wait until a handler thread took the task.
+static void
+s_test_wait_running (zjq_pool_t *pool, zjq_task_t *task)
+{
+    for (int spins = 0; spins < 5000; spins++) {
+        pthread_mutex_lock (&pool->lock);
+        bool started = task->state == ZJQ_TASK_RUNNING;
+        pthread_mutex_unlock (&pool->lock);
+        if (started)
+            return;
+        usleep (1000);
+    }
+    assert (false);
+}
+
 void
 zjq_pool_test (bool verbose)
 {
@@ -448,14 +463,7 @@ zjq_pool_test (bool verbose)
     running->next = queued;
     queued->prev = running;
     zjq_pool_push (pool, running, queued);
-    for (int spins = 0; spins < 5000; spins++) {
-        pthread_mutex_lock (&pool->lock);
-        bool started = running->state == ZJQ_TASK_RUNNING;
-        pthread_mutex_unlock (&pool->lock);
-        if (started)
-            break;
-        usleep (1000);
-    }
+    s_test_wait_running (pool, running);
     assert (zjq_pool_withdraw (pool, queued));
     assert (queued->state == ZJQ_TASK_DONE);
     zjq_task_destroy (&queued);
@@ -470,6 +478,7 @@ zjq_pool_test (bool verbose)
     pool = zjq_pool_new (1);
     zjq_task_t *stuck = s_test_task (pool, &handler, 3, "s");
     zjq_pool_push (pool, stuck, stuck);
+    s_test_wait_running (pool, stuck);  //  (the FIFO is empty when a worker stops)
     zjq_pool_stop (&pool, true);        //  the thread destroys the task, frees the pool
     usleep (300 * 1000);
 

@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#define s_RECV_BATCH 256        //  messages read per poll round
+
 int
 zjq_worker_send (zjq_worker_t *self, zjq_msg_t **msg_p)
 {
@@ -339,8 +341,6 @@ s_on_message (zjq_worker_t *self, zjq_msg_t *msg)
         }
     }
 }
-
-#define s_RECV_BATCH 256        //  messages read per poll round
 
 void
 zjq_worker_recv_all (zjq_worker_t *self)

@@ -271,12 +271,13 @@ ZJQ_WORKER_INTERNAL zjq_task_t *
 //  orphan, some handlers still run (they ignored cancellation): the done
 //  list and progress are dropped, the threads are detached and destroy
 //  their own tasks, and the last one out frees the pool. Otherwise waits
-//  for every thread.
+//  for every thread. Tasks still in the FIFO never run and are not freed:
+//  the caller withdraws or cancels them first.
 ZJQ_WORKER_INTERNAL void
     zjq_pool_stop (zjq_pool_t **self_p, bool orphan);
 
 //  Self-test (zjq_selftest --test pool).
-void
+ZJQ_WORKER_INTERNAL void
     zjq_pool_test (bool verbose);
 
 
