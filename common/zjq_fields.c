@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define s_MAP32_HEADER 5
 
 
 //  --------------------------------------------------------------------------
@@ -171,7 +170,7 @@ s_decode_bytes (unsigned char byte, const unsigned char *data, size_t size, size
 //  An array, a map or an extension starting at data [pos]: rare in the
 //  fields (READY's queues, STATS_REPLY's stats), so left to msgpack-c once
 //  checked, its objects in zone. Returns the offset past it, or SIZE_MAX.
-static size_t
+__attribute__ ((noinline)) static size_t
 s_decode_container (msgpack_zone *zone, const unsigned char *data, size_t size, size_t pos,
                     msgpack_object *object)
 {
@@ -279,7 +278,6 @@ int
 zjq_fields_decode (const void *fields, size_t size, msgpack_zone *zone,
                    msgpack_object_kv *entries, size_t max_entries, const char **error_p)
 {
-    assert (zone && entries && error_p);
     const unsigned char *data = (const unsigned char *) fields;
     static const char not_one_value [] = "fields frame is not one msgpack value";
     *error_p = not_one_value;
@@ -378,24 +376,6 @@ s_put_key (msgpack_sbuffer *buffer, const char *key, size_t extra)
     unsigned char *end = s_pack_str (at, key, len);
     buffer->size += (size_t) (end - at);
     return end;
-}
-
-void
-zjq_fields_begin (msgpack_sbuffer *buffer)
-{
-    assert (buffer && buffer->size == 0);
-    //  map32 header; the count is patched in by zjq_fields_finish
-    static const char map32 [s_MAP32_HEADER] = { (char) 0xdf, 0, 0, 0, 0 };
-    msgpack_sbuffer_write (buffer, map32, sizeof (map32));
-}
-
-void
-zjq_fields_finish (msgpack_sbuffer *buffer, uint32_t count)
-{
-    assert (buffer);
-    if (buffer->size < s_MAP32_HEADER)
-        zjq_fields_begin (buffer);
-    s_put_be ((unsigned char *) buffer->data + 1, count, 4);
 }
 
 void

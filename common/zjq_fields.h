@@ -38,14 +38,28 @@ int
 
 //  --- Encoding
 
-//  Start a fields map in an empty buffer.
-void
-    zjq_fields_begin (msgpack_sbuffer *buffer);
+//  Start a fields map in an empty buffer: a map32 header whose count
+//  zjq_fields_finish patches in. (Inline: every message built does it.)
+static inline void
+    zjq_fields_begin (msgpack_sbuffer *buffer)
+{
+    static const char map32 [5] = { (char) 0xdf, 0, 0, 0, 0 };
+    msgpack_sbuffer_write (buffer, map32, sizeof (map32));
+}
 
 //  Patch the number of entries appended into the map header (as often as
 //  wanted). A buffer that was never begun gets an empty map first.
-void
-    zjq_fields_finish (msgpack_sbuffer *buffer, uint32_t count);
+static inline void
+    zjq_fields_finish (msgpack_sbuffer *buffer, uint32_t count)
+{
+    if (buffer->size < 5)
+        zjq_fields_begin (buffer);
+    unsigned char *data = (unsigned char *) buffer->data;
+    data [1] = (unsigned char) (count >> 24);
+    data [2] = (unsigned char) (count >> 16);
+    data [3] = (unsigned char) (count >> 8);
+    data [4] = (unsigned char) count;
+}
 
 //  Append one entry: the key (NUL-terminated) and a value. Strings are
 //  copied. Out of memory is fatal, as it is in msgpack-c's sbuffer.

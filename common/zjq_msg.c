@@ -220,8 +220,8 @@ void
 zjq_msg_put_strn (zjq_msg_t *self, const char *key, const char *value, size_t len)
 {
     assert (self);
-    zjq_fields_put_strn (&self->buffer, key, value, len);
     self->put_count++;
+    zjq_fields_put_strn (&self->buffer, key, value, len);
 }
 
 void
@@ -235,48 +235,40 @@ void
 zjq_msg_put_int (zjq_msg_t *self, const char *key, int64_t value)
 {
     assert (self);
-    zjq_fields_put_int (&self->buffer, key, value);
     self->put_count++;
+    zjq_fields_put_int (&self->buffer, key, value);
 }
 
 void
 zjq_msg_put_bool (zjq_msg_t *self, const char *key, bool value)
 {
     assert (self);
-    zjq_fields_put_bool (&self->buffer, key, value);
     self->put_count++;
+    zjq_fields_put_bool (&self->buffer, key, value);
 }
 
 void
 zjq_msg_put_double (zjq_msg_t *self, const char *key, double value)
 {
     assert (self);
-    zjq_fields_put_double (&self->buffer, key, value);
     self->put_count++;
+    zjq_fields_put_double (&self->buffer, key, value);
 }
 
 void
 zjq_msg_put_strlist (zjq_msg_t *self, const char *key, const char **values, size_t count)
 {
     assert (self);
-    zjq_fields_put_strlist (&self->buffer, key, values, count);
     self->put_count++;
+    zjq_fields_put_strlist (&self->buffer, key, values, count);
 }
 
 void
 zjq_msg_put_packed (zjq_msg_t *self, const char *key, const void *data, size_t size)
 {
     assert (self);
-    zjq_fields_put_packed (&self->buffer, key, data, size);
     self->put_count++;
-}
-
-//  Patch the field count into the map32 header (a received message being
-//  re-sent has no builder buffer: it gets an empty map)
-void
-zjq_msg_fields_finish (zjq_msg_t *self)
-{
-    zjq_fields_finish (&self->buffer, self->put_count);
+    zjq_fields_put_packed (&self->buffer, key, data, size);
 }
 
 //  --------------------------------------------------------------------------
@@ -448,7 +440,7 @@ zjq_msg_field_count (zjq_msg_t *self)
 
 //  The value of field index as a NUL-terminated string copied into the
 //  zone once, or NULL if it is not a string or holds a NUL byte
-static const char *
+static inline const char *
 s_string_at (zjq_msg_t *self, size_t index)
 {
     const msgpack_object *value = &self->map->ptr [index].val;

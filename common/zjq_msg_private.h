@@ -7,6 +7,7 @@
 #define ZJQ_MSG_PRIVATE_H_INCLUDED
 
 #include "zjq_msg.h"
+#include "zjq_fields.h"
 
 #define ZJQ_ROUTING_ID_MAX 256    //  libzmq routing ids are 1..255 bytes
 
@@ -49,9 +50,14 @@ struct _zjq_msg_t {
 zjq_msg_t *
     zjq_msg_alloc (void);
 
-//  Patch the number of fields put into the packed fields' map header.
-void
-    zjq_msg_fields_finish (zjq_msg_t *self);
+//  Patch the number of fields put into the packed fields' map header (a
+//  received message being re-sent has no builder buffer: it gets an empty
+//  map).
+static inline void
+    zjq_msg_fields_finish (zjq_msg_t *self)
+{
+    zjq_fields_finish (&self->buffer, self->put_count);
+}
 
 //  Give a borrowed payload a frame of its own (a copy), if it has one.
 void
