@@ -1,5 +1,5 @@
 /*  zjq_proto.c: helpers of the zjq protocol above the message class:
-    queue names, reading msgpack values, the socket monitor; and the
+    queue names, the socket monitor; and the
     self-test that takes every command of the table through the codec.
     See zjq_proto.h.                                                      */
 
@@ -28,57 +28,6 @@ zjq_proto_queue_name_valid (const char *name)
     return name && zjq_proto_queue_name_validn (name, strlen (name));
 }
 
-
-
-//  --------------------------------------------------------------------------
-//  Reading msgpack values outside a message (STATS maps)
-
-const msgpack_object *
-zjq_mp_map_get (const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t len = strlen (key);
-    for (uint32_t index = 0; index < map->via.map.size; index++) {
-        const msgpack_object *name = &map->via.map.ptr [index].key;
-        if (name->type == MSGPACK_OBJECT_STR && name->via.str.size == len
-        &&  memcmp (name->via.str.ptr, key, len) == 0)
-            return &map->via.map.ptr [index].val;
-    }
-    return NULL;
-}
-
-const char *
-zjq_mp_text (const msgpack_object *object, char *buf, size_t size)
-{
-    assert (buf && size);
-    if (object && object->type == MSGPACK_OBJECT_STR) {
-        size_t len = object->via.str.size < size - 1? object->via.str.size: size - 1;
-        memcpy (buf, object->via.str.ptr, len);
-        buf [len] = 0;
-        for (size_t index = 0; index < len; index++)
-            if ((unsigned char) buf [index] < 0x20 || buf [index] == 0x7f)
-                buf [index] = '?';      //  keep a table on its lines
-    }
-    else
-        snprintf (buf, size, "-");
-    return buf;
-}
-
-bool
-zjq_mp_number (const msgpack_object *object, double *value)
-{
-    if (!object)
-        return false;
-    switch (object->type) {
-        case MSGPACK_OBJECT_POSITIVE_INTEGER: *value = (double) object->via.u64; return true;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER: *value = (double) object->via.i64; return true;
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:          *value = object->via.f64; return true;
-        case MSGPACK_OBJECT_BOOLEAN:          *value = object->via.boolean? 1: 0; return true;
-        default:                              return false;
-    }
-}
 
 
 //  --------------------------------------------------------------------------
@@ -229,21 +178,6 @@ zjq_proto_test (bool verbose)
     assert (zjq_proto_queue_name_validn (longest, ZJQ_QUEUE_NAME_MAX));
     assert (!zjq_proto_queue_name_validn (longest, ZJQ_QUEUE_NAME_MAX + 1));
 
-    //  Reading msgpack values
-    const char packed [] = { (char) 0x82, (char) 0xa1, 'n', 0x05, (char) 0xa1, 't', (char) 0xa2, 'a', 0x01 };
-    msgpack_zone zone;
-    msgpack_zone_init (&zone, 256);
-    msgpack_object map;
-    size_t offset = 0;
-    assert (msgpack_unpack (packed, sizeof (packed), &offset, &zone, &map) == MSGPACK_UNPACK_SUCCESS);
-    double value = 0;
-    assert (zjq_mp_number (zjq_mp_map_get (&map, "n"), &value) && value == 5);
-    assert (!zjq_mp_number (zjq_mp_map_get (&map, "t"), &value) && value == 5);
-    assert (zjq_mp_map_get (&map, "absent") == NULL && zjq_mp_map_get (NULL, "n") == NULL);
-    char text [8];
-    assert (streq (zjq_mp_text (zjq_mp_map_get (&map, "t"), text, sizeof (text)), "a?"));
-    assert (streq (zjq_mp_text (NULL, text, sizeof (text)), "-"));
-    msgpack_zone_destroy (&zone);
     if (verbose)
         printf ("(protocol ok) ");
 }

@@ -9,9 +9,9 @@
         zjq_fields.h   the codec of the fields frame (msgpack)
         zjq_msg.h      the message class zjq_msg_t: build, send, receive,
                        decode, read fields (also in one pass)
-        zjq_proto.h    this header: all of the above, and the helpers that
-                       check or read what a message carries (queue names,
-                       msgpack values) and the socket monitor
+        zjq_proto.h    this header: all of the above, the check of queue
+                       names, the socket monitor, and (zjq_mp.h) the
+                       msgpack readers and packing helpers
     BATCH messages (several in one) are in zjq_batch.h.                  */
 
 #ifndef ZJQ_PROTO_H_INCLUDED
@@ -19,6 +19,7 @@
 
 #include "zjq_wire.h"
 #include "zjq_msg.h"
+#include "zjq_mp.h"
 #include <czmq.h>
 #include <msgpack.h>
 #include <stdbool.h>
@@ -31,19 +32,8 @@ bool
 bool
     zjq_proto_queue_name_validn (const char *name, size_t len);
 
-//  --- Reading msgpack values outside a message (STATS maps)
-//  The value for a string key in a msgpack map, or NULL if absent or if
-//  map is NULL or not a map.
-const msgpack_object *
-    zjq_mp_map_get (const msgpack_object *map, const char *key);
-//  A msgpack string copied into buf (size bytes, cut to fit), control
-//  bytes as '?', or "-" if object is NULL or not a string. Returns buf.
-const char *
-    zjq_mp_text (const msgpack_object *object, char *buf, size_t size);
-//  A msgpack number (integer or float; a boolean as 0/1) as a double.
-//  Returns false (value unchanged) if object is NULL or not one.
-bool
-    zjq_mp_number (const msgpack_object *object, double *value);
+//  Reading msgpack values outside a message (STATS maps): zjq_mp_map_get,
+//  zjq_mp_text, zjq_mp_number are in zjq_mp.h (included above).
 
 //  Read one event from a socket monitor (the PAIR connected to the
 //  endpoint given to zmq_socket_monitor), without blocking: the

@@ -5,6 +5,9 @@
 #include "zjq_batch.h"
 #include "zjq_fields.h"
 #include "zjq_heap.h"
+#include "zjq_hashtab.h"
+#include "zjq_options.h"
+#include "zjq_mp.h"
 #include "zjq_jobid.h"
 #include "zjq_json.h"
 #include "zjq_util.h"
@@ -29,6 +32,9 @@ static const s_test_t s_tests [] = {
     { "util",     zjq_util_test },
     { "log",      zjq_log_test },
     { "heap",     zjq_heap_test },
+    { "hashtab",  zjq_hashtab_test },
+    { "options",  zjq_options_test },
+    { "mp",       zjq_mp_test },
     { "jobid",    zjq_jobid_test },
     { "json",     zjq_json_test },
     { "wire",     zjq_wire_test },
