@@ -216,8 +216,8 @@ zjq_recv_t
 int
     zjq_msg_encode (zjq_msg_t *self, zchunk_t **header_p, zchunk_t **fields_p);
 
-//  --- For zjq_batch. The packed fields of a message being built (owned
-//  by the message).
+//  --- For batches (zjq_batch_codec.h, zjq_inbox.h). The packed fields of
+//  a message being built (owned by the message).
 const void *
     zjq_msg_fields_data (zjq_msg_t *self, size_t *size_p);
 //  A new malformed message (EPROTO, reason) from a BATCH's sender.
