@@ -3,6 +3,7 @@
 
 #include "zjq_proto.h"
 #include "zjq_batch.h"
+#include "zjq_fields.h"
 #include "zjq_heap.h"
 #include "zjq_hashtab.h"
 #include "zjq_options.h"
@@ -36,8 +37,13 @@ static const s_test_t s_tests [] = {
     { "mp",       zjq_mp_test },
     { "jobid",    zjq_jobid_test },
     { "json",     zjq_json_test },
+    { "wire",     zjq_wire_test },
+    { "fields",   zjq_fields_test },
+    { "msg",      zjq_msg_test },
     { "proto",    zjq_proto_test },
     { "batch",    zjq_batch_test },
+    { "outbox",   zjq_outbox_test },
+    { "inbox",    zjq_inbox_test },
     { "cert",     zjq_cert_test },
     { "queue",    zjq_queue_test },
     { "stats",    zjq_stats_test },
