@@ -198,25 +198,6 @@ s_pack_bin (msgpack_packer *packer, const char *key, const void *data, size_t si
     msgpack_pack_bin_body (packer, data, size);
 }
 
-//  One attempt of a history, as a map
-static void
-s_pack_attempt (msgpack_packer *packer, const zjq_attempt_t *attempt)
-{
-    size_t count = 5 + (attempt->exit_code >= 0) + (attempt->signal > 0) + (attempt->worker != NULL);
-    msgpack_pack_map (packer, count);
-    s_pack_int (packer, "n", attempt->attempt);
-    s_pack_str (packer, "err", attempt->error? attempt->error: "");
-    s_pack_int (packer, "sa", attempt->started_ms);
-    s_pack_int (packer, "fi", attempt->ended_ms);
-    s_pack_int (packer, "dur", attempt->duration_ms);
-    if (attempt->exit_code >= 0)
-        s_pack_int (packer, "ec", attempt->exit_code);
-    if (attempt->signal > 0)
-        s_pack_int (packer, "sig", attempt->signal);
-    if (attempt->worker)
-        s_pack_str (packer, "w", attempt->worker);
-}
-
 static void
 s_pack_history (msgpack_packer *packer, const zjq_history_t *history)
 {
@@ -226,9 +207,7 @@ s_pack_history (msgpack_packer *packer, const zjq_history_t *history)
     s_pack_int (packer, "r", history->retries);
     s_pack_int (packer, "d", history->dropped);
     s_pack_key (packer, "a");
-    msgpack_pack_array (packer, history->count);
-    for (uint32_t index = 0; index < history->count; index++)
-        s_pack_attempt (packer, &history->attempts [index]);
+    zjq_history_pack_attempts (packer, history, &zjq_history_journal_keys);
 }
 
 //  Frame the body that follows start in buf: length and CRC
@@ -312,7 +291,7 @@ zjq_record_encode_attempt (zjq_recbuf_t *buf, const zjq_job_t *job)
     s_pack_int (&packer, "v", ZJQ_JOB_RECORD_VERSION);
     s_pack_str (&packer, "id", job->id);
     s_pack_key (&packer, "a");
-    s_pack_attempt (&packer, attempt);
+    zjq_history_pack_attempt (&packer, attempt, &zjq_history_journal_keys);
     if (!buf->oom)
         s_record_seal (buf, start);
 }
