@@ -535,7 +535,7 @@ zjq_jobtable_start (zjq_jobtable_t *self, zjq_jobentry_t *entry, int64_t now)
         self->hook.state (self->hook_arg, entry);
 }
 
-//  A running job goes back to queued (journaled once the caller's changes
+//  A running job goes back to queued (announced once the caller's changes
 //  to the record are made: see the two callers)
 static void
 s_back_to_queued (zjq_jobtable_t *self, zjq_jobentry_t *entry)

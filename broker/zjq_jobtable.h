@@ -202,8 +202,6 @@ const zjq_deadlist_t *
 size_t
     zjq_jobtable_trim_dead (zjq_jobtable_t *self, uint64_t max_count, uint64_t max_bytes);
 
-//  Journal every change from now on: insert appends the whole record,
-
 //  --- The change hook: how the store learns of every change (beanstalkd's
 //  job.c never calls the WAL). Each callback gets the hook's arg; entry
 //  callbacks get the entry after the change (read it with
