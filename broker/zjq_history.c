@@ -2,6 +2,7 @@
     zjq_history.h.                                                          */
 
 #include "zjq_history.h"
+#include "zjq_mp.h"
 #include "zjq_util.h"
 #include <czmq.h>
 //  The self-test below relies on assert: keep it in release builds too
@@ -183,21 +184,6 @@ const zjq_history_keys_t zjq_history_wire_keys = {
     "attempt", "error", "started_ms", "ended_ms", "duration_ms", "exit_code", "signal", "worker"
 };
 
-static void
-s_pack_text (msgpack_packer *packer, const char *text)
-{
-    size_t len = strlen (text);
-    msgpack_pack_str (packer, len);
-    msgpack_pack_str_body (packer, text, len);
-}
-
-static void
-s_pack_int (msgpack_packer *packer, const char *key, int64_t value)
-{
-    s_pack_text (packer, key);
-    msgpack_pack_int64 (packer, value);
-}
-
 void
 zjq_history_pack_attempt (msgpack_packer *packer, const zjq_attempt_t *attempt,
                           const zjq_history_keys_t *keys)
@@ -205,20 +191,17 @@ zjq_history_pack_attempt (msgpack_packer *packer, const zjq_attempt_t *attempt,
     assert (packer && attempt && keys);
     size_t count = 5 + (attempt->exit_code >= 0) + (attempt->signal > 0) + (attempt->worker != NULL);
     msgpack_pack_map (packer, count);
-    s_pack_int (packer, keys->attempt, attempt->attempt);
-    s_pack_text (packer, keys->error);
-    s_pack_text (packer, attempt->error? attempt->error: "");
-    s_pack_int (packer, keys->started_ms, attempt->started_ms);
-    s_pack_int (packer, keys->ended_ms, attempt->ended_ms);
-    s_pack_int (packer, keys->duration_ms, attempt->duration_ms);
+    zjq_mp_entry_int (packer, keys->attempt, attempt->attempt);
+    zjq_mp_entry_str (packer, keys->error, attempt->error? attempt->error: "");
+    zjq_mp_entry_int (packer, keys->started_ms, attempt->started_ms);
+    zjq_mp_entry_int (packer, keys->ended_ms, attempt->ended_ms);
+    zjq_mp_entry_int (packer, keys->duration_ms, attempt->duration_ms);
     if (attempt->exit_code >= 0)
-        s_pack_int (packer, keys->exit_code, attempt->exit_code);
+        zjq_mp_entry_int (packer, keys->exit_code, attempt->exit_code);
     if (attempt->signal > 0)
-        s_pack_int (packer, keys->signal, attempt->signal);
-    if (attempt->worker) {
-        s_pack_text (packer, keys->worker);
-        s_pack_text (packer, attempt->worker);
-    }
+        zjq_mp_entry_int (packer, keys->signal, attempt->signal);
+    if (attempt->worker)
+        zjq_mp_entry_str (packer, keys->worker, attempt->worker);
 }
 
 void

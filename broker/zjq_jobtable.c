@@ -8,8 +8,9 @@
     entry. Owner keys are
     interned: entries of one submitter share one refcounted copy.
 
-    Indexes. The id index is an open-addressing hash table (linear probing,
-    deletion by backward shift, no tombstones) of entry pointers keyed by
+    Indexes. The id index is the common open-addressing table (zjq_hashtab.h:
+    linear probing, deletion by backward shift, no tombstones, its lookup
+    inline with our match) of entry pointers keyed by
     (generation, sequence), the two numbers of the id; it grows at 3/4 load
     and shrinks below 1/8, so memory comes back after a drain. Idempotency
     keys are in a zhashx from "queue/key" to entry ('/' cannot appear in a
@@ -35,111 +36,61 @@
 
 
 //  --------------------------------------------------------------------------
-//  The id index
+//  The id index (zjq_hashtab.h), keyed by (generation, sequence)
 
 //  Fibonacci hashing: consecutive sequences land far apart
-static inline size_t
-s_index_home (const s_index_t *index, uint64_t generation, uint64_t sequence)
+static inline uint64_t
+s_id_hash (uint64_t generation, uint64_t sequence)
 {
-    uint64_t hash = (sequence ^ (generation * 0xC2B2AE3D27D4EB4FULL)) * 0x9E3779B97F4A7C15ULL;
-    return (size_t) (hash >> (64 - index->bits));
+    return (sequence ^ (generation * 0xC2B2AE3D27D4EB4FULL)) * 0x9E3779B97F4A7C15ULL;
 }
 
-static inline size_t
-s_index_mask (const s_index_t *index)
+static uint64_t
+s_entry_hash (const void *item)
 {
-    return ((size_t) 1 << index->bits) - 1;
+    const zjq_jobentry_t *entry = (const zjq_jobentry_t *) item;
+    return s_id_hash (entry->generation, entry->sequence);
 }
 
-//  The slot holding (generation, sequence), or SIZE_MAX
-static size_t
-s_index_find (const s_index_t *index, uint64_t generation, uint64_t sequence)
+//  The key of a lookup
+typedef struct {
+    uint64_t generation;
+    uint64_t sequence;
+} s_id_key_t;
+
+static inline bool
+s_id_match (const void *item, const void *key)
 {
-    size_t mask = s_index_mask (index);
-    for (size_t slot = s_index_home (index, generation, sequence);; slot = (slot + 1) & mask) {
-        const zjq_jobentry_t *entry = index->slots [slot];
-        if (!entry)
-            return SIZE_MAX;
-        if (entry->sequence == sequence && entry->generation == generation)
-            return slot;
-    }
+    const zjq_jobentry_t *entry = (const zjq_jobentry_t *) item;
+    const s_id_key_t *id = (const s_id_key_t *) key;
+    return entry->sequence == id->sequence && entry->generation == id->generation;
 }
 
-static void
-s_index_place (s_index_t *index, zjq_jobentry_t *entry)
+static inline zjq_jobentry_t *
+s_index_find (zjq_jobtable_t *self, uint64_t generation, uint64_t sequence)
 {
-    size_t mask = s_index_mask (index);
-    size_t slot = s_index_home (index, entry->generation, entry->sequence);
-    while (index->slots [slot])
-        slot = (slot + 1) & mask;
-    index->slots [slot] = entry;
+    s_id_key_t key = { generation, sequence };
+    return (zjq_jobentry_t *) zjq_hashtab_lookup (&self->by_id, s_id_hash (generation, sequence),
+                                                  s_id_match, &key);
 }
 
-//  Rehash into 1 << bits slots. Returns 0, or -1 if out of memory
-//  (unchanged).
-static int
-s_index_resize (s_index_t *index, unsigned bits)
+static inline int
+s_index_insert (zjq_jobtable_t *self, zjq_jobentry_t *entry)
 {
-    zjq_jobentry_t **slots = (zjq_jobentry_t **) calloc ((size_t) 1 << bits, sizeof (*slots));
-    if (!slots)
-        return -1;
-    s_index_t resized = { slots, bits, index->count };
-    if (index->slots)
-        for (size_t slot = 0; slot <= s_index_mask (index); slot++)
-            if (index->slots [slot])
-                s_index_place (&resized, index->slots [slot]);
-    free (index->slots);
-    *index = resized;
-    return 0;
+    return zjq_hashtab_insert (&self->by_id, s_entry_hash (entry), entry);
 }
 
-//  Add an entry (its id must not be in the index). Returns 0, or -1 if out
-//  of memory (unchanged).
-static int
-s_index_insert (s_index_t *index, zjq_jobentry_t *entry)
+static inline void
+s_index_remove (zjq_jobtable_t *self, zjq_jobentry_t *entry)
 {
-    size_t capacity = (size_t) 1 << index->bits;
-    if ((index->count + 1) * 4 > capacity * 3
-    &&  s_index_resize (index, index->bits + 1) == -1
-    &&  (index->count + 1) * 8 > capacity * 7)
-        return -1;              //  could not grow, and too full to go on
-    s_index_place (index, entry);
-    index->count++;
-    return 0;
+    bool removed = zjq_hashtab_remove (&self->by_id, s_entry_hash (entry), entry);
+    assert (removed);
+    (void) removed;
 }
 
-//  Remove the entry at slot, shifting later entries of its probe run back
-//  so that no lookup meets a hole before its entry
-static void
-s_index_remove_at (s_index_t *index, size_t hole)
-{
-    size_t mask = s_index_mask (index);
-    size_t slot = hole;
-    while (true) {
-        slot = (slot + 1) & mask;
-        zjq_jobentry_t *entry = index->slots [slot];
-        if (!entry)
-            break;
-        size_t home = s_index_home (index, entry->generation, entry->sequence);
-        //  The entry may move to the hole if its home is not in (hole, slot]
-        bool stays = hole <= slot? (home > hole && home <= slot)
-                                 : (home > hole || home <= slot);
-        if (!stays) {
-            index->slots [hole] = entry;
-            hole = slot;
-        }
-    }
-    index->slots [hole] = NULL;
-    index->count--;
-    //  Give memory back once it is mostly empty (to 1/4 load)
-    if (index->bits > ZJQ_INDEX_MIN_BITS && index->count * 8 < ((size_t) 1 << index->bits)) {
-        unsigned bits = ZJQ_INDEX_MIN_BITS;
-        while (((size_t) 1 << bits) < index->count * 4)
-            bits++;
-        s_index_resize (index, bits);   //  out of memory: stays as it is
-    }
-}
 
+//  --------------------------------------------------------------------------
+//  Owners and freeing entries
 
 //  The interned copy of an owner key, with a reference taken; NULL for ""
 //  or if out of memory (*failed set)
@@ -189,8 +140,7 @@ zjq_jobtable_entry_free (zjq_jobtable_t *self, zjq_jobentry_t **entry_p)
     *entry_p = NULL;
 }
 
-//  A new entry with room for size payload bytes inline, or for a frame if
-//  size is over ZJQ_JOBENTRY_INLINE_MAX; its indexes unset. NULL if out of
+
 //  --------------------------------------------------------------------------
 //  Hashing and heap callbacks
 
@@ -282,7 +232,7 @@ zjq_jobtable_new (uint64_t generation)
     self->deadlines = zjq_heap_new (s_deadline_before, s_deadline_index);
     self->results = zjq_heap_new (s_deadline_before, s_result_index);
     if (!self->by_key || !self->owners || !self->paused || !self->deadlines || !self->results
-    ||  s_index_resize (&self->by_id, ZJQ_INDEX_MIN_BITS) == -1) {
+    ||  zjq_hashtab_init (&self->by_id, s_entry_hash, ZJQ_INDEX_MIN_BITS, 6, 1) == -1) {
         zjq_jobtable_destroy (&self);
         return NULL;
     }
@@ -299,10 +249,11 @@ zjq_jobtable_destroy (zjq_jobtable_t **self_p)
     zjq_jobtable_t *self = *self_p;
     if (!self)
         return;
-    if (self->by_id.slots)
-        for (size_t slot = 0; slot <= s_index_mask (&self->by_id); slot++)
-            zjq_jobtable_entry_free (self, &self->by_id.slots [slot]);
-    free (self->by_id.slots);
+    size_t cursor = 0;
+    zjq_jobentry_t *entry;
+    while ((entry = (zjq_jobentry_t *) zjq_hashtab_next (&self->by_id, &cursor)))
+        zjq_jobtable_entry_free (self, &entry);
+    zjq_hashtab_fini (&self->by_id);
     zhashx_destroy (&self->by_key);
     zhashx_destroy (&self->owners);
     zhashx_destroy (&self->paused);
@@ -332,7 +283,7 @@ s_insert (zjq_jobtable_t *self, const zjq_job_t *spec, zjq_queue_t *queue,
 {
     assert (self);
     assert (spec && queue);
-    if (self->by_id.count >= UINT32_MAX - 1)
+    if (zjq_hashtab_size (&self->by_id) >= UINT32_MAX - 1)
         return NULL;            //  heap positions are 32 bits
     zjq_jobentry_t *entry = zjq_jobentry_new (size);
     if (!entry)
@@ -357,7 +308,7 @@ s_insert (zjq_jobtable_t *self, const zjq_job_t *spec, zjq_queue_t *queue,
         if (s_key_insert (self, entry) != 0)
             goto err;           //  out of memory (a duplicate key is the caller's error)
     }
-    if (s_index_insert (&self->by_id, entry) != 0) {
+    if (s_index_insert (self, entry) != 0) {
         if (spec->key)
             s_key_delete (self, entry);
         goto err;
@@ -366,8 +317,7 @@ s_insert (zjq_jobtable_t *self, const zjq_job_t *spec, zjq_queue_t *queue,
     if (entry->flags & ZJQ_JOBENTRY_FRAME) {
         zframe_t *frame = frame_p? *frame_p: zframe_new (data, size);
         if (!frame) {
-            s_index_remove_at (&self->by_id, s_index_find (&self->by_id, entry->generation,
-                                                           entry->sequence));
+            s_index_remove (self, entry);
             if (spec->key)
                 s_key_delete (self, entry);
             goto err;
@@ -421,8 +371,7 @@ zjq_jobtable_lookup (zjq_jobtable_t *self, const char *id)
     uint64_t generation, sequence;
     if (zjq_jobid_parse_exact (id, &generation, &sequence) == -1)
         return NULL;
-    size_t slot = s_index_find (&self->by_id, generation, sequence);
-    return slot == SIZE_MAX? NULL: self->by_id.slots [slot];
+    return s_index_find (self, generation, sequence);
 }
 
 int
@@ -649,9 +598,7 @@ zjq_jobtable_remove (zjq_jobtable_t *self, zjq_jobentry_t **entry_p)
         self->hook.remove (self->hook_arg, entry);
     if (self->scan)
         zjq_jobtable_scan_forget (self, entry);
-    size_t slot = s_index_find (&self->by_id, entry->generation, entry->sequence);
-    assert (slot != SIZE_MAX);
-    s_index_remove_at (&self->by_id, slot);
+    s_index_remove (self, entry);
     if (zjq_jobentry_ended (entry)) {
         self->stats.ended--;
         self->stats.result_bytes -= zjq_jobentry_result (entry).size;
@@ -820,8 +767,8 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
         zjq_log_error ("journal_job_dropped", "job=%s reason=%s", job->id, problem);
         return NULL;
     }
-    if (s_index_find (&self->by_id, entry->generation, entry->sequence) != SIZE_MAX
-    ||  s_index_insert (&self->by_id, entry) != 0) {
+    if (s_index_find (self, entry->generation, entry->sequence)
+    ||  s_index_insert (self, entry) != 0) {
         zjq_log_error ("journal_job_dropped", "job=%s reason=%s", job->id,
                        "restored twice or out of memory");
         zjq_jobtable_entry_free (self, &entry);
@@ -830,8 +777,7 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
     if (entry->side && entry->side->key && s_key_insert (self, entry) != 0) {
         zjq_log_error ("journal_job_dropped", "job=%s reason=%s", job->id,
                        "its idempotency key is taken");
-        s_index_remove_at (&self->by_id,
-                           s_index_find (&self->by_id, entry->generation, entry->sequence));
+        s_index_remove (self, entry);
         zjq_jobtable_entry_free (self, &entry);
         return NULL;
     }

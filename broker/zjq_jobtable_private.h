@@ -8,15 +8,10 @@
 #include "zjq_jobtable.h"
 #include "zjq_jobentry_private.h"
 #include "zjq_heap.h"
+#include "zjq_hashtab.h"
 
 #define ZJQ_INDEX_MIN_BITS   10         //  smallest id index: 1024 slots
 
-//  The id index
-typedef struct {
-    zjq_jobentry_t **slots;     //  entry pointers, NULL = free
-    unsigned bits;              //  capacity is 1 << bits
-    size_t count;               //  entries in it
-} s_index_t;
 
 //  One job of a scan
 typedef struct {
@@ -28,7 +23,7 @@ struct _zjq_jobtable_t {
     uint64_t generation;        //  broker start time, Unix ms
     uint64_t next_sequence;     //  sequence of the next id, from 1
     uint64_t next_order;        //  submission order of the next job
-    s_index_t by_id;            //  (generation, sequence) -> entry
+    zjq_hashtab_t by_id;        //  (generation, sequence) -> entry
     zhashx_t *by_key;           //  "queue/key" -> entry
     zhashx_t *owners;           //  owner text -> zjq_owner_t (owned)
     zjq_heap_t *deadlines;      //  running (timeout) and ended (expiry) jobs
@@ -45,13 +40,6 @@ struct _zjq_jobtable_t {
     zjq_deadlist_t dead;        //  failed jobs (dead letters), oldest failure first
     int64_t dead_ttl_ms;        //  a failed job is kept at least this long
 };
-
-//  The id index's last slot (it has mask + 1)
-static inline size_t
-zjq_jobtable_index_mask (const s_index_t *index)
-{
-    return ((size_t) 1 << index->bits) - 1;
-}
 
 //  Free an entry (its payload, owner reference and side block); nulls it.
 void

@@ -72,18 +72,17 @@ zjq_jobtable_scan_start (zjq_jobtable_t *self)
 {
     assert (self);
     zjq_jobtable_scan_stop (self);
-    size_t count = self->by_id.count;
+    size_t count = zjq_hashtab_size (&self->by_id);
     if (count == 0)
         return 0;
     self->scan = (s_scan_item_t *) malloc (count * sizeof (s_scan_item_t));
     if (!self->scan)
         return -1;
     size_t taken = 0;
-    for (size_t slot = 0; slot <= zjq_jobtable_index_mask (&self->by_id); slot++) {
-        zjq_jobentry_t *entry = self->by_id.slots [slot];
-        if (entry)
-            self->scan [taken++] = (s_scan_item_t) { entry->order, entry };
-    }
+    size_t cursor = 0;
+    zjq_jobentry_t *entry;
+    while ((entry = (zjq_jobentry_t *) zjq_hashtab_next (&self->by_id, &cursor)))
+        self->scan [taken++] = (s_scan_item_t) { entry->order, entry };
     assert (taken == count);
     zjq_jobtable_sort_by_order (self->scan, count);
     self->scan_count = count;

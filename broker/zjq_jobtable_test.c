@@ -41,7 +41,7 @@ s_test_index (zjq_queue_t *queue)
     assert (entries);
     for (size_t index = 0; index < COUNT; index++)
         entries [index] = s_test_insert (table, queue, NULL, 1000, index % 3);
-    assert (table->by_id.count == COUNT);
+    assert (zjq_hashtab_size (&table->by_id) == COUNT);
     assert (((size_t) 1 << table->by_id.bits) >= COUNT * 4 / 3);
     //  Restored jobs of an earlier generation share the index
     zjq_job_t record = { .sequence = COUNT, .order = 0, .max_attempts = 1,
@@ -70,7 +70,7 @@ s_test_index (zjq_queue_t *queue)
     for (size_t index = 0; index < COUNT; index++)
         zjq_jobtable_remove (table, &entries [index]);
     zjq_jobtable_remove (table, &old);
-    assert (table->by_id.count == 0 && table->by_id.bits == ZJQ_INDEX_MIN_BITS);
+    assert (zjq_hashtab_size (&table->by_id) == 0 && table->by_id.bits == ZJQ_INDEX_MIN_BITS);
     assert (zjq_jobtable_stats (table)->jobs == 0);
     assert (zjq_jobtable_stats (table)->queued_bytes == 0);
     free (entries);

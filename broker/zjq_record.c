@@ -53,6 +53,7 @@
     nothing else knows the bytes.                                           */
 
 #include "zjq_record.h"
+#include "zjq_mp.h"
 //  The self-test below relies on assert: keep it in release builds too
 #undef NDEBUG
 #include <assert.h>
@@ -169,44 +170,14 @@ zjq_recbuf_free (zjq_recbuf_t *buf)
 }
 
 static void
-s_pack_key (msgpack_packer *packer, const char *key)
-{
-    size_t len = strlen (key);
-    msgpack_pack_str (packer, len);
-    msgpack_pack_str_body (packer, key, len);
-}
-
-static void
-s_pack_str (msgpack_packer *packer, const char *key, const char *value)
-{
-    s_pack_key (packer, key);
-    s_pack_key (packer, value);
-}
-
-static void
-s_pack_int (msgpack_packer *packer, const char *key, int64_t value)
-{
-    s_pack_key (packer, key);
-    msgpack_pack_int64 (packer, value);
-}
-
-static void
-s_pack_bin (msgpack_packer *packer, const char *key, const void *data, size_t size)
-{
-    s_pack_key (packer, key);
-    msgpack_pack_bin (packer, size);
-    msgpack_pack_bin_body (packer, data, size);
-}
-
-static void
 s_pack_history (msgpack_packer *packer, const zjq_history_t *history)
 {
-    s_pack_key (packer, "h");
+    zjq_mp_pack_str (packer, "h");
     msgpack_pack_map (packer, 4);
-    s_pack_int (packer, "b", history->budget);
-    s_pack_int (packer, "r", history->retries);
-    s_pack_int (packer, "d", history->dropped);
-    s_pack_key (packer, "a");
+    zjq_mp_entry_int (packer, "b", history->budget);
+    zjq_mp_entry_int (packer, "r", history->retries);
+    zjq_mp_entry_int (packer, "d", history->dropped);
+    zjq_mp_pack_str (packer, "a");
     zjq_history_pack_attempts (packer, history, &zjq_history_journal_keys);
 }
 
@@ -246,35 +217,35 @@ zjq_record_encode_job (zjq_recbuf_t *buf, const zjq_job_t *job, bool whole)
     count += (whole && job->key) + (whole && *job->owner) + (job->error != NULL) + payload + result
            + history;
     msgpack_pack_map (&packer, count);
-    s_pack_int (&packer, "v", ZJQ_JOB_RECORD_VERSION);
-    s_pack_str (&packer, "id", job->id);
+    zjq_mp_entry_int (&packer, "v", ZJQ_JOB_RECORD_VERSION);
+    zjq_mp_entry_str (&packer, "id", job->id);
     if (whole) {
-        s_pack_int (&packer, "seq", (int64_t) job->sequence);
-        s_pack_int (&packer, "ord", (int64_t) job->order);
-        s_pack_str (&packer, "q", job->queue);
-        s_pack_int (&packer, "pri", job->priority);
-        s_pack_int (&packer, "max", job->max_attempts);
-        s_pack_int (&packer, "jto", job->job_timeout_ms);
-        s_pack_int (&packer, "ttl", job->result_ttl_ms);
-        s_pack_int (&packer, "cr", job->created_ms);
+        zjq_mp_entry_int (&packer, "seq", (int64_t) job->sequence);
+        zjq_mp_entry_int (&packer, "ord", (int64_t) job->order);
+        zjq_mp_entry_str (&packer, "q", job->queue);
+        zjq_mp_entry_int (&packer, "pri", job->priority);
+        zjq_mp_entry_int (&packer, "max", job->max_attempts);
+        zjq_mp_entry_int (&packer, "jto", job->job_timeout_ms);
+        zjq_mp_entry_int (&packer, "ttl", job->result_ttl_ms);
+        zjq_mp_entry_int (&packer, "cr", job->created_ms);
         if (job->key)
-            s_pack_str (&packer, "key", job->key);
+            zjq_mp_entry_str (&packer, "key", job->key);
         if (*job->owner)
-            s_pack_str (&packer, "own", job->owner);
+            zjq_mp_entry_str (&packer, "own", job->owner);
         if (payload)
-            s_pack_bin (&packer, "pay", job->payload, job->payload_size);
+            zjq_mp_entry_bin (&packer, "pay", job->payload, job->payload_size);
         if (history)
             s_pack_history (&packer, job->history);
     }
-    s_pack_int (&packer, "st", job->state);
-    s_pack_int (&packer, "att", job->attempt);
-    s_pack_int (&packer, "sa", job->started_ms);
-    s_pack_int (&packer, "fi", job->finished_ms);
-    s_pack_int (&packer, "ex", job->expires_ms);
+    zjq_mp_entry_int (&packer, "st", job->state);
+    zjq_mp_entry_int (&packer, "att", job->attempt);
+    zjq_mp_entry_int (&packer, "sa", job->started_ms);
+    zjq_mp_entry_int (&packer, "fi", job->finished_ms);
+    zjq_mp_entry_int (&packer, "ex", job->expires_ms);
     if (job->error)
-        s_pack_str (&packer, "err", job->error);
+        zjq_mp_entry_str (&packer, "err", job->error);
     if (result)
-        s_pack_bin (&packer, "res", job->result, job->result_size);
+        zjq_mp_entry_bin (&packer, "res", job->result, job->result_size);
     if (!buf->oom)
         s_record_seal (buf, start);
 }
@@ -288,9 +259,9 @@ zjq_record_encode_attempt (zjq_recbuf_t *buf, const zjq_job_t *job)
     msgpack_packer packer;
     size_t start = s_record_open (buf, &packer, ZJQ_RECORD_ATTEMPT);
     msgpack_pack_map (&packer, 3);
-    s_pack_int (&packer, "v", ZJQ_JOB_RECORD_VERSION);
-    s_pack_str (&packer, "id", job->id);
-    s_pack_key (&packer, "a");
+    zjq_mp_entry_int (&packer, "v", ZJQ_JOB_RECORD_VERSION);
+    zjq_mp_entry_str (&packer, "id", job->id);
+    zjq_mp_pack_str (&packer, "a");
     zjq_history_pack_attempt (&packer, attempt, &zjq_history_journal_keys);
     if (!buf->oom)
         s_record_seal (buf, start);
@@ -302,12 +273,8 @@ zjq_record_encode_queue (zjq_recbuf_t *buf, const char *queue, bool paused)
     msgpack_packer packer;
     size_t start = s_record_open (buf, &packer, ZJQ_RECORD_QUEUE);
     msgpack_pack_map (&packer, 2);
-    s_pack_str (&packer, "q", queue);
-    s_pack_key (&packer, "p");
-    if (paused)
-        msgpack_pack_true (&packer);
-    else
-        msgpack_pack_false (&packer);
+    zjq_mp_entry_str (&packer, "q", queue);
+    zjq_mp_entry_bool (&packer, "p", paused);
     if (!buf->oom)
         s_record_seal (buf, start);
 }
@@ -318,7 +285,7 @@ zjq_record_encode_remove (zjq_recbuf_t *buf, const zjq_job_t *job)
     msgpack_packer packer;
     size_t start = s_record_open (buf, &packer, ZJQ_RECORD_REMOVE);
     msgpack_pack_map (&packer, 1);
-    s_pack_str (&packer, "id", job->id);
+    zjq_mp_entry_str (&packer, "id", job->id);
     if (!buf->oom)
         s_record_seal (buf, start);
 }
@@ -331,8 +298,8 @@ zjq_record_encode_generation (zjq_recbuf_t *buf, const uint64_t *pairs, size_t c
     msgpack_packer packer;
     size_t start = s_record_open (buf, &packer, ZJQ_RECORD_GENERATION);
     msgpack_pack_map (&packer, 2);
-    s_pack_int (&packer, "gen", (int64_t) pairs [0]);
-    s_pack_key (&packer, "hist");
+    zjq_mp_entry_int (&packer, "gen", (int64_t) pairs [0]);
+    zjq_mp_pack_str (&packer, "hist");
     msgpack_pack_array (&packer, count);
     for (size_t index = 0; index < count; index++) {
         msgpack_pack_array (&packer, 2);
