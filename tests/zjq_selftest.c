@@ -18,6 +18,9 @@
 #include "zjq_jobtable.h"
 #include "zjq_history.h"
 #include "zjq_journal.h"
+#include "zjq_record.h"
+#include "zjq_replay.h"
+#include "zjq_store.h"
 #include "zjq_cert.h"
 #include "zjq_auth.h"
 #include <stdio.h>
@@ -49,8 +52,12 @@ static const s_test_t s_tests [] = {
     { "stats",    zjq_stats_test },
     { "metrics",  zjq_metrics_test },
     { "history",  zjq_history_test },
+    { "jobentry", zjq_jobentry_test },
     { "jobtable", zjq_jobtable_test },
+    { "record",   zjq_record_test },
+    { "replay",   zjq_replay_test },
     { "journal",  zjq_journal_test },
+    { "store",    zjq_store_test },
     { "auth",     zjq_auth_test },
 };
 
