@@ -27,7 +27,8 @@
 #define ZJQ_WORKER_PRIVATE_H_INCLUDED
 
 #include "zjq_worker.h"
-#include "zjq_batch.h"
+#include "zjq_inbox.h"
+#include "zjq_outbox.h"
 #include "zjq_cert.h"
 #include "zjq_credit.h"
 #include "zjq_jobid.h"
