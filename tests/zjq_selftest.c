@@ -23,6 +23,8 @@
 #include "zjq_store.h"
 #include "zjq_cert.h"
 #include "zjq_auth.h"
+#include "zjq_credit.h"
+#include "zjq_worker_private.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -59,6 +61,8 @@ static const s_test_t s_tests [] = {
     { "journal",  zjq_journal_test },
     { "store",    zjq_store_test },
     { "auth",     zjq_auth_test },
+    { "credit",   zjq_credit_test },
+    { "pool",     zjq_pool_test },
 };
 
 int
