@@ -14,7 +14,7 @@
     - The loop polls the ROUTER and the signal fd with a timeout from the
       data, drains the ROUTER (bounded per turn so timers get their turn),
       fires due deadlines and, once per heartbeat tick, scans the workers.
-    - With a journal (zjq_journal.h), the table appends every change; the
+    - The store (zjq_store.h: the journal, or memory only) appends every change; the
       loop writes them once per turn, before it polls, and holds every
       promise to a client (ACCEPTED, DONE, JOB_RESULT, the JOB_STATUS of a
       cancel) until the journal says the records before it are durable, in
@@ -37,7 +37,7 @@
 #include "zjq_metrics.h"
 #include "zjq_log.h"
 #include "zjq_jobid.h"
-#include "zjq_journal.h"
+#include "zjq_store.h"
 #include "zjq_util.h"
 #include <assert.h>
 #include <errno.h>
@@ -162,8 +162,8 @@ struct _zjq_broker_t {
     unsigned warn_count;        //  warnings logged in it
     uint64_t warn_suppressed;   //  warnings not logged in it
     //  Journal
-    zjq_journal_t *journal;     //  or NULL: memory only
-    int64_t journal_wait;       //  ms the journal lets the loop sleep
+    zjq_store_t *store;         //  the file journal, or memory only
+    int64_t journal_wait;       //  ms the store lets the loop sleep
     s_held_t *held;             //  ring of client messages held for the journal
     size_t held_head;           //  index of the oldest
     size_t held_count;          //  messages in the ring
@@ -351,7 +351,7 @@ s_hold (zjq_broker_t *self, zjq_msg_t **msg_p, uint64_t lsn)
 static void
 s_release (zjq_broker_t *self, bool all)
 {
-    uint64_t durable = zjq_journal_durable (self->journal);
+    uint64_t durable = zjq_store_durable (self->store);
     while (self->held_count) {
         s_held_t *slot = &self->held [self->held_head];
         if (slot->lsn > durable && !all)
@@ -374,13 +374,11 @@ s_release (zjq_broker_t *self, bool all)
 static void
 s_send_promise (zjq_broker_t *self, zjq_msg_t **msg_p)
 {
-    if (self->journal) {
-        uint64_t lsn = zjq_journal_lsn (self->journal);
-        if ((self->held_count || lsn > zjq_journal_durable (self->journal))
-        &&  s_hold (self, msg_p, lsn) == 0)
-            return;
-        //  Out of memory holding it: the journal state is lost, not the reply
-    }
+    uint64_t lsn = zjq_store_lsn (self->store);
+    if ((self->held_count || lsn > zjq_store_durable (self->store))
+    &&  s_hold (self, msg_p, lsn) == 0)
+        return;
+    //  Out of memory holding it: the journal state is lost, not the reply
     s_send (self, msg_p);
 }
 
@@ -1213,7 +1211,7 @@ s_handle_submit (zjq_broker_t *self, zjq_msg_t *msg)
         }
     }
     const char *reason = NULL;
-    if (self->journal && !zjq_journal_healthy (self->journal, &reason)) {
+    if (!zjq_store_healthy (self->store, &reason)) {
         s_send_rejected (self, msg, ZJQ_EUNAVAILABLE, "journal unavailable: %s", reason);
         return;
     }
@@ -1413,16 +1411,16 @@ s_stats_pack (zjq_broker_t *self, msgpack_packer *packer, bool histograms)
     zjq_stats_map_uint (&broker, "completed_1m", ends);
     zjq_stats_map_double (&broker, "submitted_per_s", (double) submits / ZJQ_STATS_RING_SLOTS);
     zjq_stats_map_double (&broker, "completed_per_s", (double) ends / ZJQ_STATS_RING_SLOTS);
-    if (self->journal) {
-        const zjq_journal_stats_t *journal = zjq_journal_stats (self->journal);
+    const zjq_store_stats_t *journal = zjq_store_stats (self->store);
+    if (journal->path) {
         zjq_stats_map_t map;
         zjq_stats_map_init (&map);
-        zjq_stats_map_str (&map, "path", zjq_journal_path (self->journal));
+        zjq_stats_map_str (&map, "path", journal->path);
         zjq_stats_map_uint (&map, "bytes", journal->bytes);
         zjq_stats_map_uint (&map, "live_bytes", journal->live_bytes);
-        zjq_stats_map_str (&map, "fsync", zjq_journal_policy_name (self->journal));
-        zjq_stats_map_bool (&map, "healthy", zjq_journal_healthy (self->journal, NULL));
-        zjq_stats_map_str (&map, "last_error", zjq_journal_last_error (self->journal));
+        zjq_stats_map_str (&map, "fsync", journal->policy);
+        zjq_stats_map_bool (&map, "healthy", zjq_store_healthy (self->store, NULL));
+        zjq_stats_map_str (&map, "last_error", zjq_store_last_error (self->store));
         zjq_stats_map_uint (&map, "compactions", journal->compactions);
         zjq_stats_map_uint (&map, "records", journal->records);
         zjq_stats_map_uint (&map, "held_replies", self->held_count);
@@ -1683,8 +1681,8 @@ s_handle_pause (zjq_broker_t *self, zjq_msg_t *msg, bool paused)
     }
     if (queue && zjq_queue_paused (queue) != paused) {
         zjq_queue_set_paused (queue, paused);
-        if (self->journal)
-            zjq_journal_append_queue (self->journal, name, paused);
+        if (zjq_jobtable_set_paused (self->jobs, name, paused) != 0)
+            zjq_log_error ("out_of_memory", "what=paused_queue queue=%s", name);
         zjq_log_info (paused? "queue_paused": "queue_resumed", "queue=%s queued=%zu", name,
                       zjq_queue_size (queue));
         if (!paused)
@@ -2589,10 +2587,10 @@ s_journal_open (zjq_broker_t *self, const zjq_broker_config_t *config)
         .compact_size = config->journal_compact_size,
         .salvage = config->journal_salvage
     };
-    self->journal = zjq_journal_new (&settings);
-    if (!self->journal || zjq_journal_replay (self->journal) == -1)
+    self->store = config->journal? zjq_store_new_file (&settings): zjq_store_new_memory ();
+    if (!self->store || zjq_store_replay (self->store) == -1)
         return -1;
-    uint64_t latest = zjq_journal_max_generation (self->journal);
+    uint64_t latest = zjq_store_max_generation (self->store);
     if (self->generation <= latest)
         self->generation = latest + 1;
     zjq_base36 (self->instance, self->generation);
@@ -2601,14 +2599,14 @@ s_journal_open (zjq_broker_t *self, const zjq_broker_config_t *config)
     if (!self->jobs)
         return -1;
     zjq_jobtable_set_dead_letter_ttl (self->jobs, self->dead_letter_ttl_ms);
-    size_t count = zjq_journal_restore (self->journal, self->jobs, s_restore_job, self);
-    zjq_journal_paused_queues (self->journal, s_restore_paused, self);
+    size_t count = zjq_store_restore (self->store, self->jobs, s_restore_job, self);
+    zjq_jobtable_paused_queues (self->jobs, s_restore_paused, self);
     s_trim_dead_letters (self);
     const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
     if (count)
         zjq_log_info ("journal_restored", "queued=%llu outcomes=%llu",
                       (unsigned long long) stats->queued, (unsigned long long) stats->ended);
-    return zjq_journal_start (self->journal, self->jobs);
+    return zjq_store_start (self->store, self->jobs);
 }
 
 zjq_broker_t *
@@ -2661,8 +2659,8 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
     zhashx_set_destructor (self->queues, (zhashx_destructor_fn *) zjq_queue_destroy);
     zhashx_set_destructor (self->progress_watchers, (zhashx_destructor_fn *) zlistx_destroy);
     zjq_jobtable_set_dead_letter_ttl (self->jobs, self->dead_letter_ttl_ms);
-    if (config->journal && s_journal_open (self, config) == -1) {
-        zjq_log_error ("start_failed", "journal=%s reason=%s", config->journal,
+    if (s_journal_open (self, config) == -1) {
+        zjq_log_error ("start_failed", "journal=%s reason=%s", config->journal? config->journal: "",
                        "cannot open or replay the journal");
         goto err;
     }
@@ -2765,7 +2763,7 @@ zjq_broker_destroy (zjq_broker_t **self_p)
     zjq_metrics_destroy (&self->metrics);
     zhashx_destroy (&self->progress_watchers);
     //  The journal before the table it journals (it flushes and syncs)
-    zjq_journal_destroy (&self->journal);
+    zjq_store_destroy (&self->store);
     //  Queues first: they let go of the jobs in their heaps; the jobs'
     //  queue names are not read again
     zhashx_destroy (&self->queues);
@@ -2864,11 +2862,11 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         signal_item = item_count++;
         items [signal_item] = (zmq_pollitem_t) { NULL, signal_fd, ZMQ_POLLIN, 0 };
     }
-    if (self->journal) {
+    self->journal_wait = 0;
+    if (zjq_store_fd (self->store) >= 0) {
         journal_item = item_count++;
         items [journal_item] = (zmq_pollitem_t) {
-            NULL, zjq_journal_fd (self->journal), ZMQ_POLLIN, 0 };
-        self->journal_wait = 0;
+            NULL, zjq_store_fd (self->store), ZMQ_POLLIN, 0 };
     }
     if (self->auth) {
         items [item_count++] = (zmq_pollitem_t) {
@@ -2879,15 +2877,12 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
     bool backlog = false;
     int rc = 0;
     while (true) {
-        if (self->journal) {
-            //  One write per turn for everything the turn appended
-            zjq_journal_flush (self->journal);
-            s_release (self, false);
-        }
+        //  One write per turn for everything the turn appended
+        zjq_store_flush (self->store);
+        s_release (self, false);
         self->now = zjq_mono_ms ();
         int64_t next = s_min (zjq_jobtable_next_deadline (self->jobs), self->next_check);
-        if (self->journal)
-            next = s_min (next, self->now + self->journal_wait);
+        next = s_min (next, self->now + self->journal_wait);
         if (self->metrics)
             next = s_min (next, self->metrics_due);
         //  Everything this turn sent goes now, one message (or BATCH) per peer
@@ -2910,7 +2905,7 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
             self->metrics_due = wait < 0? INT64_MAX: zjq_mono_ms () + wait;
         }
         if (journal_item >= 0 && (items [journal_item].revents & ZMQ_POLLIN)) {
-            zjq_journal_process (self->journal);
+            zjq_store_process (self->store);
             s_release (self, false);
         }
         if (signal_item >= 0 && (items [signal_item].revents & ZMQ_POLLIN)) {
@@ -2944,17 +2939,14 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
         if (self->reap || self->now >= self->next_check)
             s_check_peers (self);
         s_trim_memory (self);
-        if (self->journal)
-            self->journal_wait = zjq_journal_tick (self->journal, self->jobs);
+        self->journal_wait = zjq_store_tick (self->store, self->jobs);
     }
     //  Make what was promised durable, then deliver the held replies
-    if (self->journal) {
-        if (zjq_journal_sync_now (self->journal) == -1)
-            zjq_log_error ("journal_sync_failed", "error=%s msg=%s",
-                           zjq_journal_last_error (self->journal),
-                           "could not make the last records durable");
-        s_release (self, true);
-    }
+    if (zjq_store_sync_now (self->store) == -1)
+        zjq_log_error ("journal_sync_failed", "error=%s msg=%s",
+                       zjq_store_last_error (self->store),
+                       "could not make the last records durable");
+    s_release (self, true);
     zjq_outbox_flush (self->outbox);
     //  Say goodbye to the workers; give the socket a moment to flush that
     size_t peers = zhashx_size (self->peers);

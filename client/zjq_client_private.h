@@ -50,7 +50,8 @@ const char *
 //  --------------------------------------------------------------------------
 //  Inside the library
 
-#include "zjq_batch.h"
+#include "zjq_batch_codec.h"
+#include "zjq_inbox.h"
 #include "zjq_hashtab.h"
 #include "zjq_heap.h"
 #include "zjq_jobid.h"
