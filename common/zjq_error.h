@@ -33,7 +33,7 @@ extern "C" {
     XX (EFAILED,     -11, "job failed")                                        \
     XX (ECANCELLED,  -12, "job cancelled")                                     \
     XX (ENOTREADY,   -13, "job not finished yet")                              \
-    XX (EVERSION,    -14, "unsupported protocol version")                      \
+    XX (EVERSION,    -14, "unsupported version (protocol or option struct)")   \
     XX (ECOMMAND,    -15, "unknown command")                                   \
     XX (EDENIED,     -16, "access denied")                                     \
     XX (EUNAVAILABLE,-17, "broker not accepting jobs right now")               \
