@@ -16,6 +16,9 @@
 #include "zjq_journal.h"
 #include "zjq_cert.h"
 #include "zjq_auth.h"
+#include "zjq_peer.h"
+#include "zjq_held.h"
+#include "zjq_request.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +43,9 @@ static const s_test_t s_tests [] = {
     { "jobtable", zjq_jobtable_test },
     { "journal",  zjq_journal_test },
     { "auth",     zjq_auth_test },
+    { "peer",     zjq_peer_test },
+    { "held",     zjq_held_test },
+    { "request",  zjq_request_test },
 };
 
 int
