@@ -1337,53 +1337,6 @@ zjq_msg_get (zjq_msg_t *self, const char *key)
     return index < 0? NULL: &self->map->ptr [index].val;
 }
 
-const msgpack_object *
-zjq_mp_map_get (const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t len = strlen (key);
-    for (uint32_t index = 0; index < map->via.map.size; index++) {
-        const msgpack_object *name = &map->via.map.ptr [index].key;
-        if (name->type == MSGPACK_OBJECT_STR && name->via.str.size == len
-        &&  memcmp (name->via.str.ptr, key, len) == 0)
-            return &map->via.map.ptr [index].val;
-    }
-    return NULL;
-}
-
-const char *
-zjq_mp_text (const msgpack_object *object, char *buf, size_t size)
-{
-    assert (buf && size);
-    if (object && object->type == MSGPACK_OBJECT_STR) {
-        size_t len = object->via.str.size < size - 1? object->via.str.size: size - 1;
-        memcpy (buf, object->via.str.ptr, len);
-        buf [len] = 0;
-        for (size_t index = 0; index < len; index++)
-            if ((unsigned char) buf [index] < 0x20 || buf [index] == 0x7f)
-                buf [index] = '?';      //  keep a table on its lines
-    }
-    else
-        snprintf (buf, size, "-");
-    return buf;
-}
-
-bool
-zjq_mp_number (const msgpack_object *object, double *value)
-{
-    if (!object)
-        return false;
-    switch (object->type) {
-        case MSGPACK_OBJECT_POSITIVE_INTEGER: *value = (double) object->via.u64; return true;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER: *value = (double) object->via.i64; return true;
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:          *value = object->via.f64; return true;
-        case MSGPACK_OBJECT_BOOLEAN:          *value = object->via.boolean? 1: 0; return true;
-        default:                              return false;
-    }
-}
-
 bool
 zjq_msg_has (zjq_msg_t *self, const char *key)
 {

@@ -20,6 +20,7 @@
 
 #include <czmq.h>
 #include <msgpack.h>
+#include "zjq_mp.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -164,19 +165,8 @@ bool
 //  The raw msgpack value for a key (for arrays and maps), or NULL.
 const msgpack_object *
     zjq_msg_get (zjq_msg_t *self, const char *key);
-//  --- Reading msgpack values outside a message (STATS maps)
-//  The value for a string key in a msgpack map, or NULL if absent or if
-//  map is NULL or not a map.
-const msgpack_object *
-    zjq_mp_map_get (const msgpack_object *map, const char *key);
-//  A msgpack string copied into buf (size bytes, cut to fit), control
-//  bytes as '?', or "-" if object is NULL or not a string. Returns buf.
-const char *
-    zjq_mp_text (const msgpack_object *object, char *buf, size_t size);
-//  A msgpack number (integer or float; a boolean as 0/1) as a double.
-//  Returns false (value unchanged) if object is NULL or not one.
-bool
-    zjq_mp_number (const msgpack_object *object, double *value);
+//  --- Reading msgpack values outside a message: zjq_mp_map_get,
+//  zjq_mp_text, zjq_mp_number are in zjq_mp.h (included above)
 //  The whole fields map of a received message (NULL for one being built).
 const msgpack_object *
     zjq_msg_fields (zjq_msg_t *self);

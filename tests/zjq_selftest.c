@@ -4,6 +4,9 @@
 #include "zjq_proto.h"
 #include "zjq_batch.h"
 #include "zjq_heap.h"
+#include "zjq_hashtab.h"
+#include "zjq_options.h"
+#include "zjq_mp.h"
 #include "zjq_jobid.h"
 #include "zjq_json.h"
 #include "zjq_util.h"
@@ -31,6 +34,9 @@ static const s_test_t s_tests [] = {
     { "util",     zjq_util_test },
     { "log",      zjq_log_test },
     { "heap",     zjq_heap_test },
+    { "hashtab",  zjq_hashtab_test },
+    { "options",  zjq_options_test },
+    { "mp",       zjq_mp_test },
     { "jobid",    zjq_jobid_test },
     { "json",     zjq_json_test },
     { "proto",    zjq_proto_test },
