@@ -8,6 +8,7 @@
     dead letter. See zjq_broker_private.h.                                  */
 
 #include "zjq_broker_private.h"
+#include "zjq_mp.h"
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -380,20 +381,6 @@ zjq_broker_push_progress (zjq_broker_t *self, zjq_jobentry_t *entry, const char 
 //  --------------------------------------------------------------------------
 //  Packing: job status, attempt histories, stats, dead letters
 
-static void
-s_pack_int (msgpack_packer *packer, const char *key, int64_t value)
-{
-    zjq_stats_pack_str (packer, key);
-    msgpack_pack_int64 (packer, value);
-}
-
-static void
-s_pack_text (msgpack_packer *packer, const char *key, const char *value)
-{
-    zjq_stats_pack_str (packer, key);
-    zjq_stats_pack_str (packer, value);
-}
-
 //  A history's attempts, oldest first, as an array of maps: attempt,
 //  error, started_ms, ended_ms, duration_ms (-1: unknown), and when known
 //  exit_code, signal, worker
@@ -405,17 +392,17 @@ s_pack_attempts (msgpack_packer *packer, const zjq_history_t *history)
         const zjq_attempt_t *attempt = &history->attempts [index];
         msgpack_pack_map (packer, 5 + (attempt->exit_code >= 0) + (attempt->signal > 0)
                                     + (attempt->worker != NULL));
-        s_pack_int (packer, "attempt", attempt->attempt);
-        s_pack_text (packer, "error", attempt->error? attempt->error: "");
-        s_pack_int (packer, "started_ms", attempt->started_ms);
-        s_pack_int (packer, "ended_ms", attempt->ended_ms);
-        s_pack_int (packer, "duration_ms", attempt->duration_ms);
+        zjq_mp_entry_int (packer, "attempt", attempt->attempt);
+        zjq_mp_entry_str (packer, "error", attempt->error? attempt->error: "");
+        zjq_mp_entry_int (packer, "started_ms", attempt->started_ms);
+        zjq_mp_entry_int (packer, "ended_ms", attempt->ended_ms);
+        zjq_mp_entry_int (packer, "duration_ms", attempt->duration_ms);
         if (attempt->exit_code >= 0)
-            s_pack_int (packer, "exit_code", attempt->exit_code);
+            zjq_mp_entry_int (packer, "exit_code", attempt->exit_code);
         if (attempt->signal > 0)
-            s_pack_int (packer, "signal", attempt->signal);
+            zjq_mp_entry_int (packer, "signal", attempt->signal);
         if (attempt->worker)
-            s_pack_text (packer, "worker", attempt->worker);
+            zjq_mp_entry_str (packer, "worker", attempt->worker);
     }
 }
 
@@ -481,7 +468,7 @@ s_pack_peer (zjq_broker_t *self, zjq_peer_t *peer, zjq_stats_map_t *map)
     size_t count = zjq_peer_queue_count (peer);
     msgpack_pack_array (names, count);
     for (size_t index = 0; index < count; index++)
-        zjq_stats_pack_str (names, zjq_queue_name (zjq_peer_queue (peer, index)));
+        zjq_mp_pack_str (names, zjq_queue_name (zjq_peer_queue (peer, index)));
     zjq_stats_map_uint (map, "capacity", (uint64_t) zjq_peer_capacity (peer));
     zjq_stats_map_uint (map, "running", zjq_peer_outstanding (peer));
     zjq_stats_map_uint (map, "completed", zjq_peer_completed (peer));
@@ -531,7 +518,7 @@ s_pack_queue (zjq_broker_t *self, zjq_queue_t *queue, msgpack_packer *queues, in
                         oldest && wall > zjq_jobentry_created_ms (oldest)?
                         (uint64_t) (wall - zjq_jobentry_created_ms (oldest)): 0);
     zjq_stats_queue_pack (&counters->stats, &map, self->now, histograms);
-    zjq_stats_pack_str (queues, zjq_queue_name (queue));
+    zjq_mp_pack_str (queues, zjq_queue_name (queue));
     zjq_stats_map_end (&map, queues);
 }
 
@@ -621,16 +608,16 @@ zjq_broker_pack_dead_letter (msgpack_packer *packer, zjq_jobentry_t *entry)
     const zjq_job_t *job = &record;
     const zjq_history_t *history = job->history;
     msgpack_pack_map (packer, 11);
-    s_pack_text (packer, "id", job->id);
-    s_pack_text (packer, "queue", job->queue);
-    s_pack_int (packer, "attempts", job->attempt);
-    s_pack_int (packer, "max_attempts", job->max_attempts);
-    s_pack_int (packer, "retries", history->retries);
-    s_pack_text (packer, "error", job->error? job->error: "failed");
-    s_pack_int (packer, "created_ms", job->created_ms);
-    s_pack_int (packer, "failed_ms", job->finished_ms);
-    s_pack_int (packer, "expires_ms", job->expires_ms);
-    s_pack_int (packer, "history_dropped", history->dropped);
-    zjq_stats_pack_str (packer, "history");
+    zjq_mp_entry_str (packer, "id", job->id);
+    zjq_mp_entry_str (packer, "queue", job->queue);
+    zjq_mp_entry_int (packer, "attempts", job->attempt);
+    zjq_mp_entry_int (packer, "max_attempts", job->max_attempts);
+    zjq_mp_entry_int (packer, "retries", history->retries);
+    zjq_mp_entry_str (packer, "error", job->error? job->error: "failed");
+    zjq_mp_entry_int (packer, "created_ms", job->created_ms);
+    zjq_mp_entry_int (packer, "failed_ms", job->finished_ms);
+    zjq_mp_entry_int (packer, "expires_ms", job->expires_ms);
+    zjq_mp_entry_int (packer, "history_dropped", history->dropped);
+    zjq_mp_pack_str (packer, "history");
     s_pack_attempts (packer, history);
 }
