@@ -5,8 +5,9 @@
     - zjq_broker.c           the loop, setup, and routing: the command
                              table drives role checks and dispatch
     - zjq_broker_reply.c     messages out: replies, errors, promises held
-                             for the journal (zjq_held.h), STATUS / stats /
-                             dead-letter packing
+                             for the journal (zjq_held.h), DONE to waiters
+                             and PROGRESS_UPDATE to watchers; STATUS /
+                             stats / dead-letter packing
     - zjq_broker_dispatch.c  dispatch and leases: the eligibility seam, the
                              worker-choice seam, job ends, failed attempts,
                              timeouts, forgetting workers
