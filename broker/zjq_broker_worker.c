@@ -235,36 +235,18 @@ zjq_broker_handle_work_result (zjq_broker_t *self, zjq_msg_t *msg, zjq_peer_t *p
 void
 zjq_broker_handle_progress (zjq_broker_t *self, zjq_msg_t *msg, zjq_peer_t *peer)
 {
-    const char *id = zjq_msg_get_str (msg, "id");
-    int64_t attempt = 0;
-    double progress = 0;
-    const char *message = NULL;
-    if (!id) {
-        zjq_broker_send_error (self, msg, ZJQ_EPROTO,
-                               "PROGRESS: missing or invalid field 'id' (a string)");
+    zjq_progress_req_t req;
+    zjq_progress_parse (msg, &req);
+    if (req.problem) {
+        zjq_broker_send_error (self, msg, ZJQ_EPROTO, "%s", req.problem);
         return;
     }
-    if (!zjq_msg_get_int (msg, "attempt", &attempt)) {
-        zjq_broker_send_error (self, msg, ZJQ_EPROTO,
-                               "PROGRESS: missing or invalid field 'attempt'");
-        return;
-    }
-    if (!zjq_msg_get_double (msg, "progress", &progress) || !(progress >= 0 && progress <= 1)) {
-        zjq_broker_send_error (self, msg, ZJQ_EPROTO,
-                               "PROGRESS: field 'progress' must be a number from 0 to 1");
-        return;
-    }
-    if (zjq_request_opt_str (msg, "message", ZJQ_TEXT_MAX, &message)) {
-        zjq_broker_send_error (self, msg, ZJQ_EPROTO,
-                               "PROGRESS: field 'message' must be a string of at most 256 bytes");
-        return;
-    }
-    zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, id);
+    zjq_jobentry_t *entry = zjq_jobtable_lookup (self->jobs, req.id);
     if (entry && zjq_jobentry_state (entry) == ZJQ_STATE_RUNNING
-    &&  zjq_jobentry_peer (entry) == peer && zjq_jobentry_attempt (entry) == attempt) {
-        if (zjq_jobentry_set_progress (entry, progress, message) == -1)
-            zjq_log_error ("out_of_memory", "what=progress_message job=%s", id);
-        zjq_broker_push_progress (self, entry, message);
+    &&  zjq_jobentry_peer (entry) == peer && zjq_jobentry_attempt (entry) == req.attempt) {
+        if (zjq_jobentry_set_progress (entry, req.progress, req.message) == -1)
+            zjq_log_error ("out_of_memory", "what=progress_message job=%s", req.id);
+        zjq_broker_push_progress (self, entry, req.message);
     }
 }
 

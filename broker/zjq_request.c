@@ -378,6 +378,67 @@ zjq_work_result_parse (zjq_msg_t *msg, zjq_work_result_req_t *req)
 
 
 //  --------------------------------------------------------------------------
+//  PROGRESS
+
+enum { S_PR_ID, S_PR_ATTEMPT, S_PR_PROGRESS, S_PR_MESSAGE, S_PR_COUNT };
+
+static const s_name_t s_progress_names [S_PR_COUNT] = {
+    S_NAME ("id"), S_NAME ("attempt"), S_NAME ("progress"), S_NAME ("message")
+};
+
+//  A number (as zjq_msg_get_double): false if object is not one.
+static bool
+s_double (const msgpack_object *object, double *value)
+{
+    if (!object)
+        return false;
+    switch (object->type) {
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            *value = object->via.f64;
+            return true;
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            *value = (double) object->via.u64;
+            return true;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            *value = (double) object->via.i64;
+            return true;
+        default:
+            return false;
+    }
+}
+
+static const char *
+s_progress_problem (zjq_msg_t *msg, const msgpack_object **values, zjq_progress_req_t *req)
+{
+    req->id = s_id (msg, values [S_PR_ID], req->id_buf, sizeof (req->id_buf));
+    if (!req->id)
+        return "PROGRESS: missing or invalid field 'id' (a string)";
+    if (!s_int (values [S_PR_ATTEMPT], &req->attempt))
+        return "PROGRESS: missing or invalid field 'attempt'";
+    if (!s_double (values [S_PR_PROGRESS], &req->progress)
+    ||  !(req->progress >= 0 && req->progress <= 1))
+        return "PROGRESS: field 'progress' must be a number from 0 to 1";
+    if (s_opt_text (values [S_PR_MESSAGE], req->message_buf, sizeof (req->message_buf),
+                    &req->message))
+        return "PROGRESS: field 'message' must be a string of at most 256 bytes";
+    return NULL;
+}
+
+void
+zjq_progress_parse (zjq_msg_t *msg, zjq_progress_req_t *req)
+{
+    assert (msg && req);
+    const msgpack_object *values [S_PR_COUNT];
+    s_scan (msg, s_progress_names, S_PR_COUNT, values);
+    req->attempt = 0;
+    req->progress = 0;
+    req->message = NULL;
+    req->problem = s_progress_problem (msg, values, req);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Self test
 
 //  A received message with these fields (a msgpack map built by the caller)
@@ -404,14 +465,12 @@ s_pack_str (msgpack_packer *packer, const char *text)
     msgpack_pack_str_body (packer, text, strlen (text));
 }
 
-void
-zjq_request_test (bool verbose)
+//  A SUBMIT with every option, a repeated key (the first counts)
+static void
+s_test_submit (void)
 {
-    (void) verbose;
     msgpack_sbuffer buffer;
     msgpack_packer packer;
-
-    //  A SUBMIT with every option, a repeated key (the first counts)
     msgpack_sbuffer_init (&buffer);
     msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
     msgpack_pack_map (&packer, 8);
@@ -434,38 +493,57 @@ zjq_request_test (bool verbose)
     assert (submit.notify && !submit.progress);
     zjq_msg_destroy (&msg);
     msgpack_sbuffer_destroy (&buffer);
+}
 
-    //  Problems keep their order: the queue, then the first bad option
+//  Problems keep their order: the queue, then the first bad option
+static void
+s_test_submit_problems (void)
+{
+    msgpack_sbuffer buffer;
+    msgpack_packer packer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
     msgpack_pack_map (&packer, 3);
     s_pack_str (&packer, "progress");   msgpack_pack_int (&packer, 1);
     s_pack_str (&packer, "result_ttl_ms"); msgpack_pack_int (&packer, 0);
     s_pack_str (&packer, "queue");      s_pack_str (&packer, "bad name");
-    msg = s_test_msg (ZJQ_CMD_SUBMIT, &buffer);
+    zjq_msg_t *msg = s_test_msg (ZJQ_CMD_SUBMIT, &buffer);
+    zjq_submit_req_t submit = { .priority = 0 };
     zjq_submit_parse (msg, &submit);
     assert (!submit.has_req && !submit.queue);
     assert (strstr (submit.queue_problem, "invalid queue name"));
     assert (streq (submit.problem, "field 'result_ttl_ms' must be an integer > 0"));
     zjq_msg_destroy (&msg);
     msgpack_sbuffer_destroy (&buffer);
+}
 
-    //  RESULT by id
+//  RESULT by id
+static void
+s_test_job (void)
+{
+    msgpack_sbuffer buffer;
+    msgpack_packer packer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
     msgpack_pack_map (&packer, 3);
     s_pack_str (&packer, "req");        msgpack_pack_int (&packer, 1);
     s_pack_str (&packer, "id");         s_pack_str (&packer, "abc-1");
     s_pack_str (&packer, "wait");       msgpack_pack_true (&packer);
-    msg = s_test_msg (ZJQ_CMD_RESULT, &buffer);
+    zjq_msg_t *msg = s_test_msg (ZJQ_CMD_RESULT, &buffer);
     zjq_job_req_t job;
     zjq_job_req_parse (msg, &job);
     assert (job.has_req && streq (job.id, "abc-1") && job.wait && !job.progress);
     assert (!job.flags_bad);
     zjq_msg_destroy (&msg);
     msgpack_sbuffer_destroy (&buffer);
+}
 
-    //  READY
+//  READY
+static void
+s_test_ready (void)
+{
+    msgpack_sbuffer buffer;
+    msgpack_packer packer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
     msgpack_pack_map (&packer, 5);
@@ -475,15 +553,21 @@ zjq_request_test (bool verbose)
     s_pack_str (&packer, "capacity");   msgpack_pack_int (&packer, 4);
     s_pack_str (&packer, "heartbeat_ms"); msgpack_pack_int (&packer, 1000);
     s_pack_str (&packer, "host");       msgpack_pack_int (&packer, 1);
-    msg = s_test_msg (ZJQ_CMD_READY, &buffer);
+    zjq_msg_t *msg = s_test_msg (ZJQ_CMD_READY, &buffer);
     zjq_ready_req_t ready;
     zjq_ready_parse (msg, &ready);
     assert (streq (ready.problem, "invalid field 'host' (a string of at most 256 bytes)"));
     assert (streq (ready.worker_id, "w1") && ready.capacity == 4);
     zjq_msg_destroy (&msg);
     msgpack_sbuffer_destroy (&buffer);
+}
 
-    //  WORK_RESULT
+//  WORK_RESULT
+static void
+s_test_work_result (void)
+{
+    msgpack_sbuffer buffer;
+    msgpack_packer packer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
     msgpack_pack_map (&packer, 5);
@@ -492,7 +576,7 @@ zjq_request_test (bool verbose)
     s_pack_str (&packer, "status");     s_pack_str (&packer, "error");
     s_pack_str (&packer, "error");      s_pack_str (&packer, "boom");
     s_pack_str (&packer, "exit_code");  msgpack_pack_int (&packer, 3);
-    msg = s_test_msg (ZJQ_CMD_WORK_RESULT, &buffer);
+    zjq_msg_t *msg = s_test_msg (ZJQ_CMD_WORK_RESULT, &buffer);
     zjq_work_result_req_t result;
     zjq_work_result_parse (msg, &result);
     assert (!result.problem && streq (result.id, "abc-1") && result.attempt == 2);
@@ -501,8 +585,36 @@ zjq_request_test (bool verbose)
     assert (result.exit_code == 3 && result.signal == 0 && result.duration_ms == -1);
     zjq_msg_destroy (&msg);
     msgpack_sbuffer_destroy (&buffer);
+}
 
-    //  A bad status is reported before a bad error
+//  PROGRESS
+static void
+s_test_progress (void)
+{
+    msgpack_sbuffer buffer;
+    msgpack_packer packer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map (&packer, 4);
+    s_pack_str (&packer, "id");         s_pack_str (&packer, "abc-1");
+    s_pack_str (&packer, "attempt");    msgpack_pack_int (&packer, 1);
+    s_pack_str (&packer, "progress");   msgpack_pack_double (&packer, 0.25);
+    s_pack_str (&packer, "message");    s_pack_str (&packer, "a quarter");
+    zjq_msg_t *msg = s_test_msg (ZJQ_CMD_PROGRESS, &buffer);
+    zjq_progress_req_t update;
+    zjq_progress_parse (msg, &update);
+    assert (!update.problem && streq (update.id, "abc-1") && update.attempt == 1);
+    assert (update.progress == 0.25 && streq (update.message, "a quarter"));
+    zjq_msg_destroy (&msg);
+    msgpack_sbuffer_destroy (&buffer);
+}
+
+//  A bad status is reported before a bad error
+static void
+s_test_work_result_order (void)
+{
+    msgpack_sbuffer buffer;
+    msgpack_packer packer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
     msgpack_pack_map (&packer, 4);
@@ -510,9 +622,23 @@ zjq_request_test (bool verbose)
     s_pack_str (&packer, "attempt");    msgpack_pack_int (&packer, 1);
     s_pack_str (&packer, "status");     s_pack_str (&packer, "fine");
     s_pack_str (&packer, "error");      msgpack_pack_int (&packer, 1);
-    msg = s_test_msg (ZJQ_CMD_WORK_RESULT, &buffer);
+    zjq_msg_t *msg = s_test_msg (ZJQ_CMD_WORK_RESULT, &buffer);
+    zjq_work_result_req_t result;
     zjq_work_result_parse (msg, &result);
     assert (strstr (result.problem, "field 'status' must be"));
     zjq_msg_destroy (&msg);
     msgpack_sbuffer_destroy (&buffer);
+}
+
+void
+zjq_request_test (bool verbose)
+{
+    (void) verbose;
+    s_test_submit ();
+    s_test_submit_problems ();
+    s_test_job ();
+    s_test_ready ();
+    s_test_work_result ();
+    s_test_progress ();
+    s_test_work_result_order ();
 }

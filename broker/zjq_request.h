@@ -119,6 +119,20 @@ typedef struct {
 void
     zjq_work_result_parse (zjq_msg_t *msg, zjq_work_result_req_t *req);
 
+//  --- PROGRESS
+typedef struct {
+    const char *problem;        //  the ERROR EPROTO text, or NULL
+    const char *id;             //  the job id
+    int64_t attempt;
+    double progress;            //  0..1
+    const char *message;        //  at most 256 bytes, or NULL
+    char id_buf [ZJQ_JOBID_MAX];
+    char message_buf [ZJQ_TEXT_MAX + 1];
+} zjq_progress_req_t;
+
+void
+    zjq_progress_parse (zjq_msg_t *msg, zjq_progress_req_t *req);
+
 //  Self test
 void
     zjq_request_test (bool verbose);
