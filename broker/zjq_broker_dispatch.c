@@ -130,9 +130,9 @@ s_pick_worker (zjq_broker_t *self, zjq_queue_t *queue)
 }
 
 //  Give waiting jobs of a queue to its available workers (none while the
-//  queue is paused).
-void
-zjq_broker_queue_pump (zjq_broker_t *self, zjq_queue_t *queue)
+//  queue is paused). Only the eligibility seam pumps a queue.
+static void
+s_queue_pump (zjq_broker_t *self, zjq_queue_t *queue)
 {
     if (zjq_queue_paused (queue))
         return;
@@ -182,7 +182,7 @@ zjq_broker_make_eligible (zjq_broker_t *self, zjq_queue_t *queue, zjq_jobentry_t
 {
     if (entry && zjq_queue_push (queue, entry) != 0)
         return -1;
-    zjq_broker_queue_pump (self, queue);
+    s_queue_pump (self, queue);
     return 0;
 }
 

@@ -233,10 +233,6 @@ int
 //  out of memory, the job fails.
 void
     zjq_broker_enqueue (zjq_broker_t *self, zjq_jobentry_t *entry);
-//  Give waiting jobs of a queue to its available workers (none while it is
-//  paused).
-void
-    zjq_broker_queue_pump (zjq_broker_t *self, zjq_queue_t *queue);
 //  Fill a worker's free credit with the best jobs across its queues; with
 //  credit left over, it waits on its queues' worker lists.
 void
