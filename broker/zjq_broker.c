@@ -16,7 +16,7 @@
     - The loop polls the ROUTER and the signal fd with a timeout from the
       data, drains the ROUTER (bounded per turn so timers get their turn),
       fires due deadlines and, once per heartbeat tick, scans the workers.
-    - With a journal (zjq_journal.h), the table appends every change; the
+    - The store (zjq_store.h: the journal, or memory only) appends every change; the
       loop writes them once per turn, before it polls, and holds every
       promise to a client (ACCEPTED, DONE, JOB_RESULT, the JOB_STATUS of a
       cancel) until the journal says the records before it are durable, in
@@ -89,6 +89,22 @@ static const s_command_t s_commands [128] = {
     [ZJQ_CMD_DISCONNECT] = { ZJQ_CMD_DISCONNECT, ZJQ_ROLE_WORKER, ZJQ_AUTH_WORKER, false, true,
                              zjq_broker_handle_disconnect },
 };
+
+//  The table agrees with the codec's (zjq_wire.h): each row is a command
+//  the protocol has, and its role may send it. A programming error if not.
+static void
+s_commands_check (void)
+{
+    for (size_t code = 0; code < sizeof (s_commands) / sizeof (s_commands [0]); code++) {
+        const s_command_t *row = &s_commands [code];
+        if (!row->handler)
+            continue;
+        const zjq_command_t *wire = zjq_proto_command ((int) code);
+        assert (row->command == (int) code);
+        assert (wire && zjq_proto_command_sent_by (wire, row->role));
+        (void) wire;
+    }
+}
 
 //  The row of a command sent in a role, or NULL if the broker takes no
 //  such command from that role.
@@ -310,10 +326,10 @@ s_journal_open (zjq_broker_t *self, const zjq_broker_config_t *config)
         .compact_size = config->journal_compact_size,
         .salvage = config->journal_salvage
     };
-    self->journal = zjq_journal_new (&settings);
-    if (!self->journal || zjq_journal_replay (self->journal) == -1)
+    self->store = config->journal? zjq_store_new_file (&settings): zjq_store_new_memory ();
+    if (!self->store || zjq_store_replay (self->store) == -1)
         return -1;
-    uint64_t latest = zjq_journal_max_generation (self->journal);
+    uint64_t latest = zjq_store_max_generation (self->store);
     if (self->generation <= latest)
         self->generation = latest + 1;
     zjq_base36 (self->instance, self->generation);
@@ -322,14 +338,14 @@ s_journal_open (zjq_broker_t *self, const zjq_broker_config_t *config)
     if (!self->jobs)
         return -1;
     zjq_jobtable_set_dead_letter_ttl (self->jobs, self->dead_letter_ttl_ms);
-    size_t count = zjq_journal_restore (self->journal, self->jobs, s_restore_job, self);
-    zjq_journal_paused_queues (self->journal, s_restore_paused, self);
+    size_t count = zjq_store_restore (self->store, self->jobs, s_restore_job, self);
+    zjq_jobtable_paused_queues (self->jobs, s_restore_paused, self);
     zjq_broker_trim_dead_letters (self);
     const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
     if (count)
         zjq_log_info ("journal_restored", "queued=%llu outcomes=%llu",
                       (unsigned long long) stats->queued, (unsigned long long) stats->ended);
-    return zjq_journal_start (self->journal, self->jobs);
+    return zjq_store_start (self->store, self->jobs);
 }
 
 //  The settings, the clocks, the empty tables and the socket. Returns 0, or
@@ -454,20 +470,20 @@ s_metrics_open (zjq_broker_t *self, const zjq_broker_config_t *config)
     return 0;
 }
 
-//  The journal, if the settings name one. Returns 0, or -1 after logging.
+//  The store: the journal the settings name, or memory only. Returns 0, or
+//  -1 after logging.
 static int
 s_store_open (zjq_broker_t *self, const zjq_broker_config_t *config)
 {
-    if (!config->journal) {
-        zjq_log_info ("memory_only", "msg=%s", "no --journal: jobs are kept in memory only "
-                      "and are lost when the broker stops");
-        return 0;
-    }
     if (s_journal_open (self, config) == -1) {
-        zjq_log_error ("start_failed", "journal=%s reason=%s", config->journal,
+        zjq_log_error ("start_failed", "journal=%s reason=%s",
+                       config->journal? config->journal: "",
                        "cannot open or replay the journal");
         return -1;
     }
+    if (!config->journal)
+        zjq_log_info ("memory_only", "msg=%s", "no --journal: jobs are kept in memory only "
+                      "and are lost when the broker stops");
     return 0;
 }
 
@@ -489,6 +505,7 @@ zjq_broker_new (const zjq_broker_config_t *config, zjq_auth_t **auth_p)
         goto err;
     }
     zlistx_set_destructor (endpoints, (zlistx_destructor_fn *) zstr_free);
+    s_commands_check ();
     if (s_state_new (self, config) || s_store_open (self, config) || s_router_setup (self)
     ||  s_bind_all (self, config, endpoints) || s_metrics_open (self, config))
         goto err;
@@ -528,7 +545,7 @@ zjq_broker_destroy (zjq_broker_t **self_p)
     zjq_metrics_destroy (&self->metrics);
     zhashx_destroy (&self->progress_watchers);
     //  The journal before the table it journals (it flushes and syncs)
-    zjq_journal_destroy (&self->journal);
+    zjq_store_destroy (&self->store);
     //  Queues first: they let go of the jobs in their heaps; the jobs'
     //  queue names are not read again
     zhashx_destroy (&self->queues);
@@ -572,11 +589,11 @@ s_poll_init (zjq_broker_t *self, int signal_fd, s_poll_t *poll)
         poll->signal_item = poll->count++;
         poll->items [poll->signal_item] = (zmq_pollitem_t) { NULL, signal_fd, ZMQ_POLLIN, 0 };
     }
-    if (self->journal) {
+    self->journal_wait = 0;
+    if (zjq_store_fd (self->store) >= 0) {
         poll->journal_item = poll->count++;
         poll->items [poll->journal_item] = (zmq_pollitem_t) {
-            NULL, zjq_journal_fd (self->journal), ZMQ_POLLIN, 0 };
-        self->journal_wait = 0;
+            NULL, zjq_store_fd (self->store), ZMQ_POLLIN, 0 };
     }
     if (self->auth) {
         poll->items [poll->count++] = (zmq_pollitem_t) {
@@ -591,15 +608,12 @@ s_poll_init (zjq_broker_t *self, int signal_fd, s_poll_t *poll)
 static long
 s_turn_begin (zjq_broker_t *self, bool backlog)
 {
-    if (self->journal) {
-        //  One write per turn for everything the turn appended
-        zjq_journal_flush (self->journal);
-        zjq_broker_release (self, false);
-    }
+    //  One write per turn for everything the turn appended
+    zjq_store_flush (self->store);
+    zjq_broker_release (self, false);
     self->now = zjq_mono_ms ();
     int64_t next = zjq_broker_min (zjq_jobtable_next_deadline (self->jobs), self->next_check);
-    if (self->journal)
-        next = zjq_broker_min (next, self->now + self->journal_wait);
+    next = zjq_broker_min (next, self->now + self->journal_wait);
     if (self->metrics)
         next = zjq_broker_min (next, self->metrics_due);
     //  Everything this turn sent goes now, one message (or BATCH) per peer
@@ -713,8 +727,7 @@ s_turn_work (zjq_broker_t *self)
     if (self->reap || self->now >= self->next_check)
         zjq_broker_check_peers (self);
     s_trim_memory (self);
-    if (self->journal)
-        self->journal_wait = zjq_journal_tick (self->journal, self->jobs);
+    self->journal_wait = zjq_store_tick (self->store, self->jobs);
     return backlog;
 }
 
@@ -724,13 +737,11 @@ s_turn_work (zjq_broker_t *self)
 static void
 s_shutdown (zjq_broker_t *self)
 {
-    if (self->journal) {
-        if (zjq_journal_sync_now (self->journal) == -1)
-            zjq_log_error ("journal_sync_failed", "error=%s msg=%s",
-                           zjq_journal_last_error (self->journal),
-                           "could not make the last records durable");
-        zjq_broker_release (self, true);
-    }
+    if (zjq_store_sync_now (self->store) == -1)
+        zjq_log_error ("journal_sync_failed", "error=%s msg=%s",
+                       zjq_store_last_error (self->store),
+                       "could not make the last records durable");
+    zjq_broker_release (self, true);
     zjq_outbox_flush (self->outbox);
     size_t peers = zhashx_size (self->peers);
     for (zjq_peer_t *peer = (zjq_peer_t *) zhashx_first (self->peers); peer;
@@ -770,7 +781,7 @@ zjq_broker_run (zjq_broker_t *self, int signal_fd)
             self->metrics_due = wait < 0? INT64_MAX: zjq_mono_ms () + wait;
         }
         if (poll.journal_item >= 0 && (items [poll.journal_item].revents & ZMQ_POLLIN)) {
-            zjq_journal_process (self->journal);
+            zjq_store_process (self->store);
             zjq_broker_release (self, false);
         }
         if (poll.signal_item >= 0 && (items [poll.signal_item].revents & ZMQ_POLLIN)

@@ -150,8 +150,8 @@ s_set_paused (zjq_broker_t *self, zjq_msg_t *msg, bool paused)
     }
     if (queue && zjq_queue_paused (queue) != paused) {
         zjq_queue_set_paused (queue, paused);
-        if (self->journal)
-            zjq_journal_append_queue (self->journal, name, paused);
+        if (zjq_jobtable_set_paused (self->jobs, name, paused) != 0)
+            zjq_log_error ("out_of_memory", "what=paused_queue queue=%s", name);
         zjq_log_info (paused? "queue_paused": "queue_resumed", "queue=%s queued=%zu", name,
                       zjq_queue_size (queue));
         if (!paused)

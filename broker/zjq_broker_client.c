@@ -105,7 +105,7 @@ static bool
 s_submit_room (zjq_broker_t *self, zjq_msg_t *msg, const char *queue_name, size_t size)
 {
     const char *reason = NULL;
-    if (self->journal && !zjq_journal_healthy (self->journal, &reason)) {
+    if (!zjq_store_healthy (self->store, &reason)) {
         zjq_broker_send_rejected (self, msg, ZJQ_EUNAVAILABLE, "journal unavailable: %s",
                                   reason);
         return false;

@@ -33,7 +33,7 @@
 #include "zjq_metrics.h"
 #include "zjq_log.h"
 #include "zjq_jobid.h"
-#include "zjq_journal.h"
+#include "zjq_store.h"
 #include "zjq_util.h"
 #include "zjq_peer.h"
 #include "zjq_held.h"
@@ -107,10 +107,10 @@ struct _zjq_broker_t {
     int64_t warn_window;        //  start of the current one-second window
     unsigned warn_count;        //  warnings logged in it
     uint64_t warn_suppressed;   //  warnings not logged in it
-    //  Journal
-    zjq_journal_t *journal;     //  or NULL: memory only
-    int64_t journal_wait;       //  ms the journal lets the loop sleep
-    zjq_held_t *held;           //  client messages held for the journal
+    //  Store
+    zjq_store_t *store;         //  the file journal, or memory only
+    int64_t journal_wait;       //  ms the store lets the loop sleep
+    zjq_held_t *held;           //  client messages held for the store
     //  Prometheus /metrics, or NULL
     zjq_metrics_t *metrics;
     int64_t metrics_due;        //  monotonic ms when it must run without input

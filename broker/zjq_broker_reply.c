@@ -154,7 +154,7 @@ s_send_held (void *arg, zjq_msg_t **msg_p)
 void
 zjq_broker_release (zjq_broker_t *self, bool all)
 {
-    zjq_held_release (self->held, zjq_journal_durable (self->journal), all, s_send_held, self);
+    zjq_held_release (self->held, zjq_store_durable (self->store), all, s_send_held, self);
 }
 
 //  Send a promise to a client (ACCEPTED, DONE, JOB_RESULT, the JOB_STATUS
@@ -166,13 +166,11 @@ zjq_broker_release (zjq_broker_t *self, bool all)
 void
 zjq_broker_send_promise (zjq_broker_t *self, zjq_msg_t **msg_p)
 {
-    if (self->journal) {
-        uint64_t lsn = zjq_journal_lsn (self->journal);
-        if ((zjq_held_size (self->held) || lsn > zjq_journal_durable (self->journal))
-        &&  zjq_held_push (self->held, msg_p, lsn) == 0)
-            return;
-        //  Out of memory holding it: the journal state is lost, not the reply
-    }
+    uint64_t lsn = zjq_store_lsn (self->store);
+    if ((zjq_held_size (self->held) || lsn > zjq_store_durable (self->store))
+    &&  zjq_held_push (self->held, msg_p, lsn) == 0)
+        return;
+    //  Out of memory holding it: the journal state is lost, not the reply
     zjq_broker_send (self, msg_p);
 }
 
@@ -381,31 +379,6 @@ zjq_broker_push_progress (zjq_broker_t *self, zjq_jobentry_t *entry, const char 
 //  --------------------------------------------------------------------------
 //  Packing: job status, attempt histories, stats, dead letters
 
-//  A history's attempts, oldest first, as an array of maps: attempt,
-//  error, started_ms, ended_ms, duration_ms (-1: unknown), and when known
-//  exit_code, signal, worker
-static void
-s_pack_attempts (msgpack_packer *packer, const zjq_history_t *history)
-{
-    msgpack_pack_array (packer, history->count);
-    for (uint32_t index = 0; index < history->count; index++) {
-        const zjq_attempt_t *attempt = &history->attempts [index];
-        msgpack_pack_map (packer, 5 + (attempt->exit_code >= 0) + (attempt->signal > 0)
-                                    + (attempt->worker != NULL));
-        zjq_mp_entry_int (packer, "attempt", attempt->attempt);
-        zjq_mp_entry_str (packer, "error", attempt->error? attempt->error: "");
-        zjq_mp_entry_int (packer, "started_ms", attempt->started_ms);
-        zjq_mp_entry_int (packer, "ended_ms", attempt->ended_ms);
-        zjq_mp_entry_int (packer, "duration_ms", attempt->duration_ms);
-        if (attempt->exit_code >= 0)
-            zjq_mp_entry_int (packer, "exit_code", attempt->exit_code);
-        if (attempt->signal > 0)
-            zjq_mp_entry_int (packer, "signal", attempt->signal);
-        if (attempt->worker)
-            zjq_mp_entry_str (packer, "worker", attempt->worker);
-    }
-}
-
 static void
 s_put_history (zjq_msg_t *msg, const char *key, const zjq_history_t *history)
 {
@@ -413,7 +386,7 @@ s_put_history (zjq_msg_t *msg, const char *key, const zjq_history_t *history)
     msgpack_sbuffer_init (&buffer);
     msgpack_packer packer;
     msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
-    s_pack_attempts (&packer, history);
+    zjq_history_pack_attempts (&packer, history, &zjq_history_wire_keys);
     zjq_msg_put_packed (msg, key, buffer.data, buffer.size);
     msgpack_sbuffer_destroy (&buffer);
 }
@@ -479,19 +452,22 @@ s_pack_peer (zjq_broker_t *self, zjq_peer_t *peer, zjq_stats_map_t *map)
     zjq_stats_map_str (map, "version", zjq_peer_version (peer));
 }
 
-//  The journal's entry in the STATS map's broker section
+//  The journal's entry in the STATS map's broker section (none for a
+//  store without a path: memory only)
 static void
 s_pack_journal (zjq_broker_t *self, zjq_stats_map_t *broker)
 {
-    const zjq_journal_stats_t *journal = zjq_journal_stats (self->journal);
+    const zjq_store_stats_t *journal = zjq_store_stats (self->store);
+    if (!journal->path)
+        return;
     zjq_stats_map_t map;
     zjq_stats_map_init (&map);
-    zjq_stats_map_str (&map, "path", zjq_journal_path (self->journal));
+    zjq_stats_map_str (&map, "path", journal->path);
     zjq_stats_map_uint (&map, "bytes", journal->bytes);
     zjq_stats_map_uint (&map, "live_bytes", journal->live_bytes);
-    zjq_stats_map_str (&map, "fsync", zjq_journal_policy_name (self->journal));
-    zjq_stats_map_bool (&map, "healthy", zjq_journal_healthy (self->journal, NULL));
-    zjq_stats_map_str (&map, "last_error", zjq_journal_last_error (self->journal));
+    zjq_stats_map_str (&map, "fsync", journal->policy);
+    zjq_stats_map_bool (&map, "healthy", zjq_store_healthy (self->store, NULL));
+    zjq_stats_map_str (&map, "last_error", zjq_store_last_error (self->store));
     zjq_stats_map_uint (&map, "compactions", journal->compactions);
     zjq_stats_map_uint (&map, "records", journal->records);
     zjq_stats_map_uint (&map, "held_replies", zjq_held_size (self->held));
@@ -565,8 +541,7 @@ zjq_broker_stats_pack (zjq_broker_t *self, msgpack_packer *packer, bool histogra
     zjq_stats_map_uint (&broker, "completed_1m", ends);
     zjq_stats_map_double (&broker, "submitted_per_s", (double) submits / ZJQ_STATS_RING_SLOTS);
     zjq_stats_map_double (&broker, "completed_per_s", (double) ends / ZJQ_STATS_RING_SLOTS);
-    if (self->journal)
-        s_pack_journal (self, &broker);
+    s_pack_journal (self, &broker);
     zjq_stats_map_bool (&broker, "curve", self->auth != NULL);
     zjq_stats_map_uint (&broker, "refused_handshakes", self->counters.refused_handshakes);
     zjq_stats_map_uint (&broker, "refused_unknown_key", self->counters.refused_unknown_key);
@@ -619,5 +594,5 @@ zjq_broker_pack_dead_letter (msgpack_packer *packer, zjq_jobentry_t *entry)
     zjq_mp_entry_int (packer, "expires_ms", job->expires_ms);
     zjq_mp_entry_int (packer, "history_dropped", history->dropped);
     zjq_mp_pack_str (packer, "history");
-    s_pack_attempts (packer, history);
+    zjq_history_pack_attempts (packer, history, &zjq_history_wire_keys);
 }

@@ -2,6 +2,7 @@
     zjq_history.h.                                                          */
 
 #include "zjq_history.h"
+#include "zjq_mp.h"
 #include "zjq_util.h"
 #include <czmq.h>
 //  The self-test below relies on assert: keep it in release builds too
@@ -174,6 +175,47 @@ zjq_deadlist_contains (zjq_deadlist_t *list, zjq_history_t *history)
 
 
 //  --------------------------------------------------------------------------
+//  Packing (the journal's records and the replies)
+
+const zjq_history_keys_t zjq_history_journal_keys = {
+    "n", "err", "sa", "fi", "dur", "ec", "sig", "w"
+};
+const zjq_history_keys_t zjq_history_wire_keys = {
+    "attempt", "error", "started_ms", "ended_ms", "duration_ms", "exit_code", "signal", "worker"
+};
+
+void
+zjq_history_pack_attempt (msgpack_packer *packer, const zjq_attempt_t *attempt,
+                          const zjq_history_keys_t *keys)
+{
+    assert (packer && attempt && keys);
+    size_t count = 5 + (attempt->exit_code >= 0) + (attempt->signal > 0) + (attempt->worker != NULL);
+    msgpack_pack_map (packer, count);
+    zjq_mp_entry_int (packer, keys->attempt, attempt->attempt);
+    zjq_mp_entry_str (packer, keys->error, attempt->error? attempt->error: "");
+    zjq_mp_entry_int (packer, keys->started_ms, attempt->started_ms);
+    zjq_mp_entry_int (packer, keys->ended_ms, attempt->ended_ms);
+    zjq_mp_entry_int (packer, keys->duration_ms, attempt->duration_ms);
+    if (attempt->exit_code >= 0)
+        zjq_mp_entry_int (packer, keys->exit_code, attempt->exit_code);
+    if (attempt->signal > 0)
+        zjq_mp_entry_int (packer, keys->signal, attempt->signal);
+    if (attempt->worker)
+        zjq_mp_entry_str (packer, keys->worker, attempt->worker);
+}
+
+void
+zjq_history_pack_attempts (msgpack_packer *packer, const zjq_history_t *self,
+                           const zjq_history_keys_t *keys)
+{
+    assert (packer && self && keys);
+    msgpack_pack_array (packer, self->count);
+    for (uint32_t index = 0; index < self->count; index++)
+        zjq_history_pack_attempt (packer, &self->attempts [index], keys);
+}
+
+
+//  --------------------------------------------------------------------------
 //  Self test
 
 void
@@ -224,6 +266,35 @@ zjq_history_test (bool verbose)
     zjq_history_destroy (&cut);
     zjq_history_destroy (&third);
     assert (history == NULL);
+
+    //  One packer, two sets of keys: a full attempt is a map of 8
+    zjq_attempt_t full = { .attempt = 2, .exit_code = 1, .signal = 9, .error = "e",
+                           .worker = "w1", .duration_ms = 5 };
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
+    zjq_history_pack_attempt (&packer, &full, &zjq_history_wire_keys);
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    assert (msgpack_unpack_next (&unpacked, buffer.data, buffer.size, NULL)
+            == MSGPACK_UNPACK_SUCCESS);
+    assert (unpacked.data.type == MSGPACK_OBJECT_MAP && unpacked.data.via.map.size == 8);
+    const msgpack_object *key = &unpacked.data.via.map.ptr [7].key;
+    assert (key->via.str.size == 6 && memcmp (key->via.str.ptr, "worker", 6) == 0);
+    msgpack_unpacked_destroy (&unpacked);
+    msgpack_sbuffer_clear (&buffer);
+    full.exit_code = -1;
+    full.signal = 0;
+    zjq_history_pack_attempt (&packer, &full, &zjq_history_journal_keys);
+    msgpack_unpacked_init (&unpacked);
+    assert (msgpack_unpack_next (&unpacked, buffer.data, buffer.size, NULL)
+            == MSGPACK_UNPACK_SUCCESS);
+    assert (unpacked.data.via.map.size == 6);
+    key = &unpacked.data.via.map.ptr [0].key;
+    assert (key->via.str.size == 1 && key->via.str.ptr [0] == 'n');
+    msgpack_unpacked_destroy (&unpacked);
+    msgpack_sbuffer_destroy (&buffer);
     if (verbose)
         printf ("(history ok) ");
 }

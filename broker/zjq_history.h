@@ -12,7 +12,9 @@
     the history, so they cost the other jobs nothing.
 
     The history is part of the job record: the journal writes it (JOB
-    records carry it whole, ATTEMPT records one attempt at a time).         */
+    records carry it whole, ATTEMPT records one attempt at a time), and
+    replies carry it (JOB_STATUS, FAILED). One packer serves both, with the
+    key names of each (zjq_history_journal_keys, zjq_history_wire_keys).    */
 
 #ifndef ZJQ_HISTORY_H_INCLUDED
 #define ZJQ_HISTORY_H_INCLUDED
@@ -20,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <msgpack.h>
 
 #define ZJQ_HISTORY_KEEP        50      //  attempts kept per job (the latest)
 #define ZJQ_HISTORY_TEXT_MAX    256     //  bytes of an attempt's error or worker kept
@@ -95,6 +98,29 @@ void
 //  True if the history is on a list.
 bool
     zjq_deadlist_contains (zjq_deadlist_t *list, zjq_history_t *history);
+
+//  The map keys an attempt is packed with.
+typedef struct {
+    const char *attempt, *error, *started_ms, *ended_ms, *duration_ms;
+    const char *exit_code, *signal, *worker;
+} zjq_history_keys_t;
+
+//  The journal's short keys (n, err, sa, fi, dur, ec, sig, w) and the wire's
+//  (attempt, error, started_ms, ended_ms, duration_ms, exit_code, signal,
+//  worker).
+extern const zjq_history_keys_t zjq_history_journal_keys;
+extern const zjq_history_keys_t zjq_history_wire_keys;
+
+//  Pack one attempt as a map: attempt, error, started, ended, duration
+//  (-1: unknown), and when known exit code, signal, worker.
+void
+    zjq_history_pack_attempt (msgpack_packer *packer, const zjq_attempt_t *attempt,
+                              const zjq_history_keys_t *keys);
+
+//  Pack a history's attempts, oldest first, as an array of such maps.
+void
+    zjq_history_pack_attempts (msgpack_packer *packer, const zjq_history_t *self,
+                               const zjq_history_keys_t *keys);
 
 //  Self test
 void

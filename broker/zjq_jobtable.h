@@ -12,64 +12,23 @@
     on a dead-letter list, oldest failure first, until they expire, are
     trimmed or are retried.
 
-    The table does not know about queue heaps, workers or the network: the
-    broker takes a job out of its queue heap before it starts or ends it,
-    and tells the workers.                                                   */
+    The table does not know about queue heaps, workers, the network or the
+    store: the broker takes a job out of its queue heap before it starts or
+    ends it, and tells the workers; the store (zjq_store.h) learns of every
+    change through the table's change hook, and rebuilds a table at start
+    through its one apply path, zjq_jobtable_restore.
+
+    Files: zjq_jobtable.c (index, state machine, counts, restore, hook),
+    zjq_jobtable_dead.c (attempt histories, dead letters, retry),
+    zjq_jobtable_scan.c (scans in submission order), zjq_jobentry.c (the
+    entries and their side blocks).                                         */
 
 #ifndef ZJQ_JOBTABLE_H_INCLUDED
 #define ZJQ_JOBTABLE_H_INCLUDED
 
-#include "zjq_job.h"
-#include "zjq_heap.h"
-#include "zjq_journal.h"
+#include "zjq_jobentry.h"
 
 typedef struct _zjq_jobtable_t zjq_jobtable_t;
-typedef struct _zjq_queue_t zjq_queue_t;
-typedef struct _zjq_peer_t zjq_peer_t;
-typedef struct _zjq_jobside_t zjq_jobside_t;
-typedef struct _zjq_owner_t zjq_owner_t;
-
-//  Payloads of at most this many bytes live inside the entry; larger ones
-//  stay in the frame they arrived in, so a JOB sends them without a copy.
-#define ZJQ_JOBENTRY_INLINE_MAX 1024
-//  queue_index of an entry in no queue heap
-#define ZJQ_JOBENTRY_NONE UINT32_MAX
-
-//  One job in the table: its record in compact form plus the bookkeeping
-//  to find and schedule it. Never persisted. One allocation holds what
-//  every queued job needs, with a small payload inline; what only some
-//  jobs need (the idempotency key, error, result, progress, waiters, the
-//  worker running it, deadlines, long durations, the attempt history,
-//  attempt counts past 16 bits after retries) is in a side block that the
-//  table allocates on first use (private to zjq_jobtable.c).
-//  The fields are the table's: callers read them through the accessors
-//  below (zjq_queue reads priority, order and queue_index directly).
-typedef struct {
-    uint64_t generation;        //  the id is "<generation>-<sequence>", base 36
-    uint64_t sequence;
-    uint64_t order;             //  submission order, broker-wide; kept on retry
-    int64_t created_ms;         //  wall clock, Unix ms
-    zjq_queue_t *queue;         //  the job's queue, which names it (not owned)
-    zjq_owner_t *owner;         //  interned submitter key, or NULL
-    zjq_jobside_t *side;        //  the side block, or NULL
-    uint32_t queue_index;       //  position in the queue's heap, or ZJQ_JOBENTRY_NONE
-    uint32_t job_timeout_ms;    //  per attempt; UINT32_MAX: the side block has it
-    uint32_t result_ttl_ms;     //  ditto, for the outcome
-    int16_t priority;           //  -1000..1000, higher runs first
-    uint16_t max_attempts;      //  1..1000; ZJQ_JOBENTRY_WIDE: the side block has it
-    uint16_t attempt;           //  current or last attempt, 0 before the first; ditto
-    uint16_t payload_size;      //  bytes inline (0 when the payload is a frame)
-    uint8_t state;              //  zjq_state_t
-    uint8_t flags;              //  ZJQ_JOBENTRY_FRAME ...
-    byte payload [];            //  the inline bytes, or a zframe_t * (unaligned)
-} zjq_jobentry_t;
-
-//  Bytes the table keeps for a job (its payload or its result).
-typedef struct {
-    const byte *data;           //  the bytes, or NULL if there are none
-    size_t size;                //  bytes in data
-    zframe_t *frame;            //  the frame holding them, or NULL if inline
-} zjq_jobbytes_t;
 
 //  What the table counts; read-only for callers.
 typedef struct {
@@ -193,140 +152,14 @@ size_t
 //  The table's counters.
 const zjq_jobtable_stats_t *
     zjq_jobtable_stats (zjq_jobtable_t *self);
-
-//  Register a client (routing id bytes, copied, 1..255 of them) to receive
-//  DONE for this job, with the CURVE key (Z85) it asked with, or NULL.
-//  Returns 0 if added, 1 if it was already registered, -1 if out of memory
-//  or the routing id is empty or too long.
-int
-    zjq_jobentry_add_waiter (zjq_jobentry_t *entry, const void *routing_id, size_t size,
-                             const char *key);
-
-//  Forget all waiters of a job.
-void
-    zjq_jobentry_clear_waiters (zjq_jobentry_t *entry);
-
-//  The clients waiting for DONE: how many, and the routing id of each
-//  (index < count): its bytes (the entry's, valid until the waiters
-//  change) and *size_p, and its key copied into key (key_max bytes; ""
-//  if none).
-uint32_t
-    zjq_jobentry_waiter_count (const zjq_jobentry_t *entry);
-const byte *
-    zjq_jobentry_waiter (const zjq_jobentry_t *entry, uint32_t index, size_t *size_p,
-                         char *key, size_t key_max);
-
-//  --- Reading a job. The entry's record fields, as in zjq_job_t:
-
-//  The job id, as a value: zjq_jobentry_id (entry).text.
-static inline zjq_jobid_text_t
-zjq_jobentry_id (const zjq_jobentry_t *entry)
-{
-    return zjq_jobid_text (entry->generation, entry->sequence);
-}
-static inline zjq_state_t
-zjq_jobentry_state (const zjq_jobentry_t *entry)
-{
-    return (zjq_state_t) entry->state;
-}
-static inline bool
-zjq_jobentry_ended (const zjq_jobentry_t *entry)
-{
-    return entry->state == ZJQ_STATE_SUCCEEDED || entry->state == ZJQ_STATE_FAILED
-        || entry->state == ZJQ_STATE_CANCELLED;
-}
-//  Attempt counts (beyond 16 bits only after many retries)
-int
-    zjq_jobentry_attempt (const zjq_jobentry_t *entry);
-int
-    zjq_jobentry_max_attempts (const zjq_jobentry_t *entry);
-static inline int
-zjq_jobentry_priority (const zjq_jobentry_t *entry)
-{
-    return entry->priority;
-}
-//  The job's queue object (not owned) and its name.
-static inline zjq_queue_t *
-zjq_jobentry_queue (const zjq_jobentry_t *entry)
-{
-    return entry->queue;
-}
+//  The name of the job's queue (the queue object names it).
 const char *
     zjq_jobentry_queue_name (const zjq_jobentry_t *entry);
-//  True while the job sits in its queue's heap.
-static inline bool
-zjq_jobentry_in_queue (const zjq_jobentry_t *entry)
-{
-    return entry->queue_index != ZJQ_JOBENTRY_NONE;
-}
-int64_t
-    zjq_jobentry_job_timeout_ms (const zjq_jobentry_t *entry);
-int64_t
-    zjq_jobentry_result_ttl_ms (const zjq_jobentry_t *entry);
-//  The submitter's CURVE key (Z85), or "" if none.
-const char *
-    zjq_jobentry_owner (const zjq_jobentry_t *entry);
-//  Times, wall clock (Unix ms): submitted; start of the current or last
-//  attempt (0 = never); end and expiry of the outcome (0 until the end).
-static inline int64_t
-zjq_jobentry_created_ms (const zjq_jobentry_t *entry)
-{
-    return entry->created_ms;
-}
-int64_t
-    zjq_jobentry_started_ms (const zjq_jobentry_t *entry);
-int64_t
-    zjq_jobentry_finished_ms (const zjq_jobentry_t *entry);
-int64_t
-    zjq_jobentry_expires_ms (const zjq_jobentry_t *entry);
-//  A running job's progress (0..1), or < 0 if none was reported.
-double
-    zjq_jobentry_progress (const zjq_jobentry_t *entry);
-//  The idempotency key, the error, the progress message; NULL if none.
-const char *
-    zjq_jobentry_key (const zjq_jobentry_t *entry);
-const char *
-    zjq_jobentry_error (const zjq_jobentry_t *entry);
-//  The payload of a queued or running job or of a dead letter (none after
-//  any other end), and the stored result of a succeeded job (none if it
-//  has none). A payload
-//  larger than ZJQ_JOBENTRY_INLINE_MAX stays in the frame it arrived in,
-//  a smaller one is kept inline; a result that fits where the payload was
-//  is kept there, a larger one in its frame. Send a frame shared (no copy),
-//  inline bytes by copying them. Valid until the entry changes.
-zjq_jobbytes_t
-    zjq_jobentry_payload (const zjq_jobentry_t *entry);
-zjq_jobbytes_t
-    zjq_jobentry_result (const zjq_jobentry_t *entry);
-
-//  The attempt history (failed attempts), or NULL if no attempt failed and
-//  the job is no dead letter. Valid until the entry changes.
-const zjq_history_t *
-    zjq_jobentry_history (const zjq_jobentry_t *entry);
 
 //  Fill *job with a snapshot of the whole record: every pointer in it is
 //  borrowed from the entry and valid until the entry changes.
 void
     zjq_jobentry_record (const zjq_jobentry_t *entry, zjq_job_t *job);
-
-//  --- The worker running the current attempt (set by the broker after
-//  zjq_jobtable_start; cleared by requeue, unstart and finish).
-
-//  The worker, or NULL.
-zjq_peer_t *
-    zjq_jobentry_peer (const zjq_jobentry_t *entry);
-//  The attempt's slot on that worker (the broker's), or UINT32_MAX.
-uint32_t
-    zjq_jobentry_peer_slot (const zjq_jobentry_t *entry);
-//  Record the worker and slot of a running job.
-void
-    zjq_jobentry_set_peer (zjq_jobentry_t *entry, zjq_peer_t *peer, uint32_t slot);
-
-//  A running job's progress (0..1) and optional message (copied; NULL
-//  keeps the previous one). Returns 0, or -1 if out of memory for the
-//  message (the progress is still set).
-int
-    zjq_jobentry_set_progress (zjq_jobentry_t *entry, double progress, const char *message);
 
 //  A failed job (a dead letter) is kept at least ttl_ms after it failed,
 //  whatever its result TTL, with its payload and attempt history, and sits
@@ -335,7 +168,7 @@ void
     zjq_jobtable_set_dead_letter_ttl (zjq_jobtable_t *self, int64_t ttl_ms);
 
 //  Record a failed attempt of a queued or running job in its history (made
-//  at the first one) and journal it. Call it before requeueing or finishing
+//  at the first one) and announce it. Call it before requeueing or finishing
 //  the job. Returns 0, or -1 if out of memory (not recorded).
 int
     zjq_jobtable_add_attempt (zjq_jobtable_t *self, zjq_jobentry_t *entry,
@@ -343,7 +176,7 @@ int
 
 //  A dead letter goes back to queued with a fresh attempt budget (its own
 //  max_attempts more attempts; numbering goes on), off the dead-letter
-//  list; journaled. The caller checks the job limits first and puts it in
+//  list; announced (as an insert). The caller checks the job limits first and puts it in
 //  its queue heap. Returns 0, or ZJQ_ESTATE with *message_p saying why not
 //  (not failed, payload not kept, too many attempts in all), or ZJQ_ENOMEM.
 int
@@ -369,20 +202,53 @@ const zjq_deadlist_t *
 size_t
     zjq_jobtable_trim_dead (zjq_jobtable_t *self, uint64_t max_count, uint64_t max_bytes);
 
-//  Journal every change from now on: insert appends the whole record,
-//  start, requeue and finish its new state, remove its removal. NULL stops.
-//  The journal is not owned.
-void
-    zjq_jobtable_set_journal (zjq_jobtable_t *self, zjq_journal_t *journal);
+//  --- The change hook: how the store learns of every change (beanstalkd's
+//  job.c never calls the WAL). Each callback gets the hook's arg; entry
+//  callbacks get the entry after the change (read it with
+//  zjq_jobentry_record). Any callback may be NULL.
+typedef struct {
+    //  A new job, or a dead letter requeued by a retry: the whole record
+    void (*insert) (void *arg, const zjq_jobentry_t *entry);
+    //  Start, requeue, unstart or finish: the job's new state
+    void (*state) (void *arg, const zjq_jobentry_t *entry);
+    //  A failed attempt was added to the job's history (its last one)
+    void (*attempt) (void *arg, const zjq_jobentry_t *entry);
+    //  The job is about to leave the table (expired, evicted, trimmed)
+    void (*remove) (void *arg, const zjq_jobentry_t *entry);
+    //  A queue was paused or resumed (zjq_jobtable_set_paused)
+    void (*queue) (void *arg, const char *queue, bool paused);
+    //  An earlier generation became known (zjq_jobtable_add_generation)
+    void (*generation) (void *arg, uint64_t generation, uint64_t last_sequence);
+} zjq_jobtable_hook_t;
 
-//  Put back a job read from the journal: queued, or ended with an outcome
+//  Announce every change from now on through hook (copied) with arg; NULL
+//  stops. Set once, after restoring, in the manner of
+//  zlistx_set_comparator. Not owned.
+void
+    zjq_jobtable_set_hook (zjq_jobtable_t *self, const zjq_jobtable_hook_t *hook, void *arg);
+
+//  Pause or resume a queue by name (copied): the table keeps the names of
+//  the paused queues, which are part of the live state a store writes.
+//  Announced. Returns 0, or -1 if out of memory (unchanged).
+int
+    zjq_jobtable_set_paused (zjq_jobtable_t *self, const char *queue, bool paused);
+
+//  Given each paused queue.
+typedef void (zjq_jobtable_queue_fn) (void *arg, const char *queue);
+
+//  Call fn for every paused queue. Returns how many there are.
+size_t
+    zjq_jobtable_paused_queues (zjq_jobtable_t *self, zjq_jobtable_queue_fn *fn, void *arg);
+
+//  The one apply path: put back a job the store read (zjq_replay.h folds
+//  the records into such jobs): queued, or ended with an outcome
 //  that has not expired. The fields are copied into a new entry and the
 //  record's key, error, progress_message, payload, result and history are
 //  taken and nulled (the caller only frees the struct); queue is the job's
 //  queue (not owned). An ended job waits in the deadline heap until its
 //  expires_ms (wall clock; now is monotonic ms); a failed one until its end
 //  plus the dead-letter TTL in force, on the dead-letter list (with its
-//  payload if the record kept it). Not journaled. Call it in
+//  payload if the record kept it). Not announced. Call it in
 //  submission order. Returns the entry (a queued one is in no queue heap
 //  yet), or NULL after logging why if the id or key is already taken, a
 //  field does not fit the entry (a priority or attempt count out of the

@@ -2,8 +2,11 @@
 
     Every change that matters to a job (submit, dispatch, requeue, end,
     removal) is appended as a record; on start the journal is replayed into
-    the job table, then rewritten to hold only live state. The file format
-    is described at the top of zjq_journal.c.
+    the job table, then rewritten to hold only live state. It is the first
+    store (zjq_store.h: the broker uses it through that interface). The
+    file format is described at the top of zjq_record.c (the record codec);
+    the file is zjq_journal.c, rewrites zjq_journal_compact.c, reading it
+    back zjq_journal_replay.c with the fold of zjq_replay.c.
 
     Durability. Appends go to a memory buffer and cost no system call. The
     broker calls zjq_journal_flush once per batch of messages, which writes
@@ -31,10 +34,10 @@
 #define ZJQ_JOURNAL_H_INCLUDED
 
 #include "zjq_job.h"
+#include "zjq_replay.h"
 #include <sys/types.h>
 
 typedef struct _zjq_journal_t zjq_journal_t;
-typedef struct _zjq_jobtable_t zjq_jobtable_t;
 
 typedef enum {
     ZJQ_FSYNC_ALWAYS = 0,       //  fdatasync after every batch before replying
@@ -64,12 +67,6 @@ typedef struct {
 //  the system calls (-1 and errno on error).
 typedef ssize_t (zjq_journal_write_fn) (int fd, const void *data, size_t size, off_t offset);
 typedef int (zjq_journal_sync_fn) (int fd);
-
-//  Given each live job at replay, in submission order. job is a record the
-//  callee takes over: its key, error, progress_message, payload, result and
-//  history become the callee's (it may copy the struct), and it must point
-//  job->queue at a string that outlives the job (queue_name does not).
-typedef void (zjq_journal_restore_fn) (void *arg, zjq_job_t *job, const char *queue_name);
 
 //  Open the journal in config->dir: take its lock (two brokers cannot share
 //  a directory), delete a half-written compaction file, and open or create
@@ -103,11 +100,12 @@ uint64_t
 //  state. Returns the number of jobs handed over.
 size_t
     zjq_journal_restore (zjq_journal_t *self, zjq_jobtable_t *table,
-                         zjq_journal_restore_fn *fn, void *arg);
+                         zjq_replay_restore_fn *fn, void *arg);
 
 //  Start journaling the table (already restored, with its generation):
 //  rewrite the journal to hold the table's live state and this generation,
-//  and start the sync thread. From now on the table appends its changes. If
+//  and start the sync thread. From now on the journal appends the table's
+//  changes (it sets itself as the table's change hook until destroyed). If
 //  the rewrite fails, the journal starts unhealthy and retries. Returns 0,
 //  or -1 if the sync thread cannot be started.
 int
@@ -126,17 +124,10 @@ uint64_t
 //  A failed attempt: the last one in the job's history (which it must have).
 uint64_t
     zjq_journal_append_attempt (zjq_journal_t *self, const zjq_job_t *job);
-//  A queue was paused or resumed. The journal remembers the paused queues
-//  and writes them into every rewrite.
+//  A queue was paused or resumed. A rewrite writes the table's paused
+//  queues (zjq_jobtable_paused_queues).
 uint64_t
     zjq_journal_append_queue (zjq_journal_t *self, const char *queue, bool paused);
-
-//  Given each queue the journal holds as paused (after replay, and later).
-typedef void (zjq_journal_queue_fn) (void *arg, const char *queue);
-
-//  Call fn for every paused queue. Returns how many there are.
-size_t
-    zjq_journal_paused_queues (zjq_journal_t *self, zjq_journal_queue_fn *fn, void *arg);
 
 //  The LSN of the last record appended.
 uint64_t
@@ -203,10 +194,6 @@ void
     zjq_journal_set_write_fn (zjq_journal_t *self, zjq_journal_write_fn *fn);
 void
     zjq_journal_set_sync_fn (zjq_journal_t *self, zjq_journal_sync_fn *fn);
-
-//  CRC-32C (Castagnoli) of data, continuing from crc (0 to start).
-uint32_t
-    zjq_crc32c (uint32_t crc, const void *data, size_t size);
 
 //  Self test
 void

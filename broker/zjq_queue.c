@@ -1,6 +1,7 @@
 /*  zjq_queue.c: one named queue. See zjq_queue.h.                          */
 
 #include "zjq_queue.h"
+#include "zjq_heap.h"
 //  The self-test below relies on assert: keep it in release builds too
 #undef NDEBUG
 #include <assert.h>

@@ -15,7 +15,7 @@
 #ifndef ZJQ_QUEUE_H_INCLUDED
 #define ZJQ_QUEUE_H_INCLUDED
 
-#include "zjq_jobtable.h"
+#include "zjq_jobentry.h"
 #include "zjq_proto.h"
 #include "zjq_stats.h"
 

@@ -160,6 +160,87 @@ s_put_field (s_line_t *line, bool json, const char *key, size_t key_len,
     }
 }
 
+//  One printf conversion spec, parsed
+typedef struct {
+    char text [32];             //  the spec alone ("%-*.3lld"), for snprintf
+    char length [3];            //  its length modifier: "", "hh", "l", "z", ...
+    char conversion;            //  'd', 's', ...; 0 if cut short or too long
+    int star [2];               //  the '*' width and precision taken from args
+    int stars;                  //  how many
+} s_spec_t;
+
+//  Parse the conversion spec at *format_p (just past the '%'), taking the
+//  arguments of its '*'s from args. Advances *format_p past it.
+static void
+s_parse_spec (const char **format_p, va_list *args, s_spec_t *spec)
+{
+    const char *start = *format_p - 1;          //  the '%'
+    const char *at = *format_p;
+    spec->stars = 0;
+    while (*at && strchr ("-+ #0", *at))
+        at++;
+    for (int part = 0; part < 2; part++) {      //  width, then precision
+        if (part == 1) {
+            if (*at != '.')
+                break;
+            at++;
+        }
+        if (*at == '*') {
+            spec->star [spec->stars++] = va_arg (*args, int);
+            at++;
+        }
+        else
+            while (isdigit ((unsigned char) *at))
+                at++;
+    }
+    memset (spec->length, 0, sizeof (spec->length));
+    if ((at [0] == 'h' && at [1] == 'h') || (at [0] == 'l' && at [1] == 'l')) {
+        memcpy (spec->length, at, 2);
+        at += 2;
+    }
+    else
+    if (*at && strchr ("hlzjtL", *at))
+        spec->length [0] = *at++;
+    spec->conversion = *at? *at++: 0;
+    *format_p = at;
+    size_t spec_len = (size_t) (at - start);
+    if (spec_len >= sizeof (spec->text))
+        spec->conversion = 0;   //  the compiler's format check prevents this
+    else {
+        memcpy (spec->text, start, spec_len);
+        spec->text [spec_len] = 0;
+    }
+}
+
+//  snprintf one value with the spec and its '*' arguments
+#define S_FORMAT(spec, out, room, arg) \
+    ((spec)->stars == 2? snprintf (out, room, (spec)->text, (spec)->star [0], (spec)->star [1], arg): \
+     (spec)->stars == 1? snprintf (out, room, (spec)->text, (spec)->star [0], arg): \
+     snprintf (out, room, (spec)->text, arg))
+
+//  An integer conversion (d i u x X o), its argument's type from the
+//  length modifier. Returns what snprintf returns.
+static int
+s_format_integer (const s_spec_t *spec, va_list *args, char *out, size_t room)
+{
+    bool is_signed = spec->conversion == 'd' || spec->conversion == 'i';
+    const char *length = spec->length;
+    if (streq (length, "ll"))
+        return is_signed? S_FORMAT (spec, out, room, va_arg (*args, long long))
+                        : S_FORMAT (spec, out, room, va_arg (*args, unsigned long long));
+    if (streq (length, "l"))
+        return is_signed? S_FORMAT (spec, out, room, va_arg (*args, long))
+                        : S_FORMAT (spec, out, room, va_arg (*args, unsigned long));
+    if (streq (length, "z") || streq (length, "t"))
+        return is_signed? S_FORMAT (spec, out, room, va_arg (*args, ssize_t))
+                        : S_FORMAT (spec, out, room, va_arg (*args, size_t));
+    if (streq (length, "j"))
+        return is_signed? S_FORMAT (spec, out, room, va_arg (*args, intmax_t))
+                        : S_FORMAT (spec, out, room, va_arg (*args, uintmax_t));
+    return is_signed? S_FORMAT (spec, out, room, va_arg (*args, int))
+                    : S_FORMAT (spec, out, room, va_arg (*args, unsigned int));
+}
+
 //  One printf conversion at *format_p (just past the '%'): takes its
 //  arguments from args, appends its text to value (size bytes, at *len_p)
 //  and says whether it is numeric. Advances *format_p past it.
@@ -167,122 +248,49 @@ static void
 s_convert (const char **format_p, va_list *args, char *value, size_t size, size_t *len_p,
            bool *numeric)
 {
-    const char *start = *format_p - 1;          //  the '%'
-    const char *at = *format_p;
-    int star [2];
-    int stars = 0;
-    while (*at && strchr ("-+ #0", *at))
-        at++;
-    if (*at == '*') {
-        star [stars++] = va_arg (*args, int);
-        at++;
-    }
-    else
-        while (isdigit ((unsigned char) *at))
-            at++;
-    if (*at == '.') {
-        at++;
-        if (*at == '*') {
-            star [stars++] = va_arg (*args, int);
-            at++;
-        }
-        else
-            while (isdigit ((unsigned char) *at))
-                at++;
-    }
-    char length [3] = "";
-    if ((at [0] == 'h' && at [1] == 'h') || (at [0] == 'l' && at [1] == 'l')) {
-        memcpy (length, at, 2);
-        at += 2;
-    }
-    else
-    if (*at && strchr ("hlzjtL", *at))
-        length [0] = *at++;
-    char conversion = *at? *at++: 0;
-    *format_p = at;
-
-    //  The spec alone, to format this one value with snprintf
-    char spec [32];
-    size_t spec_len = (size_t) (at - start);
-    if (spec_len >= sizeof (spec) || !conversion) {
-        *numeric = false;
-        return;                 //  the compiler's format check prevents this
-    }
-    memcpy (spec, start, spec_len);
-    spec [spec_len] = 0;
+    s_spec_t spec;
+    s_parse_spec (format_p, args, &spec);
+    *numeric = false;
+    if (!spec.conversion)
+        return;
     char *out = value + *len_p;
     size_t room = size - *len_p;
     int written = 0;
-#define S_FORMAT(arg) \
-    (stars == 2? snprintf (out, room, spec, star [0], star [1], arg): \
-     stars == 1? snprintf (out, room, spec, star [0], arg): snprintf (out, room, spec, arg))
-    *numeric = true;
-    switch (conversion) {
-        case 'd': case 'i':
-            if (streq (length, "ll"))
-                written = S_FORMAT (va_arg (*args, long long));
-            else
-            if (streq (length, "l"))
-                written = S_FORMAT (va_arg (*args, long));
-            else
-            if (streq (length, "z") || streq (length, "t"))
-                written = S_FORMAT (va_arg (*args, ssize_t));
-            else
-            if (streq (length, "j"))
-                written = S_FORMAT (va_arg (*args, intmax_t));
-            else
-                written = S_FORMAT (va_arg (*args, int));
-            break;
-        case 'u': case 'x': case 'X': case 'o':
-            if (streq (length, "ll"))
-                written = S_FORMAT (va_arg (*args, unsigned long long));
-            else
-            if (streq (length, "l"))
-                written = S_FORMAT (va_arg (*args, unsigned long));
-            else
-            if (streq (length, "z") || streq (length, "t"))
-                written = S_FORMAT (va_arg (*args, size_t));
-            else
-            if (streq (length, "j"))
-                written = S_FORMAT (va_arg (*args, uintmax_t));
-            else
-                written = S_FORMAT (va_arg (*args, unsigned int));
-            *numeric = conversion == 'u';
+    switch (spec.conversion) {
+        case 'd': case 'i': case 'u': case 'x': case 'X': case 'o':
+            written = s_format_integer (&spec, args, out, room);
+            *numeric = spec.conversion == 'd' || spec.conversion == 'i' || spec.conversion == 'u';
             break;
         case 'f': case 'F': case 'g': case 'G': case 'e': case 'E':
-            if (streq (length, "L")) {
+            if (streq (spec.length, "L")) {
                 long double number = va_arg (*args, long double);
-                written = S_FORMAT (number);
+                written = S_FORMAT (&spec, out, room, number);
                 *numeric = isfinite (number);
             }
             else {
                 double number = va_arg (*args, double);
-                written = S_FORMAT (number);
+                written = S_FORMAT (&spec, out, room, number);
                 *numeric = isfinite (number);
             }
             break;
         case 'c':
-            written = S_FORMAT (va_arg (*args, int));
-            *numeric = false;
+            written = S_FORMAT (&spec, out, room, va_arg (*args, int));
             break;
         case 's': {
             const char *text = va_arg (*args, const char *);
-            written = S_FORMAT (text? text: "(null)");
-            *numeric = false;
+            written = S_FORMAT (&spec, out, room, text? text: "(null)");
             break;
         }
         case 'p':
-            written = S_FORMAT (va_arg (*args, void *));
-            *numeric = false;
+            written = S_FORMAT (&spec, out, room, va_arg (*args, void *));
             break;
         default:
-            *numeric = false;
             break;
     }
-#undef S_FORMAT
     if (written > 0)
         *len_p += (size_t) written < room? (size_t) written: room - 1;
 }
+#undef S_FORMAT
 
 static size_t
 s_format_line (char *buf, size_t size, zjq_log_level_t level, const char *event,

@@ -3,6 +3,7 @@
 
 #include "zjq_proto.h"
 #include "zjq_batch.h"
+#include "zjq_fields.h"
 #include "zjq_heap.h"
 #include "zjq_hashtab.h"
 #include "zjq_options.h"
@@ -17,6 +18,9 @@
 #include "zjq_jobtable.h"
 #include "zjq_history.h"
 #include "zjq_journal.h"
+#include "zjq_record.h"
+#include "zjq_replay.h"
+#include "zjq_store.h"
 #include "zjq_cert.h"
 #include "zjq_auth.h"
 #include "zjq_peer.h"
@@ -39,15 +43,24 @@ static const s_test_t s_tests [] = {
     { "mp",       zjq_mp_test },
     { "jobid",    zjq_jobid_test },
     { "json",     zjq_json_test },
+    { "wire",     zjq_wire_test },
+    { "fields",   zjq_fields_test },
+    { "msg",      zjq_msg_test },
     { "proto",    zjq_proto_test },
     { "batch",    zjq_batch_test },
+    { "outbox",   zjq_outbox_test },
+    { "inbox",    zjq_inbox_test },
     { "cert",     zjq_cert_test },
     { "queue",    zjq_queue_test },
     { "stats",    zjq_stats_test },
     { "metrics",  zjq_metrics_test },
     { "history",  zjq_history_test },
+    { "jobentry", zjq_jobentry_test },
     { "jobtable", zjq_jobtable_test },
+    { "record",   zjq_record_test },
+    { "replay",   zjq_replay_test },
     { "journal",  zjq_journal_test },
+    { "store",    zjq_store_test },
     { "auth",     zjq_auth_test },
     { "peer",     zjq_peer_test },
     { "held",     zjq_held_test },
