@@ -17,55 +17,40 @@ typedef struct {
 
 #define S_NAME(text) { text, sizeof (text) - 1 }
 
-//  For each name, the value of its first occurrence in the message's
-//  fields, or NULL: one walk over the map.
+//  For each name, the first field of the message by that name (value NULL
+//  if it has none): one walk over the fields (zjq_msg_next_field).
 static void
-s_scan (zjq_msg_t *msg, const s_name_t *names, size_t count, const msgpack_object **values)
+s_scan (zjq_msg_t *msg, const s_name_t *names, size_t count, zjq_msg_field_t *fields)
 {
     for (size_t index = 0; index < count; index++)
-        values [index] = NULL;
-    const msgpack_object *fields = zjq_msg_fields (msg);
-    if (!fields || fields->type != MSGPACK_OBJECT_MAP)
-        return;
-    const msgpack_object_map *map = &fields->via.map;
-    for (uint32_t field = 0; field < map->size; field++) {
-        const msgpack_object *key = &map->ptr [field].key;
-        if (key->type != MSGPACK_OBJECT_STR)
-            continue;
+        fields [index].value = NULL;
+    size_t cursor = 0;
+    zjq_msg_field_t field;
+    while (zjq_msg_next_field (msg, &cursor, &field))
         for (size_t index = 0; index < count; index++)
-            if (!values [index] && key->via.str.size == names [index].len
-            &&  memcmp (key->via.str.ptr, names [index].name, names [index].len) == 0) {
-                values [index] = &map->ptr [field].val;
+            if (!fields [index].value && field.key_size == names [index].len
+            &&  memcmp (field.key, names [index].name, names [index].len) == 0) {
+                fields [index] = field;
                 break;
             }
-    }
 }
 
-//  An integer value (as zjq_msg_get_int): false if object is not one.
+//  An integer value (as zjq_msg_get_int): false if absent or not one.
 static bool
-s_int (const msgpack_object *object, int64_t *value)
+s_int (const zjq_msg_field_t *field, int64_t *value)
 {
-    if (object && object->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-    &&  object->via.u64 <= (uint64_t) INT64_MAX) {
-        *value = (int64_t) object->via.u64;
-        return true;
-    }
-    if (object && object->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        *value = object->via.i64;
-        return true;
-    }
-    return false;
+    return zjq_msg_field_int (field, value);
 }
 
 //  An optional integer in [min, max]: 0 if absent (value unchanged) or in
 //  range, -1 if present and not.
 static int
-s_opt_int (const msgpack_object *object, int64_t min, int64_t max, int64_t *value)
+s_opt_int (const zjq_msg_field_t *field, int64_t min, int64_t max, int64_t *value)
 {
-    if (!object)
+    if (!field->value)
         return 0;
     int64_t number;
-    if (!s_int (object, &number) || number < min || number > max)
+    if (!s_int (field, &number) || number < min || number > max)
         return -1;
     *value = number;
     return 0;
@@ -73,20 +58,18 @@ s_opt_int (const msgpack_object *object, int64_t min, int64_t max, int64_t *valu
 
 //  An optional boolean: 0 if absent or a boolean, -1 if not.
 static int
-s_opt_bool (const msgpack_object *object, bool *value)
+s_opt_bool (const zjq_msg_field_t *field, bool *value)
 {
-    if (!object)
+    if (!field->value)
         return 0;
-    if (object->type != MSGPACK_OBJECT_BOOLEAN)
-        return -1;
-    *value = object->via.boolean;
-    return 0;
+    return zjq_msg_field_bool (field, value)? 0: -1;
 }
 
 //  A string without NUL bytes (as zjq_msg_get_str); false if not one.
 static bool
-s_str (const msgpack_object *object, const char **ptr, size_t *len)
+s_str (const zjq_msg_field_t *field, const char **ptr, size_t *len)
 {
+    const msgpack_object *object = field->value;
     if (!object || object->type != MSGPACK_OBJECT_STR
     ||  memchr (object->via.str.ptr, 0, object->via.str.size))
         return false;
@@ -98,11 +81,11 @@ s_str (const msgpack_object *object, const char **ptr, size_t *len)
 //  A string of at most size - 1 bytes copied into buf; NULL if object is
 //  no string or too long.
 static const char *
-s_copy (const msgpack_object *object, char *buf, size_t size)
+s_copy (const zjq_msg_field_t *field, char *buf, size_t size)
 {
     const char *ptr;
     size_t len;
-    if (!s_str (object, &ptr, &len) || len >= size)
+    if (!s_str (field, &ptr, &len) || len >= size)
         return NULL;
     memcpy (buf, ptr, len);
     buf [len] = 0;
@@ -112,10 +95,10 @@ s_copy (const msgpack_object *object, char *buf, size_t size)
 //  A job id: copied into buf when it fits (any real id does), else the
 //  message's own copy (a longer one finds no job, but is reported as sent).
 static const char *
-s_id (zjq_msg_t *msg, const msgpack_object *object, char *buf, size_t size)
+s_id (zjq_msg_t *msg, const zjq_msg_field_t *field, char *buf, size_t size)
 {
-    const char *id = s_copy (object, buf, size);
-    return id? id: (object? zjq_msg_get_str (msg, "id"): NULL);
+    const char *id = s_copy (field, buf, size);
+    return id? id: (field->value? zjq_msg_field_str (msg, field): NULL);
 }
 
 
@@ -133,13 +116,15 @@ zjq_request_has_req (zjq_msg_t *msg)
 int
 zjq_request_opt_int (zjq_msg_t *msg, const char *key, int64_t min, int64_t max, int64_t *value)
 {
-    return s_opt_int (zjq_msg_get (msg, key), min, max, value);
+    zjq_msg_field_t field = { .value = zjq_msg_get (msg, key) };
+    return s_opt_int (&field, min, max, value);
 }
 
 int
 zjq_request_opt_bool (zjq_msg_t *msg, const char *key, bool *value)
 {
-    return s_opt_bool (zjq_msg_get (msg, key), value);
+    zjq_msg_field_t field = { .value = zjq_msg_get (msg, key) };
+    return s_opt_bool (&field, value);
 }
 
 int
@@ -153,8 +138,9 @@ zjq_request_opt_str (zjq_msg_t *msg, const char *key, size_t max_len, const char
 }
 
 static bool
-s_is_int (const msgpack_object *object)
+s_is_int (const zjq_msg_field_t *field)
 {
+    const msgpack_object *object = field->value;
     return object && (object->type == MSGPACK_OBJECT_POSITIVE_INTEGER
                    || object->type == MSGPACK_OBJECT_NEGATIVE_INTEGER);
 }
@@ -174,24 +160,24 @@ static const s_name_t s_submit_names [S_SUB_COUNT] = {
 
 //  The first bad option of a SUBMIT, in the order they were always checked
 static const char *
-s_submit_options (const msgpack_object **values, zjq_submit_req_t *req)
+s_submit_options (const zjq_msg_field_t *fields, zjq_submit_req_t *req)
 {
-    if (s_opt_int (values [S_SUB_PRIORITY], -1000, 1000, &req->priority))
+    if (s_opt_int (&fields [S_SUB_PRIORITY], -1000, 1000, &req->priority))
         return "field 'priority' must be an integer from -1000 to 1000";
-    if (s_opt_int (values [S_SUB_MAX_ATTEMPTS], 1, 1000, &req->max_attempts))
+    if (s_opt_int (&fields [S_SUB_MAX_ATTEMPTS], 1, 1000, &req->max_attempts))
         return "field 'max_attempts' must be an integer from 1 to 1000";
-    if (s_opt_int (values [S_SUB_JOB_TIMEOUT], 1, INT64_MAX, &req->job_timeout_ms))
+    if (s_opt_int (&fields [S_SUB_JOB_TIMEOUT], 1, INT64_MAX, &req->job_timeout_ms))
         return "field 'job_timeout_ms' must be an integer > 0";
-    if (s_opt_int (values [S_SUB_RESULT_TTL], 1, INT64_MAX, &req->result_ttl_ms))
+    if (s_opt_int (&fields [S_SUB_RESULT_TTL], 1, INT64_MAX, &req->result_ttl_ms))
         return "field 'result_ttl_ms' must be an integer > 0";
-    if (values [S_SUB_KEY]) {
-        req->key = s_copy (values [S_SUB_KEY], req->key_buf, sizeof (req->key_buf));
+    if (fields [S_SUB_KEY].value) {
+        req->key = s_copy (&fields [S_SUB_KEY], req->key_buf, sizeof (req->key_buf));
         if (!req->key || !*req->key)
             return "field 'key' must be a string of 1-256 bytes";
     }
-    if (s_opt_bool (values [S_SUB_NOTIFY], &req->notify))
+    if (s_opt_bool (&fields [S_SUB_NOTIFY], &req->notify))
         return "field 'notify' must be a boolean";
-    if (s_opt_bool (values [S_SUB_PROGRESS], &req->progress))
+    if (s_opt_bool (&fields [S_SUB_PROGRESS], &req->progress))
         return "field 'progress' must be a boolean";
     return NULL;
 }
@@ -200,16 +186,16 @@ void
 zjq_submit_parse (zjq_msg_t *msg, zjq_submit_req_t *req)
 {
     assert (msg && req);
-    const msgpack_object *values [S_SUB_COUNT];
-    s_scan (msg, s_submit_names, S_SUB_COUNT, values);
-    req->has_req = s_is_int (values [S_SUB_REQ]);
+    zjq_msg_field_t fields [S_SUB_COUNT];
+    s_scan (msg, s_submit_names, S_SUB_COUNT, fields);
+    req->has_req = s_is_int (&fields [S_SUB_REQ]);
     req->key = NULL;
     req->notify = req->progress = false;
     req->queue = NULL;
     req->queue_problem = NULL;
     const char *name;
     size_t len;
-    if (!s_str (values [S_SUB_QUEUE], &name, &len))
+    if (!s_str (&fields [S_SUB_QUEUE], &name, &len))
         req->queue_problem = "missing or invalid field 'queue' (a string)";
     else
     if (!zjq_proto_queue_name_validn (name, len))
@@ -219,7 +205,7 @@ zjq_submit_parse (zjq_msg_t *msg, zjq_submit_req_t *req)
         req->queue_buf [len] = 0;
         req->queue = req->queue_buf;
     }
-    req->problem = s_submit_options (values, req);
+    req->problem = s_submit_options (fields, req);
 }
 
 
@@ -236,13 +222,13 @@ void
 zjq_job_req_parse (zjq_msg_t *msg, zjq_job_req_t *req)
 {
     assert (msg && req);
-    const msgpack_object *values [S_JOB_COUNT];
-    s_scan (msg, s_job_names, S_JOB_COUNT, values);
-    req->has_req = s_is_int (values [S_JOB_REQ]);
-    req->id = s_id (msg, values [S_JOB_ID], req->id_buf, sizeof (req->id_buf));
+    zjq_msg_field_t fields [S_JOB_COUNT];
+    s_scan (msg, s_job_names, S_JOB_COUNT, fields);
+    req->has_req = s_is_int (&fields [S_JOB_REQ]);
+    req->id = s_id (msg, &fields [S_JOB_ID], req->id_buf, sizeof (req->id_buf));
     req->wait = req->progress = false;
-    req->flags_bad = s_opt_bool (values [S_JOB_WAIT], &req->wait)
-                  || s_opt_bool (values [S_JOB_PROGRESS], &req->progress);
+    req->flags_bad = s_opt_bool (&fields [S_JOB_WAIT], &req->wait)
+                  || s_opt_bool (&fields [S_JOB_PROGRESS], &req->progress);
 }
 
 
@@ -260,38 +246,38 @@ static const s_name_t s_ready_names [S_RDY_COUNT] = {
 //  An optional text of at most ZJQ_TEXT_MAX bytes into buf: 0, or -1 if
 //  present and not such a string.
 static int
-s_opt_text (const msgpack_object *object, char *buf, size_t size, const char **value)
+s_opt_text (const zjq_msg_field_t *field, char *buf, size_t size, const char **value)
 {
     *value = NULL;
-    if (!object)
+    if (!field->value)
         return 0;
-    *value = s_copy (object, buf, size);
+    *value = s_copy (field, buf, size);
     return *value? 0: -1;
 }
 
 static const char *
-s_ready_problem (const msgpack_object **values, zjq_ready_req_t *req)
+s_ready_problem (const zjq_msg_field_t *fields, zjq_ready_req_t *req)
 {
-    req->worker_id = s_copy (values [S_RDY_WORKER_ID], req->worker_id_buf,
+    req->worker_id = s_copy (&fields [S_RDY_WORKER_ID], req->worker_id_buf,
                              sizeof (req->worker_id_buf));
     if (!req->worker_id || !*req->worker_id)
         return "missing or invalid field 'worker_id' (a string of 1-256 bytes)";
-    const msgpack_object *queues = values [S_RDY_QUEUES];
+    const msgpack_object *queues = fields [S_RDY_QUEUES].value;
     if (!queues || queues->type != MSGPACK_OBJECT_ARRAY
     ||  queues->via.array.size < 1 || queues->via.array.size > ZJQ_WORKER_QUEUES)
         return "missing or invalid field 'queues' (an array of 1-64 queue names)";
     req->queues = queues;
-    if (!s_int (values [S_RDY_CAPACITY], &req->capacity)
+    if (!s_int (&fields [S_RDY_CAPACITY], &req->capacity)
     ||  req->capacity < 1 || req->capacity > 10000)
         return "missing or invalid field 'capacity' (an integer from 1 to 10000)";
-    if (!s_int (values [S_RDY_HEARTBEAT], &req->heartbeat_ms)
+    if (!s_int (&fields [S_RDY_HEARTBEAT], &req->heartbeat_ms)
     ||  req->heartbeat_ms < 100 || req->heartbeat_ms > 60000)
         return "missing or invalid field 'heartbeat_ms' (an integer from 100 to 60000)";
-    if (s_opt_text (values [S_RDY_HOST], req->host_buf, sizeof (req->host_buf), &req->host))
+    if (s_opt_text (&fields [S_RDY_HOST], req->host_buf, sizeof (req->host_buf), &req->host))
         return "invalid field 'host' (a string of at most 256 bytes)";
-    if (s_opt_int (values [S_RDY_PID], 0, INT64_MAX, &req->pid))
+    if (s_opt_int (&fields [S_RDY_PID], 0, INT64_MAX, &req->pid))
         return "invalid field 'pid' (an integer >= 0)";
-    if (s_opt_text (values [S_RDY_VERSION], req->version_buf, sizeof (req->version_buf),
+    if (s_opt_text (&fields [S_RDY_VERSION], req->version_buf, sizeof (req->version_buf),
                     &req->version))
         return "invalid field 'version' (a string of at most 256 bytes)";
     return NULL;
@@ -301,12 +287,12 @@ void
 zjq_ready_parse (zjq_msg_t *msg, zjq_ready_req_t *req)
 {
     assert (msg && req);
-    const msgpack_object *values [S_RDY_COUNT];
-    s_scan (msg, s_ready_names, S_RDY_COUNT, values);
+    zjq_msg_field_t fields [S_RDY_COUNT];
+    s_scan (msg, s_ready_names, S_RDY_COUNT, fields);
     req->queues = NULL;
     req->capacity = req->heartbeat_ms = req->pid = 0;
     req->host = req->version = NULL;
-    req->problem = s_ready_problem (values, req);
+    req->problem = s_ready_problem (fields, req);
 }
 
 
@@ -323,12 +309,12 @@ static const s_name_t s_work_result_names [S_WR_COUNT] = {
 
 //  The status word, or -1
 static int
-s_work_status (const msgpack_object *object)
+s_work_status (const zjq_msg_field_t *field)
 {
     static const char *words [] = { "ok", "error", "cancelled", "returned" };
     const char *ptr;
     size_t len;
-    if (!s_str (object, &ptr, &len))
+    if (!s_str (field, &ptr, &len))
         return -1;
     for (int index = 0; index < 4; index++)
         if (strlen (words [index]) == len && memcmp (words [index], ptr, len) == 0)
@@ -337,24 +323,24 @@ s_work_status (const msgpack_object *object)
 }
 
 static const char *
-s_work_result_problem (zjq_msg_t *msg, const msgpack_object **values,
+s_work_result_problem (zjq_msg_t *msg, const zjq_msg_field_t *fields,
                        zjq_work_result_req_t *req)
 {
-    req->id = s_id (msg, values [S_WR_ID], req->id_buf, sizeof (req->id_buf));
+    req->id = s_id (msg, &fields [S_WR_ID], req->id_buf, sizeof (req->id_buf));
     if (!req->id)
         return "WORK_RESULT: missing or invalid field 'id' (a string)";
-    if (!s_int (values [S_WR_ATTEMPT], &req->attempt) || req->attempt < 1
+    if (!s_int (&fields [S_WR_ATTEMPT], &req->attempt) || req->attempt < 1
     ||  req->attempt > ZJQ_JOB_ATTEMPTS_MAX)
         return "WORK_RESULT: missing or invalid field 'attempt'";
-    int status = s_work_status (values [S_WR_STATUS]);
+    int status = s_work_status (&fields [S_WR_STATUS]);
     if (status < 0)
         return "WORK_RESULT: field 'status' must be 'ok', 'error', 'cancelled' or 'returned'";
     req->status = (zjq_work_status_t) status;
-    if (values [S_WR_ERROR] && !s_str (values [S_WR_ERROR], &req->error, &req->error_len))
+    if (fields [S_WR_ERROR].value && !s_str (&fields [S_WR_ERROR], &req->error, &req->error_len))
         return "WORK_RESULT: field 'error' must be a string";
-    if (s_opt_int (values [S_WR_EXIT_CODE], 0, 255, &req->exit_code)
-    ||  s_opt_int (values [S_WR_SIGNAL], 1, 255, &req->signal)
-    ||  s_opt_int (values [S_WR_DURATION], 0, INT64_MAX, &req->duration_ms))
+    if (s_opt_int (&fields [S_WR_EXIT_CODE], 0, 255, &req->exit_code)
+    ||  s_opt_int (&fields [S_WR_SIGNAL], 1, 255, &req->signal)
+    ||  s_opt_int (&fields [S_WR_DURATION], 0, INT64_MAX, &req->duration_ms))
         return "WORK_RESULT: fields 'exit_code' (0..255), 'signal' (1..255) and "
                "'duration_ms' (>= 0) must be integers";
     return NULL;
@@ -364,8 +350,8 @@ void
 zjq_work_result_parse (zjq_msg_t *msg, zjq_work_result_req_t *req)
 {
     assert (msg && req);
-    const msgpack_object *values [S_WR_COUNT];
-    s_scan (msg, s_work_result_names, S_WR_COUNT, values);
+    zjq_msg_field_t fields [S_WR_COUNT];
+    s_scan (msg, s_work_result_names, S_WR_COUNT, fields);
     req->attempt = 0;
     req->status = ZJQ_WORK_OK;
     req->error = NULL;
@@ -373,7 +359,7 @@ zjq_work_result_parse (zjq_msg_t *msg, zjq_work_result_req_t *req)
     req->exit_code = -1;
     req->signal = 0;
     req->duration_ms = -1;
-    req->problem = s_work_result_problem (msg, values, req);
+    req->problem = s_work_result_problem (msg, fields, req);
 }
 
 
@@ -386,40 +372,25 @@ static const s_name_t s_progress_names [S_PR_COUNT] = {
     S_NAME ("id"), S_NAME ("attempt"), S_NAME ("progress"), S_NAME ("message")
 };
 
-//  A number (as zjq_msg_get_double): false if object is not one.
+//  A number (as zjq_msg_get_double): false if absent or not one.
 static bool
-s_double (const msgpack_object *object, double *value)
+s_double (const zjq_msg_field_t *field, double *value)
 {
-    if (!object)
-        return false;
-    switch (object->type) {
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:
-            *value = object->via.f64;
-            return true;
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-            *value = (double) object->via.u64;
-            return true;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-            *value = (double) object->via.i64;
-            return true;
-        default:
-            return false;
-    }
+    return zjq_msg_field_double (field, value);
 }
 
 static const char *
-s_progress_problem (zjq_msg_t *msg, const msgpack_object **values, zjq_progress_req_t *req)
+s_progress_problem (zjq_msg_t *msg, const zjq_msg_field_t *fields, zjq_progress_req_t *req)
 {
-    req->id = s_id (msg, values [S_PR_ID], req->id_buf, sizeof (req->id_buf));
+    req->id = s_id (msg, &fields [S_PR_ID], req->id_buf, sizeof (req->id_buf));
     if (!req->id)
         return "PROGRESS: missing or invalid field 'id' (a string)";
-    if (!s_int (values [S_PR_ATTEMPT], &req->attempt))
+    if (!s_int (&fields [S_PR_ATTEMPT], &req->attempt))
         return "PROGRESS: missing or invalid field 'attempt'";
-    if (!s_double (values [S_PR_PROGRESS], &req->progress)
+    if (!s_double (&fields [S_PR_PROGRESS], &req->progress)
     ||  !(req->progress >= 0 && req->progress <= 1))
         return "PROGRESS: field 'progress' must be a number from 0 to 1";
-    if (s_opt_text (values [S_PR_MESSAGE], req->message_buf, sizeof (req->message_buf),
+    if (s_opt_text (&fields [S_PR_MESSAGE], req->message_buf, sizeof (req->message_buf),
                     &req->message))
         return "PROGRESS: field 'message' must be a string of at most 256 bytes";
     return NULL;
@@ -429,12 +400,12 @@ void
 zjq_progress_parse (zjq_msg_t *msg, zjq_progress_req_t *req)
 {
     assert (msg && req);
-    const msgpack_object *values [S_PR_COUNT];
-    s_scan (msg, s_progress_names, S_PR_COUNT, values);
+    zjq_msg_field_t fields [S_PR_COUNT];
+    s_scan (msg, s_progress_names, S_PR_COUNT, fields);
     req->attempt = 0;
     req->progress = 0;
     req->message = NULL;
-    req->problem = s_progress_problem (msg, values, req);
+    req->problem = s_progress_problem (msg, fields, req);
 }
 
 
