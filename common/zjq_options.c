@@ -528,6 +528,9 @@ zjq_options_help (const zjq_option_t *table, unsigned mask, FILE *out, int width
         char short_text [8] = "";
         if (option->short_name)
             snprintf (short_text, sizeof (short_text), "-%c, ", option->short_name);
+        else
+        if (flags & ZJQ_OPTIONS_HELP_SHORT_COLUMN)
+            snprintf (short_text, sizeof (short_text), "    ");
         int len = snprintf (left, sizeof (left), "%s--%s%s%s", short_text, option->name,
                             option->metavar? " ": "", option->metavar? option->metavar: "");
         const char *help = option->help? option->help: "";
@@ -888,6 +891,14 @@ s_test_help (bool verbose)
     assert (strstr (text, "  -v, --verbose            log every message\n"));
     assert (!strstr (text, "--broker"));        //  not in mask 1
     assert (!strstr (text, "--secret"));        //  hidden
+    free (text);
+    //  A short-name column: rows without one line up with those that have it
+    out = open_memstream (&text, &size);
+    assert (out);
+    zjq_options_help (s_test_table, 1, out, 24, ZJQ_OPTIONS_HELP_SHORT_COLUMN);
+    fclose (out);
+    assert (strstr (text, "      --bind ENDPOINT      bind an endpoint (repeatable)\n"));
+    assert (strstr (text, "  -v, --verbose            log every message\n"));
     free (text);
     out = open_memstream (&text, &size);
     assert (out);

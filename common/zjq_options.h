@@ -178,6 +178,8 @@ const char *
 
 //  Help flags
 #define ZJQ_OPTIONS_HELP_DEFAULTS 1u    //  append " (default DEF)" to rows with def
+#define ZJQ_OPTIONS_HELP_SHORT_COLUMN 2u    //  indent rows without a short name as
+                                        //  if they had one: "      --name"
 
 //  Print the rows in mask (0: all) as help lines: "  -v, --name METAVAR"
 //  padded to width columns, then the help; a left side wider than width

@@ -26,6 +26,8 @@
 #include "zjq_peer.h"
 #include "zjq_held.h"
 #include "zjq_request.h"
+#include "zjq_credit.h"
+#include "zjq_worker_private.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -65,6 +67,8 @@ static const s_test_t s_tests [] = {
     { "peer",     zjq_peer_test },
     { "held",     zjq_held_test },
     { "request",  zjq_request_test },
+    { "credit",   zjq_credit_test },
+    { "pool",     zjq_pool_test },
 };
 
 int

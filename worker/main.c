@@ -1,9 +1,17 @@
 /*  main.c: zjq-worker, serves queues with a built-in handler or a command.
-    Parses options, builds a worker (zjq_worker.h) and runs it.            */
+    Parses options (one table, common/zjq_options.h), builds a worker
+    (zjq_worker.h) and runs it.
+
+    The table gives every option its kind, range, error text and help; the
+    command line is read with getopt_long, built from the same table, so
+    the syntax is getopt's (--name value, --name=value, -x value, -xVALUE,
+    unique abbreviations such as --conc, flags bundled as -vh, options and
+    arguments in any order).                                                */
 
 #include "zjq_worker.h"
 #include "zjq_handlers.h"
 #include "zjq_log.h"
+#include "zjq_options.h"
 #include "zjq_util.h"
 
 #include <czmq.h>
@@ -18,6 +26,158 @@
 
 #define s_DEFAULT_BROKER "tcp://127.0.0.1:5555"
 #define s_MAX_QUEUES     64
+#define s_MAX_QUEUES_TEXT "64"
+
+//  What the command line says
+typedef struct {
+    const char *broker;         //  endpoint ($ZJQ_BROKER, else the default)
+    const char *queues [s_MAX_QUEUES];  //  --queue, in order
+    int queue_count;            //  how many
+    const char *builtin;        //  --builtin NAME, or NULL
+    const char *command;        //  --exec COMMAND, or NULL
+    int64_t concurrency;        //  1..1000; 0 until --concurrency is given
+    int64_t prefetch;           //  0..1000; -1: equal to the concurrency
+    bool inline_handlers;       //  --inline
+    int64_t heartbeat;          //  ms
+    int64_t grace_ms;           //  grace period
+    uint64_t max_result;        //  bytes
+    const char *curve_secret;   //  --curve-secret ($ZJQ_CURVE_SECRET), or NULL
+    const char *broker_key;     //  --broker-key ($ZJQ_BROKER_KEY), or NULL
+    int log_format;             //  zjq_log_format_t, applied as it is parsed
+    bool verbose;               //  -v
+    bool help;                  //  --help: print the usage, exit 0
+    bool version;               //  --version
+} s_settings_t;
+
+//  --queue: up to s_MAX_QUEUES, in order (the names are checked later)
+static int
+s_parse_queue (const zjq_option_t *option, void *arg, const char *value, char *error,
+               size_t error_size)
+{
+    s_settings_t *settings = (s_settings_t *) arg;
+    if (settings->queue_count == s_MAX_QUEUES)
+        return -1;
+    settings->queues [settings->queue_count++] = value;
+    return 0;
+}
+
+//  --builtin and --exec: one of them, once (a check; the row stores it)
+static int
+s_check_handler (const zjq_option_t *option, void *arg, const char *value, char *error,
+                 size_t error_size)
+{
+    s_settings_t *settings = (s_settings_t *) arg;
+    return settings->builtin || settings->command ? -1 : 0;
+}
+
+//  --max-result: any size that fits a size_t
+static int
+s_parse_max_result (const zjq_option_t *option, void *arg, const char *value, char *error,
+                    size_t error_size)
+{
+    s_settings_t *settings = (s_settings_t *) arg;
+    uint64_t bytes;
+    if (zjq_parse_size (value, &bytes) != 0 || bytes > SIZE_MAX)
+        return -1;
+    settings->max_result = bytes;
+    return 0;
+}
+
+//  --log-format: applied at once, so that what follows logs in it
+static int
+s_parse_log_format (const zjq_option_t *option, void *arg, const char *value, char *error,
+                    size_t error_size)
+{
+    s_settings_t *settings = (s_settings_t *) arg;
+    zjq_log_format_t format;
+    if (zjq_log_format_parse (value, &format) != 0)
+        return -1;
+    settings->log_format = (int) format;
+    zjq_log_set_format (format);
+    return 0;
+}
+
+#define s_FIELD(field) ZJQ_OPTION_FIELD (s_settings_t, field)
+
+static const zjq_option_t s_options [] = {
+    { "broker", 'b', ZJQ_OPT_ARG, s_FIELD (broker), .metavar = "ENDPOINT",
+      .help = "broker to connect to (default $ZJQ_BROKER, else " s_DEFAULT_BROKER ")" },
+    { "queue", 'q', ZJQ_OPT_CUSTOM, s_FIELD (queues), .metavar = "NAME",
+      .parse = s_parse_queue, .error = "too many queues (at most " s_MAX_QUEUES_TEXT "): %s",
+      .help = "queue to serve (1-128 of A-Za-z0-9_.:-); repeat for\n"
+              "more, up to " s_MAX_QUEUES_TEXT },
+    { "concurrency", 'c', ZJQ_OPT_INT, s_FIELD (concurrency), 1, 1000, .metavar = "N",
+      .def = "1", .error = "--concurrency must be a whole number from 1 to 1000, not '%s'",
+      .help = "jobs run at once, 1..1000 (default 1): N handler\n"
+              "threads in this one process; with --exec, up to N\n"
+              "child processes at once" },
+    { "inline", 0, ZJQ_OPT_FLAG, s_FIELD (inline_handlers),
+      .help = "run the handler on the thread that talks to the\n"
+              "broker, one job at a time, instead of on handler\n"
+              "threads: the least overhead per job, for --builtin\n"
+              "echo or sha256 jobs of microseconds to a few ms\n"
+              "(nothing is read or sent while one runs, and it\n"
+              "cannot be cancelled). Not with --exec. Use a large\n"
+              "--prefetch with it (e.g. 256) for tiny jobs" },
+    { "prefetch", 'p', ZJQ_OPT_INT, s_FIELD (prefetch), 0, 1000, .metavar = "N",
+      .error = "--prefetch must be a whole number from 0 to 1000, not '%s'",
+      .help = "jobs taken on beyond those running, 0..1000\n"
+              "(default: N of --concurrency): they wait here, so a\n"
+              "slot that finishes starts its next job without a\n"
+              "round trip to the broker. The broker sees capacity\n"
+              "concurrency + prefetch. 0 for long jobs that other\n"
+              "workers might start sooner" },
+    { "builtin", 0, ZJQ_OPT_ARG, s_FIELD (builtin), .metavar = "NAME",
+      .parse = s_check_handler, .error = "give one handler: --builtin or --exec, once (%s)",
+      .help = "echo:   the result is the payload\n"
+              "sleep:  payload = milliseconds (0..86400000) to sleep;\n"
+              "        the result is that number\n"
+              "sha256: payload = N:DATA; hashes DATA, then the digest\n"
+              "        N-1 more times (N 1..1000000000); the result\n"
+              "        is the last digest in hex" },
+    { "exec", 'e', ZJQ_OPT_ARG, s_FIELD (command), .metavar = "'COMMAND'",
+      .parse = s_check_handler, .error = "give one handler: --builtin or --exec, once (%s)",
+      .help = "run /bin/sh -c COMMAND per job, in its own process\n"
+              "group: payload on stdin, stdout is the result, exit\n"
+              "status 0 means success (otherwise the error names\n"
+              "the status and the end of stderr). Environment:\n"
+              "ZJQ_JOB_ID, ZJQ_QUEUE, ZJQ_ATTEMPT. On cancel or\n"
+              "timeout the process group is killed (SIGKILL), and\n"
+              "so is whatever is left in it when the command exits" },
+    { "heartbeat", 0, ZJQ_OPT_INT, s_FIELD (heartbeat), 100, 60000, .metavar = "MS",
+      .def = "1000", .error = "--heartbeat must be milliseconds from 100 to 60000, not '%s'",
+      .help = "heartbeat interval, 100..60000 (default 1000); the\n"
+              "broker is presumed gone after 3 silent intervals" },
+    { "grace", 'g', ZJQ_OPT_DURATION, s_FIELD (grace_ms), 0, INT_MAX, .metavar = "SECONDS",
+      .def = "30", .error = "--grace must be a duration such as 30, 0.5 or 250ms, not '%s'",
+      .help = "on SIGTERM/SIGINT, time running jobs get to finish\n"
+              "(default 30; also 250ms, 5m); a second signal aborts\n"
+              "them at once, and the broker requeues them" },
+    { "max-result", 'm', ZJQ_OPT_CUSTOM, s_FIELD (max_result), .metavar = "BYTES",
+      .def = "16M", .parse = s_parse_max_result,
+      .error = "--max-result must be a size such as 1048576, 512k or 16M, not '%s'",
+      .help = "largest result (default 16M; k, m, g suffixes)" },
+    { "curve-secret", 0, ZJQ_OPT_ARG, s_FIELD (curve_secret), .metavar = "FILE",
+      .help = "talk CURVE with this secret certificate (zjq keygen\n"
+              "NAME writes NAME.key_secret; default $ZJQ_CURVE_SECRET)" },
+    { "broker-key", 0, ZJQ_OPT_ARG, s_FIELD (broker_key), .metavar = "FILE",
+      .help = "the broker's public certificate (default\n"
+              "$ZJQ_BROKER_KEY); both or neither" },
+    { "log-format", 0, ZJQ_OPT_CUSTOM, s_FIELD (log_format), .metavar = "FORMAT",
+      .def = "text", .parse = s_parse_log_format,
+      .error = "--log-format must be text or json, not '%s'",
+      .help = "text (time level=.. event=.. key=value, default) or\n"
+              "json (one JSON object per line)" },
+    { "verbose", 'v', ZJQ_OPT_FLAG, s_FIELD (verbose),
+      .help = "log every job's start and end" },
+    { "help", 'h', ZJQ_OPT_FLAG, s_FIELD (help), .flags = ZJQ_OPTION_CLI_ONLY,
+      .help = "show this help" },
+    { "version", 0, ZJQ_OPT_FLAG, s_FIELD (version), .flags = ZJQ_OPTION_CLI_ONLY,
+      .help = "show the version" },
+    { .name = NULL }
+};
+
+#define s_OPTION_COUNT (sizeof (s_options) / sizeof (s_options [0]) - 1)
 
 static void
 s_usage (FILE *out)
@@ -32,58 +192,12 @@ s_usage (FILE *out)
 "\n"
 "Connects to a zjq broker and runs the jobs of the given queues, all with the\n"
 "one handler chosen.\n"
-"\n"
-"  -b, --broker ENDPOINT   broker to connect to (default $ZJQ_BROKER, else %s)\n"
-"  -q, --queue NAME        queue to serve (1-128 of A-Za-z0-9_.:-); repeat for\n"
-"                          more, up to %d\n"
-"  -c, --concurrency N     jobs run at once, 1..1000 (default 1): N handler\n"
-"                          threads in this one process; with --exec, up to N\n"
-"                          child processes at once\n"
-"      --inline            run the handler on the thread that talks to the\n"
-"                          broker, one job at a time, instead of on handler\n"
-"                          threads: the least overhead per job, for --builtin\n"
-"                          echo or sha256 jobs of microseconds to a few ms\n"
-"                          (nothing is read or sent while one runs, and it\n"
-"                          cannot be cancelled). Not with --exec. Use a large\n"
-"                          --prefetch with it (e.g. 256) for tiny jobs\n"
-"  -p, --prefetch N        jobs taken on beyond those running, 0..1000\n"
-"                          (default: N of --concurrency): they wait here, so a\n"
-"                          slot that finishes starts its next job without a\n"
-"                          round trip to the broker. The broker sees capacity\n"
-"                          concurrency + prefetch. 0 for long jobs that other\n"
-"                          workers might start sooner\n"
-"      --builtin NAME      echo:   the result is the payload\n"
-"                          sleep:  payload = milliseconds (0..86400000) to sleep;\n"
-"                                  the result is that number\n"
-"                          sha256: payload = N:DATA; hashes DATA, then the digest\n"
-"                                  N-1 more times (N 1..1000000000); the result\n"
-"                                  is the last digest in hex\n"
-"  -e, --exec 'COMMAND'    run /bin/sh -c COMMAND per job, in its own process\n"
-"                          group: payload on stdin, stdout is the result, exit\n"
-"                          status 0 means success (otherwise the error names\n"
-"                          the status and the end of stderr). Environment:\n"
-"                          ZJQ_JOB_ID, ZJQ_QUEUE, ZJQ_ATTEMPT. On cancel or\n"
-"                          timeout the process group is killed (SIGKILL), and\n"
-"                          so is whatever is left in it when the command exits\n"
-"      --heartbeat MS      heartbeat interval, 100..60000 (default 1000); the\n"
-"                          broker is presumed gone after 3 silent intervals\n"
-"  -g, --grace SECONDS     on SIGTERM/SIGINT, time running jobs get to finish\n"
-"                          (default 30; also 250ms, 5m); a second signal aborts\n"
-"                          them at once, and the broker requeues them\n"
-"  -m, --max-result BYTES  largest result (default 16M; k, m, g suffixes)\n"
-"      --curve-secret FILE talk CURVE with this secret certificate (zjq keygen\n"
-"                          NAME writes NAME.key_secret; default $ZJQ_CURVE_SECRET)\n"
-"      --broker-key FILE   the broker's public certificate (default\n"
-"                          $ZJQ_BROKER_KEY); both or neither\n"
-"      --log-format FORMAT text (time level=.. event=.. key=value, default) or\n"
-"                          json (one JSON object per line)\n"
-"  -v, --verbose           log every job's start and end\n"
-"  -h, --help              show this help\n"
-"      --version           show the version\n"
+"\n");
+    zjq_options_help (s_options, 0, out, 23, ZJQ_OPTIONS_HELP_SHORT_COLUMN);
+    fprintf (out,
 "\n"
 "Exit status: 0 after a clean stop, 1 if the worker could not start, 2 on a\n"
-"usage error (including a key file that cannot be used).\n",
-             s_DEFAULT_BROKER, s_MAX_QUEUES);
+"usage error (including a key file that cannot be used).\n");
 }
 
 static void
@@ -93,6 +207,142 @@ s_usage_error (const char *format, const char *value)
     fprintf (stderr, format, value);
     fprintf (stderr, "\nTry 'zjq-worker --help' for more information.\n");
     exit (2);
+}
+
+//  getopt_long's view of the table: every row as a long option whose val
+//  is 256 + its index, and the short names as "x:" or "x".
+static void
+s_getopt_table (struct option *longs, char *shorts)
+{
+    size_t used = 0;
+    shorts [used++] = ':';          //  ':' for a missing value, not '?'
+    for (size_t index = 0; index < s_OPTION_COUNT; index++) {
+        const zjq_option_t *option = &s_options [index];
+        bool flag = option->kind == ZJQ_OPT_FLAG;
+        longs [index] = (struct option) { option->name, flag ? no_argument : required_argument,
+                                          NULL, 256 + (int) index };
+        if (option->short_name) {
+            shorts [used++] = option->short_name;
+            if (!flag)
+                shorts [used++] = ':';
+        }
+    }
+    longs [s_OPTION_COUNT] = (struct option) { NULL, 0, NULL, 0 };
+    shorts [used] = 0;
+}
+
+//  The row getopt_long returned (a long option's 256 + index, or a short
+//  name), or NULL.
+static const zjq_option_t *
+s_option_of (int opt)
+{
+    if (opt >= 256 && opt < 256 + (int) s_OPTION_COUNT)
+        return &s_options [opt - 256];
+    for (size_t index = 0; index < s_OPTION_COUNT; index++)
+        if (s_options [index].short_name && s_options [index].short_name == opt)
+            return &s_options [index];
+    return NULL;
+}
+
+//  Read the command line into settings. Prints the help or the version
+//  and exits 0 when asked; exits 2 on a usage error.
+static void
+s_parse_args (int argc, char *argv [], s_settings_t *settings)
+{
+    struct option longs [s_OPTION_COUNT + 1];
+    char shorts [2 * s_OPTION_COUNT + 2];
+    s_getopt_table (longs, shorts);
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long (argc, argv, shorts, longs, NULL)) != -1) {
+        const zjq_option_t *option = s_option_of (opt);
+        if (opt == ':')
+            s_usage_error ("option '%s' needs a value", argv [optind - 1]);
+        if (!option)
+            s_usage_error ("unknown option '%s'", argv [optind - 1]);
+        char error [512];
+        if (zjq_options_set (option, settings, optarg, error, sizeof error) != 0)
+            s_usage_error ("%s", error);
+        if (settings->help) {
+            s_usage (stdout);
+            exit (0);
+        }
+        if (settings->version) {
+            printf ("zjq-worker %s\n", zjq_version ());
+            exit (0);
+        }
+    }
+    if (optind < argc)
+        s_usage_error ("unexpected argument '%s'", argv [optind]);
+}
+
+//  What the options say together.
+static void
+s_check_settings (s_settings_t *settings)
+{
+    if (settings->queue_count == 0)
+        s_usage_error ("%s", "give at least one --queue");
+    if (!settings->builtin && !settings->command)
+        s_usage_error ("%s", "give a handler: --builtin echo|sleep|sha256 or --exec 'COMMAND'");
+    if (settings->command && !*settings->command)
+        s_usage_error ("%s", "--exec needs a command");
+    if (settings->inline_handlers && settings->command)
+        s_usage_error ("%s", "--inline is for built-in handlers: an --exec job waits for its "
+                       "process, which would stop the worker talking to the broker");
+    if (settings->inline_handlers && settings->concurrency > 1)
+        s_usage_error ("%s", "--inline runs one job at a time: leave out --concurrency");
+    if (settings->concurrency == 0)
+        settings->concurrency = 1;
+    if (settings->curve_secret && !*settings->curve_secret)
+        settings->curve_secret = NULL;
+    if (settings->broker_key && !*settings->broker_key)
+        settings->broker_key = NULL;
+    if (!settings->curve_secret != !settings->broker_key)
+        s_usage_error ("%s", "CURVE needs both --curve-secret (or $ZJQ_CURVE_SECRET) and "
+                       "--broker-key (or $ZJQ_BROKER_KEY)");
+}
+
+//  Make and configure the worker; exits 2 on a usage error (a bad endpoint
+//  or queue name). Returns the worker, or NULL with the error printed and
+//  *exit_p set (2: a key file cannot be used, 1: a setting failed).
+static zjq_worker_t *
+s_worker_new (s_settings_t *settings, zjq_handlers_t *handlers, int *exit_p)
+{
+    zjq_worker_t *worker = zjq_worker_new (settings->broker);
+    if (!worker)
+        s_usage_error ("invalid broker endpoint '%s' (e.g. tcp://127.0.0.1:5555)",
+                       settings->broker);
+    if (settings->curve_secret) {
+        char error [600];
+        if (zjq_worker_set_curve (worker, settings->curve_secret, settings->broker_key,
+                                  error, sizeof error) != 0) {
+            fprintf (stderr, "zjq-worker: %s\n", error);
+            zjq_worker_destroy (&worker);
+            *exit_p = 2;
+            return NULL;
+        }
+    }
+    for (int i = 0; i < settings->queue_count; i++)
+        if (zjq_worker_handle (worker, settings->queues [i], zjq_handlers_run, handlers) != 0)
+            s_usage_error ("invalid or repeated queue name '%s' (1-128 of A-Za-z0-9_.:-)",
+                           settings->queues [i]);
+    int rc = zjq_worker_set_concurrency (worker, (int) settings->concurrency);
+    if (rc == 0)
+        rc = zjq_worker_set_inline (worker, settings->inline_handlers);
+    if (rc == 0 && settings->prefetch >= 0)
+        rc = zjq_worker_set_prefetch (worker, (int) settings->prefetch);
+    if (rc == 0)
+        rc = zjq_worker_set_heartbeat (worker, (int) settings->heartbeat);
+    if (rc == 0)
+        rc = zjq_worker_set_grace (worker, (int) settings->grace_ms);
+    if (rc == 0)
+        rc = zjq_worker_set_max_result (worker, (size_t) settings->max_result);
+    if (rc != 0) {
+        fprintf (stderr, "zjq-worker: %s\n", zjq_strerror (rc));
+        zjq_worker_destroy (&worker);
+        *exit_p = 1;
+    }
+    return worker;
 }
 
 //  A child must be able to dup2 its pipes onto 0-2: make sure they are open.
@@ -117,195 +367,47 @@ main (int argc, char *argv [])
     s_open_std_fds ();
     signal (SIGPIPE, SIG_IGN);          //  a child may close its stdin early
 
-    const char *broker = getenv ("ZJQ_BROKER");
-    if (!broker || !*broker)
-        broker = s_DEFAULT_BROKER;
-    const char *queues [s_MAX_QUEUES];
-    int queue_count = 0;
-    const char *builtin = NULL;
-    const char *command = NULL;
-    int64_t concurrency = 1;
-    int64_t prefetch = -1;              //  -1: equal to concurrency
-    int64_t heartbeat = 1000;
-    int64_t grace_ms = 30000;
-    uint64_t max_result = 16 * 1024 * 1024;
-    bool verbose = false;
-    const char *curve_secret = getenv ("ZJQ_CURVE_SECRET");
-    const char *broker_key = getenv ("ZJQ_BROKER_KEY");
-
-    enum { OPT_BUILTIN = 256, OPT_HEARTBEAT, OPT_VERSION, OPT_CURVE_SECRET, OPT_BROKER_KEY,
-           OPT_LOG_FORMAT, OPT_INLINE };
-    bool inline_handlers = false;
-    bool concurrency_given = false;
-    static const struct option options [] = {
-        { "broker",      required_argument, NULL, 'b' },
-        { "queue",       required_argument, NULL, 'q' },
-        { "concurrency", required_argument, NULL, 'c' },
-        { "prefetch",    required_argument, NULL, 'p' },
-        { "inline",      no_argument,       NULL, OPT_INLINE },
-        { "builtin",     required_argument, NULL, OPT_BUILTIN },
-        { "exec",        required_argument, NULL, 'e' },
-        { "heartbeat",   required_argument, NULL, OPT_HEARTBEAT },
-        { "grace",       required_argument, NULL, 'g' },
-        { "max-result",  required_argument, NULL, 'm' },
-        { "curve-secret", required_argument, NULL, OPT_CURVE_SECRET },
-        { "broker-key",  required_argument, NULL, OPT_BROKER_KEY },
-        { "log-format",  required_argument, NULL, OPT_LOG_FORMAT },
-        { "verbose",     no_argument,       NULL, 'v' },
-        { "help",        no_argument,       NULL, 'h' },
-        { "version",     no_argument,       NULL, OPT_VERSION },
-        { NULL, 0, NULL, 0 }
+    s_settings_t settings = {
+        .broker = getenv ("ZJQ_BROKER"),
+        .prefetch = -1,
+        .heartbeat = 1000,
+        .grace_ms = 30000,
+        .max_result = 16 * 1024 * 1024,
+        .curve_secret = getenv ("ZJQ_CURVE_SECRET"),
+        .broker_key = getenv ("ZJQ_BROKER_KEY")
     };
-    opterr = 0;
-    int opt;
-    while ((opt = getopt_long (argc, argv, ":b:q:c:p:e:g:m:vh", options, NULL)) != -1) {
-        switch (opt) {
-            case 'b':
-                broker = optarg;
-                break;
-            case 'q':
-                if (queue_count == s_MAX_QUEUES)
-                    s_usage_error ("too many queues (at most 64): %s", optarg);
-                queues [queue_count++] = optarg;
-                break;
-            case 'c':
-                if (zjq_parse_int (optarg, 1, 1000, &concurrency) != 0)
-                    s_usage_error ("--concurrency must be a whole number from 1 to 1000, "
-                                   "not '%s'", optarg);
-                concurrency_given = true;
-                break;
-            case OPT_INLINE:
-                inline_handlers = true;
-                break;
-            case 'p':
-                if (zjq_parse_int (optarg, 0, 1000, &prefetch) != 0)
-                    s_usage_error ("--prefetch must be a whole number from 0 to 1000, "
-                                   "not '%s'", optarg);
-                break;
-            case OPT_BUILTIN:
-                if (builtin || command)
-                    s_usage_error ("give one handler: --builtin or --exec, once (%s)", optarg);
-                builtin = optarg;
-                break;
-            case 'e':
-                if (builtin || command)
-                    s_usage_error ("give one handler: --builtin or --exec, once (%s)", optarg);
-                command = optarg;
-                break;
-            case OPT_HEARTBEAT:
-                if (zjq_parse_int (optarg, 100, 60000, &heartbeat) != 0)
-                    s_usage_error ("--heartbeat must be milliseconds from 100 to 60000, "
-                                   "not '%s'", optarg);
-                break;
-            case 'g':
-                if (zjq_parse_duration (optarg, &grace_ms) != 0 || grace_ms > INT_MAX)
-                    s_usage_error ("--grace must be a duration such as 30, 0.5 or 250ms, "
-                                   "not '%s'", optarg);
-                break;
-            case 'm':
-                if (zjq_parse_size (optarg, &max_result) != 0 || max_result > SIZE_MAX)
-                    s_usage_error ("--max-result must be a size such as 1048576, 512k or 16M, "
-                                   "not '%s'", optarg);
-                break;
-            case OPT_CURVE_SECRET:
-                curve_secret = optarg;
-                break;
-            case OPT_BROKER_KEY:
-                broker_key = optarg;
-                break;
-            case OPT_LOG_FORMAT: {
-                zjq_log_format_t format;
-                if (zjq_log_format_parse (optarg, &format) != 0)
-                    s_usage_error ("--log-format must be text or json, not '%s'", optarg);
-                zjq_log_set_format (format);
-                break;
-            }
-            case 'v':
-                verbose = true;
-                break;
-            case 'h':
-                s_usage (stdout);
-                return 0;
-            case OPT_VERSION:
-                printf ("zjq-worker %s\n", zjq_version ());
-                return 0;
-            case ':':
-                s_usage_error ("option '%s' needs a value", argv [optind - 1]);
-                break;
-            default:
-                s_usage_error ("unknown option '%s'", argv [optind - 1]);
-        }
-    }
-    if (optind < argc)
-        s_usage_error ("unexpected argument '%s'", argv [optind]);
-    if (queue_count == 0)
-        s_usage_error ("%s", "give at least one --queue");
-    if (!builtin && !command)
-        s_usage_error ("%s", "give a handler: --builtin echo|sleep|sha256 or --exec 'COMMAND'");
-    if (command && !*command)
-        s_usage_error ("%s", "--exec needs a command");
-    if (inline_handlers && command)
-        s_usage_error ("%s", "--inline is for built-in handlers: an --exec job waits for its "
-                       "process, which would stop the worker talking to the broker");
-    if (inline_handlers && concurrency_given && concurrency != 1)
-        s_usage_error ("%s", "--inline runs one job at a time: leave out --concurrency");
-    if (curve_secret && !*curve_secret)
-        curve_secret = NULL;
-    if (broker_key && !*broker_key)
-        broker_key = NULL;
-    if (!curve_secret != !broker_key)
-        s_usage_error ("%s", "CURVE needs both --curve-secret (or $ZJQ_CURVE_SECRET) and "
-                       "--broker-key (or $ZJQ_BROKER_KEY)");
+    if (!settings.broker || !*settings.broker)
+        settings.broker = s_DEFAULT_BROKER;
+    s_parse_args (argc, argv, &settings);
+    s_check_settings (&settings);
 
-    zjq_handlers_t *handlers = builtin ? zjq_handlers_new_builtin (builtin)
-                                       : zjq_handlers_new_exec (command, (size_t) max_result);
+    zjq_handlers_t *handlers = settings.builtin
+                             ? zjq_handlers_new_builtin (settings.builtin)
+                             : zjq_handlers_new_exec (settings.command,
+                                                      (size_t) settings.max_result);
     if (!handlers) {
-        if (builtin)
-            s_usage_error ("unknown built-in handler '%s' (echo, sleep, sha256)", builtin);
+        if (settings.builtin)
+            s_usage_error ("unknown built-in handler '%s' (echo, sleep, sha256)",
+                           settings.builtin);
         fprintf (stderr, "zjq-worker: cannot set up the handler\n");
         return 1;
     }
-    zjq_handlers_set_verbose (handlers, verbose);
-
-    zjq_worker_t *worker = zjq_worker_new (broker);
-    if (!worker)
-        s_usage_error ("invalid broker endpoint '%s' (e.g. tcp://127.0.0.1:5555)", broker);
-    if (curve_secret) {
-        char error [600];
-        if (zjq_worker_set_curve (worker, curve_secret, broker_key, error, sizeof error) != 0) {
-            fprintf (stderr, "zjq-worker: %s\n", error);
-            zjq_worker_destroy (&worker);
-            zjq_handlers_destroy (&handlers);
-            return 2;
-        }
-    }
-    for (int i = 0; i < queue_count; i++)
-        if (zjq_worker_handle (worker, queues [i], zjq_handlers_run, handlers) != 0)
-            s_usage_error ("invalid or repeated queue name '%s' (1-128 of A-Za-z0-9_.:-)",
-                           queues [i]);
-    int rc = zjq_worker_set_concurrency (worker, (int) concurrency);
-    if (rc == 0)
-        rc = zjq_worker_set_inline (worker, inline_handlers);
-    if (rc == 0 && prefetch >= 0)
-        rc = zjq_worker_set_prefetch (worker, (int) prefetch);
-    if (rc == 0)
-        rc = zjq_worker_set_heartbeat (worker, (int) heartbeat);
-    if (rc == 0)
-        rc = zjq_worker_set_grace (worker, (int) grace_ms);
-    if (rc == 0)
-        rc = zjq_worker_set_max_result (worker, (size_t) max_result);
-    if (rc == 0) {
+    zjq_handlers_set_verbose (handlers, settings.verbose);
+    int exit_code = 0;
+    zjq_worker_t *worker = s_worker_new (&settings, handlers, &exit_code);
+    if (worker) {
         zjq_log_info ("started", "version=%s worker=%s queues=%d handler=%s inline=%s "
                       "concurrency=%d prefetch=%d curve=%s", zjq_version (),
-                      zjq_worker_id (worker), queue_count, zjq_handlers_name (handlers),
-                      inline_handlers ? "on" : "off", (int) concurrency,
-                      (int) (prefetch < 0 ? concurrency : prefetch),
-                      curve_secret ? "on" : "off");
-        rc = zjq_worker_run (worker);
+                      zjq_worker_id (worker), settings.queue_count, zjq_handlers_name (handlers),
+                      settings.inline_handlers ? "on" : "off", (int) settings.concurrency,
+                      (int) (settings.prefetch < 0 ? settings.concurrency : settings.prefetch),
+                      settings.curve_secret ? "on" : "off");
+        int rc = zjq_worker_run (worker);
+        if (rc != 0)
+            fprintf (stderr, "zjq-worker: %s\n", zjq_strerror (rc));
+        exit_code = rc == 0 ? 0 : 1;
     }
-    if (rc != 0)
-        fprintf (stderr, "zjq-worker: %s\n", zjq_strerror (rc));
     zjq_worker_destroy (&worker);
     zjq_handlers_destroy (&handlers);
-    return rc == 0 ? 0 : 1;
+    return exit_code;
 }

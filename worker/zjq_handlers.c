@@ -325,6 +325,54 @@ s_read_progress (zjq_task_t *task, int fd, s_output_t *output)
     return eof ? -1 : 0;
 }
 
+//  One of the child's pipes is ready (which: 0 stdin, 1 stdout, 2 stderr,
+//  3 progress): write the next chunk of the payload (*written so far) or
+//  read what is there. A pipe that is done or broken is closed (-1).
+static void
+s_exec_io_ready (zjq_handlers_t *self, zjq_task_t *task, int which, int fds [4],
+                 size_t *written, s_output_t *output)
+{
+    if (which == 0) {
+        const char *payload = (const char *) zjq_task_payload (task);
+        size_t payload_size = zjq_task_payload_size (task);
+        ssize_t size = write (fds [0], payload + *written,
+                              payload_size - *written < s_EXEC_CHUNK
+                              ? payload_size - *written : s_EXEC_CHUNK);
+        if (size > 0)
+            *written += (size_t) size;
+        if (*written == payload_size
+        ||  (size < 0 && errno != EAGAIN && errno != EINTR)) {
+            close (fds [0]);        //  EOF for the child (or it went away)
+            fds [0] = -1;
+        }
+    }
+    else
+    if (which == 1) {
+        if (s_read_stdout (self, fds [1], output) != 0) {
+            close (fds [1]);
+            fds [1] = -1;
+        }
+    }
+    else
+    if (which == 3) {
+        if (s_read_progress (task, fds [3], output) != 0) {
+            close (fds [3]);
+            fds [3] = -1;
+        }
+    }
+    else {
+        char buffer [4096];
+        ssize_t size = read (fds [2], buffer, sizeof buffer);
+        if (size > 0)
+            s_output_err (output, buffer, (size_t) size);
+        else
+        if (size == 0 || (errno != EAGAIN && errno != EINTR)) {
+            close (fds [2]);
+            fds [2] = -1;
+        }
+    }
+}
+
 //  Feed the payload to the child and collect its stdout, stderr and
 //  progress lines until stdout and stderr are closed, or until the command
 //  exited and s_EXEC_LINGER_MS passed. fds: the parent's ends, stdin
@@ -332,10 +380,8 @@ s_read_progress (zjq_task_t *task, int fd, s_output_t *output)
 static void
 s_exec_io (zjq_handlers_t *self, zjq_task_t *task, pid_t pid, int fds [4], s_output_t *output)
 {
-    const char *payload = (const char *) zjq_task_payload (task);
-    size_t payload_size = zjq_task_payload_size (task);
     size_t written = 0;
-    if (payload_size == 0) {
+    if (zjq_task_payload_size (task) == 0) {
         close (fds [0]);
         fds [0] = -1;
     }
@@ -355,48 +401,9 @@ s_exec_io (zjq_handlers_t *self, zjq_task_t *task, pid_t pid, int fds [4], s_out
         int rc = poll (items, count, s_EXEC_POLL_MS);
         if (rc < 0 && errno != EINTR)
             break;
-        for (nfds_t i = 0; rc > 0 && i < count; i++) {
-            if (!items [i].revents)
-                continue;
-            int which = index [i];
-            if (which == 0) {
-                ssize_t size = write (fds [0], payload + written,
-                                      payload_size - written < s_EXEC_CHUNK
-                                      ? payload_size - written : s_EXEC_CHUNK);
-                if (size > 0)
-                    written += (size_t) size;
-                if (written == payload_size
-                ||  (size < 0 && errno != EAGAIN && errno != EINTR)) {
-                    close (fds [0]);        //  EOF for the child (or it went away)
-                    fds [0] = -1;
-                }
-            }
-            else
-            if (which == 1) {
-                if (s_read_stdout (self, fds [1], output) != 0) {
-                    close (fds [1]);
-                    fds [1] = -1;
-                }
-            }
-            else
-            if (which == 3) {
-                if (s_read_progress (task, fds [3], output) != 0) {
-                    close (fds [3]);
-                    fds [3] = -1;
-                }
-            }
-            else {
-                char buffer [4096];
-                ssize_t size = read (fds [2], buffer, sizeof buffer);
-                if (size > 0)
-                    s_output_err (output, buffer, (size_t) size);
-                else
-                if (size == 0 || (errno != EAGAIN && errno != EINTR)) {
-                    close (fds [2]);
-                    fds [2] = -1;
-                }
-            }
-        }
+        for (nfds_t i = 0; rc > 0 && i < count; i++)
+            if (items [i].revents)
+                s_exec_io_ready (self, task, index [i], fds, &written, output);
         if ((output->too_big || output->no_memory) && !killed) {
             kill (-pid, SIGKILL);           //  the leader is not reaped yet
             killed = true;
@@ -456,6 +463,41 @@ s_err_text (s_output_t *output, char *buf, size_t size)
     return buf;
 }
 
+//  The attempt's outcome from how the command ended (wait status) and what
+//  it wrote: 0 with the result set, or -1 with the error set.
+static int
+s_exec_outcome (zjq_handlers_t *self, zjq_task_t *task, int status, s_output_t *output)
+{
+    int rc;
+    char tail [ZJQ_EXEC_STDERR_TAIL + 8];
+    if (zjq_task_cancelled (task))
+        rc = -1;                            //  reported as cancelled
+    else
+    if (output->too_big)
+        rc = zjq_task_fail (task, "result too large: more than %zu bytes on stdout",
+                            self->max_result);
+    else
+    if (output->no_memory)
+        rc = zjq_task_fail (task, "exec: out of memory reading stdout");
+    else
+    if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
+        rc = zjq_task_set_result (task, output->out ? output->out : "", output->out_size) == 0
+             ? 0 : -1;
+    else
+    if (WIFEXITED (status))
+        rc = zjq_task_fail (task, "exit status %d%s", WEXITSTATUS (status),
+                            s_err_text (output, tail, sizeof tail));
+    else
+    if (WIFSIGNALED (status)) {
+        const char *name = sigabbrev_np (WTERMSIG (status));
+        rc = zjq_task_fail (task, "killed by signal %d (SIG%s)%s", WTERMSIG (status),
+                            name ? name : "?", s_err_text (output, tail, sizeof tail));
+    }
+    else
+        rc = zjq_task_fail (task, "exec: unexpected wait status %d", status);
+    return rc;
+}
+
 static int
 s_exec (zjq_handlers_t *self, zjq_task_t *task)
 {
@@ -512,32 +554,7 @@ s_exec (zjq_handlers_t *self, zjq_task_t *task)
     zjq_task_set_exit (task, WIFEXITED (status) ? WEXITSTATUS (status) : -1,
                        WIFSIGNALED (status) ? WTERMSIG (status) : 0);
 
-    char tail [ZJQ_EXEC_STDERR_TAIL + 8];
-    if (zjq_task_cancelled (task))
-        rc = -1;                            //  reported as cancelled
-    else
-    if (output.too_big)
-        rc = zjq_task_fail (task, "result too large: more than %zu bytes on stdout",
-                            self->max_result);
-    else
-    if (output.no_memory)
-        rc = zjq_task_fail (task, "exec: out of memory reading stdout");
-    else
-    if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
-        rc = zjq_task_set_result (task, output.out ? output.out : "", output.out_size) == 0
-             ? 0 : -1;
-    else
-    if (WIFEXITED (status))
-        rc = zjq_task_fail (task, "exit status %d%s", WEXITSTATUS (status),
-                            s_err_text (&output, tail, sizeof tail));
-    else
-    if (WIFSIGNALED (status)) {
-        const char *name = sigabbrev_np (WTERMSIG (status));
-        rc = zjq_task_fail (task, "killed by signal %d (SIG%s)%s", WTERMSIG (status),
-                            name ? name : "?", s_err_text (&output, tail, sizeof tail));
-    }
-    else
-        rc = zjq_task_fail (task, "exec: unexpected wait status %d", status);
+    rc = s_exec_outcome (self, task, status, &output);
     free (output.out);
 
 cleanup:
