@@ -17,7 +17,7 @@
 #include "zjq_queue.h"
 #include "zjq_cert.h"
 
-//  zjq_peer_t is declared in zjq_jobtable.h (a job knows its worker)
+//  zjq_peer_t is declared in zjq_jobentry.h (a job knows its worker)
 
 //  What a READY said, for zjq_peer_new (strings are copied).
 typedef struct {
