@@ -43,15 +43,43 @@ extern "C" {
 
 typedef struct _zjq_client_t zjq_client_t;
 
-//  Options for a submit. Zero fields take the broker's defaults; initialise
-//  with zjq_submit_opts_init () so that later fields stay zero.
+//  Options that grow: the option structs below (zjq_submit_opts_t,
+//  zjq_client_opts_t) are allocated by the caller and carry their own size,
+//  so that later versions add options without breaking programs built
+//  against an older header (the library ships as a shared object):
+//  - Initialise one with its init macro (zjq_submit_opts_init (&opts)) or
+//    static initialiser (= ZJQ_SUBMIT_OPTS_INIT): size becomes the sizeof
+//    of the struct in the header the caller was compiled with, and every
+//    option its default (zero). Then set the options wanted. (The static
+//    initialisers are designated: C, or C++20; else use the macro.)
+//  - The library reads the options that lie wholly inside size and takes
+//    the defaults for the rest: a program built against an older, shorter
+//    header keeps working. A struct from a newer header than the library's
+//    works too if the options this library does not know are left zero;
+//    if one is set, the call fails with ZJQ_EVERSION rather than ignore
+//    what it cannot do.
+//  - Any other size is refused with ZJQ_EVERSION and nothing is done: 0
+//    (the struct was not initialised, e.g. memset or = {0}), less than
+//    sizeof (size_t), or not a multiple of the struct's alignment.
+//  - Rule for adding an option: append it, never reorder or remove; keep
+//    the struct free of tail padding (add fields in groups of 8 bytes, or
+//    reserved fields), so that every published size ends at a field.
+//  Published sizes (LP64): zjq_submit_opts_t 40 (0.1: priority through
+//  key); zjq_client_opts_t 24 (0.1: the CURVE files).
+//  Structs the library fills in (zjq_job_info_t, zjq_result_t) only grow
+//  at the end, and a caller reads the fields its header knows.
+
+//  Options for a submit. Zero fields take the broker's defaults.
 typedef struct {
+    size_t size;                //  sizeof as compiled: set by the init
     int priority;               //  -1000..1000, higher runs first (0)
     int max_attempts;           //  attempts before the job fails (0: default)
     int64_t job_timeout_ms;     //  per attempt (0: broker default)
     int64_t result_ttl_ms;      //  how long the outcome is kept (0: default)
     const char *key;            //  idempotency key, or NULL
 } zjq_submit_opts_t;
+
+#define ZJQ_SUBMIT_OPTS_INIT { .size = sizeof (zjq_submit_opts_t) }
 
 //  What a job looks like now (status and cancel replies).
 typedef struct {
@@ -111,13 +139,23 @@ typedef void (zjq_json_cb) (zjq_client_t *client, int status,
 typedef void (zjq_progress_cb) (zjq_client_t *client, const char *job_id, int attempt,
                                 double progress, const char *message, void *arg);
 
-//  Fill opts with defaults (all zero).
-void
-    zjq_submit_opts_init (zjq_submit_opts_t *opts);
+//  Fill opts with defaults (all zero) and its size, as compiled: a macro,
+//  so that the size is the caller's sizeof (see "Options that grow").
+#define zjq_submit_opts_init(opts) \
+    zjq_submit_opts_init_sized ((opts), sizeof (*(opts)))
 
-//  Options for a client (zjq_client_new_ex). Initialise with
-//  zjq_client_opts_init () so that later fields stay zero.
+//  What zjq_submit_opts_init does, for callers that cannot use the macro
+//  (bindings: ctypes, cffi): zero size bytes at opts and set opts->size to
+//  size, the size of the struct as the caller declares it. Returns 0, or
+//  ZJQ_EINVAL (opts NULL) or ZJQ_EVERSION (a size the library cannot
+//  read, see above), opts untouched.
+int
+    zjq_submit_opts_init_sized (zjq_submit_opts_t *opts, size_t size);
+
+//  Options for a client (zjq_client_new_ex). Versioned by size like
+//  zjq_submit_opts_t (see "Options that grow").
 typedef struct {
+    size_t size;                //  sizeof as compiled: set by the init
     //  CURVE: this client's secret certificate (`zjq keygen NAME` writes
     //  NAME.key_secret; mode 0600) and the broker's public certificate.
     //  Both or neither; neither means plaintext.
@@ -125,9 +163,17 @@ typedef struct {
     const char *broker_key_file;
 } zjq_client_opts_t;
 
-//  Fill opts with defaults (all zero: plaintext).
-void
-    zjq_client_opts_init (zjq_client_opts_t *opts);
+#define ZJQ_CLIENT_OPTS_INIT { .size = sizeof (zjq_client_opts_t) }
+
+//  Fill opts with defaults (all zero: plaintext) and its size, as
+//  compiled (a macro, like zjq_submit_opts_init).
+#define zjq_client_opts_init(opts) \
+    zjq_client_opts_init_sized ((opts), sizeof (*(opts)))
+
+//  What zjq_client_opts_init does, for bindings: as
+//  zjq_submit_opts_init_sized. Returns 0, ZJQ_EINVAL or ZJQ_EVERSION.
+int
+    zjq_client_opts_init_sized (zjq_client_opts_t *opts, size_t size);
 
 //  Create a client for a broker endpoint ("tcp://127.0.0.1:5555",
 //  "ipc:///run/zjq.sock"). Connecting is asynchronous: this never waits for
@@ -140,9 +186,10 @@ zjq_client_t *
 //  Key files are read here, once. Returns 0 and the client in *client_p,
 //  or a negative code with *client_p NULL and, if error is not NULL, a
 //  message in it (error_size bytes; it names files, never key material):
-//  ZJQ_EINVAL (bad endpoint or options), ZJQ_EKEY (a key file is missing,
-//  unreadable, not a certificate, or a secret one is readable by others),
-//  ZJQ_ENOMEM.
+//  ZJQ_EINVAL (bad endpoint or options), ZJQ_EVERSION (opts->size is not
+//  one the library can read: opts not initialised?), ZJQ_EKEY (a key file
+//  is missing, unreadable, not a certificate, or a secret one is readable
+//  by others), ZJQ_ENOMEM.
 //  With CURVE, a broker that refuses this client's key fails the requests
 //  waiting to be sent with ZJQ_EDENIED; a broker that cannot be talked to
 //  (wrong broker key, a plaintext broker) looks unreachable
@@ -192,7 +239,9 @@ int
 //  NULL, the broker is asked to notify this client when the job ends, and
 //  on_done fires then, once (it never fires if the submit is rejected,
 //  unless on_accepted is NULL: then on_done gets the rejection's code).
-//  Returns 0, or ZJQ_EINVAL (bad queue name or options), ZJQ_ENOMEM.
+//  opts may be NULL (defaults). Returns 0, or ZJQ_EINVAL (bad queue name
+//  or options), ZJQ_EVERSION (opts->size is not one the library can read:
+//  opts not initialised?), ZJQ_ENOMEM.
 int
     zjq_submit (zjq_client_t *self, const char *queue,
                 const void *payload, size_t size,

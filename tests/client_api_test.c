@@ -195,6 +195,124 @@ s_on_submit (zjq_client_t *client, int status, const char *job_id, void *arg)
     snprintf (s_submit_id, sizeof (s_submit_id), "%s", job_id ? job_id : "");
 }
 
+// --- options that grow (zjq_client.h) -----------------------------------------
+
+//  zjq_submit_opts_t as an older header might have declared it, before
+//  result_ttl_ms and key were added
+typedef struct {
+    size_t size;
+    int priority;
+    int max_attempts;
+    int64_t job_timeout_ms;
+} s_old_submit_opts_t;
+
+//  ... and as a newer one might, with an option this library does not know
+typedef struct {
+    zjq_submit_opts_t known;
+    int64_t future_option;
+} s_new_submit_opts_t;
+
+//  Submit to the queue without workers with opts; returns the job id in
+//  s_submit_id, or the call's code.
+static int
+s_submit_idle (zjq_client_t *client, const void *opts)
+{
+    int calls = s_submit_calls;
+    int rc = zjq_submit (client, "api-nobody", "x", 1, (const zjq_submit_opts_t *) opts,
+                         s_on_submit, NULL, NULL);
+    if (rc != 0)
+        return rc;
+    s_loop_until (client, &s_submit_calls, calls + 1, 30000);
+    return s_submit_status;
+}
+
+//  The job just submitted: its status, then cancel it
+static void
+s_status_and_cancel (zjq_client_t *client)
+{
+    int calls = s_status_calls;
+    CHECK (zjq_status (client, s_submit_id, s_on_status, NULL) == 0, "zjq_status");
+    s_loop_until (client, &s_status_calls, calls + 1, 30000);
+    zjq_job_info_t info = s_last_info;
+    CHECK (zjq_cancel (client, s_submit_id, s_on_status, NULL) == 0, "zjq_cancel");
+    s_loop_until (client, &s_status_calls, calls + 2, 30000);
+    s_last_info = info;
+}
+
+static void
+s_test_options_abi (zjq_client_t *client, const char *endpoint)
+{
+    //  An older caller: the library reads what its size covers, and takes
+    //  the defaults for the rest
+    s_old_submit_opts_t old = { sizeof (old), 7, 3, 60000 };
+    CHECK (s_submit_idle (client, &old) == 0, "older options refused: %s",
+           zjq_strerror (s_submit_status));
+    s_status_and_cancel (client);
+    CHECK (s_last_info.priority == 7 && s_last_info.max_attempts == 3,
+           "older options: priority %d, max_attempts %d", s_last_info.priority,
+           s_last_info.max_attempts);
+
+    //  The initialisers set the size as compiled
+    zjq_submit_opts_t fixed = ZJQ_SUBMIT_OPTS_INIT;
+    CHECK (fixed.size == sizeof (zjq_submit_opts_t) && fixed.priority == 0 && !fixed.key,
+           "ZJQ_SUBMIT_OPTS_INIT: size %zu", fixed.size);
+    zjq_submit_opts_t opts;
+    memset (&opts, 0xff, sizeof (opts));
+    zjq_submit_opts_init (&opts);
+    CHECK (opts.size == sizeof (opts) && opts.priority == 0 && opts.result_ttl_ms == 0
+           && !opts.key, "zjq_submit_opts_init: size %zu", opts.size);
+    opts.priority = -5;
+    CHECK (s_submit_idle (client, &opts) == 0, "options refused: %s",
+           zjq_strerror (s_submit_status));
+    s_status_and_cancel (client);
+    CHECK (s_last_info.priority == -5, "priority %d", s_last_info.priority);
+
+    //  A newer caller that leaves the newer option at its default works;
+    //  one that sets it is refused
+    s_new_submit_opts_t newer;
+    CHECK (zjq_submit_opts_init_sized (&newer.known, sizeof (newer)) == 0, "init_sized");
+    CHECK (newer.known.size == sizeof (newer) && newer.future_option == 0, "init_sized zeroes");
+    CHECK (s_submit_idle (client, &newer) == 0, "newer options with defaults refused: %s",
+           zjq_strerror (s_submit_status));
+    s_status_and_cancel (client);
+    newer.future_option = 1;
+    int calls = s_submit_calls;
+    CHECK (zjq_submit (client, "api-nobody", "x", 1, &newer.known, s_on_submit, NULL, NULL)
+           == ZJQ_EVERSION, "an option this library does not know was accepted");
+
+    //  Sizes it cannot read: not initialised (0), too small, not aligned
+    size_t bad_sizes [] = { 0, 4, 13 };
+    for (size_t index = 0; index < sizeof (bad_sizes) / sizeof (bad_sizes [0]); index++) {
+        zjq_submit_opts_init (&opts);
+        opts.size = bad_sizes [index];
+        CHECK (zjq_submit (client, "api-nobody", "x", 1, &opts, s_on_submit, NULL, NULL)
+               == ZJQ_EVERSION, "submit options of size %zu accepted", bad_sizes [index]);
+        CHECK (zjq_submit_opts_init_sized (&opts, bad_sizes [index]) == ZJQ_EVERSION,
+               "init_sized %zu", bad_sizes [index]);
+    }
+    zjq_client_process (client);
+    CHECK (s_submit_calls == calls, "callback of a refused submit was called");
+    CHECK (zjq_submit_opts_init_sized (NULL, sizeof (opts)) == ZJQ_EINVAL, "init_sized NULL");
+
+    //  Client options: the same rules
+    zjq_client_opts_t client_opts;
+    memset (&client_opts, 0, sizeof (client_opts));
+    zjq_client_t *other = NULL;
+    char error [256] = "";
+    CHECK (zjq_client_new_ex (&other, endpoint, &client_opts, error, sizeof (error))
+           == ZJQ_EVERSION && !other && strstr (error, "zjq_client_opts_init"),
+           "uninitialised client options: %s", error);
+    struct { size_t size; } old_client_opts = { sizeof (old_client_opts) };
+    CHECK (zjq_client_new_ex (&other, endpoint, (const zjq_client_opts_t *) &old_client_opts,
+                              error, sizeof (error)) == 0 && other,
+           "older client options refused: %s", error);
+    zjq_client_destroy (&other);
+    zjq_client_opts_t client_fixed = ZJQ_CLIENT_OPTS_INIT;
+    CHECK (zjq_client_new_ex (&other, endpoint, &client_fixed, error, sizeof (error)) == 0,
+           "ZJQ_CLIENT_OPTS_INIT refused: %s", error);
+    zjq_client_destroy (&other);
+}
+
 int
 main (int argc, char *argv [])
 {
@@ -297,6 +415,9 @@ main (int argc, char *argv [])
            "submit to a bad queue name");
     zjq_client_process (client);
     CHECK (s_submit_calls == calls_before, "callback of a refused request was called");
+
+    //  Options that grow: older and newer callers, sizes refused
+    s_test_options_abi (client, endpoint);
 
     CHECK (zjq_client_pending (client) == 0, "pending %d at the end",
            zjq_client_pending (client));

@@ -388,3 +388,18 @@ def test_library_not_found(env):
     out = proc.stdout.decode()
     assert proc.returncode == 0, out
     assert "ZJQ_LIBRARY=/nonexistent/libzjq.so" in out and "cannot load libzjq.so" in out
+
+
+def test_option_structs_carry_their_size(env):
+    """The option structs are versioned by size (client/zjq_client.h): the
+    binding declares the size it knows, and libzjq refuses one it cannot read."""
+    import ctypes
+    from zjq import _native
+    lib = _native.lib()
+    opts = _native.init_sized(lib.zjq_submit_opts_init_sized, _native.SubmitOpts())
+    assert opts.size == ctypes.sizeof(_native.SubmitOpts) and opts.priority == 0
+    client_opts = _native.init_sized(lib.zjq_client_opts_init_sized, _native.ClientOpts())
+    assert client_opts.size == ctypes.sizeof(_native.ClientOpts)
+    assert lib.zjq_submit_opts_init_sized(ctypes.byref(opts), 3) == zjq.errors.EVERSION
+    assert lib.zjq_client_opts_init_sized(ctypes.byref(client_opts), 0) == zjq.errors.EVERSION
+    assert client_opts.size == ctypes.sizeof(_native.ClientOpts)     # untouched

@@ -23,7 +23,7 @@ import ctypes
 
 from . import errors
 from ._native import (DONE_CB, RESULT_CB, STATS_CB, STATUS_CB, SUBMIT_CB, ClientOpts,
-                      SubmitOpts, encode, lib, text)
+                      SubmitOpts, encode, init_sized, lib, text)
 
 STATES = {0: "unknown", 1: "queued", 2: "running", 3: "succeeded", 4: "failed",
           5: "cancelled"}
@@ -205,8 +205,7 @@ def submit_opts(priority=0, job_timeout=None, max_attempts=None, key=None, resul
     if priority == 0 and job_timeout is None and max_attempts is None and key is None \
             and result_ttl is None:
         return None
-    opts = SubmitOpts()
-    lib().zjq_submit_opts_init(ctypes.byref(opts))
+    opts = init_sized(lib().zjq_submit_opts_init_sized, SubmitOpts())
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise TypeError("priority must be an int")
     opts.priority = priority
@@ -237,8 +236,7 @@ class Core:
     def __init__(self, endpoint, curve_secret_file=None, broker_key_file=None,
                  request_timeout=None):
         self._lib = lib()
-        opts = ClientOpts()
-        self._lib.zjq_client_opts_init(ctypes.byref(opts))
+        opts = init_sized(self._lib.zjq_client_opts_init_sized, ClientOpts())
         opts.curve_secret_file = encode(curve_secret_file, "curve_secret_file")
         opts.broker_key_file = encode(broker_key_file, "broker_key_file")
         handle = ctypes.c_void_p()

@@ -33,8 +33,16 @@ _lib = None
 
 # --- structs (client/zjq_client.h) ---------------------------------------------
 
+#  The option structs carry their size first (client/zjq_client.h, "Options
+#  that grow"): init_sized () sets it to ctypes.sizeof of the struct as
+#  declared here, and libzjq reads only the fields that size covers. A field
+#  is added here when this package starts to use it, at the end, as in the
+#  header; an older libzjq then refuses a non-zero new option (EVERSION)
+#  instead of ignoring it.
+
 class SubmitOpts(ctypes.Structure):
     _fields_ = [
+        ("size", ctypes.c_size_t),
         ("priority", ctypes.c_int),
         ("max_attempts", ctypes.c_int),
         ("job_timeout_ms", ctypes.c_int64),
@@ -45,6 +53,7 @@ class SubmitOpts(ctypes.Structure):
 
 class ClientOpts(ctypes.Structure):
     _fields_ = [
+        ("size", ctypes.c_size_t),
         ("curve_secret_file", ctypes.c_char_p),
         ("broker_key_file", ctypes.c_char_p),
     ]
@@ -105,8 +114,8 @@ PROTOTYPES = {
     "zjq_state_name": (_c_char_p, [_c_int]),
     "zjq_version": (_c_char_p, []),
     # client
-    "zjq_submit_opts_init": (None, [ctypes.POINTER(SubmitOpts)]),
-    "zjq_client_opts_init": (None, [ctypes.POINTER(ClientOpts)]),
+    "zjq_submit_opts_init_sized": (_c_int, [ctypes.POINTER(SubmitOpts), ctypes.c_size_t]),
+    "zjq_client_opts_init_sized": (_c_int, [ctypes.POINTER(ClientOpts), ctypes.c_size_t]),
     "zjq_client_new_ex": (_c_int, [ctypes.POINTER(_c_void_p), _c_char_p,
                                    ctypes.POINTER(ClientOpts), _c_char_p, ctypes.c_size_t]),
     "zjq_client_destroy": (None, [ctypes.POINTER(_c_void_p)]),
@@ -220,6 +229,15 @@ def _load():
         "ZJQ_LIBRARY=/path/to/build/libzjq.so, or install it (cmake --install build) into a "
         "directory the dynamic linker searches.%s Tried:\n  %s"
         % (" ZJQ_LIBRARY=%s." % env if env else "", where))
+
+
+def init_sized(function, opts):
+    """Fill an option struct with defaults and its size, as declared here."""
+    rc = function(ctypes.byref(opts), ctypes.sizeof(opts))
+    if rc != 0:
+        raise RuntimeError("libzjq refused %s of %d bytes (%d)"
+                           % (type(opts).__name__, ctypes.sizeof(opts), rc))
+    return opts
 
 
 def lib():
