@@ -23,6 +23,9 @@
 #include "zjq_store.h"
 #include "zjq_cert.h"
 #include "zjq_auth.h"
+#include "zjq_peer.h"
+#include "zjq_held.h"
+#include "zjq_request.h"
 #include "zjq_credit.h"
 #include "zjq_worker_private.h"
 #include <stdio.h>
@@ -61,6 +64,9 @@ static const s_test_t s_tests [] = {
     { "journal",  zjq_journal_test },
     { "store",    zjq_store_test },
     { "auth",     zjq_auth_test },
+    { "peer",     zjq_peer_test },
+    { "held",     zjq_held_test },
+    { "request",  zjq_request_test },
     { "credit",   zjq_credit_test },
     { "pool",     zjq_pool_test },
 };
