@@ -381,79 +381,51 @@ s_append (zjq_journal_t *self, const s_record_t *record)
     return self->lsn;
 }
 
-uint64_t
-zjq_journal_append_job (zjq_journal_t *self, const zjq_job_t *job)
-{
-    assert (self && job);
-    return s_append (self, &(s_record_t) { .type = ZJQ_RECORD_JOB, .job = job });
-}
-
-uint64_t
-zjq_journal_append_state (zjq_journal_t *self, const zjq_job_t *job)
-{
-    assert (self && job);
-    return s_append (self, &(s_record_t) { .type = ZJQ_RECORD_STATE, .job = job });
-}
-
-uint64_t
-zjq_journal_append_remove (zjq_journal_t *self, const zjq_job_t *job)
-{
-    assert (self && job);
-    return s_append (self, &(s_record_t) { .type = ZJQ_RECORD_REMOVE, .job = job });
-}
-
-uint64_t
-zjq_journal_append_attempt (zjq_journal_t *self, const zjq_job_t *job)
-{
-    assert (self && job && job->history && job->history->count);
-    return s_append (self, &(s_record_t) { .type = ZJQ_RECORD_ATTEMPT, .job = job });
-}
-
-uint64_t
-zjq_journal_append_queue (zjq_journal_t *self, const char *queue, bool paused)
-{
-    assert (self && queue);
-    return s_append (self, &(s_record_t) { .type = ZJQ_RECORD_QUEUE, .queue = queue,
-                                           .paused = paused });
-}
-
-//  The change hook (zjq_jobtable.h): each change of the table, appended
+//  The change hook (zjq_jobtable.h): the journal's only input. Each change
+//  of the table is appended as one record of its type, encoded from the
+//  entry's record (every pointer in it borrowed for the call).
 static void
-s_hook_insert (void *arg, const zjq_jobentry_t *entry)
+s_append_entry (void *arg, const zjq_jobentry_t *entry, int type)
 {
     zjq_job_t record;
     zjq_jobentry_record (entry, &record);
-    s_append ((zjq_journal_t *) arg, &(s_record_t) { .type = ZJQ_RECORD_JOB, .job = &record });
+    assert (type != ZJQ_RECORD_ATTEMPT || (record.history && record.history->count));
+    s_append ((zjq_journal_t *) arg, &(s_record_t) { .type = type, .job = &record });
+}
+
+static void
+s_hook_insert (void *arg, const zjq_jobentry_t *entry)
+{
+    s_append_entry (arg, entry, ZJQ_RECORD_JOB);
 }
 
 static void
 s_hook_state (void *arg, const zjq_jobentry_t *entry)
 {
-    zjq_job_t record;
-    zjq_jobentry_record (entry, &record);
-    s_append ((zjq_journal_t *) arg, &(s_record_t) { .type = ZJQ_RECORD_STATE, .job = &record });
+    s_append_entry (arg, entry, ZJQ_RECORD_STATE);
 }
 
+//  A failed attempt: the last one in the job's history (which it must have)
 static void
 s_hook_attempt (void *arg, const zjq_jobentry_t *entry)
 {
-    zjq_job_t record;
-    zjq_jobentry_record (entry, &record);
-    zjq_journal_append_attempt ((zjq_journal_t *) arg, &record);
+    s_append_entry (arg, entry, ZJQ_RECORD_ATTEMPT);
 }
 
 static void
 s_hook_remove (void *arg, const zjq_jobentry_t *entry)
 {
-    zjq_job_t record;
-    zjq_jobentry_record (entry, &record);
-    s_append ((zjq_journal_t *) arg, &(s_record_t) { .type = ZJQ_RECORD_REMOVE, .job = &record });
+    s_append_entry (arg, entry, ZJQ_RECORD_REMOVE);
 }
 
+//  A queue was paused or resumed. A rewrite writes the table's paused
+//  queues (zjq_jobtable_paused_queues).
 static void
 s_hook_queue (void *arg, const char *queue, bool paused)
 {
-    zjq_journal_append_queue ((zjq_journal_t *) arg, queue, paused);
+    assert (queue);
+    s_append ((zjq_journal_t *) arg, &(s_record_t) { .type = ZJQ_RECORD_QUEUE, .queue = queue,
+                                                     .paused = paused });
 }
 
 const zjq_jobtable_hook_t zjq_journal_hook = {

@@ -1,7 +1,9 @@
 /*  zjq_journal.h: the broker's append-only journal (zjq-broker --journal).
 
     Every change that matters to a job (submit, dispatch, requeue, end,
-    removal) is appended as a record; on start the journal is replayed into
+    removal, a failed attempt, a paused queue) is appended as a record: the
+    journal is the job table's change hook (zjq_journal_start sets it), and
+    that hook is its only input. On start the journal is replayed into
     the job table, then rewritten to hold only live state. It is the first
     store (zjq_store.h: the broker uses it through that interface). The
     file format is described at the top of zjq_record.c (the record codec);
@@ -13,8 +15,8 @@
     the buffer with one write(). A sync thread calls fdatasync: after every
     flush (ZJQ_FSYNC_ALWAYS), at most every interval ms (ZJQ_FSYNC_INTERVAL),
     or never (ZJQ_FSYNC_NEVER: the data is in the page cache, which survives
-    a crash of the broker but not of the machine). Each append returns an
-    LSN; zjq_journal_durable says up to which LSN the policy's promise holds,
+    a crash of the broker but not of the machine). Each record appended
+    gets the next LSN (zjq_journal_lsn); zjq_journal_durable says up to which LSN the policy's promise holds,
     and the broker holds client replies until then. The sync thread reports
     through a file descriptor that the broker polls.
 
@@ -110,24 +112,6 @@ size_t
 //  or -1 if the sync thread cannot be started.
 int
     zjq_journal_start (zjq_journal_t *self, zjq_jobtable_t *table);
-
-//  Append a record: a whole job (on submit), a job's changed state (start,
-//  requeue, end: state, attempt, error, times, result), or its removal.
-//  Returns the record's LSN. Never fails: a record that cannot be buffered
-//  (out of memory) marks the journal unhealthy.
-uint64_t
-    zjq_journal_append_job (zjq_journal_t *self, const zjq_job_t *job);
-uint64_t
-    zjq_journal_append_state (zjq_journal_t *self, const zjq_job_t *job);
-uint64_t
-    zjq_journal_append_remove (zjq_journal_t *self, const zjq_job_t *job);
-//  A failed attempt: the last one in the job's history (which it must have).
-uint64_t
-    zjq_journal_append_attempt (zjq_journal_t *self, const zjq_job_t *job);
-//  A queue was paused or resumed. A rewrite writes the table's paused
-//  queues (zjq_jobtable_paused_queues).
-uint64_t
-    zjq_journal_append_queue (zjq_journal_t *self, const char *queue, bool paused);
 
 //  The LSN of the last record appended.
 uint64_t
