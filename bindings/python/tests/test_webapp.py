@@ -17,7 +17,10 @@ The margins: through zjq the p99 is a few ms on an otherwise idle 2-core
 machine; inline it is hundreds of ms. Other processes on a shared machine
 (other test suites) can still stall a single run, so the zjq measurement
 is taken up to 3 times and the best run must meet the 20 ms; every run's
-figures are printed, with an idle baseline.
+figures are printed, with an idle baseline. On a machine so loaded that
+/health is slow with no jobs at all (the idle baseline), the limit is that
+baseline's p99 plus the 20 ms: what the test checks is that the jobs add
+no more than that to /health, and that inline work adds far more.
 """
 
 import os
@@ -81,6 +84,8 @@ def test_health_stays_responsive_under_cpu_heavy_load(env, tmp_path):
     print(measure.HEADER)
     idle = load.run_load(url, "idle", 0, 0, timeout=2)
     show(idle)
+    p99_limit = P99_LIMIT_MS if idle["health_p99_ms"] < P99_LIMIT_MS / 4 \
+        else idle["health_p99_ms"] + P99_LIMIT_MS
 
     runs = []
     for _ in range(ZJQ_RUNS):
@@ -89,7 +94,7 @@ def test_health_stays_responsive_under_cpu_heavy_load(env, tmp_path):
         show(figures)
         assert not figures["problems"], figures["problems"]
         runs.append(figures)
-        if figures["health_p99_ms"] < P99_LIMIT_MS:
+        if figures["health_p99_ms"] < p99_limit:
             break
         time.sleep(1)
     inline = load.run_load(url, "inline", INLINE_JOBS, rounds, 4, 0.01, timeout=zt.T(300))
@@ -98,9 +103,9 @@ def test_health_stays_responsive_under_cpu_heavy_load(env, tmp_path):
     assert not inline["problems"], inline["problems"]
 
     best = min(run["health_p99_ms"] for run in runs)
-    assert best < P99_LIMIT_MS, \
+    assert best < p99_limit, \
         "/health p99 through zjq was %s ms in %d runs (limit %s ms; idle baseline p99 %s ms, " \
-        "load average %s)" % ([run["health_p99_ms"] for run in runs], len(runs), P99_LIMIT_MS,
+        "load average %s)" % ([run["health_p99_ms"] for run in runs], len(runs), p99_limit,
                               idle["health_p99_ms"], os.getloadavg())
     assert inline["health_p99_ms"] > INLINE_MIN_P99_MS, inline
     assert inline["health_p99_ms"] > 2 * best, (inline, runs)
