@@ -101,6 +101,9 @@ static void
 s_probe (void *arg, const byte *routing_id, size_t size)
 {
     zjq_broker_t *self = (zjq_broker_t *) arg;
+    char rid_key [ZJQ_RID_KEY_MAX];
+    if (zhashx_lookup (self->peers, zjq_broker_rid_key (routing_id, size, rid_key)))
+        return;                 //  a worker (an ERROR to it was counted): not probed
     zjq_msg_t *msg = zjq_broker_msg_to (routing_id, size, ZJQ_CMD_PONG);
     zjq_msg_put_str (msg, "instance", self->instance);
     zjq_broker_send (self, &msg);
