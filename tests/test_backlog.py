@@ -201,3 +201,43 @@ def test_worker_that_stops_reading(zjq):
             stalled.work_result(job["id"], job["attempt"], payload=job.payload[:10])
         for job in ids:
             assert zjq.wait_state(job, "succeeded")["state"] == "succeeded"
+
+
+def test_client_without_ack_never_gets_an_empty_result(zjq):
+    """A client that does not announce the capability (no `ack`) is sent
+    results up to its allowance; past it, each withheld result is an ERROR
+    EUNAVAILABLE naming the job, never a DONE without its result."""
+    zjq.start_broker(*LIMITS)
+    zjq.start_worker("q", builtin="echo")
+    count = 6
+    with StalledClient(zjq.endpoint) as client:
+        for index in range(count):
+            client.send(CMD["SUBMIT"], dict(req=index + 1, queue="q", notify=True),
+                        payload(index))
+            time.sleep(0.02)
+        wait_until(lambda: zjq.stats()["broker"]["succeeded"] == count, 60,
+                   message="every job ended")
+        assert zjq.stats()["broker"]["results_withheld"] >= 1
+        accepted, results, told = {}, {}, set()
+        deadline = time.monotonic() + T(30)
+        while len(results) + len(told) < count and time.monotonic() < deadline:
+            msg = client.recv(1)
+            if msg is None:
+                continue
+            assert "out" not in msg.fields, msg     # no stamps for it
+            if msg.name == "ACCEPTED":
+                accepted[msg["id"]] = msg["req"] - 1
+            elif msg.name == "DONE":
+                assert not msg.get("withheld") and msg.payload, msg
+                results[msg["id"]] = msg.payload
+            elif msg.name == "ERROR":
+                assert msg["code"] == -17 and "req" not in msg.fields, msg
+                told.add(msg["id"])
+        assert len(accepted) == count
+        assert told and results and len(results) + len(told) == count
+        for job_id, data in results.items():
+            assert data == payload(accepted[job_id])
+        # Asking with RESULT is answered, not with the bytes: it never
+        # acknowledges, so its connection stays past the allowance
+        reply = client.request(CMD["RESULT"], dict(id=sorted(told)[0]))
+        assert reply.name == "ERROR" and reply["code"] == -17, reply
