@@ -323,11 +323,12 @@ static void
 s_keepalive (zjq_client_t *self)
 {
     //  Acknowledge what was read (on a ping, if no request carries it)
-    //  when the broker probes, past ZJQ_CLIENT_ACK_STEP, and when a
-    //  refused fetch waits for room
-    bool unacked = self->out_seen > self->out_acked;
-    bool ack_due = (self->ack_due || self->out_seen - self->out_acked >= ZJQ_CLIENT_ACK_STEP
-                 || (self->fetch_retry && unacked)) && unacked;
+    //  when the broker probes and past ZJQ_CLIENT_ACK_STEP. A refused fetch
+    //  goes again after the next PONG: one that follows reading that much,
+    //  or the keepalive's (not at once: the broker's total may be held by
+    //  other clients, and retrying would spin)
+    bool ack_due = self->out_seen > self->out_acked
+                && (self->ack_due || self->out_seen - self->out_acked >= ZJQ_CLIENT_ACK_STEP);
     if ((!self->watches && !ack_due) || self->keepalive_req)
         return;
     int64_t now = zjq_mono_ms ();

@@ -174,7 +174,8 @@ def test_worker_that_stops_reading(zjq):
     broker = zjq.start_broker(*LIMITS)
     baseline = rss_kib(broker.pid) * 1024
     with FakeWorker(zjq.endpoint) as stalled:
-        stalled.ready(["q"], capacity=50, heartbeat_ms=500)
+        # A long heartbeat: the broker keeps it while the test is slow to ask
+        stalled.ready(["q"], capacity=50, heartbeat_ms=60000)
         wait_until(lambda: zjq.stats()["workers"], 30, message="fake worker registered")
         ids = [zjq.submit("q", payload(index)) for index in range(6)]
         # It holds at most 2 MiB of payloads (and always one job): 2 jobs of
