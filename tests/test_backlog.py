@@ -32,6 +32,18 @@ def rss_kib(pid, field="VmRSS"):
     raise AssertionError("no %s for pid %d" % (field, pid))
 
 
+def check_rss(pid, baseline, field="VmRSS"):
+    """RSS (or its peak) within the bound over baseline; returns it. Under
+    ASan the quarantine keeps freed memory, so only the broker's own counts
+    (asserted by the callers) say anything there."""
+    rss = rss_kib(pid, field) * 1024
+    with open("/proc/%d/maps" % pid) as maps:
+        if "libasan" in maps.read():
+            return rss
+    assert rss - baseline <= BOUND + MARGIN, (field, baseline, rss)
+    return rss
+
+
 def payload(index, size=MIB):
     seed = hashlib.sha256(b"job %d" % index).digest()
     return (seed * (size // len(seed) + 1))[:size]
@@ -82,10 +94,9 @@ def test_client_that_never_reads(zjq):
         assert stats["outbound_bytes"] <= 4 * MIB + MIB
         assert stats["outbound_top"][0]["acks"] is True
         served_meanwhile(zjq)
-        peak = rss_kib(broker.pid, "VmHWM") * 1024
+        peak = check_rss(broker.pid, baseline, "VmHWM")
         print("broker RSS: baseline %.1f MiB, peak %.1f MiB, bound %.1f MiB + margin %.1f"
               % (baseline / MIB, peak / MIB, BOUND / MIB, MARGIN / MIB))
-        assert peak - baseline <= BOUND + MARGIN, (baseline, peak)
 
         # Now it reads: every accepted job has an outcome (a result, or told
         # withheld and fetched, or EEXPIRED if the store had to drop it)
@@ -135,7 +146,7 @@ def test_client_that_never_reads(zjq):
     # last replies, probed in turn)
     wait_until(lambda: zjq.stats()["broker"]["outbound_peer_max_bytes"] < 64 * 1024, T(40),
                interval=1, message="the backlog of the closed client forgotten")
-    assert rss_kib(broker.pid) * 1024 - baseline <= BOUND + MARGIN
+    print("broker RSS after the client closed: %.1f MiB" % (check_rss(broker.pid, baseline) / MIB))
 
 
 def test_client_library_fetches_withheld_results(zjq, tmp_path):
@@ -195,7 +206,7 @@ def test_worker_that_stops_reading(zjq):
             done.update(job for job in ids if zjq.status(job)["state"] == "succeeded")
             return len(done) == 4
         wait_until(others_done, 60, message="the other worker ran the rest")
-        assert rss_kib(broker.pid, "VmHWM") * 1024 - baseline <= BOUND + MARGIN
+        check_rss(broker.pid, baseline, "VmHWM")
         # It reads again: it gets its two jobs and answers them
         for _ in range(2):
             job = stalled.recv_job()
