@@ -183,6 +183,8 @@ s_handle_message (zjq_broker_t *self, zjq_msg_t *msg)
     int rights = row? row->rights: role == ZJQ_ROLE_WORKER? ZJQ_AUTH_WORKER: S_ANY_CLIENT;
     if (self->auth && !zjq_broker_authorize (self, msg, rights))
         return;
+    if (role == ZJQ_ROLE_CLIENT)
+        zjq_broker_backlog_seen (self, msg);
     if (role == ZJQ_ROLE_WORKER)
         s_route_worker (self, msg, row);
     else
@@ -375,13 +377,15 @@ s_state_new (zjq_broker_t *self, const zjq_broker_config_t *config)
     self->peers = zhashx_new ();
     self->progress_watchers = zhashx_new ();
     self->held = zjq_held_new ();
+    self->max_peer_outbound = config->max_peer_outbound_bytes;
+    self->backlog = zjq_backlog_new (config->max_peer_outbound_bytes, config->max_outbound_bytes);
     self->router = zsock_new (ZMQ_ROUTER);
     if (self->router) {
         self->inbox = zjq_inbox_new (self->router, true);
         self->outbox = zjq_outbox_new (self->router, zjq_broker_send_failed, self);
     }
     if (!self->jobs || !self->queues || !self->peers || !self->router || !self->held
-    ||  !self->inbox || !self->outbox || !self->progress_watchers) {
+    ||  !self->inbox || !self->outbox || !self->progress_watchers || !self->backlog) {
         zjq_log_error ("start_failed", "reason=%s", "out of memory or sockets");
         return -1;
     }
@@ -401,7 +405,7 @@ s_router_setup (zjq_broker_t *self)
     if (s_setsockopt_int (handle, ZMQ_ROUTER_HANDOVER, 1)
     ||  s_setsockopt_int (handle, ZMQ_ROUTER_MANDATORY, 1)
     ||  zmq_setsockopt (handle, ZMQ_MAXMSGSIZE, &max_message, sizeof (max_message))
-    ||  s_setsockopt_int (handle, ZMQ_SNDHWM, ZJQ_HWM)
+    ||  s_setsockopt_int (handle, ZMQ_SNDHWM, ZJQ_SNDHWM)
     ||  s_setsockopt_int (handle, ZMQ_RCVHWM, ZJQ_HWM)
     ||  s_setsockopt_int (handle, ZMQ_LINGER, 0)) {
         zjq_log_error ("start_failed", "reason=%s error=%s", "cannot set socket options",
@@ -544,6 +548,7 @@ zjq_broker_destroy (zjq_broker_t **self_p)
     zjq_held_destroy (&self->held);
     zjq_metrics_destroy (&self->metrics);
     zhashx_destroy (&self->progress_watchers);
+    zjq_backlog_destroy (&self->backlog);
     //  The journal before the table it journals (it flushes and syncs)
     zjq_store_destroy (&self->store);
     //  Queues first: they let go of the jobs in their heaps; the jobs'
@@ -727,6 +732,7 @@ s_turn_work (zjq_broker_t *self)
     if (self->reap || self->now >= self->next_check)
         zjq_broker_check_peers (self);
     s_trim_memory (self);
+    zjq_broker_probe_idle (self);
     self->journal_wait = zjq_store_tick (self->store, self->jobs);
     return backlog;
 }

@@ -29,7 +29,8 @@ zjq_broker_handle_stats (zjq_broker_t *self, zjq_msg_t *msg, zjq_peer_t *peer)
     zjq_msg_t *reply = zjq_broker_reply_new (msg, ZJQ_CMD_STATS_REPLY);
     zjq_msg_put_packed (reply, "stats", buffer.data, buffer.size);
     msgpack_sbuffer_destroy (&buffer);
-    zjq_broker_send (self, &reply);
+    if (zjq_broker_reply_fits (self, msg, &reply, false))
+        zjq_broker_send (self, &reply);
 }
 
 void
@@ -278,7 +279,8 @@ zjq_broker_handle_dead_letters (zjq_broker_t *self, zjq_msg_t *msg, zjq_peer_t *
         zjq_msg_put_int (reply, "next_ms", zjq_jobentry_finished_ms (last));
     }
     msgpack_sbuffer_destroy (&jobs);
-    zjq_broker_send (self, &reply);
+    if (zjq_broker_reply_fits (self, msg, &reply, false))
+        zjq_broker_send (self, &reply);
 }
 
 //  Requeue one dead letter if the job limits allow. Returns 0, or an error

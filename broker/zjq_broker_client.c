@@ -261,7 +261,8 @@ zjq_broker_handle_result (zjq_broker_t *self, zjq_msg_t *msg, zjq_peer_t *peer)
     if (zjq_jobentry_ended (entry)) {
         zjq_msg_t *reply = zjq_broker_reply_new (msg, ZJQ_CMD_JOB_RESULT);
         zjq_broker_put_outcome (reply, entry);
-        zjq_broker_send_promise (self, &reply);
+        if (zjq_broker_reply_fits (self, msg, &reply, true))
+            zjq_broker_send_promise (self, &reply);
     }
     else {
         zjq_broker_send_status (self, msg, entry);

@@ -110,6 +110,16 @@ static const zjq_option_t s_options [] = {
     { "max-dead-letter-bytes", 0, ZJQ_OPT_SIZE, S_FIELD (max_dead_letter_bytes), 0, 0,
       .metavar = "BYTES", .def = "256M",
       .help = "payload and history bytes of the failed jobs kept\nat most" },
+    { "max-peer-outbound-bytes", 0, ZJQ_OPT_SIZE, S_FIELD (max_peer_outbound_bytes), 65536, 0,
+      .metavar = "BYTES", .def = "8M",
+      .help = "bytes sent to one connection and not read yet:\n"
+              "past it a client is told its results are ready\n"
+              "(and fetches them) instead of being sent them; a\n"
+              "worker holds at most this many payload bytes (and\n"
+              "always one job)" },
+    { "max-outbound-bytes", 0, ZJQ_OPT_SIZE, S_FIELD (max_outbound_bytes), 65536, 0,
+      .metavar = "BYTES", .def = "256M",
+      .help = "bytes sent to all clients and not read yet" },
     { "journal", 0, ZJQ_OPT_TEXT, S_FIELD (journal), 1, 0, .metavar = "DIR",
       .help = "keep an append-only journal in DIR and replay it\n"
               "on start; without it every job is in memory\n"
@@ -183,6 +193,8 @@ zjq_broker_config_new (void)
     self->dead_letter_ttl_ms = 7LL * 24 * 3600 * 1000;
     self->max_dead_letters = 100000;
     self->max_dead_letter_bytes = 256ULL << 20;
+    self->max_peer_outbound_bytes = 8ULL << 20;
+    self->max_outbound_bytes = 256ULL << 20;
     self->fsync_policy = ZJQ_FSYNC_INTERVAL;
     self->fsync_interval_ms = 5;
     self->journal_compact_size = 64ULL << 20;

@@ -42,6 +42,8 @@ typedef struct {
     char *curve_admins;
     char *metrics;              //  HOST:PORT to serve Prometheus /metrics on, or NULL
     int log_format;             //  zjq_log_format_t
+    uint64_t max_peer_outbound_bytes;   //  unread bytes per connection
+    uint64_t max_outbound_bytes;    //  unread bytes, all clients
 } zjq_broker_config_t;
 
 //  What zjq_broker_config_parse decided.

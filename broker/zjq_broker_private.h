@@ -38,11 +38,12 @@
 #include "zjq_peer.h"
 #include "zjq_held.h"
 #include "zjq_request.h"
+#include "zjq_backlog.h"
 
 #define ZJQ_DRAIN_BATCH     4096    //  messages per loop turn before timers run
 #define ZJQ_DEADLINE_BATCH  4096    //  deadlines fired per loop turn
 #define ZJQ_POLL_MAX_MS     1000    //  longest poll, as a safety net
-#define ZJQ_HWM             100000  //  ROUTER send and receive high-water marks
+#define ZJQ_HWM             100000  //  ROUTER receive high-water mark
 #define ZJQ_LIVENESS        3       //  heartbeats a worker may miss
 #define ZJQ_DURATION_MAX_MS (10LL * 366 * 24 * 3600 * 1000)    //  longer is forever
 #define ZJQ_RID_KEY_MAX     (2 * 256 + 1)                       //  hex routing id
@@ -50,6 +51,8 @@
 #define ZJQ_TRIM_INTERVAL   1000    //  ms between checks for memory to give back
 #define ZJQ_TRIM_MIN_PEAK   10000   //  jobs: below this peak, never trim
 #define ZJQ_DEAD_PAGE_BYTES (24 * 1024)     //  a DEAD_LETTER_LIST page stops past this
+#define ZJQ_SNDHWM          10000   //  ROUTER send high-water mark, messages per peer
+#define ZJQ_PROBE_IDLE_MS   10000   //  a client connection silent this long is probed
 
 //  Broker-wide counters for STATS (the job table counts the rest)
 typedef struct {
@@ -64,6 +67,8 @@ typedef struct {
     uint64_t refused_role;          //  messages a key's roles do not allow
     uint64_t denied_queue;          //  queues a key may not use
     uint64_t workers_lost;          //  workers declared dead or unreachable
+    uint64_t results_withheld;      //  DONEs sent without their result (backlog)
+    uint64_t backlog_refused;       //  replies refused for a connection's backlog
     zjq_stats_ring_t submits;       //  submits over the last minute, all queues
     zjq_stats_ring_t ends;          //  jobs that ended over the last minute
 } zjq_broker_counters_t;
@@ -114,6 +119,9 @@ struct _zjq_broker_t {
     //  Prometheus /metrics, or NULL
     zjq_metrics_t *metrics;
     int64_t metrics_due;        //  monotonic ms when it must run without input
+    //  Outbound backlog: bytes sent to clients and not read yet
+    zjq_backlog_t *backlog;
+    uint64_t max_peer_outbound; //  allowance per connection (workers: payload bytes)
 };
 
 static inline int64_t
@@ -180,6 +188,34 @@ void
 void
     zjq_broker_send_rejected (zjq_broker_t *self, zjq_msg_t *request, int code,
                               const char *format, ...) __attribute__ ((format (printf, 4, 5)));
+//  Count a message about to go to a client in its connection's backlog
+//  (a client that acknowledges gets the running count as `out`). Messages
+//  to workers (commands outside the broker-to-client range) are not counted.
+void
+    zjq_broker_count_out (zjq_broker_t *self, zjq_msg_t *msg);
+//  Instead of a DONE with its result that would not fit the backlog: to a
+//  client that acknowledges, DONE with `withheld` (it fetches the result
+//  with RESULT); to one that does not, ERROR EUNAVAILABLE naming the job.
+void
+    zjq_broker_send_withheld (zjq_broker_t *self, zjq_jobentry_t *entry,
+                              const byte *routing_id, size_t size);
+//  The backlog figures of STATS into the broker section's map.
+void
+    zjq_broker_backlog_stats (zjq_broker_t *self, zjq_stats_map_t *broker);
+//  A client message came in: its `ack` (if any) lowers the backlog of its
+//  connection (zjq_backlog.h).
+void
+    zjq_broker_backlog_seen (zjq_broker_t *self, zjq_msg_t *msg);
+//  True if a reply to a request fits its connection's backlog allowance
+//  (with total, the broker-wide limit too). If not, the reply is destroyed,
+//  the request answered ERROR EUNAVAILABLE and counted, and false returned.
+bool
+    zjq_broker_reply_fits (zjq_broker_t *self, zjq_msg_t *request, zjq_msg_t **reply_p,
+                           bool total);
+//  Probe client connections idle for ZJQ_PROBE_IDLE_MS (a PONG without
+//  req: the client acknowledges), so gone ones are found and forgotten.
+void
+    zjq_broker_probe_idle (zjq_broker_t *self);
 //  Attach bytes the job table keeps (a payload or a result) as a message's
 //  payload: a frame is shared without a copy, inline bytes are borrowed.
 void

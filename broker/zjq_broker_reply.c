@@ -145,7 +145,7 @@ zjq_broker_reply_new (zjq_msg_t *request, int command)
 static void
 s_send_held (void *arg, zjq_msg_t **msg_p)
 {
-    zjq_broker_send ((zjq_broker_t *) arg, msg_p);
+    zjq_outbox_send (((zjq_broker_t *) arg)->outbox, msg_p);    //  counted when held
 }
 
 //  Send the held messages whose records are durable, oldest first; with
@@ -166,12 +166,13 @@ zjq_broker_release (zjq_broker_t *self, bool all)
 void
 zjq_broker_send_promise (zjq_broker_t *self, zjq_msg_t **msg_p)
 {
+    zjq_broker_count_out (self, *msg_p);
     uint64_t lsn = zjq_store_lsn (self->store);
     if ((zjq_held_size (self->held) || lsn > zjq_store_durable (self->store))
     &&  zjq_held_push (self->held, msg_p, lsn) == 0)
         return;
     //  Out of memory holding it: the journal state is lost, not the reply
-    zjq_broker_send (self, msg_p);
+    zjq_outbox_send (self->outbox, msg_p);
 }
 
 //  Send a message to a client, at the end of this turn (batched with the
@@ -180,6 +181,7 @@ zjq_broker_send_promise (zjq_broker_t *self, zjq_msg_t **msg_p)
 void
 zjq_broker_send (zjq_broker_t *self, zjq_msg_t **msg_p)
 {
+    zjq_broker_count_out (self, *msg_p);
     zjq_outbox_send (self->outbox, msg_p);
 }
 
@@ -206,6 +208,8 @@ zjq_broker_send_failed (void *arg, const byte *routing_id, size_t size, int comm
     zjq_log_debug ("send_failed", "command=%s to=%s worker=%s error=%s",
                    zjq_proto_command_name (command), peer? "worker": "client",
                    peer? zjq_peer_worker_id (peer): "", zmq_strerror (error));
+    if (!peer && routing_id && error == EHOSTUNREACH)
+        zjq_backlog_forget (self->backlog, routing_id, size);   //  the client has gone
     //  A batch to a worker carries its JOBs
     if (peer && (error == EHOSTUNREACH
              || (error == EAGAIN && (command == ZJQ_CMD_JOB || command == ZJQ_CMD_BATCH)))
@@ -234,7 +238,10 @@ s_send_coded (zjq_broker_t *self, zjq_msg_t *request, int command, int code,
     zjq_msg_t *reply = zjq_broker_reply_new (request, command);
     zjq_msg_put_int (reply, "code", code);
     zjq_msg_put_str (reply, "message", text);
-    zjq_broker_send (self, &reply);
+    if (zjq_msg_role (request) == ZJQ_ROLE_WORKER)
+        zjq_outbox_send (self->outbox, &reply);     //  not a client's backlog
+    else
+        zjq_broker_send (self, &reply);
 }
 
 void
@@ -302,6 +309,12 @@ void
 zjq_broker_send_done (zjq_broker_t *self, zjq_jobentry_t *entry, const byte *routing_id,
                       size_t size)
 {
+    if (zjq_jobentry_state (entry) == ZJQ_STATE_SUCCEEDED
+    &&  !zjq_backlog_fits (self->backlog, routing_id, size, zjq_jobentry_result (entry).size,
+                          true)) {
+        zjq_broker_send_withheld (self, entry, routing_id, size);
+        return;
+    }
     zjq_msg_t *msg = zjq_broker_msg_to (routing_id, size, ZJQ_CMD_DONE);
     zjq_broker_put_outcome (msg, entry);
     zjq_broker_send_promise (self, &msg);
@@ -450,6 +463,7 @@ s_pack_peer (zjq_broker_t *self, zjq_peer_t *peer, zjq_stats_map_t *map)
     zjq_stats_map_uint (map, "heartbeat_ms", (uint64_t) zjq_peer_heartbeat_ms (peer));
     zjq_stats_map_bool (map, "draining", zjq_peer_draining (peer));
     zjq_stats_map_str (map, "version", zjq_peer_version (peer));
+    zjq_stats_map_uint (map, "outbound_bytes", zjq_peer_bytes (peer));
 }
 
 //  The journal's entry in the STATS map's broker section (none for a
@@ -547,6 +561,7 @@ zjq_broker_stats_pack (zjq_broker_t *self, msgpack_packer *packer, bool histogra
     zjq_stats_map_uint (&broker, "refused_unknown_key", self->counters.refused_unknown_key);
     zjq_stats_map_uint (&broker, "refused_role", self->counters.refused_role);
     zjq_stats_map_uint (&broker, "denied_queue", self->counters.denied_queue);
+    zjq_broker_backlog_stats (self, &broker);
     zjq_stats_map_end (&broker, zjq_stats_map_key (&top, "broker"));
 
     msgpack_packer *queues = zjq_stats_map_key (&top, "queues");

@@ -77,6 +77,7 @@ s_ready_peer (zjq_broker_t *self, zjq_msg_t *msg, zjq_ready_req_t *req, const ch
     const byte *rid = zjq_msg_routing_id (msg, &rid_size);
     zjq_peer_t *peer = zjq_peer_new (rid, rid_size, rid_key, &info, self->now);
     assert (peer);
+    zjq_peer_set_bytes_max (peer, self->max_peer_outbound);
     size_t names_len = 0;
     *names = 0;
     for (uint32_t index = 0; index < req->queues->via.array.size; index++) {

@@ -12,6 +12,7 @@
 typedef struct {
     char id [ZJQ_JOBID_MAX];    //  job id, "" when the slot is free
     int attempt;
+    uint64_t bytes;             //  its JOB's payload bytes
 } s_slot_t;
 
 struct _zjq_peer_t {
@@ -39,6 +40,8 @@ struct _zjq_peer_t {
     bool listed;                //  on its queues' worker lists (has credit)
     bool draining;              //  takes no more jobs
     bool unreachable;           //  a send failed: forget it at the next scan
+    uint64_t bytes;             //  payload bytes of the JOBs in its slots
+    uint64_t bytes_max;         //  it takes no more past this (0: no bound), but one
 };
 
 zjq_peer_t *
@@ -205,7 +208,8 @@ zjq_peer_credit (zjq_peer_t *self)
 bool
 zjq_peer_can_take (zjq_peer_t *self)
 {
-    return !self->draining && !self->unreachable && zjq_peer_credit (self) > 0;
+    return !self->draining && !self->unreachable && zjq_peer_credit (self) > 0
+        && (!self->bytes_max || self->bytes < self->bytes_max || !self->outstanding);
 }
 
 bool
@@ -313,6 +317,7 @@ zjq_peer_slot_take (zjq_peer_t *self, const char *id, int attempt)
     s_slot_t *slot = &self->slots [index];
     snprintf (slot->id, sizeof (slot->id), "%s", id);
     slot->attempt = attempt;
+    slot->bytes = 0;
     self->outstanding++;
     return (int) index;
 }
@@ -340,6 +345,27 @@ zjq_peer_slot_release (zjq_peer_t *self, int index)
     self->slots [index].id [0] = 0;
     self->free_slots [self->free_count++] = (uint32_t) index;
     self->outstanding--;
+    self->bytes -= self->slots [index].bytes;
+}
+
+void
+zjq_peer_slot_set_bytes (zjq_peer_t *self, int index, uint64_t bytes)
+{
+    assert (index >= 0 && (size_t) index < self->slot_max && self->slots [index].id [0]);
+    self->bytes += bytes - self->slots [index].bytes;
+    self->slots [index].bytes = bytes;
+}
+
+uint64_t
+zjq_peer_bytes (zjq_peer_t *self)
+{
+    return self->bytes;
+}
+
+void
+zjq_peer_set_bytes_max (zjq_peer_t *self, uint64_t bytes_max)
+{
+    self->bytes_max = bytes_max;
 }
 
 size_t
@@ -431,6 +457,26 @@ zjq_peer_test (bool verbose)
     assert (zjq_peer_credit (peer) == 1 && zjq_peer_can_take (peer));
     assert (zjq_peer_slot_take (peer, "again", 5) == 7);
     zjq_peer_slot_release (peer, 7);
+
+    //  Payload bytes in hand: past the bound no more, but always one
+    zjq_peer_set_bytes_max (peer, 1000);
+    assert (zjq_peer_can_take (peer) && zjq_peer_bytes (peer) == 0);
+    zjq_peer_slot_set_bytes (peer, 3, 600);
+    assert (zjq_peer_can_take (peer) && zjq_peer_bytes (peer) == 600);
+    zjq_peer_slot_set_bytes (peer, 4, 400);
+    assert (!zjq_peer_can_take (peer) && zjq_peer_bytes (peer) == 1000);
+    zjq_peer_slot_release (peer, 4);
+    assert (zjq_peer_can_take (peer) && zjq_peer_bytes (peer) == 600);
+    for (int index = 0; index < 20; index++)
+        if (index != 7 && index != 4)
+            zjq_peer_slot_release (peer, index);
+    assert (zjq_peer_outstanding (peer) == 0 && zjq_peer_bytes (peer) == 0);
+    int big = zjq_peer_slot_take (peer, "big", 1);
+    zjq_peer_slot_set_bytes (peer, big, 5000);
+    assert (!zjq_peer_can_take (peer));
+    zjq_peer_slot_release (peer, big);
+    assert (zjq_peer_can_take (peer));
+    zjq_peer_set_bytes_max (peer, 0);
 
     //  Draining and unreachable take no jobs, whatever the credit
     zjq_peer_set_draining (peer);

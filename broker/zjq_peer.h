@@ -88,7 +88,9 @@ void
 //  --- Credit. Capacity minus the JOBs it owes an answer for.
 int64_t
     zjq_peer_credit (zjq_peer_t *self);
-//  True if it may get a JOB now: credit left, not draining, reachable.
+//  True if it may get a JOB now: credit left, not draining, reachable, and
+//  (if bounded: zjq_peer_set_bytes_max) its JOBs' payload bytes under the
+//  bound or no JOB outstanding (so it always gets one).
 bool
     zjq_peer_can_take (zjq_peer_t *self);
 //  It takes no more jobs (DISCONNECT with drain, or being forgotten).
@@ -131,9 +133,21 @@ int
 //  then every slot is searched.
 int
     zjq_peer_slot_find (zjq_peer_t *self, uint32_t hint, const char *id, int attempt);
-//  Free a slot in use (an index from take or find).
+//  Free a slot in use (an index from take or find); its bytes leave the
+//  peer's count.
 void
     zjq_peer_slot_release (zjq_peer_t *self, int index);
+//  The payload bytes of the JOB in a slot in use (0 when taken): they count
+//  in zjq_peer_bytes until the slot is released.
+void
+    zjq_peer_slot_set_bytes (zjq_peer_t *self, int index, uint64_t bytes);
+//  Payload bytes of the JOBs it has not answered.
+uint64_t
+    zjq_peer_bytes (zjq_peer_t *self);
+//  Bound those bytes (0: no bound, the default): past it zjq_peer_can_take
+//  says no unless nothing is outstanding.
+void
+    zjq_peer_set_bytes_max (zjq_peer_t *self, uint64_t bytes_max);
 //  Slot indexes run below zjq_peer_slot_max; the id of slot index, with
 //  *attempt_p, or NULL if the slot is free.
 size_t

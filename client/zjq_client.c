@@ -255,6 +255,12 @@ s_dispatch (zjq_client_t *self, zjq_msg_t *msg)
     self->reply = msg;
     bool ok = false;
     if (zjq_msg_role (msg) == ZJQ_ROLE_BROKER) {
+        int64_t out;
+        if (zjq_msg_get_int (msg, "out", &out) && out > 0 && (uint64_t) out > self->out_seen)
+            self->out_seen = (uint64_t) out;
+        if (zjq_msg_command (msg) == ZJQ_CMD_PONG && !zjq_msg_has (msg, "req"))
+            ok = self->ack_due = true;      //  the broker's probe: acknowledge
+        else
         if (zjq_msg_command (msg) == ZJQ_CMD_DONE)
             ok = zjq_client_handle_done (self, msg);
         else
@@ -316,10 +322,17 @@ s_expire (zjq_client_t *self)
 static void
 s_keepalive (zjq_client_t *self)
 {
-    if (!self->watches || self->keepalive_req)
+    //  Acknowledge what was read (on a ping, if no request carries it)
+    //  when the broker probes and past ZJQ_CLIENT_ACK_STEP. A refused fetch
+    //  goes again after the next PONG: one that follows reading that much,
+    //  or the keepalive's (not at once: the broker's total may be held by
+    //  other clients, and retrying would spin)
+    bool ack_due = self->out_seen > self->out_acked
+                && (self->ack_due || self->out_seen - self->out_acked >= ZJQ_CLIENT_ACK_STEP);
+    if ((!self->watches && !ack_due) || self->keepalive_req)
         return;
     int64_t now = zjq_mono_ms ();
-    if (now < self->next_ping)
+    if (now < self->next_ping && !ack_due)
         return;
     self->next_ping = now + ZJQ_CLIENT_PING_INTERVAL;
     zjq_request_t *request = zjq_client_request_new (self, REQUEST_KEEPALIVE);
@@ -362,8 +375,11 @@ s_monitor_drain (zjq_client_t *self)
     int event;
     uint32_t value;
     while (zjq_monitor_recv (self->monitor, &event, &value)) {
-        if (event == ZMQ_EVENT_CONNECTED && ++self->connects > 1)
+        if (event == ZMQ_EVENT_CONNECTED && ++self->connects > 1) {
+            //  A new connection: the broker counts its bytes from 0
+            self->out_seen = self->out_acked = 0;
             zjq_client_rewatch_all (self);
+        }
         else
         if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
             self->handshake_error = NULL;

@@ -141,6 +141,7 @@ struct _jobwatch_t {
     zjq_watch_t *first;             //  at least one while in the hash
     size_t count;               //  watches in the chain
     uint64_t rewatch_req;       //  last RESULT wait sent for it, or 0
+    bool fetch;                 //  its DONE came without the result (withheld)
     zjq_jobwatch_t *next_spare;     //  free list link
 };
 
@@ -183,7 +184,14 @@ struct _zjq_client_t {
                                 //  (recv EAGAIN or ZMQ_EVENTS) found no input
     zjq_progress_cb *progress_cb;   //  zjq_on_progress, or NULL
     void *progress_arg;
+    //  The broker's outbound backlog of this connection (docs/protocol.md)
+    uint64_t out_seen;          //  highest `out` read on this connection
+    uint64_t out_acked;         //  ... sent back as `ack`
+    bool ack_due;               //  the broker probed: acknowledge soon
+    bool fetch_retry;           //  a withheld result's fetch was refused: again
 };
+
+#define ZJQ_CLIENT_ACK_STEP (64 * 1024)     //  read this much: acknowledge it
 
 //  Every user callback goes through here, so the count of fired callbacks
 //  and the nesting depth stay right.
@@ -403,6 +411,11 @@ ZJQ_CLIENT_INTERNAL void
 //  a lost ping).
 ZJQ_CLIENT_INTERNAL void
     zjq_client_rewatch_all (zjq_client_t *self);
+
+//  Fetch again the withheld results (DONE `withheld`) whose RESULT the
+//  broker refused with EUNAVAILABLE (its backlog for us was full).
+ZJQ_CLIENT_INTERNAL void
+    zjq_client_refetch (zjq_client_t *self);
 
 //  DONE: a watched job has ended. Returns false if malformed.
 ZJQ_CLIENT_INTERNAL bool

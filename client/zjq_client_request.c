@@ -139,6 +139,11 @@ int
 zjq_client_request_queue (zjq_client_t *self, zjq_request_t *request, zjq_msg_t **msg_p,
                           int64_t deadline)
 {
+    //  Every request acknowledges what this connection has read: the
+    //  broker counts it out of its backlog (and knows we fetch results)
+    zjq_msg_put_int (*msg_p, "ack", (int64_t) self->out_seen);
+    self->out_acked = self->out_seen;
+    self->ack_due = false;
     int rc = zjq_msg_encode (*msg_p, &request->header, &request->fields);
     zjq_msg_destroy (msg_p);
     if (rc != 0)
@@ -288,6 +293,10 @@ s_handle_pong (zjq_client_t *self, zjq_msg_t *msg)
     bool restarted = self->instance && strcmp (self->instance, instance) != 0;
     if (restarted || self->ping_lost)
         zjq_client_rewatch_all (self);
+    else
+    if (self->fetch_retry)
+        zjq_client_refetch (self);
+    self->fetch_retry = false;
     self->ping_lost = false;
     if (!self->instance || restarted) {
         char *copy = strdup (instance);
@@ -316,6 +325,9 @@ s_reply_error (zjq_client_t *self, zjq_request_t *request, zjq_msg_t *msg)
     if (request->kind == REQUEST_REWATCH) {
         if (code == ZJQ_ENOTFOUND || code == ZJQ_EEXPIRED || code == ZJQ_EBADID)
             zjq_client_job_complete (self, request->job_id, code, NULL);
+        else
+        if (code == ZJQ_EUNAVAILABLE)
+            self->fetch_retry = true;   //  our backlog is full: after the next ack
     }
     else
         zjq_client_request_fail (self, request, code);

@@ -202,6 +202,17 @@ zjq_client_rewatch (zjq_client_t *self, zjq_jobwatch_t *job)
         job->rewatch_req = req;
 }
 
+//  Fetch again the withheld results whose fetch the broker refused.
+void
+zjq_client_refetch (zjq_client_t *self)
+{
+    size_t cursor = 0;
+    zjq_jobwatch_t *job;
+    while ((job = (zjq_jobwatch_t *) zjq_hashtab_next (&self->jobs, &cursor)))
+        if (job->fetch)
+            zjq_client_rewatch (self, job);
+}
+
 void
 zjq_client_rewatch_all (zjq_client_t *self)
 {
@@ -235,10 +246,25 @@ zjq_client_handle_progress (zjq_client_t *self, zjq_msg_t *msg)
     return true;
 }
 
-//  DONE: a watched job has ended.
+//  DONE: a watched job has ended. A DONE `withheld` (the broker did not
+//  send the result, to keep its backlog for us bounded) is followed by
+//  fetching the result with RESULT wait, as a re-registration: the watch
+//  completes with its JOB_RESULT (or EEXPIRED if it was dropped meanwhile).
 bool
 zjq_client_handle_done (zjq_client_t *self, zjq_msg_t *msg)
 {
+    bool withheld = false;
+    if (zjq_msg_get_bool (msg, "withheld", &withheld) && withheld) {
+        const char *id = zjq_msg_get_str (msg, "id");
+        if (!id)
+            return false;
+        zjq_jobwatch_t *job = zjq_client_job_lookup (self, id);
+        if (job) {
+            job->fetch = true;
+            zjq_client_rewatch (self, job);
+        }
+        return true;
+    }
     zjq_result_t result;
     int status;
     if (!zjq_client_reply_result (msg, &result, &status))

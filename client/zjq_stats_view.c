@@ -187,6 +187,14 @@ s_broker_block (s_view_t *view, const msgpack_object *broker)
             s_num (broker, "stale_results"), s_num (broker, "workers_lost"),
             s_num (broker, "refused_handshakes") + s_num (broker, "refused_unknown_key")
             + s_num (broker, "refused_role") + s_num (broker, "denied_queue"));
+    char backlog [32], peer_max [32], workers [32];
+    s_line (view, "unread: clients %s (largest %s, %.0f connections)  workers %s"
+                  "  results withheld %.0f  refused %.0f",
+            s_bytes (s_num (broker, "outbound_bytes"), backlog, sizeof (backlog)),
+            s_bytes (s_num (broker, "outbound_peer_max_bytes"), peer_max, sizeof (peer_max)),
+            s_num (broker, "outbound_connections"),
+            s_bytes (s_num (broker, "worker_outbound_bytes"), workers, sizeof (workers)),
+            s_num (broker, "results_withheld"), s_num (broker, "outbound_refused"));
 }
 
 static void

@@ -365,6 +365,14 @@ zjq_msg_payload_data (zjq_msg_t *self, size_t *size_p)
     return frame? zframe_data (frame): NULL;
 }
 
+size_t
+zjq_msg_size (zjq_msg_t *self)
+{
+    size_t payload;
+    zjq_msg_payload_data (self, &payload);
+    return payload + (self->decoded? self->fields_size: self->buffer.size);
+}
+
 zframe_t *
 zjq_msg_take_payload (zjq_msg_t *self)
 {

@@ -176,6 +176,10 @@ zframe_t *
 //  them; valid while the message lives and its payload is not changed.
 const void *
     zjq_msg_payload_data (zjq_msg_t *self, size_t *size_p);
+//  The bytes a message takes on the wire apart from its header and routing
+//  id: its fields (as put so far, or as received) and its payload.
+size_t
+    zjq_msg_size (zjq_msg_t *self);
 
 //  Encode and send the message on a socket, then destroy it (also on
 //  error). With a routing id set, it is sent first (ROUTER). Sends with

@@ -25,6 +25,7 @@
 #include "zjq_auth.h"
 #include "zjq_peer.h"
 #include "zjq_held.h"
+#include "zjq_backlog.h"
 #include "zjq_request.h"
 #include "zjq_credit.h"
 #include "zjq_worker_private.h"
@@ -66,6 +67,7 @@ static const s_test_t s_tests [] = {
     { "auth",     zjq_auth_test },
     { "peer",     zjq_peer_test },
     { "held",     zjq_held_test },
+    { "backlog",  zjq_backlog_test },
     { "request",  zjq_request_test },
     { "credit",   zjq_credit_test },
     { "pool",     zjq_pool_test },
