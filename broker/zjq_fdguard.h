@@ -12,14 +12,20 @@
     connection stays in the backlog, the listener stays readable and its
     I/O thread polls it again at once, a core at 100%, until a descriptor
     frees up. Unbinding would drop the sessions of the connected peers. So
-    the guard sheds from outside (with shed on): it keeps one descriptor in
-    reserve (/dev/null), and when an accept fails for want of descriptors
-    it closes the reserve, accepts and closes each pending connection of
-    each listener (those clients see their connection closed, and
-    reconnect later), and takes the reserve again. The backlog is then
-    empty, the listener is no longer readable and the I/O thread sleeps
-    until the next connection: the CPU is bounded by the rate of new
-    connections, and connected peers keep being served.                   */
+    the guard sheds from outside (with shed on): at the first such failure
+    it forks a small shedder process that keeps only the listeners (their
+    descriptors, from ZMQ_EVENT_LISTENING) and two pipes; on each failed
+    accept the broker asks it to accept and close what is pending on every
+    listener. Its descriptor table is its own, so it can accept when the
+    broker cannot. (The classic reserve descriptor does not work here: the
+    descriptor the loop frees is taken as often by libzmq's spinning I/O
+    thread, and the reserve is lost.) The backlog empties, the listener
+    stops being readable and the I/O thread sleeps until the next
+    connection: the CPU is bounded by the rate of new connections, and the
+    connected peers keep being served. What remains: while descriptors are
+    out, every new connection is closed at once (a client library
+    reconnects later); and each failed accept still costs libzmq one
+    wake-up and the broker one monitor event.                             */
 
 #ifndef ZJQ_FDGUARD_H_INCLUDED
 #define ZJQ_FDGUARD_H_INCLUDED
@@ -39,16 +45,17 @@ typedef struct {
     uint64_t soft_limit;        //  RLIMIT_NOFILE after the raise
     uint64_t hard_limit;
     uint64_t accept_failed;     //  ZMQ_EVENT_ACCEPT_FAILED events
-    uint64_t shed;              //  pending connections accepted and closed
+    uint64_t shed;              //  pending connections the shedder accepted and closed
 } zjq_fdguard_stats_t;
 
-//  Create a guard; with shed, it keeps a reserve descriptor and sheds
-//  pending connections when descriptors run out. Returns NULL if out of
-//  memory.
+//  Create a guard; with shed, it makes the shedder's pipes now (the
+//  shedder itself starts at the first failed accept for want of
+//  descriptors). Returns NULL if out of memory.
 zjq_fdguard_t *
     zjq_fdguard_new (bool shed);
 
-//  Destroy; stops its monitor; idempotent; nulls the pointer.
+//  Destroy; stops its monitor and its shedder (and reaps it); idempotent;
+//  nulls the pointer.
 void
     zjq_fdguard_destroy (zjq_fdguard_t **self_p);
 
