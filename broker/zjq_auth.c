@@ -312,8 +312,11 @@ zjq_auth_attach (zjq_auth_t *self, void *router, char *error, size_t error_size)
     ||  zmq_setsockopt (handle, ZMQ_ZAP_DOMAIN, "zjq", 3))
         return zjq_set_error (error, error_size, "cannot make the socket a CURVE server: %s",
                        zmq_strerror (errno));
+    //  A socket has one monitor: this one also carries the listener and
+    //  failed-accept events the broker's zjq_fdguard needs
     int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
-               | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+               | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_LISTENING
+               | ZMQ_EVENT_ACCEPT_FAILED;
     if (zmq_socket_monitor (handle, ZJQ_MONITOR_ENDPOINT, events) != 0)
         return zjq_set_error (error, error_size, "cannot monitor the socket: %s", zmq_strerror (errno));
     self->router = handle;

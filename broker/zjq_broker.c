@@ -379,19 +379,24 @@ s_state_new (zjq_broker_t *self, const zjq_broker_config_t *config)
     self->held = zjq_held_new ();
     self->max_peer_outbound = config->max_peer_outbound_bytes;
     self->backlog = zjq_backlog_new (config->max_peer_outbound_bytes, config->max_outbound_bytes);
+    self->quota = zjq_quota_new (config->max_jobs_per_client,
+                                 config->max_queued_bytes_per_client);
+    self->fdguard = zjq_fdguard_new (!config->no_shed);
     self->router = zsock_new (ZMQ_ROUTER);
     if (self->router) {
         self->inbox = zjq_inbox_new (self->router, true);
         self->outbox = zjq_outbox_new (self->router, zjq_broker_send_failed, self);
     }
     if (!self->jobs || !self->queues || !self->peers || !self->router || !self->held
-    ||  !self->inbox || !self->outbox || !self->progress_watchers || !self->backlog) {
+    ||  !self->inbox || !self->outbox || !self->progress_watchers || !self->backlog
+    ||  !self->quota || !self->fdguard) {
         zjq_log_error ("start_failed", "reason=%s", "out of memory or sockets");
         return -1;
     }
     zhashx_set_destructor (self->queues, (zhashx_destructor_fn *) zjq_queue_destroy);
     zhashx_set_destructor (self->progress_watchers, (zhashx_destructor_fn *) zlistx_destroy);
     zjq_jobtable_set_dead_letter_ttl (self->jobs, self->dead_letter_ttl_ms);
+    zjq_fdguard_raise_limit (self->fdguard);
     return 0;
 }
 
@@ -412,8 +417,15 @@ s_router_setup (zjq_broker_t *self)
                        zmq_strerror (errno));
         return -1;
     }
-    if (!self->auth)
+    //  With CURVE the auth's monitor carries the guard's events too
+    if (!self->auth) {
+        if (zjq_fdguard_monitor (self->fdguard, handle, "inproc://zjq-broker-fdguard")) {
+            zjq_log_error ("start_failed", "reason=%s error=%s", "cannot monitor the socket",
+                           zmq_strerror (errno));
+            return -1;
+        }
         return 0;
+    }
     char error [512];
     if (zjq_auth_attach (self->auth, self->router, error, sizeof (error))) {
         zjq_log_error ("start_failed", "reason=%s", error);
@@ -546,6 +558,7 @@ zjq_broker_destroy (zjq_broker_t **self_p)
     }
     //  Replies still held were never promised: dropped
     zjq_held_destroy (&self->held);
+    zjq_quota_destroy (&self->quota);
     zjq_metrics_destroy (&self->metrics);
     zhashx_destroy (&self->progress_watchers);
     zjq_backlog_destroy (&self->backlog);
@@ -556,6 +569,7 @@ zjq_broker_destroy (zjq_broker_t **self_p)
     zhashx_destroy (&self->queues);
     zjq_jobtable_destroy (&self->jobs);
     zjq_auth_destroy (&self->auth);     //  before the router it monitors
+    zjq_fdguard_destroy (&self->fdguard);   //  ditto
     zjq_inbox_destroy (&self->inbox);
     zjq_outbox_destroy (&self->outbox);
     zsock_destroy (&self->router);
@@ -569,9 +583,9 @@ zjq_broker_destroy (zjq_broker_t **self_p)
 
 //  What the loop polls: the ROUTER, and whichever of these exist: the
 //  signal fd, the journal's sync notifications, the metrics listener,
-//  CURVE's ZAP requests and handshake events
+//  CURVE's ZAP requests and handshake events, or the descriptor guard's monitor
 typedef struct {
-    zmq_pollitem_t items [6];
+    zmq_pollitem_t items [7];
     int count;
     int signal_item;            //  index of each, or -1
     int journal_item;
@@ -600,6 +614,9 @@ s_poll_init (zjq_broker_t *self, int signal_fd, s_poll_t *poll)
         poll->items [poll->journal_item] = (zmq_pollitem_t) {
             NULL, zjq_store_fd (self->store), ZMQ_POLLIN, 0 };
     }
+    if (zjq_fdguard_socket (self->fdguard))
+        poll->items [poll->count++] = (zmq_pollitem_t) {
+            zjq_fdguard_socket (self->fdguard), 0, ZMQ_POLLIN, 0 };
     if (self->auth) {
         poll->items [poll->count++] = (zmq_pollitem_t) {
             zjq_auth_zap_socket (self->auth), 0, ZMQ_POLLIN, 0 };
@@ -725,6 +742,8 @@ s_turn_work (zjq_broker_t *self)
         zjq_broker_serve_zap (self);
         zjq_broker_read_monitor (self);
     }
+    else
+        zjq_fdguard_read (self->fdguard);
     bool backlog = s_drain (self);
     self->now = zjq_mono_ms ();
     backlog |= s_fire_deadlines (self);

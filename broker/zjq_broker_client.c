@@ -99,10 +99,41 @@ s_submit_duplicate (zjq_broker_t *self, zjq_msg_t *msg, zjq_submit_req_t *req)
     return true;
 }
 
-//  Room for one more job of size payload bytes: the journal, the job and
-//  byte limits, the queue limit. Returns true, or false after REJECTED.
+//  Who the sender is for its share (zjq_quota.h): its CURVE key, or in
+//  plaintext its connection, the routing id in hex (into buf,
+//  ZJQ_RID_KEY_MAX bytes). NULL if the broker keeps no shares.
+static const char *
+s_submitter (zjq_broker_t *self, zjq_msg_t *msg, char *buf)
+{
+    if (!zjq_quota_enabled (self->quota))
+        return NULL;
+    return self->auth? zjq_msg_user_id (msg): zjq_broker_sender_key (msg, buf);
+}
+
+//  The sender's share: true, or false after REJECTED EQUOTA (logged,
+//  rate-limited).
 static bool
-s_submit_room (zjq_broker_t *self, zjq_msg_t *msg, const char *queue_name, size_t size)
+s_submit_share (zjq_broker_t *self, zjq_msg_t *msg, const char *submitter, size_t size)
+{
+    if (!submitter)
+        return true;
+    uint64_t jobs, bytes;
+    zjq_jobtable_usage (self->jobs, submitter, !self->auth, &jobs, &bytes);
+    char why [256];
+    if (zjq_quota_admit (self->quota, jobs, bytes, size, why, sizeof (why)) == 0)
+        return true;
+    zjq_broker_warn (self, "quota_exceeded", "client=%.40s jobs=%llu bytes=%llu",
+                     submitter, (unsigned long long) jobs, (unsigned long long) bytes);
+    zjq_broker_send_rejected (self, msg, ZJQ_EQUOTA, "%s", why);
+    return false;
+}
+
+//  Room for one more job of size payload bytes: the journal, the sender's
+//  share, the job and byte limits, the queue limit. Returns true, or false
+//  after REJECTED.
+static bool
+s_submit_room (zjq_broker_t *self, zjq_msg_t *msg, const char *queue_name, size_t size,
+               const char *submitter)
 {
     const char *reason = NULL;
     if (!zjq_store_healthy (self->store, &reason)) {
@@ -110,6 +141,8 @@ s_submit_room (zjq_broker_t *self, zjq_msg_t *msg, const char *queue_name, size_
                                   reason);
         return false;
     }
+    if (!s_submit_share (self, msg, submitter, size))
+        return false;
     const zjq_jobtable_stats_t *stats = zjq_jobtable_stats (self->jobs);
     if (stats->queued + stats->running >= self->max_jobs) {
         zjq_broker_send_rejected (self, msg, ZJQ_EQUEUEFULL, "job limit reached (max-jobs %llu)",
@@ -177,13 +210,19 @@ zjq_broker_handle_submit (zjq_broker_t *self, zjq_msg_t *msg, zjq_peer_t *peer)
     zjq_submit_parse (msg, &req);
     zframe_t *input = zjq_msg_payload (msg);        //  the codec ensures one
     size_t size = input? zframe_size (input): 0;
+    char rid_key [ZJQ_RID_KEY_MAX];
+    const char *submitter = s_submitter (self, msg, rid_key);
     if (!s_submit_valid (self, msg, &req, size)
     ||  s_submit_duplicate (self, msg, &req)
-    ||  !s_submit_room (self, msg, req.queue, size))
+    ||  !s_submit_room (self, msg, req.queue, size, submitter))
         return;
     zjq_jobentry_t *entry = s_submit_insert (self, msg, &req, input != NULL);
     if (!entry)
         return;
+    //  In plaintext the connection's share counts it (a key's counts by owner)
+    if (submitter && !self->auth && zjq_jobtable_set_connection (self->jobs, entry, submitter))
+        zjq_log_error ("out_of_memory", "what=counting_share job=%s",
+                       zjq_jobentry_id (entry).text);
     s_submit_accepted (self, msg, &req, entry, false);
     zjq_log_debug ("job_accepted", "job=%s queue=%s bytes=%zu priority=%d",
                    zjq_jobentry_id (entry).text, req.queue, size,

@@ -89,6 +89,14 @@ static const zjq_option_t s_options [] = {
       .def = "10000", .help = "distinct queue names at once" },
     { "max-queued-bytes", 0, ZJQ_OPT_SIZE, S_FIELD (max_queued_bytes), 0, 0,
       .metavar = "BYTES", .def = "1G", .help = "payload bytes of queued + running jobs" },
+    { "max-jobs-per-client", 0, ZJQ_OPT_INT, S_FIELD (max_jobs_per_client), 0, INT64_MAX,
+      .metavar = "N", .def = "0",
+      .help = "queued + running jobs one client may have (its\n"
+              "CURVE key; in plaintext its connection); past it\n"
+              "its submits get EQUOTA; 0: no share" },
+    { "max-queued-bytes-per-client", 0, ZJQ_OPT_SIZE, S_FIELD (max_queued_bytes_per_client),
+      0, 0, .metavar = "BYTES", .def = "0",
+      .help = "payload bytes of one client's queued + running\njobs; 0: no share" },
     { "max-result-bytes", 0, ZJQ_OPT_SIZE, S_FIELD (max_result_bytes), 0, 0,
       .metavar = "BYTES", .def = "256M",
       .help = "bytes of stored results; beyond it the results\n"
@@ -161,6 +169,10 @@ static const zjq_option_t s_options [] = {
       .parse = s_parse_log_format, .accepts = "text or json",
       .help = "text (time level=.. event=.. key=value, default)\n"
               "or json (one JSON object per line)" },
+    { "no-shed-connections", 0, ZJQ_OPT_FLAG, S_FIELD (no_shed),
+      .help = "out of descriptors, leave pending connections to\n"
+              "libzmq, which retries them at full CPU (default:\n"
+              "accept and close them with a reserve descriptor)" },
     { "verbose", 'v', ZJQ_OPT_FLAG, S_FIELD (verbose), .help = "log every message (debug)" },
     { "help", 'h', ZJQ_OPT_FLAG, 0, 0, .flags = ZJQ_OPTION_CLI_ONLY,
       .help = "show this help" },

@@ -23,6 +23,8 @@ typedef struct {
     uint64_t max_jobs;          //  queued + running jobs at once
     uint64_t max_queues;        //  distinct queue names held at once
     uint64_t max_queued_bytes;  //  payload bytes of queued + running jobs
+    uint64_t max_jobs_per_client;           //  one client's share of max_jobs; 0: none
+    uint64_t max_queued_bytes_per_client;   //  ... of max_queued_bytes; 0: none
     uint64_t max_result_bytes;  //  bytes of stored results
     int64_t result_ttl_ms;      //  default result TTL
     int64_t job_timeout_ms;     //  default per-attempt timeout
@@ -36,6 +38,7 @@ typedef struct {
     int64_t fsync_interval_ms;  //  for fsync interval
     uint64_t journal_compact_size;  //  file size that triggers a rewrite
     bool journal_salvage;       //  start past corrupt journal records
+    bool no_shed;               //  out of descriptors: leave pending connections to libzmq
     char *curve_secret;         //  broker's secret certificate: CURVE on, or NULL
     char *curve_clients;        //  allow-list directories per role, or NULL
     char *curve_workers;

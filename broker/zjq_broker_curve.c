@@ -143,7 +143,8 @@ zjq_broker_read_monitor (zjq_broker_t *self)
     int event, value;
     for (size_t count = 0; count < ZJQ_DRAIN_BATCH
                         && zjq_auth_monitor_read (self->auth, &event, &value); count++) {
-        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        if (zjq_fdguard_event (self->fdguard, event, value)
+        ||  event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
             continue;
         self->counters.refused_handshakes++;
         const char *why = value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH?

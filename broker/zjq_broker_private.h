@@ -39,6 +39,8 @@
 #include "zjq_held.h"
 #include "zjq_request.h"
 #include "zjq_backlog.h"
+#include "zjq_quota.h"
+#include "zjq_fdguard.h"
 
 #define ZJQ_DRAIN_BATCH     4096    //  messages per loop turn before timers run
 #define ZJQ_DEADLINE_BATCH  4096    //  deadlines fired per loop turn
@@ -79,6 +81,8 @@ struct _zjq_broker_t {
     uint64_t max_jobs;          //  queued + running
     uint64_t max_queues;        //  distinct queue names
     uint64_t max_queued_bytes;  //  payload bytes of queued + running jobs
+    zjq_quota_t *quota;         //  per-client shares of those two (zjq_quota.h)
+    zjq_fdguard_t *fdguard;     //  descriptors: the limit, failed accepts (zjq_fdguard.h)
     uint64_t max_result_bytes;  //  stored result bytes
     int64_t result_ttl_ms;      //  defaults for SUBMIT
     int64_t job_timeout_ms;

@@ -562,6 +562,11 @@ zjq_broker_stats_pack (zjq_broker_t *self, msgpack_packer *packer, bool histogra
     zjq_stats_map_uint (&broker, "refused_role", self->counters.refused_role);
     zjq_stats_map_uint (&broker, "denied_queue", self->counters.denied_queue);
     zjq_broker_backlog_stats (self, &broker);
+    zjq_stats_map_uint (&broker, "rejected_quota", zjq_quota_rejected (self->quota));
+    const zjq_fdguard_stats_t *fds = zjq_fdguard_stats (self->fdguard);
+    zjq_stats_map_uint (&broker, "fd_limit", fds->soft_limit);
+    zjq_stats_map_uint (&broker, "accept_failed", fds->accept_failed);
+    zjq_stats_map_uint (&broker, "connections_shed", fds->shed);
     zjq_stats_map_end (&broker, zjq_stats_map_key (&top, "broker"));
 
     msgpack_packer *queues = zjq_stats_map_key (&top, "queues");

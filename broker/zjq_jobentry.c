@@ -358,7 +358,7 @@ const char *
 zjq_jobentry_owner (const zjq_jobentry_t *entry)
 {
     assert (entry);
-    return entry->owner? entry->owner->text: "";
+    return entry->owner && !entry->owner->connection? entry->owner->text: "";
 }
 
 const char *

@@ -45,10 +45,14 @@ struct _zjq_jobside_t {
     uint32_t waiter_max;        //  bytes of waiters allocated
 };
 
-//  An interned owner key
+//  An interned submitter: a CURVE key (the job's owner), or in plaintext a
+//  connection (zjq_jobtable_set_connection; never the job's owner)
 struct _zjq_owner_t {
     size_t refs;                //  entries pointing here
-    char text [ZJQ_CERT_KEY_TEXT];
+    uint64_t active;            //  of them, jobs queued or running
+    uint64_t active_bytes;      //  their payload bytes
+    bool connection;            //  a plaintext connection, not a key
+    char text [];               //  the key (Z85), or "~" and the routing id in hex
 };
 
 //  A new entry with room for size payload bytes inline, or for a frame if

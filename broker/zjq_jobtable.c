@@ -92,8 +92,8 @@ s_index_remove (zjq_jobtable_t *self, zjq_jobentry_t *entry)
 //  --------------------------------------------------------------------------
 //  Owners and freeing entries
 
-//  The interned copy of an owner key, with a reference taken; NULL for ""
-//  or if out of memory (*failed set)
+//  The interned copy of an owner key (or a connection's "~hex"), with a
+//  reference taken; NULL for "" or if out of memory (*failed set)
 static zjq_owner_t *
 s_owner_take (zjq_jobtable_t *self, const char *text, bool *failed)
 {
@@ -101,12 +101,14 @@ s_owner_take (zjq_jobtable_t *self, const char *text, bool *failed)
         return NULL;
     zjq_owner_t *owner = (zjq_owner_t *) zhashx_lookup (self->owners, text);
     if (!owner) {
-        owner = (zjq_owner_t *) calloc (1, sizeof (zjq_owner_t));
+        size_t size = strlen (text) + 1;
+        owner = (zjq_owner_t *) calloc (1, sizeof (zjq_owner_t) + size);
         if (!owner) {
             *failed = true;
             return NULL;
         }
-        snprintf (owner->text, sizeof (owner->text), "%s", text);
+        memcpy (owner->text, text, size);
+        owner->connection = *text == '~';
         if (zhashx_insert (self->owners, owner->text, owner) != 0) {
             free (owner);
             *failed = true;
@@ -124,6 +126,59 @@ s_owner_release (zjq_jobtable_t *self, zjq_owner_t *owner)
         zhashx_delete (self->owners, owner->text);
         free (owner);
     }
+}
+
+void
+zjq_jobtable_count_active (zjq_jobtable_t *self, zjq_jobentry_t *entry, bool add)
+{
+    uint64_t size = zjq_jobentry_payload (entry).size;
+    zjq_owner_t *owner = entry->owner;
+    if (add) {
+        self->stats.queued_bytes += size;
+        if (owner) {
+            owner->active++;
+            owner->active_bytes += size;
+        }
+    }
+    else {
+        self->stats.queued_bytes -= size;
+        if (owner) {
+            assert (owner->active && owner->active_bytes >= size);
+            owner->active--;
+            owner->active_bytes -= size;
+        }
+    }
+}
+
+int
+zjq_jobtable_set_connection (zjq_jobtable_t *self, zjq_jobentry_t *entry, const char *rid_hex)
+{
+    assert (self && entry && rid_hex);
+    assert (!entry->owner && !zjq_jobentry_ended (entry));
+    char text [ZJQ_SUBMITTER_MAX + 2];
+    snprintf (text, sizeof (text), "~%s", rid_hex);
+    bool failed = false;
+    zjq_owner_t *owner = s_owner_take (self, text, &failed);
+    if (!owner)
+        return -1;
+    zjq_jobtable_count_active (self, entry, false);
+    entry->owner = owner;
+    zjq_jobtable_count_active (self, entry, true);
+    return 0;
+}
+
+void
+zjq_jobtable_usage (zjq_jobtable_t *self, const char *submitter, bool connection,
+                    uint64_t *jobs_p, uint64_t *bytes_p)
+{
+    assert (self && submitter && jobs_p && bytes_p);
+    char text [ZJQ_SUBMITTER_MAX + 2];
+    if (connection)
+        snprintf (text, sizeof (text), "~%s", submitter);
+    zjq_owner_t *owner = (zjq_owner_t *) zhashx_lookup (self->owners,
+                                                         connection? text: submitter);
+    *jobs_p = owner? owner->active: 0;
+    *bytes_p = owner? owner->active_bytes: 0;
 }
 
 void
@@ -337,7 +392,7 @@ s_insert (zjq_jobtable_t *self, const zjq_job_t *spec, zjq_queue_t *queue,
     self->stats.jobs++;
     self->stats.queued++;
     self->stats.inserted++;
-    self->stats.queued_bytes += size;
+    zjq_jobtable_count_active (self, entry, true);
     if (self->hook.insert)
         self->hook.insert (self->hook_arg, entry);
     return entry;
@@ -562,7 +617,7 @@ zjq_jobtable_finish (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_state_t st
     side->expires_ms = side->finished_ms + ttl_ms;
     if (error)
         s_set_string (&side->error, error);
-    self->stats.queued_bytes -= zjq_jobentry_payload (entry).size;
+    zjq_jobtable_count_active (self, entry, false);
     //  The payload goes; a result that fits takes its place
     size_t room = dead? 0: zjq_jobentry_drop_payload (entry);
     if (result_p && *result_p)
@@ -609,7 +664,7 @@ zjq_jobtable_remove (zjq_jobtable_t *self, zjq_jobentry_t **entry_p)
             self->stats.running--;
         else
             self->stats.queued--;
-        self->stats.queued_bytes -= zjq_jobentry_payload (entry).size;
+        zjq_jobtable_count_active (self, entry, false);
     }
     self->stats.jobs--;
     zjq_jobtable_entry_free (self, entry_p);
@@ -789,7 +844,7 @@ zjq_jobtable_restore (zjq_jobtable_t *self, zjq_job_t *job, zjq_queue_t *queue, 
     self->stats.inserted++;
     if (entry->state == ZJQ_STATE_QUEUED) {
         self->stats.queued++;
-        self->stats.queued_bytes += zjq_jobentry_payload (entry).size;
+        zjq_jobtable_count_active (self, entry, true);
     }
     else {
         self->stats.ended++;

@@ -152,6 +152,29 @@ size_t
 //  The table's counters.
 const zjq_jobtable_stats_t *
     zjq_jobtable_stats (zjq_jobtable_t *self);
+
+//  Longest submitter name: a routing id of up to 255 bytes in hex
+#define ZJQ_SUBMITTER_MAX (2 * 255)
+
+//  What a submitter has in the table that is queued or running (jobs, and
+//  their payload bytes): the submitter is a CURVE key, which the table
+//  knows from each job's owner; or with connection, a plaintext connection
+//  by its routing id in hex (at most ZJQ_SUBMITTER_MAX characters), as
+//  zjq_jobtable_set_connection named it. 0 and 0 for one it does not know.
+//  The counts follow every change: ends, cancels, retries, removal, and
+//  jobs restored from the journal (those count to their owner key; a
+//  connection does not outlive the broker).
+void
+    zjq_jobtable_usage (zjq_jobtable_t *self, const char *submitter, bool connection,
+                        uint64_t *jobs_p, uint64_t *bytes_p);
+
+//  Count a queued job that has no owner key (plaintext) to the connection
+//  that submitted it, by its routing id in hex (at most ZJQ_SUBMITTER_MAX
+//  characters). Not announced, not journaled: the job's owner stays "".
+//  Returns 0, or -1 if out of memory (the job then counts to no one).
+int
+    zjq_jobtable_set_connection (zjq_jobtable_t *self, zjq_jobentry_t *entry,
+                                 const char *rid_hex);
 //  The name of the job's queue (the queue object names it).
 const char *
     zjq_jobentry_queue_name (const zjq_jobentry_t *entry);

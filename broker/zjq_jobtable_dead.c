@@ -115,7 +115,7 @@ zjq_jobtable_retry (zjq_jobtable_t *self, zjq_jobentry_t *entry, const char **me
     side->finished_ms = side->expires_ms = 0;
     self->stats.ended--;
     self->stats.queued++;
-    self->stats.queued_bytes += zjq_jobentry_payload (entry).size;
+    zjq_jobtable_count_active (self, entry, true);
     if (self->hook.insert)
         self->hook.insert (self->hook_arg, entry);
     return 0;

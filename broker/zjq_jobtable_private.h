@@ -41,6 +41,11 @@ struct _zjq_jobtable_t {
     int64_t dead_ttl_ms;        //  a failed job is kept at least this long
 };
 
+//  Count a job that becomes (add) or stops being (!add) queued or running:
+//  the table's queued bytes, and its submitter's share.
+void
+    zjq_jobtable_count_active (zjq_jobtable_t *self, zjq_jobentry_t *entry, bool add);
+
 //  Free an entry (its payload, owner reference and side block); nulls it.
 void
     zjq_jobtable_entry_free (zjq_jobtable_t *self, zjq_jobentry_t **entry_p);

@@ -77,6 +77,57 @@ s_test_index (zjq_queue_t *queue)
     zjq_jobtable_destroy (&table);
 }
 
+//  What each submitter has queued or running (its share): a key through
+//  start, requeue, finish, retry and removal; a plaintext connection
+static void
+s_test_shares (zjq_jobtable_t *table, zjq_queue_t *queue, const zjq_job_t *owned_spec)
+{
+    const char *key = owned_spec->owner;
+    uint64_t jobs, bytes;
+    zjq_jobentry_t *one = zjq_jobtable_insert_copy (table, owned_spec, queue, "abc", 3);
+    zjq_jobentry_t *two = zjq_jobtable_insert_copy (table, owned_spec, queue, "de", 2);
+    zjq_jobtable_usage (table, key, false, &jobs, &bytes);
+    assert (jobs == 2 && bytes == 5);
+    zjq_jobtable_start (table, one, 0);
+    zjq_jobtable_requeue (table, one, "again");
+    zjq_jobtable_usage (table, key, false, &jobs, &bytes);
+    assert (jobs == 2 && bytes == 5);
+    zjq_jobtable_finish (table, one, ZJQ_STATE_FAILED, "no", NULL, 0);
+    zjq_jobtable_usage (table, key, false, &jobs, &bytes);
+    assert (jobs == 1 && bytes == 2);
+    const char *why = NULL;
+    assert (zjq_jobtable_retry (table, one, &why) == 0);
+    zjq_jobtable_usage (table, key, false, &jobs, &bytes);
+    assert (jobs == 2 && bytes == 5);
+    zjq_jobtable_finish (table, one, ZJQ_STATE_CANCELLED, "cancelled", NULL, 0);
+    zjq_jobtable_remove (table, &two);
+    zjq_jobtable_usage (table, key, false, &jobs, &bytes);
+    assert (jobs == 0 && bytes == 0);
+    zjq_jobtable_remove (table, &one);
+    //  A connection counts only what it was given; its owner stays ""
+    zjq_job_t plain = *owned_spec;
+    plain.owner [0] = 0;
+    zjq_jobentry_t *mine = zjq_jobtable_insert_copy (table, &plain, queue, "xyz", 3);
+    zjq_jobentry_t *theirs = zjq_jobtable_insert_copy (table, &plain, queue, "q", 1);
+    assert (zjq_jobtable_set_connection (table, mine, "00deadbeef") == 0);
+    assert (streq (zjq_jobentry_owner (mine), ""));
+    zjq_job_t record;
+    zjq_jobentry_record (mine, &record);
+    assert (streq (record.owner, ""));
+    zjq_jobtable_usage (table, "00deadbeef", true, &jobs, &bytes);
+    assert (jobs == 1 && bytes == 3);
+    zjq_jobtable_usage (table, "00deadbeef", false, &jobs, &bytes);
+    assert (jobs == 0 && bytes == 0);
+    assert (zjq_jobtable_stats (table)->queued_bytes >= 4);
+    zjq_jobtable_finish (table, mine, ZJQ_STATE_SUCCEEDED, NULL, NULL, 0);
+    zjq_jobtable_usage (table, "00deadbeef", true, &jobs, &bytes);
+    assert (jobs == 0 && bytes == 0);
+    zjq_jobtable_remove (table, &mine);
+    zjq_jobtable_remove (table, &theirs);
+    assert (zhashx_size (table->owners) == 0);
+}
+
+
 //  Payloads inline or as frames; the side block only when needed; long
 //  durations; interned owners; the record snapshot
 static void
@@ -169,6 +220,7 @@ s_test_entries (zjq_queue_t *queue, bool verbose)
     assert (streq (zjq_jobentry_owner (owned2), owned_spec.owner));
     zjq_jobtable_remove (table, &owned2);
     assert (zhashx_size (table->owners) == 0);
+    s_test_shares (table, queue, &owned_spec);
 
     //  The side block comes with the first attempt; peer and progress
     assert (!copied->side);

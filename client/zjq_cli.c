@@ -47,6 +47,7 @@ zjq_cli_exit_code (int code, bool from_call)
         case ZJQ_ETOOBIG:
         case ZJQ_EUNAVAILABLE:
         case ZJQ_EDRAINING:
+        case ZJQ_EQUOTA:
         case ZJQ_EDENIED:       return CLI_EXIT_REJECTED;
         default:                return CLI_EXIT_OTHER;
     }

@@ -351,6 +351,7 @@ typedef struct {
     int64_t total;              //  dead letters the broker holds
     char *json;                 //  --json: the jobs so far, "[...," style
     size_t json_len;
+    bool header;                //  the table header is printed (on the first page)
 } failed_t;
 
 static void
@@ -368,6 +369,12 @@ s_failed_page (op_t *op, zjq_msg_t *reply, const char *json)
         zjq_msg_get_int (reply, "next_ms", &failed->after_ms);
     }
     uint32_t count = jobs && jobs->type == MSGPACK_OBJECT_ARRAY? jobs->via.array.size: 0;
+    //  The header goes with the first reply, so an error prints no table
+    if (!(cli->given & OPT_JSON) && !failed->header) {
+        printf ("%-22s %-20s %8s  %-24s  %s\n", "ID", "QUEUE", "ATTEMPTS", "FAILED AT",
+                "LAST ERROR");
+        failed->header = true;
+    }
     for (uint32_t index = 0; index < count; index++) {
         if (cli->limit && failed->listed >= cli->limit)
             break;
@@ -405,9 +412,6 @@ zjq_cli_cmd_failed (cli_t *cli)
     failed_t failed = { .after = NULL };
     op_t op = { .cli = cli, .print = s_failed_page, .data = &failed };
     bool json = cli->given & OPT_JSON;
-    if (!json)
-        printf ("%-22s %-20s %8s  %-24s  %s\n", "ID", "QUEUE", "ATTEMPTS", "FAILED AT",
-                "LAST ERROR");
     do {
         int rc = zjq_dead_letters (cli->client, queue, failed.after, failed.after_ms, 0,
                                    s_op_cb, &op);

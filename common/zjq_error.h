@@ -41,7 +41,8 @@ extern "C" {
     XX (ESYS,        -19, "system error")                                      \
     XX (EBADID,      -20, "malformed job id")                                  \
     XX (EKEY,        -21, "unusable CURVE key file")                           \
-    XX (EDRAINING,   -22, "broker is draining")
+    XX (EDRAINING,   -22, "broker is draining")                               \
+    XX (EQUOTA,      -23, "client quota exceeded")
 
 typedef enum {
     ZJQ_OK = 0,

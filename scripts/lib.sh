@@ -48,3 +48,6 @@ ZJQ_BUILD_PACKAGES=(cmake make gcc libc6-dev pkg-config libzmq3-dev libczmq-dev 
 ZJQ_TEST_PACKAGES=(python3-pytest python3-zmq python3-msgpack tcpdump iproute2
                    python3-aiohttp python3-venv python3-pip python3-setuptools python3-wheel
                    tmux python3-prometheus-client)
+#  And the fuzz harnesses (scripts/fuzz.sh): clang with libFuzzer.
+# shellcheck disable=SC2034
+ZJQ_FUZZ_PACKAGES=(clang)

@@ -27,6 +27,8 @@
 #include "zjq_held.h"
 #include "zjq_backlog.h"
 #include "zjq_request.h"
+#include "zjq_quota.h"
+#include "zjq_fdguard.h"
 #include "zjq_credit.h"
 #include "zjq_worker_private.h"
 #include <stdio.h>
@@ -71,6 +73,8 @@ static const s_test_t s_tests [] = {
     { "request",  zjq_request_test },
     { "credit",   zjq_credit_test },
     { "pool",     zjq_pool_test },
+    { "quota",    zjq_quota_test },
+    { "fdguard",  zjq_fdguard_test },
 };
 
 int

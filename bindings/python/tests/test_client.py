@@ -203,6 +203,24 @@ def test_rejected_and_invalid(env):
     arun(main())
 
 
+def test_quota_exceeded(env):
+    # One connection's share (plaintext): its second job is refused with
+    # EQUOTA, another connection still submits
+    env.start_broker("--max-jobs-per-client", 1)
+
+    async def main():
+        async with await zjq.connect(env.endpoint) as client, \
+                   await zjq.connect(env.endpoint) as other:
+            await client.submit("nobody", b"first")
+            with pytest.raises(zjq.QuotaExceeded) as over:
+                await client.submit("nobody", b"second")
+            assert isinstance(over.value, zjq.Rejected)
+            assert over.value.code == zjq.errors.EQUOTA and over.value.name == "EQUOTA"
+            assert "max-jobs-per-client 1" in str(over.value), over.value
+            await other.submit("nobody", b"theirs")
+    arun(main())
+
+
 def test_broker_unavailable(env):
     dead = "tcp://127.0.0.1:%d" % zt.free_port()
 

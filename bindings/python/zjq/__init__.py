@@ -19,7 +19,7 @@ from . import errors, worker
 from ._core import JobInfo
 from .aio import Client, Job, connect
 from .errors import (BrokerUnavailable, ClientClosed, Error, JobCancelled, JobExpired, JobFailed,
-                     JobNotFound, LibraryNotFound, Rejected, Timeout)
+                     JobNotFound, LibraryNotFound, QuotaExceeded, Rejected, Timeout)
 from .sync import connect as connect_sync
 
 __version__ = "0.1.0"
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "connect", "connect_sync", "Client", "Job", "JobInfo", "worker", "errors",
     "Error", "JobFailed", "JobCancelled", "JobExpired", "JobNotFound", "Timeout",
-    "BrokerUnavailable", "Rejected", "ClientClosed", "LibraryNotFound", "library_version",
+    "BrokerUnavailable", "Rejected", "QuotaExceeded", "ClientClosed", "LibraryNotFound", "library_version",
 ]
 
 

@@ -13,6 +13,7 @@ library), and .job_id when it concerns a job.
      +-- Timeout            waited as long as asked (also a builtin TimeoutError)
      +-- BrokerUnavailable  the broker did not answer in time
      +-- Rejected           the broker refused a submit (queue full, too large, denied ...)
+     |    +-- QuotaExceeded  EQUOTA: this client's share is taken (another may submit)
      +-- ClientClosed       the client was closed while the request was pending
      +-- LibraryNotFound    libzjq.so could not be loaded (also an ImportError)
 """
@@ -40,6 +41,7 @@ ESYS = -19
 EBADID = -20
 EKEY = -21
 EDRAINING = -22
+EQUOTA = -23
 NAMES = {code: name for name, code in globals().items()
          if name.startswith("E") and isinstance(code, int)}
 
@@ -97,8 +99,16 @@ class BrokerUnavailable(Error):
 
 class Rejected(Error):
     """The broker refused a submit: .code is EQUEUEFULL, ETOOBIG, EINVAL,
-    EDENIED, EUNAVAILABLE or EDRAINING (zjq drain: try another broker or
-    later), and the message is the broker's."""
+    EDENIED, EUNAVAILABLE, EDRAINING (zjq drain: try another broker or
+    later) or EQUOTA (this client's share is taken: --max-jobs-per-client,
+    --max-queued-bytes-per-client; later, once its jobs end), and the
+    message is the broker's."""
+
+
+class QuotaExceeded(Rejected):
+    """A Rejected whose code is EQUOTA: this client (its CURVE key, or in
+    plaintext its connection) has its share of the broker's admission
+    queued or running; another client may still submit."""
 
 
 class ClientClosed(Error):
@@ -119,6 +129,7 @@ _BY_CODE = {
     ENOTREADY: Timeout,         # a result asked for with timeout 0
     EUNREACHABLE: BrokerUnavailable,
     ECLOSED: ClientClosed,
+    EQUOTA: QuotaExceeded,
 }
 
 
