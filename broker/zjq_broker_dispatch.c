@@ -99,7 +99,7 @@ s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
         zjq_log_error ("out_of_memory", "what=tracking_job job=%s worker=%s", id.text,
                        zjq_peer_worker_id (peer));
     zjq_jobentry_set_peer (entry, peer, slot < 0? UINT32_MAX: (uint32_t) slot);
-    if (zjq_peer_credit (peer) == 0)
+    if (zjq_peer_credit (peer) <= 0)
         zjq_peer_unlist (peer);
 
     zjq_msg_t *msg = zjq_broker_msg_to_frame (zjq_peer_routing_id (peer), ZJQ_CMD_JOB);
