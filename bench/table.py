@@ -126,6 +126,16 @@ def full_rows(get, row, fmt, ratio, verdict, runs, meta):
 
 
 
+def print_conditions(meta, fmt, lat_max):
+    """The conditions line of the full run."""
+    print("conditions: 127.0.0.1 tcp; payload %s B; windows 1 and %s; zjq-worker --builtin echo "
+          "%s; jobs %s (window 1), %s (zjq window %s), %s (relay window %s); "
+          "open-loop latency with %s worker(s), max %s jobs/s"
+          % (meta.get("size"), meta.get("window"), meta.get("echo_worker", "?").replace("_", " "), meta.get("jobs_w1"),
+             meta.get("jobs_pipe"), meta.get("window"), meta.get("jobs_relay_pipe"),
+             meta.get("window"), meta.get("lat_workers", "?"), fmt(lat_max)))
+
+
 def main():
     args = sys.argv[1:]
     smoke = "--smoke" in args
@@ -175,12 +185,14 @@ def main():
           % (meta.get("cores", "?"), meta.get("cpu", "?").replace("_", " "),
              meta.get("libzmq", "?"), meta.get("load_start", "?"), meta.get("load_end", "?"),
              " [SMOKE: tiny N, numbers meaningless]" if smoke else ""))
-    print("conditions: 127.0.0.1 tcp; payload %s B; windows 1 and %s; zjq-worker --builtin echo "
-          "%s; jobs %s (window 1), %s (zjq window %s), %s (relay window %s); "
-          "open-loop latency with %s worker(s), max %s jobs/s"
-          % (meta.get("size"), meta.get("window"), meta.get("echo_worker", "?").replace("_", " "), meta.get("jobs_w1"),
-             meta.get("jobs_pipe"), meta.get("window"), meta.get("jobs_relay_pipe"),
-             meta.get("window"), meta.get("lat_workers", "?"), fmt(number(runs, "meta", "lat_max"))))
+    if defaults_only:
+        print("conditions: 127.0.0.1 tcp; payload %s B; two zjq-worker --queue echo --builtin echo "
+              "(no tuning flag) against zjq-relay with two echo workers; jobs %s (window 1), %s "
+              "(zjq windows 200 and 1000), %s (relay)" % (meta.get("size"), meta.get("jobs_w1"),
+                                                         meta.get("jobs_pipe"),
+                                                         meta.get("jobs_relay_pipe")))
+    else:
+        print_conditions(meta, fmt, number(runs, "meta", "lat_max"))
     header = ("measurement", "zjq", "relay", "zjq/relay, notes", "target", "status")
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()

@@ -106,12 +106,26 @@ zjq_worker_live_tasks (zjq_worker_t *self)
     return count;
 }
 
+//  FNV-1a of a job id
+static uint32_t
+s_id_hash (const char *id)
+{
+    uint32_t hash = 2166136261u;
+    for (; *id; id++)
+        hash = (hash ^ (uint8_t) *id) * 16777619u;
+    return hash;
+}
+
+//  The live task of (id, attempt), or NULL. The worker may hold a thousand
+//  (adaptive prefetch): the hash spares comparing ids.
 static zjq_task_t *
 s_task_lookup (zjq_worker_t *self, const char *id, int64_t attempt)
 {
+    uint32_t hash = s_id_hash (id);
     for (zjq_task_t *task = (zjq_task_t *) zlistx_first (self->tasks);
          task; task = (zjq_task_t *) zlistx_next (self->tasks))
-        if (!task->aborted && task->attempt == attempt && streq (task->id, id))
+        if (task->id_hash == hash && !task->aborted && task->attempt == attempt
+        &&  streq (task->id, id))
             return task;
     return NULL;
 }
@@ -269,6 +283,7 @@ s_job_admit (zjq_worker_t *self, zjq_msg_t *msg, const char *id, int64_t attempt
 static void
 s_job_accept (zjq_worker_t *self, zjq_task_t *task)
 {
+    task->id_hash = s_id_hash (task->id);
     task->handle = zlistx_add_end (self->tasks, task);
     task->prev = self->incoming_tail;
     if (self->incoming_tail)

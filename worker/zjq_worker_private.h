@@ -81,6 +81,7 @@ struct _zjq_task_t {
     char id_buf [ZJQ_JOBID_MAX];
     char queue [ZJQ_QUEUE_NAME_MAX + 1];  //  queue it came from
     int attempt;                //  attempt number from JOB
+    uint32_t id_hash;           //  of id, so that looking a task up rarely compares ids
     zframe_t *payload;          //  job payload (never NULL)
     zjq_handler_fn *handler;    //  handler for the queue
     void *handler_arg;          //  its argument
