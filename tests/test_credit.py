@@ -65,15 +65,18 @@ def test_fresh_worker_hands_back_behind_a_long_job(zjq):
     zjq.start_broker()
     first = zjq.start_worker("sleep", builtin="sleep")
     assert zjq.worker_info(first)["capacity"] > 1          # optimistic start
-    ids = _submit_at_once(zjq, "sleep", ["2000", "300", "300"])
-    zt.wait_until(lambda: zjq.worker_info(first)["capacity"] == 1, 30,
+    ids = _submit_at_once(zjq, "sleep", ["600000", "300", "300"])
+    zt.wait_until(lambda: zjq.worker_info(first)["capacity"] == 1, 60,
                   message="the fresh worker dropped its prefetch")
+    zt.wait_until(lambda: b"jobs_handed_back" in first.log(), 30, message="jobs handed back")
     second = zjq.start_worker("sleep", builtin="sleep")
-    done = [zjq.wait_state(job_id, "succeeded", timeout=60) for job_id in ids]
+    done = [zjq.wait_state(job_id, "succeeded", timeout=60) for job_id in ids[1:]]
     ran = [_ran_on([first, second], job_id) for job_id in ids]
     assert ran == [[0], [1], [1]], ran
     assert all(s["attempt"] == 1 for s in done), done     # handing back costs no attempt
-    assert b"jobs_handed_back" in first.log()
+    rc, out, err = zjq.zjq("cancel", ids[0])
+    assert rc == 0, err
+    zjq.wait_state(ids[0], "cancelled")
 
 
 def test_credit_follows_the_mix_of_jobs(zjq):
@@ -134,15 +137,23 @@ def test_credit_message_on_the_wire(zjq):
         worker.close()
 
 
-def test_default_workers_share_short_jobs(zjq):
-    """Fairness still holds: two default echo workers both take a real share
-    of a burst of short jobs."""
+def test_default_workers_share_jobs(zjq):
+    """Fairness still holds: two default workers take turns on a run of
+    sleep jobs (each about 20 ms), and both take part in a burst of jobs of
+    microseconds (sleep 0)."""
     zjq.start_broker()
-    workers = [zjq.start_worker("echo", builtin="echo") for _ in range(2)]
-    lines = "".join("job-%d\n" % n for n in range(2000)).encode()
-    rc, out, err = zjq.zjq("batch", "echo", input=lines, timeout=zt.T(120))
+    workers = [zjq.start_worker(["nap", "quick"], builtin="sleep") for _ in range(2)]
+    lines = "".join("20\n" for _ in range(120)).encode()
+    rc, out, err = zjq.zjq("batch", "nap", input=lines, timeout=zt.T(300))
     assert rc == 0, err
     completed = {w["pid"]: w["completed"] for w in zjq.stats()["workers"]}
-    assert sum(completed.values()) == 2000, completed
+    assert sum(completed.values()) == 120, completed
     for worker in workers:
-        assert completed[worker.pid] >= 200, completed
+        assert completed[worker.pid] >= 30, completed
+    # (sleep 0 is a job of microseconds)
+    lines = "".join("0\n" for _ in range(2000)).encode()
+    rc, out, err = zjq.zjq("batch", "quick", input=lines, timeout=zt.T(300))
+    assert rc == 0, err
+    after = {w["pid"]: w["completed"] for w in zjq.stats()["workers"]}
+    assert sum(after.values()) == 2120, after
+    assert all(after[w.pid] > completed[w.pid] for w in workers), (completed, after)

@@ -14,7 +14,7 @@
 #define s_LONG_FACTOR       4           //  S > 4 R: no prefetch
 #define s_FRESH_PER_SLOT    64          //  prefetch per slot before any job ended
 #define s_RAISE_EVERY_US    5000        //  rises announced at most this often
-#define s_AGE_FLOOR_US      2000        //  a running job is long past max (4 R, this)
+#define s_AGE_FLOOR_US      10000       //  a running job is long past max (4 R, this)
 
 struct _zjq_credit_t {
     int slots;                  //  handler slots: jobs run at once
@@ -211,13 +211,13 @@ zjq_credit_test (bool verbose)
     assert (zjq_credit_told (credit) == 65);
     assert (zjq_credit_update (credit, 1) == 0);        //  unchanged
 
-    //  A first job runs long (its age beyond max (4 R, 2 ms)): no prefetch,
+    //  A first job runs long (its age beyond max (4 R, 10 ms)): no prefetch,
     //  told at once
     zjq_credit_rtt (credit, 300);
-    assert (zjq_credit_long_us (credit) == 2000);
-    zjq_credit_running_age (credit, 1500);          //  not long yet
+    assert (zjq_credit_long_us (credit) == 10000);
+    zjq_credit_running_age (credit, 5000);          //  not long yet
     assert (zjq_credit_capacity (credit) == 1 + 64);
-    zjq_credit_running_age (credit, 2500);
+    zjq_credit_running_age (credit, 12000);
     assert (zjq_credit_capacity (credit) == 1);
     assert (zjq_credit_update (credit, 2) == 1 && zjq_credit_told (credit) == 1);
     assert (zjq_credit_update (credit, 3) == 0);

@@ -11,7 +11,7 @@
     given. By default the prefetch is adaptive, from what the worker
     measures: S, the handlers' service time (an average of the last jobs,
     raised at once to the age of the oldest job still running once that
-    exceeds max (4 R, 2 ms)), R, the
+    exceeds max (4 R, 10 ms)), R, the
     round trip to the broker (HEARTBEAT ping/pong), and B, the mean payload
     of the jobs it got:
 
@@ -24,7 +24,7 @@
 
     A fresh worker (no job finished yet) starts optimistic, prefetch
     min (1000, 64 x slots), so that a burst of short jobs pipelines at once;
-    its first long job shows itself within max (4 R, 2 ms) (its age), the prefetch
+    its first long job shows itself within max (4 R, 10 ms) (its age), the prefetch
     drops to 0 and the worker hands back the jobs it holds beyond its
     slots (zjq_worker_jobs.c), so no job is hoarded behind it. Before the
     first pong, R is taken as 1 ms.
@@ -84,7 +84,7 @@ void
 int64_t
     zjq_credit_rtt_us (zjq_credit_t *self);
 
-//  How long a running job must have run to count as long: max (4 R, 2 ms).
+//  How long a running job must have run to count as long: max (4 R, 10 ms).
 int64_t
     zjq_credit_long_us (zjq_credit_t *self);
 
