@@ -5,6 +5,7 @@
 #  started (by PID). See bench/README.md for what each number means.
 #
 #  usage: bench/run.sh [--smoke] [--build DIR] [--concurrency C] [--prefetch P] [--keep]
+#                      [--defaults-only]
 #    --smoke          small N, every figure still produced; checks that the
 #                     table is complete (ctest: bench_smoke). No speed asserted.
 #    --build DIR      where zjq-broker, zjq-worker, zjq, zjq-bench, zjq-relay are
@@ -14,6 +15,9 @@
 #                     thread, the setting for jobs of microseconds)
 #    --prefetch P     prefetch of each echo zjq-worker (default 512)
 #    --keep           keep the scratch directory (logs, raw results)
+#    --defaults-only  only the relay with 2 echo workers and zjq with two
+#                     default workers (no tuning flags) at windows 1, 200
+#                     and 1000: the issue-14 rows and their ratios, quickly
 #
 #  Exit status: 0 if every measurement produced its figures, 1 if not, 2 on
 #  a usage error.
@@ -25,6 +29,7 @@ SMOKE=0
 CONCURRENCY=0               # 0: --inline
 PREFETCH=512
 KEEP=0
+DEFAULTS_ONLY=0
 PYTHON=/usr/bin/python3
 while [ $# -gt 0 ]; do
     case $1 in
@@ -33,7 +38,8 @@ while [ $# -gt 0 ]; do
         --concurrency) CONCURRENCY=${2:?--concurrency needs a number}; shift ;;
         --prefetch) PREFETCH=${2:?--prefetch needs a number}; shift ;;
         --keep) KEEP=1 ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^#  \{0,1\}//'; exit 0 ;;
+        --defaults-only) DEFAULTS_ONLY=1 ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^#  \{0,1\}//'; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -200,10 +206,12 @@ RELAY_BACK=$(sed -n 2p "$TMP/relay.ep")
 start echo1 "$BUILD/zjq-relay" --echo "$RELAY_BACK"
 ECHO1=$PID
 sleep 0.3                   # a DEALER connects in the background
-bench relay_1w_w1 --relay --broker "$RELAY_FRONT" --jobs $JOBS_W1 --window 1 --size $SIZE \
-    --warmup $WARMUP --broker-pid $RELAY_PID
-bench relay_1w_w1000 --relay --broker "$RELAY_FRONT" --jobs $JOBS_RELAY_PIPE --window $WINDOW \
-    --size $SIZE --warmup $WARMUP --broker-pid $RELAY_PID
+if [ $DEFAULTS_ONLY = 0 ]; then
+    bench relay_1w_w1 --relay --broker "$RELAY_FRONT" --jobs $JOBS_W1 --window 1 --size $SIZE \
+        --warmup $WARMUP --broker-pid $RELAY_PID
+    bench relay_1w_w1000 --relay --broker "$RELAY_FRONT" --jobs $JOBS_RELAY_PIPE --window $WINDOW \
+        --size $SIZE --warmup $WARMUP --broker-pid $RELAY_PID
+fi
 start echo2 "$BUILD/zjq-relay" --echo "$RELAY_BACK"
 ECHO2=$PID
 sleep 0.3
@@ -211,8 +219,26 @@ bench relay_2w_w1 --relay --broker "$RELAY_FRONT" --jobs $JOBS_W1 --window 1 --s
     --warmup $WARMUP --broker-pid $RELAY_PID
 bench relay_2w_w1000 --relay --broker "$RELAY_FRONT" --jobs $JOBS_RELAY_PIPE --window $WINDOW \
     --size $SIZE --warmup $WARMUP --broker-pid $RELAY_PID
+bench relay_2w_w200 --relay --broker "$RELAY_FRONT" --jobs $JOBS_RELAY_PIPE --window 200 \
+    --size $SIZE --warmup $WARMUP --broker-pid $RELAY_PID
 stop $ECHO2; stop $ECHO1; stop $RELAY_PID
 
+#  --- 1b. zjq as shipped: two workers started with no tuning flags (the
+#  README's command line), windows 1, 200 and 1000 (issue 14's rows)
+start_broker dbroker
+start dworker1 "$BUILD/zjq-worker" --broker "$BROKER_EP" --queue echo --builtin echo
+DWORKER1=$PID
+start dworker2 "$BUILD/zjq-worker" --broker "$BROKER_EP" --queue echo --builtin echo
+DWORKER2=$PID
+wait_until "$BROKER_EP" "s['broker']['workers'] == 2" 30
+for window in 1 200 $WINDOW; do
+    jobs=$JOBS_PIPE; [ $window = 1 ] && jobs=$JOBS_W1
+    bench zjq_def_2w_w$window --broker "$BROKER_EP" --queue echo --jobs $jobs --window $window \
+        --size $SIZE --warmup $WARMUP --broker-pid $BROKER_PID
+done
+stop $DWORKER2; stop $DWORKER1; stop $BROKER_PID
+
+if [ $DEFAULTS_ONLY = 0 ]; then
 #  --- 2. zjq null jobs: throughput, broker CPU per job, then latency
 start_broker broker
 WORKER1=""; WORKER2=""
@@ -299,10 +325,12 @@ fi
 stop $DRAIN2; stop $DRAIN1
 meta "mem_rss_after_workers_kb=$(rss_kb $BROKER_PID)"
 stop $BROKER_PID
+fi   # DEFAULTS_ONLY
 
 meta "load_end=$(cut -d' ' -f1 /proc/loadavg)"
 args=""
 [ $SMOKE = 1 ] && args="--smoke"
+[ $DEFAULTS_ONLY = 1 ] && args="$args --defaults-only"
 STATUS=0
 # shellcheck disable=SC2086
 $PYTHON "$HERE/table.py" $args "$RESULTS" || STATUS=1

@@ -1,6 +1,6 @@
 """table.py: print bench/run.sh's results as ONE table, and check it is complete.
 
-usage: table.py [--smoke] RESULTS
+usage: table.py [--smoke] [--defaults-only] RESULTS
 
 RESULTS has one line per measurement, `NAME key=value ...` (NAME is the run,
 the rest is zjq-bench's last line), and `meta key=value ...` lines with the
@@ -24,6 +24,12 @@ REQUIRED += [("mem_submit", key) for key in ("jobs", "jobs_per_s", "broker_rss_b
 REQUIRED += [("meta", key) for key in ("mem_rss_idle_kb", "mem_rss_full_kb", "mem_rss_drained_kb",
                                        "sha256_rounds", "lat_max")]
 REQUIRED += [(run, "jobs_per_s") for run in ("sha256_1w", "sha256_2w")]
+#  Issue 14: two workers with no tuning flags, and the relay at window 200
+DEFAULT_REQUIRED = [(run, key)
+                    for run in ("relay_2w_w1", "relay_2w_w200", "relay_2w_w1000",
+                                "zjq_def_2w_w1", "zjq_def_2w_w200", "zjq_def_2w_w1000")
+                    for key in ("jobs_per_s", "p50_us", "p99_us")]
+REQUIRED += DEFAULT_REQUIRED
 
 
 def load(path):
@@ -49,30 +55,8 @@ def number(runs, run, key):
     return value if runs.get(run, {}).get("failed") != "1" else None
 
 
-def main():
-    args = sys.argv[1:]
-    smoke = "--smoke" in args
-    args = [a for a in args if a != "--smoke"]
-    if len(args) != 1:
-        sys.exit(__doc__)
-    runs = load(args[0])
-    meta = runs.get("meta", {})
-    get = lambda run, key: number(runs, run, key)
-
-    def fmt(value, spec="{:,.0f}", unit=""):
-        return "?" if value is None else spec.format(value) + unit
-
-    def ratio(a, b, spec="{:.2f}"):
-        return "?" if a is None or not b else spec.format(a / b)
-
-    def verdict(ok):
-        return "?" if ok is None else ("met" if ok else "NOT MET")
-
-    rows = []
-
-    def row(what, zjq="", relay="", rel="", target="", status=""):
-        rows.append((what, zjq, relay, rel, target, status))
-
+def full_rows(get, row, fmt, ratio, verdict, runs, meta):
+    """The rows of the full run (sections 1-5 of run.sh)."""
     #  1. null-job throughput
     for workers in (1, 2):
         for window in (1, 1000):
@@ -140,17 +124,75 @@ def main():
     row(label + ", 2 workers", fmt(s2, "{:,.1f}", " jobs/s"), "", ratio(s2, s1) + "x over 1",
         ">= 1.8x", verdict(None if s1 is None or not s2 else s2 / s1 >= 1.8))
 
-    #  Print
-    print("zjq benchmark: %s cores (%s), libzmq %s, load average %s at start, %s at end%s"
-          % (meta.get("cores", "?"), meta.get("cpu", "?").replace("_", " "),
-             meta.get("libzmq", "?"), meta.get("load_start", "?"), meta.get("load_end", "?"),
-             " [SMOKE: tiny N, numbers meaningless]" if smoke else ""))
+
+
+def print_conditions(meta, fmt, lat_max):
+    """The conditions line of the full run."""
     print("conditions: 127.0.0.1 tcp; payload %s B; windows 1 and %s; zjq-worker --builtin echo "
           "%s; jobs %s (window 1), %s (zjq window %s), %s (relay window %s); "
           "open-loop latency with %s worker(s), max %s jobs/s"
           % (meta.get("size"), meta.get("window"), meta.get("echo_worker", "?").replace("_", " "), meta.get("jobs_w1"),
              meta.get("jobs_pipe"), meta.get("window"), meta.get("jobs_relay_pipe"),
-             meta.get("window"), meta.get("lat_workers", "?"), fmt(number(runs, "meta", "lat_max"))))
+             meta.get("window"), meta.get("lat_workers", "?"), fmt(lat_max)))
+
+
+def main():
+    args = sys.argv[1:]
+    smoke = "--smoke" in args
+    defaults_only = "--defaults-only" in args
+    args = [a for a in args if a not in ("--smoke", "--defaults-only")]
+    if len(args) != 1:
+        sys.exit(__doc__)
+    runs = load(args[0])
+    meta = runs.get("meta", {})
+    get = lambda run, key: number(runs, run, key)
+
+    def fmt(value, spec="{:,.0f}", unit=""):
+        return "?" if value is None else spec.format(value) + unit
+
+    def ratio(a, b, spec="{:.2f}"):
+        return "?" if a is None or not b else spec.format(a / b)
+
+    def verdict(ok):
+        return "?" if ok is None else ("met" if ok else "NOT MET")
+
+    rows = []
+
+    def row(what, zjq="", relay="", rel="", target="", status=""):
+        rows.append((what, zjq, relay, rel, target, status))
+
+    #  0. zjq as shipped: two default workers (issue 14)
+    for window in (1, 200, 1000):
+        z = get("zjq_def_2w_w%d" % window, "jobs_per_s")
+        r = get("relay_2w_w%d" % window, "jobs_per_s")
+        if window == 1:
+            zp, rp = get("zjq_def_2w_w1", "p50_us"), get("relay_2w_w1", "p50_us")
+            zl = [get("zjq_def_2w_w1", k) for k in ("p50_us", "p99_us")]
+            rl = [get("relay_2w_w1", k) for k in ("p50_us", "p99_us")]
+            row("default workers (2, no flags): p50/p99, window 1",
+                "/".join(fmt(v) for v in zl) + " us", "/".join(fmt(v) for v in rl) + " us",
+                ratio(zp, rp) + "x p50", "p50 <= 1.3x relay",
+                verdict(None if zp is None or not rp else zp / rp <= 1.3))
+            continue
+        row("default workers (2, no flags): window %d" % window, fmt(z, unit=" jobs/s"),
+            fmt(r, unit=" jobs/s"), ratio(z, r) + "x", ">= 0.5x (aim 0.6x)",
+            verdict(None if z is None or not r else z / r >= 0.5))
+    if not defaults_only:
+        full_rows(get, row, fmt, ratio, verdict, runs, meta)
+
+    #  Print
+    print("zjq benchmark: %s cores (%s), libzmq %s, load average %s at start, %s at end%s"
+          % (meta.get("cores", "?"), meta.get("cpu", "?").replace("_", " "),
+             meta.get("libzmq", "?"), meta.get("load_start", "?"), meta.get("load_end", "?"),
+             " [SMOKE: tiny N, numbers meaningless]" if smoke else ""))
+    if defaults_only:
+        print("conditions: 127.0.0.1 tcp; payload %s B; two zjq-worker --queue echo --builtin echo "
+              "(no tuning flag) against zjq-relay with two echo workers; jobs %s (window 1), %s "
+              "(zjq windows 200 and 1000), %s (relay)" % (meta.get("size"), meta.get("jobs_w1"),
+                                                         meta.get("jobs_pipe"),
+                                                         meta.get("jobs_relay_pipe")))
+    else:
+        print_conditions(meta, fmt, number(runs, "meta", "lat_max"))
     header = ("measurement", "zjq", "relay", "zjq/relay, notes", "target", "status")
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
@@ -159,7 +201,8 @@ def main():
     for r in rows:
         print(line(r))
 
-    missing = ["%s.%s" % (run, key) for run, key in REQUIRED if number(runs, run, key) is None]
+    required = DEFAULT_REQUIRED if defaults_only else REQUIRED
+    missing = ["%s.%s" % (run, key) for run, key in required if number(runs, run, key) is None]
     failed = sorted(run for run, fields in runs.items() if fields.get("failed") == "1")
     if failed:
         print("failed runs: " + " ".join(failed))
@@ -167,7 +210,7 @@ def main():
         print("MISSING figures: " + " ".join(missing))
         return 1
     if smoke:
-        print("smoke: every figure present (%d checked)" % len(REQUIRED))
+        print("smoke: every figure present (%d checked)" % len(required))
     return 0
 
 

@@ -88,6 +88,8 @@ static const s_command_t s_commands [128] = {
                            zjq_broker_handle_progress },
     [ZJQ_CMD_DISCONNECT] = { ZJQ_CMD_DISCONNECT, ZJQ_ROLE_WORKER, ZJQ_AUTH_WORKER, false, true,
                              zjq_broker_handle_disconnect },
+    [ZJQ_CMD_CREDIT] = { ZJQ_CMD_CREDIT, ZJQ_ROLE_WORKER, ZJQ_AUTH_WORKER, false, true,
+                         zjq_broker_handle_credit },
 };
 
 //  The table agrees with the codec's (zjq_wire.h): each row is a command

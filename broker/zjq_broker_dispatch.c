@@ -116,19 +116,34 @@ s_dispatch (zjq_broker_t *self, zjq_jobentry_t *entry, zjq_peer_t *peer)
 }
 
 //  SEAM (worker choice): the worker that gets the next job of a queue, or
-//  NULL if none of its workers has credit. Today: round robin over the
-//  queue's list of workers with credit (the one chosen goes to the end).
-//  Adaptive credit (a worker's share by its measured speed) plugs in here,
-//  with zjq_peer_can_take, which says how much a worker may hold.
+//  NULL if none of its workers has credit. Of the first s_PICK_SCAN
+//  workers with credit on the queue's list (longest waiting first), the
+//  one with the fewest jobs in hand; on a tie, the one that waited
+//  longest. The one chosen goes to the end of the list, so equal workers
+//  take turns (fairness) and an idle one is preferred to a busy one (a
+//  short job does not wait behind work another worker holds). The credit
+//  itself (how much a worker may hold) is zjq_peer_can_take's.
+#define s_PICK_SCAN 8
+
 static zjq_peer_t *
 s_pick_worker (zjq_broker_t *self, zjq_queue_t *queue)
 {
     (void) self;
-    void *handle;
+    void *handle, *best_handle = NULL;
+    zjq_peer_t *best = NULL;
     zjq_peer_t *peer = (zjq_peer_t *) zjq_queue_worker_first (queue, &handle);
-    if (peer)
-        zjq_queue_worker_rotate (queue, handle);
-    return peer;
+    for (int scanned = 0; peer && scanned < s_PICK_SCAN; scanned++) {
+        if (!best || zjq_peer_outstanding (peer) < zjq_peer_outstanding (best)) {
+            best = peer;
+            best_handle = handle;
+            if (zjq_peer_outstanding (best) == 0)
+                break;              //  none holds fewer
+        }
+        peer = (zjq_peer_t *) zjq_queue_worker_next (queue, &handle);
+    }
+    if (best)
+        zjq_queue_worker_rotate (queue, best_handle);
+    return best;
 }
 
 //  Give waiting jobs of a queue to its available workers (none while the

@@ -332,6 +332,7 @@ zjq_broker_handler_fn zjq_broker_handle_heartbeat;
 zjq_broker_handler_fn zjq_broker_handle_work_result;
 zjq_broker_handler_fn zjq_broker_handle_progress;
 zjq_broker_handler_fn zjq_broker_handle_disconnect;
+zjq_broker_handler_fn zjq_broker_handle_credit;
 
 //  Once per drain, say in the log that it is complete (zjq_broker_admin.c).
 void

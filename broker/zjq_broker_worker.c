@@ -1,5 +1,5 @@
 /*  zjq_broker_worker.c: worker commands: READY, HEARTBEAT, WORK_RESULT,
-    PROGRESS, DISCONNECT.
+    PROGRESS, DISCONNECT, CREDIT.
 
     READY creates the worker's peer (zjq_peer.h); the other commands come
     from a registered worker (the router looked it up and refreshed its
@@ -142,13 +142,43 @@ zjq_broker_handle_ready (zjq_broker_t *self, zjq_msg_t *msg, zjq_peer_t *peer)
     zjq_broker_peer_pump (self, peer);
 }
 
-//  HEARTBEAT: the router has refreshed the worker's liveness already
+//  HEARTBEAT: the router has refreshed the worker's liveness already. A
+//  ping is echoed at once as pong (the worker times its round trip).
 void
 zjq_broker_handle_heartbeat (zjq_broker_t *self, zjq_msg_t *msg, zjq_peer_t *peer)
 {
-    (void) self;
-    (void) msg;
-    (void) peer;
+    int64_t ping = 0;
+    if (!zjq_msg_has (msg, "ping"))
+        return;
+    if (!zjq_msg_get_int (msg, "ping", &ping)) {
+        zjq_broker_send_error (self, msg, ZJQ_EPROTO, "HEARTBEAT: field 'ping' must be an integer");
+        return;
+    }
+    zjq_msg_t *pong = zjq_broker_msg_to_frame (zjq_peer_routing_id (peer), ZJQ_CMD_HEARTBEAT);
+    zjq_msg_put_int (pong, "pong", ping);
+    zjq_broker_send_peer (self, peer, &pong);
+}
+
+//  CREDIT: the worker's capacity changed (adaptive credit). Applied at
+//  once: raised, it gets jobs now; lowered, it gets no new ones until it
+//  holds fewer than its capacity (nothing it holds is taken back).
+void
+zjq_broker_handle_credit (zjq_broker_t *self, zjq_msg_t *msg, zjq_peer_t *peer)
+{
+    int64_t capacity = 0;
+    if (!zjq_msg_get_int (msg, "capacity", &capacity) || capacity < 1 || capacity > 10000) {
+        zjq_broker_send_error (self, msg, ZJQ_EPROTO, "CREDIT: missing or invalid field "
+                               "'capacity' (an integer from 1 to 10000)");
+        return;
+    }
+    zjq_log_debug ("worker_credit", "worker=%s capacity=%lld before=%lld",
+                   zjq_peer_worker_id (peer), (long long) capacity,
+                   (long long) zjq_peer_capacity (peer));
+    zjq_peer_set_capacity (peer, capacity);
+    if (zjq_peer_can_take (peer))
+        zjq_broker_peer_pump (self, peer);      //  fills it, then lists it
+    else
+        zjq_peer_unlist (peer);
 }
 
 

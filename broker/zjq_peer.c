@@ -169,6 +169,13 @@ zjq_peer_capacity (zjq_peer_t *self)
     return self->capacity;
 }
 
+void
+zjq_peer_set_capacity (zjq_peer_t *self, int64_t capacity)
+{
+    assert (capacity >= 1);
+    self->capacity = capacity;
+}
+
 int64_t
 zjq_peer_heartbeat_ms (zjq_peer_t *self)
 {
@@ -457,6 +464,14 @@ zjq_peer_test (bool verbose)
     assert (zjq_peer_credit (peer) == 1 && zjq_peer_can_take (peer));
     assert (zjq_peer_slot_take (peer, "again", 5) == 7);
     zjq_peer_slot_release (peer, 7);
+
+    //  A CREDIT lowers the capacity below what it holds: no new JOB until
+    //  it answered enough; raised again, it takes more
+    zjq_peer_set_capacity (peer, 1);
+    assert (zjq_peer_capacity (peer) == 1 && zjq_peer_credit (peer) <= 0);
+    assert (!zjq_peer_can_take (peer));
+    zjq_peer_set_capacity (peer, 20);
+    assert (zjq_peer_can_take (peer));
 
     //  Payload bytes in hand: past the bound no more, but always one
     zjq_peer_set_bytes_max (peer, 1000);

@@ -72,6 +72,11 @@ long long
     zjq_peer_pid (zjq_peer_t *self);
 int64_t
     zjq_peer_capacity (zjq_peer_t *self);
+//  A CREDIT changed the capacity (>= 1). Lowered below the JOBs it holds,
+//  it only gets no new ones until it answered enough (the caller unlists
+//  it when it can take none).
+void
+    zjq_peer_set_capacity (zjq_peer_t *self, int64_t capacity);
 int64_t
     zjq_peer_heartbeat_ms (zjq_peer_t *self);
 

@@ -171,6 +171,16 @@ zjq_queue_worker_first (zjq_queue_t *self, void **handle_p)
     return worker;
 }
 
+void *
+zjq_queue_worker_next (zjq_queue_t *self, void **handle_p)
+{
+    assert (self);
+    assert (handle_p);
+    void *worker = zlistx_next (self->workers);
+    *handle_p = worker? zlistx_cursor (self->workers): NULL;
+    return worker;
+}
+
 void
 zjq_queue_worker_rotate (zjq_queue_t *self, void *handle)
 {
@@ -316,6 +326,9 @@ zjq_queue_test (bool verbose)
     assert (zjq_queue_worker_first (queue, &handle) == &worker_a && handle == handle_a);
     zjq_queue_worker_rotate (queue, handle);
     assert (zjq_queue_worker_first (queue, &handle) == &worker_b && handle == handle_b);
+    assert (zjq_queue_worker_next (queue, &handle) == &worker_c && handle == handle_c);
+    assert (zjq_queue_worker_next (queue, &handle) == &worker_a && handle == handle_a);
+    assert (zjq_queue_worker_next (queue, &handle) == NULL && handle == NULL);
     zjq_queue_worker_remove (queue, &handle_b);
     assert (handle_b == NULL);
     zjq_queue_worker_remove (queue, &handle_b);     //  no-op

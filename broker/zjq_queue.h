@@ -89,6 +89,11 @@ void
 void *
     zjq_queue_worker_first (zjq_queue_t *self, void **handle_p);
 
+//  The worker after the one of *handle_p (first or next, nothing changed
+//  in the list since), or NULL; its handle in *handle_p.
+void *
+    zjq_queue_worker_next (zjq_queue_t *self, void **handle_p);
+
 //  Move a worker to the back of the available list (after it got a job).
 void
     zjq_queue_worker_rotate (zjq_queue_t *self, void *handle);

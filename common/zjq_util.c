@@ -24,6 +24,14 @@ zjq_mono_ms (void)
 }
 
 int64_t
+zjq_mono_us (void)
+{
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    return (int64_t) now.tv_sec * 1000000 + now.tv_nsec / 1000;
+}
+
+int64_t
 zjq_wall_ms (void)
 {
     struct timespec now;
@@ -208,6 +216,7 @@ zjq_util_test (bool verbose)
 
     int64_t before = zjq_mono_ms ();
     assert (zjq_mono_ms () >= before);
+    assert (zjq_mono_us () / 1000 >= before);
     assert (zjq_wall_ms () > 1600000000000LL);
     assert (strlen (zjq_hostname ()) > 0);
 

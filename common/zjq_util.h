@@ -10,6 +10,9 @@
 //  Milliseconds on a monotonic clock (for deadlines).
 int64_t
     zjq_mono_ms (void);
+//  The same clock in microseconds.
+int64_t
+    zjq_mono_us (void);
 //  Milliseconds since the Unix epoch (for timestamps people read).
 int64_t
     zjq_wall_ms (void);

@@ -143,6 +143,12 @@ static const zjq_field_t s_job_cancel [] = {
     { "id", ZJQ_FIELD_STR, false }, { "attempt", ZJQ_FIELD_INT, false },
     { "reason", ZJQ_FIELD_STR, false }
 };
+static const zjq_field_t s_heartbeat [] = {
+    { "ping", ZJQ_FIELD_INT, true }, { "pong", ZJQ_FIELD_INT, true }
+};
+static const zjq_field_t s_credit [] = {
+    { "capacity", ZJQ_FIELD_INT, false }
+};
 static const zjq_field_t s_batch [] = {
     { "count", ZJQ_FIELD_INT, false }
 };
@@ -175,10 +181,11 @@ static const zjq_command_t s_commands [] = {
     { ZJQ_CMD_PROGRESS_UPDATE, "PROGRESS_UPDATE", "B", false, s_FIELDS (s_progress_update) },
     { ZJQ_CMD_ERROR,        "ERROR",        "B",   false, s_FIELDS (s_error) },
     { ZJQ_CMD_READY,        "READY",        "W",   false, s_FIELDS (s_ready) },
-    { ZJQ_CMD_HEARTBEAT,    "HEARTBEAT",    "WB",  false, s_NO_FIELDS },
+    { ZJQ_CMD_HEARTBEAT,    "HEARTBEAT",    "WB",  false, s_FIELDS (s_heartbeat) },
     { ZJQ_CMD_WORK_RESULT,  "WORK_RESULT",  "W",   true,  s_FIELDS (s_work_result) },
     { ZJQ_CMD_PROGRESS,     "PROGRESS",     "W",   false, s_FIELDS (s_progress) },
     { ZJQ_CMD_DISCONNECT,   "DISCONNECT",   "WB",  false, s_FIELDS (s_disconnect) },
+    { ZJQ_CMD_CREDIT,       "CREDIT",       "W",   false, s_FIELDS (s_credit) },
     { ZJQ_CMD_JOB,          "JOB",          "B",   true,  s_FIELDS (s_job) },
     { ZJQ_CMD_JOB_CANCEL,   "JOB_CANCEL",   "B",   false, s_FIELDS (s_job_cancel) },
     { ZJQ_CMD_BATCH,        "BATCH",        "CWB", true,  s_FIELDS (s_batch) },
@@ -276,7 +283,8 @@ zjq_wire_test (bool verbose)
         ZJQ_CMD_DISCONNECT, ZJQ_CMD_ACCEPTED, ZJQ_CMD_REJECTED, ZJQ_CMD_JOB_STATUS,
         ZJQ_CMD_JOB_RESULT, ZJQ_CMD_DONE, ZJQ_CMD_STATS_REPLY, ZJQ_CMD_PONG, ZJQ_CMD_RELOADED,
         ZJQ_CMD_QUEUE_STATE, ZJQ_CMD_DRAIN_STATE, ZJQ_CMD_DEAD_LETTER_LIST, ZJQ_CMD_RETRIED,
-        ZJQ_CMD_PROGRESS_UPDATE, ZJQ_CMD_ERROR, ZJQ_CMD_JOB, ZJQ_CMD_JOB_CANCEL, ZJQ_CMD_BATCH
+        ZJQ_CMD_PROGRESS_UPDATE, ZJQ_CMD_ERROR, ZJQ_CMD_JOB, ZJQ_CMD_JOB_CANCEL, ZJQ_CMD_BATCH,
+        ZJQ_CMD_CREDIT
     };
     assert (sizeof (codes) / sizeof (codes [0]) == count);
     for (size_t index = 0; index < count; index++)

@@ -61,6 +61,7 @@
 #define ZJQ_CMD_WORK_RESULT   0x13   //  P  job id, attempt, status
 #define ZJQ_CMD_PROGRESS      0x14   //     job id, attempt, fraction, text
 #define ZJQ_CMD_DISCONNECT    0x15   //     (also broker -> worker)
+#define ZJQ_CMD_CREDIT        0x16   //     the worker's credit changed: capacity
 //  broker -> client
 #define ZJQ_CMD_ACCEPTED      0x41   //     job id
 #define ZJQ_CMD_REJECTED      0x42   //     code, message

@@ -111,8 +111,11 @@ def test_ping_stats_and_text_output(zjq):
     entry = zjq.worker_info(worker)
     for key in ("id", "host", "pid", "queues", "capacity", "running", "completed"):
         assert key in entry, "stats worker lacks %r: %r" % (key, entry)
-    # capacity = concurrency + prefetch (default: equal to the concurrency)
-    assert sorted(entry["queues"]) == ["a", "b"] and entry["capacity"] == 6, entry
+    # capacity = concurrency + prefetch; the default prefetch is adaptive and
+    # starts optimistic (64 per slot) before any job was measured
+    assert sorted(entry["queues"]) == ["a", "b"] and entry["capacity"] == 3 + 3 * 64, entry
+    fixed = zjq.start_worker("d", builtin="echo", concurrency=3, args=("--prefetch", "3"))
+    assert zjq.worker_info(fixed)["capacity"] == 6
     no_prefetch = zjq.start_worker("c", builtin="echo", concurrency=3, args=("--prefetch", "0"))
     assert zjq.worker_info(no_prefetch)["capacity"] == 3
     job_id = zjq.submit("a", "x")

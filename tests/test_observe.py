@@ -259,7 +259,11 @@ def test_top_in_tmux_shows_queues_and_workers(zjq):
             assert rows["gamma"][1] == "1" and rows["gamma"][9] == "0", rows["gamma"]
             assert rows["beta"][9] == "1", rows["beta"]                       # one worker
             worker_line = next(line for line in lines if str(alpha.pid) in line)
-            assert "0/2" in worker_line and "alpha,beta" in worker_line, worker_line
+            # running/capacity: none running; the capacity is the worker's
+            # adaptive credit (its latest CREDIT), at least its one slot
+            capacity = re.search(r" 0/(\d+) ", worker_line)
+            assert capacity and int(capacity.group(1)) >= 1, worker_line
+            assert "alpha,beta" in worker_line, worker_line
             # Refreshed every second: the clock in the header moves
             first = lines[0]
             zt.wait_until(lambda: (tmux.screen() or first).split("\n")[0] != first, 30,

@@ -36,7 +36,7 @@ typedef struct {
     const char *builtin;        //  --builtin NAME, or NULL
     const char *command;        //  --exec COMMAND, or NULL
     int64_t concurrency;        //  1..1000; 0 until --concurrency is given
-    int64_t prefetch;           //  0..1000; -1: equal to the concurrency
+    int64_t prefetch;           //  0..1000; -1: adaptive
     bool inline_handlers;       //  --inline
     int64_t heartbeat;          //  ms
     int64_t grace_ms;           //  grace period
@@ -117,16 +117,17 @@ static const zjq_option_t s_options [] = {
               "threads: the least overhead per job, for --builtin\n"
               "echo or sha256 jobs of microseconds to a few ms\n"
               "(nothing is read or sent while one runs, and it\n"
-              "cannot be cancelled). Not with --exec. Use a large\n"
-              "--prefetch with it (e.g. 256) for tiny jobs" },
+              "cannot be cancelled). Not with --exec" },
     { "prefetch", 'p', ZJQ_OPT_INT, s_FIELD (prefetch), 0, 1000, .metavar = "N",
       .error = "--prefetch must be a whole number from 0 to 1000, not '%s'",
-      .help = "jobs taken on beyond those running, 0..1000\n"
-              "(default: N of --concurrency): they wait here, so a\n"
-              "slot that finishes starts its next job without a\n"
-              "round trip to the broker. The broker sees capacity\n"
-              "concurrency + prefetch. 0 for long jobs that other\n"
-              "workers might start sooner" },
+      .help = "jobs taken on beyond those running, 0..1000,\n"
+              "fixed (default: adaptive, sized from the measured\n"
+              "job time and round trip: deep for jobs of\n"
+              "microseconds, 0 for jobs much longer than a round\n"
+              "trip; see README). They wait here, so a slot that\n"
+              "finishes starts its next job without a round trip\n"
+              "to the broker. The broker sees capacity\n"
+              "concurrency + prefetch" },
     { "builtin", 0, ZJQ_OPT_ARG, s_FIELD (builtin), .metavar = "NAME",
       .parse = s_check_handler, .error = "give one handler: --builtin or --exec, once (%s)",
       .help = "echo:   the result is the payload\n"
@@ -396,11 +397,14 @@ main (int argc, char *argv [])
     int exit_code = 0;
     zjq_worker_t *worker = s_worker_new (&settings, handlers, &exit_code);
     if (worker) {
+        char prefetch [16] = "adaptive";
+        if (settings.prefetch >= 0)
+            snprintf (prefetch, sizeof prefetch, "%d", (int) settings.prefetch);
         zjq_log_info ("started", "version=%s worker=%s queues=%d handler=%s inline=%s "
-                      "concurrency=%d prefetch=%d curve=%s", zjq_version (),
+                      "concurrency=%d prefetch=%s curve=%s", zjq_version (),
                       zjq_worker_id (worker), settings.queue_count, zjq_handlers_name (handlers),
                       settings.inline_handlers ? "on" : "off", (int) settings.concurrency,
-                      (int) (settings.prefetch < 0 ? settings.concurrency : settings.prefetch),
+                      prefetch,
                       settings.curve_secret ? "on" : "off");
         int rc = zjq_worker_run (worker);
         if (rc != 0)

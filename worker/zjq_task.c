@@ -107,12 +107,17 @@ zjq_task_destroy (zjq_task_t **self_p)
 void
 zjq_task_execute (zjq_task_t *self)
 {
-    self->started = zjq_mono_ms ();
+    int64_t started_us = zjq_mono_us ();
+    self->started = started_us / 1000;
+    atomic_store_explicit (&self->running_since, started_us, memory_order_relaxed);
     if (atomic_load (&self->cancelled))
         self->rc = -1;
     else
         self->rc = self->handler (self, self->handler_arg);
-    self->finished = zjq_mono_ms ();
+    int64_t finished_us = zjq_mono_us ();
+    atomic_store_explicit (&self->running_since, 0, memory_order_relaxed);
+    self->finished = finished_us / 1000;
+    self->service_us = finished_us - started_us;
 }
 
 

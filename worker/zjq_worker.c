@@ -79,7 +79,7 @@ s_begin_drain (zjq_worker_t *self, int64_t now)
     if (!self->socket)
         return;
     zjq_worker_send_disconnect (self, true);
-    zjq_worker_return_queued (self);
+    zjq_worker_return_queued (self, "worker shutting down");
     zjq_log_info ("draining", "running=%zu", zjq_worker_live_tasks (self));
 }
 
@@ -230,6 +230,9 @@ s_next_timeout (zjq_worker_t *self, int64_t now)
     int64_t deadline = zjq_worker_check_deadlines (self, now);
     if (deadline < wake)
         wake = deadline;
+    zjq_worker_credit_tend (self, now);
+    if (self->credit_check_at < wake)
+        wake = self->credit_check_at;
     wake = zjq_worker_conn_next_timer (self, wake);
     if (self->phase == ZJQ_WORKER_DRAINING && self->grace_deadline < wake)
         wake = self->grace_deadline;
@@ -368,7 +371,7 @@ zjq_worker_new (const char *endpoint)
         return NULL;
     }
     self->concurrency = 1;
-    self->prefetch = -1;
+    self->prefetch = ZJQ_CREDIT_ADAPTIVE;
     self->heartbeat_ms = 1000;
     self->grace_ms = 30000;
     self->max_result = 16 * 1024 * 1024;
@@ -448,7 +451,7 @@ zjq_worker_set_prefetch (zjq_worker_t *self, int prefetch)
     assert (self);
     if (atomic_load (&self->running))
         return ZJQ_ESTATE;
-    if (prefetch < 0 || prefetch > 1000)
+    if (prefetch < ZJQ_CREDIT_ADAPTIVE || prefetch > ZJQ_CREDIT_PREFETCH_MAX)
         return ZJQ_EINVAL;
     self->prefetch = prefetch;
     return 0;

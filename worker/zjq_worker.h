@@ -66,13 +66,15 @@ int
 
 //  Jobs the worker takes on beyond those it runs, 0..1000, so that a
 //  handler thread that finishes finds its next job already here instead of
-//  idling for a round trip to the broker. The worker announces capacity =
-//  concurrency + prefetch (its credit); prefetched jobs wait in the worker,
-//  in arrival order, and their job timeout runs from dispatch. A graceful
-//  stop hands them back at once ("worker shutting down": the broker
-//  requeues them). 0 disables prefetching (best when jobs are long and
-//  other workers could start them sooner). Default: equal to the
-//  concurrency. Returns 0, ZJQ_EINVAL out of range, ZJQ_ESTATE while running.
+//  idling for a round trip to the broker; or -1 (the default): adaptive,
+//  sized from the measured service time, round trip and payload size, 0
+//  for jobs much longer than a round trip (see README "Worker credit" and
+//  docs/protocol.md). The worker announces capacity = concurrency +
+//  prefetch (its credit); prefetched jobs wait in the worker, in arrival
+//  order, and their job timeout runs from dispatch. A graceful stop hands
+//  them back at once ("worker shutting down": the broker requeues them).
+//  A fixed 0 disables prefetching. Returns 0, ZJQ_EINVAL out of range,
+//  ZJQ_ESTATE while running.
 int
     zjq_worker_set_prefetch (zjq_worker_t *self, int prefetch);
 

@@ -5,7 +5,10 @@
     through a batch outbox (what one loop turn sends leaves in one BATCH;
     zjq_worker_run flushes it before it polls). On connect the worker sends
     READY with its credit (zjq_credit.h); it sends HEARTBEAT when it was
-    silent for an interval and gives the broker up after 3 silent ones. A
+    silent for an interval and gives the broker up after 3 silent ones.
+    With adaptive credit it also pings the broker (HEARTBEAT ping, answered
+    by pong) once per interval, and announces a changed credit with CREDIT
+    (zjq_worker_credit_tend). A
     lost connection (silence, DISCONNECT, EDENIED, a failed CURVE
     handshake) aborts the tasks it carried and reconnects after a backoff
     that doubles up to 8 s and resets once the broker answers.            */
@@ -86,12 +89,60 @@ s_send_ready (zjq_worker_t *self)
     zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_WORKER, ZJQ_CMD_READY);
     zjq_msg_put_str (msg, "worker_id", self->id);
     zjq_msg_put_strlist (msg, "queues", queues, self->handler_count);
-    zjq_msg_put_int (msg, "capacity", zjq_credit_capacity (self->credit));
+    int capacity = zjq_credit_capacity (self->credit);
+    zjq_credit_announced (self->credit, capacity, zjq_mono_us ());
+    zjq_msg_put_int (msg, "capacity", capacity);
     zjq_msg_put_int (msg, "heartbeat_ms", self->heartbeat_ms);
     zjq_msg_put_str (msg, "host", zjq_hostname ());
     zjq_msg_put_int (msg, "pid", (int64_t) getpid ());
     zjq_msg_put_str (msg, "version", zjq_version ());
     zjq_worker_send (self, &msg);
+}
+
+
+//  A HEARTBEAT with a ping (our monotonic clock, us): the broker echoes it
+//  as pong on a HEARTBEAT, which measures the round trip (adaptive credit).
+static void
+s_send_ping (zjq_worker_t *self, int64_t now)
+{
+    zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_WORKER, ZJQ_CMD_HEARTBEAT);
+    zjq_msg_put_int (msg, "ping", zjq_mono_us ());
+    zjq_worker_send (self, &msg);
+    self->last_ping = now;
+}
+
+void
+zjq_worker_credit_tend (zjq_worker_t *self, int64_t now)
+{
+    self->credit_check_at = INT64_MAX;
+    if (!self->socket || !zjq_credit_adaptive (self->credit)
+    ||  self->phase != ZJQ_WORKER_RUNNING)
+        return;
+    int64_t now_us = zjq_mono_us ();
+    int64_t oldest = self->oldest_running_us;
+    zjq_credit_running_age (self->credit, oldest ? now_us - oldest : 0);
+    int slots = zjq_credit_slots (self->credit);
+    int credit = zjq_credit_update (self->credit, now_us);
+    if (credit) {
+        zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_WORKER, ZJQ_CMD_CREDIT);
+        zjq_msg_put_int (msg, "capacity", credit);
+        zjq_worker_send (self, &msg);
+        zjq_log_debug ("credit", "capacity=%d rtt_us=%lld", credit,
+                       (long long) zjq_credit_rtt_us (self->credit));
+        //  No prefetch any more: what waits here would wait behind a long
+        //  job; the broker gives it to a worker that is free
+        size_t returned = credit == slots
+                        ? zjq_worker_return_queued (self, "handed back: a job runs long") : 0;
+        if (returned)
+            zjq_log_info ("jobs_handed_back", "count=%zu reason=%s", returned,
+                          "a job runs long: no prefetch");
+    }
+    //  While the worker holds jobs with a prefetch, look again when the
+    //  oldest running one turns long (or one that has not started yet)
+    if (zjq_credit_told (self->credit) > slots && zlistx_size (self->tasks))
+        self->credit_check_at = ((oldest ? oldest : now_us) + zjq_credit_long_us (self->credit))
+                              / 1000 + 1;
+    (void) now;
 }
 
 
@@ -181,6 +232,8 @@ s_connect (zjq_worker_t *self, int64_t now)
     self->last_recv = now;
     s_send_ready (self);
     self->last_send = now;
+    if (zjq_credit_adaptive (self->credit))
+        s_send_ping (self, now);
 }
 
 //  The connection is gone (broker silent or DISCONNECT). Abort what runs,
@@ -239,9 +292,14 @@ zjq_worker_conn_tend (zjq_worker_t *self, int64_t now)
         s_connection_lost (self, why);
         return -1;
     }
-    if (self->socket && now - self->last_send >= heartbeat) {
-        zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_WORKER, ZJQ_CMD_HEARTBEAT);
-        zjq_worker_send (self, &msg);
+    bool ping = zjq_credit_adaptive (self->credit) && now - self->last_ping >= heartbeat;
+    if (self->socket && (now - self->last_send >= heartbeat || ping)) {
+        if (ping)
+            s_send_ping (self, now);
+        else {
+            zjq_msg_t *msg = zjq_msg_new (ZJQ_ROLE_WORKER, ZJQ_CMD_HEARTBEAT);
+            zjq_worker_send (self, &msg);
+        }
         self->last_send = now;          //  also when dropped: retry next interval
     }
     return 0;
@@ -256,6 +314,8 @@ zjq_worker_conn_next_timer (zjq_worker_t *self, int64_t wake)
             wake = self->last_send + heartbeat;
         if (self->last_recv + 3 * heartbeat < wake)
             wake = self->last_recv + 3 * heartbeat;
+        if (zjq_credit_adaptive (self->credit) && self->last_ping + heartbeat < wake)
+            wake = self->last_ping + heartbeat;
     }
     else
     if (self->connect_at < wake)
@@ -303,6 +363,18 @@ s_on_error (zjq_worker_t *self, zjq_msg_t *msg)
                      text ? text : "");
 }
 
+//  A HEARTBEAT may echo one of our pings: a round trip measured
+static void
+s_on_heartbeat (zjq_worker_t *self, zjq_msg_t *msg)
+{
+    int64_t pong = 0;
+    if (!zjq_msg_get_int (msg, "pong", &pong))
+        return;
+    int64_t rtt = zjq_mono_us () - pong;
+    if (pong > 0 && rtt >= 0 && rtt < 60 * 1000000LL)
+        zjq_credit_rtt (self->credit, rtt);
+}
+
 static void
 s_on_message (zjq_worker_t *self, zjq_msg_t *msg)
 {
@@ -324,6 +396,7 @@ s_on_message (zjq_worker_t *self, zjq_msg_t *msg)
     }
     switch (command) {
         case ZJQ_CMD_HEARTBEAT:
+            s_on_heartbeat (self, msg);
             break;
         case ZJQ_CMD_JOB:
             zjq_worker_on_job (self, msg);

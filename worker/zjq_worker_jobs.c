@@ -80,6 +80,8 @@ s_task_report (zjq_worker_t *self, zjq_task_t **task_p)
 {
     zjq_task_t *task = *task_p;
     int64_t duration = task->started ? task->finished - task->started : 0;
+    if (task->started)
+        zjq_credit_job_done (self->credit, task->service_us);
     if (task->aborted)
         ;
     else
@@ -104,12 +106,26 @@ zjq_worker_live_tasks (zjq_worker_t *self)
     return count;
 }
 
+//  FNV-1a of a job id
+static uint32_t
+s_id_hash (const char *id)
+{
+    uint32_t hash = 2166136261u;
+    for (; *id; id++)
+        hash = (hash ^ (uint8_t) *id) * 16777619u;
+    return hash;
+}
+
+//  The live task of (id, attempt), or NULL. The worker may hold a thousand
+//  (adaptive prefetch): the hash spares comparing ids.
 static zjq_task_t *
 s_task_lookup (zjq_worker_t *self, const char *id, int64_t attempt)
 {
+    uint32_t hash = s_id_hash (id);
     for (zjq_task_t *task = (zjq_task_t *) zlistx_first (self->tasks);
          task; task = (zjq_task_t *) zlistx_next (self->tasks))
-        if (!task->aborted && task->attempt == attempt && streq (task->id, id))
+        if (task->id_hash == hash && !task->aborted && task->attempt == attempt
+        &&  streq (task->id, id))
             return task;
     return NULL;
 }
@@ -129,19 +145,21 @@ zjq_worker_abort_tasks (zjq_worker_t *self, const char *reason)
     }
 }
 
-void
-zjq_worker_return_queued (zjq_worker_t *self)
+size_t
+zjq_worker_return_queued (zjq_worker_t *self, const char *why)
 {
+    size_t count = 0;
     zjq_task_t *task = (zjq_task_t *) zlistx_first (self->tasks);
     while (task) {
         zjq_task_t *next = (zjq_task_t *) zlistx_next (self->tasks);
         if (!task->aborted && zjq_pool_withdraw (self->pool, task)) {
-            zjq_worker_send_result (self, task->id, task->attempt, "returned",
-                                    "worker shutting down", NULL, 0);
+            zjq_worker_send_result (self, task->id, task->attempt, "returned", why, NULL, 0);
             s_task_forget (self, &task);
+            count++;
         }
         task = next;
     }
+    return count;
 }
 
 void
@@ -193,9 +211,13 @@ int64_t
 zjq_worker_check_deadlines (zjq_worker_t *self, int64_t now)
 {
     int64_t next = INT64_MAX;
+    int64_t oldest = 0;
     zjq_task_t *task = (zjq_task_t *) zlistx_first (self->tasks);
     while (task) {
         zjq_task_t *next_task = (zjq_task_t *) zlistx_next (self->tasks);
+        int64_t since = atomic_load_explicit (&task->running_since, memory_order_relaxed);
+        if (since && (!oldest || since < oldest))
+            oldest = since;
         if (!task->aborted && !atomic_load (&task->cancelled)) {
             if (task->deadline <= now) {
                 zjq_log_info ("job_timeout", "job=%s attempt=%d", task->id, task->attempt);
@@ -208,6 +230,7 @@ zjq_worker_check_deadlines (zjq_worker_t *self, int64_t now)
         }
         task = next_task;
     }
+    self->oldest_running_us = oldest;
     return next;
 }
 
@@ -260,6 +283,7 @@ s_job_admit (zjq_worker_t *self, zjq_msg_t *msg, const char *id, int64_t attempt
 static void
 s_job_accept (zjq_worker_t *self, zjq_task_t *task)
 {
+    task->id_hash = s_id_hash (task->id);
     task->handle = zlistx_add_end (self->tasks, task);
     task->prev = self->incoming_tail;
     if (self->incoming_tail)
@@ -295,6 +319,7 @@ zjq_worker_on_job (zjq_worker_t *self, zjq_msg_t *msg)
         return;
     }
     zframe_t *payload = zjq_msg_take_payload (msg);
+    zjq_credit_job_arrived (self->credit, payload ? zframe_size (payload) : 0);
     zjq_task_t *spare = self->spare_tasks;
     if (spare) {
         self->spare_tasks = spare->next_spare;

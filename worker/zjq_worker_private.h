@@ -81,6 +81,7 @@ struct _zjq_task_t {
     char id_buf [ZJQ_JOBID_MAX];
     char queue [ZJQ_QUEUE_NAME_MAX + 1];  //  queue it came from
     int attempt;                //  attempt number from JOB
+    uint32_t id_hash;           //  of id, so that looking a task up rarely compares ids
     zframe_t *payload;          //  job payload (never NULL)
     zjq_handler_fn *handler;    //  handler for the queue
     void *handler_arg;          //  its argument
@@ -88,6 +89,8 @@ struct _zjq_task_t {
     int64_t deadline;           //  monotonic ms; INT64_MAX if no timeout
     int64_t started;            //  monotonic ms when the handler started; 0 if never
     int64_t finished;           //  monotonic ms when it returned
+    int64_t service_us;         //  how long the handler ran, microseconds
+    atomic_llong running_since; //  monotonic us the handler started; 0 unless it runs
     atomic_bool cancelled;      //  set once, by the main thread
     //  Guarded by pool->lock
     zjq_task_state_t state;     //  where the task is
@@ -156,7 +159,10 @@ struct _zjq_worker_t {
     int signal_fd;              //  SIGTERM/SIGINT
     int signals_seen;           //  count, the second one aborts
     zjq_pool_t *pool;           //  handler threads
-    zjq_credit_t *credit;       //  the credit announced in READY
+    zjq_credit_t *credit;       //  the credit announced in READY and CREDIT
+    int64_t oldest_running_us;  //  start of the oldest handler running, 0 if none
+    int64_t credit_check_at;    //  monotonic ms: look at the credit again
+    int64_t last_ping;          //  monotonic ms of the last HEARTBEAT ping
     zjq_task_t *incoming_head;  //  JOBs of this read batch, not yet handed
     zjq_task_t *incoming_tail;  //  to the pool (see zjq_worker_hand_over)
     int incoming_count;         //  how many
@@ -317,6 +323,12 @@ ZJQ_WORKER_INTERNAL int
 ZJQ_WORKER_INTERNAL int64_t
     zjq_worker_conn_next_timer (zjq_worker_t *self, int64_t wake);
 
+//  Adaptive credit: feed the credit policy what was measured, announce a
+//  changed credit (CREDIT), hand back prefetched jobs when the prefetch
+//  dropped to 0, and set credit_check_at. Call once per loop turn.
+ZJQ_WORKER_INTERNAL void
+    zjq_worker_credit_tend (zjq_worker_t *self, int64_t now);
+
 //  Read what the broker sent, a bounded batch at a time, and hand the JOBs
 //  received to the handlers.
 ZJQ_WORKER_INTERNAL void
@@ -357,7 +369,8 @@ ZJQ_WORKER_INTERNAL void
 ZJQ_WORKER_INTERNAL void
     zjq_worker_collect (zjq_worker_t *self);
 
-//  Cancel live tasks past their deadline (reason "timeout"). Returns the
+//  Cancel live tasks past their deadline (reason "timeout"), and note when
+//  the oldest running handler started (oldest_running_us). Returns the
 //  nearest deadline still ahead, or INT64_MAX.
 ZJQ_WORKER_INTERNAL int64_t
     zjq_worker_check_deadlines (zjq_worker_t *self, int64_t now);
@@ -371,10 +384,11 @@ ZJQ_WORKER_INTERNAL size_t
 ZJQ_WORKER_INTERNAL void
     zjq_worker_abort_tasks (zjq_worker_t *self, const char *reason);
 
-//  Hand back every task that has not started ("returned", "worker shutting
-//  down"); running ones go on.
-ZJQ_WORKER_INTERNAL void
-    zjq_worker_return_queued (zjq_worker_t *self);
+//  Hand back every task that has not started ("returned" with error why:
+//  "worker shutting down", or the credit dropped); running ones go on.
+//  Returns how many were handed back.
+ZJQ_WORKER_INTERNAL size_t
+    zjq_worker_return_queued (zjq_worker_t *self, const char *why);
 
 //  Free the recycled tasks.
 ZJQ_WORKER_INTERNAL void

@@ -380,8 +380,8 @@ def run(endpoint, handlers, concurrency=1, *, threads=1, prefetch=None, heartbea
     failed). handlers: {queue name: function(payload bytes) -> bytes}.
 
     threads: handler threads per process (1..1000). prefetch: jobs each
-    process takes on beyond those running (default: = threads; 0 for long
-    jobs). heartbeat (s, default 1), grace (s after the first SIGTERM,
+    process takes on beyond those running (default: adaptive, sized from
+    the measured job time and round trip; 0..1000 fixes it). heartbeat (s, default 1), grace (s after the first SIGTERM,
     default 30), max_result (bytes, default 16 MiB). curve_secret_file and
     broker_key_file: talk CURVE. start_method: "fork" (handlers may be any
     callable) or "spawn" (they must be importable module-level functions).
