@@ -2,10 +2,12 @@
 #  peers.sh: zjq beside other job queues on the same definitions (issue 14),
 #  with the raw libzmq relay as the yardstick. Prints one table.
 #
-#  usage: bench/peers.sh [--smoke] [--build DIR] [--no-install] [--keep]
+#  usage: bench/peers.sh [--smoke] [--build DIR] [--rows LIST] [--no-install] [--keep]
 #    --smoke       small counts (about a minute); every figure still produced
 #    --build DIR   where zjq-broker, zjq-worker, zjq-bench, zjq-relay are
 #                  (default: build/ next to bench/)
+#    --rows LIST   only these rows (comma-separated: zjq,relay,gearman,
+#                  beanstalk,celery,mp; default all)
 #    --no-install  do not apt-get install missing peers (their rows say so)
 #    --keep        keep the scratch directory (logs, raw results)
 #
@@ -32,14 +34,16 @@ BUILD=$HERE/../build
 SMOKE=0
 KEEP=0
 INSTALL=1
+WANT=",zjq,relay,gearman,beanstalk,celery,mp,"
 PY=/usr/bin/python3
 while [ $# -gt 0 ]; do
     case $1 in
         --smoke) SMOKE=1 ;;
         --build) BUILD=${2:?--build needs a directory}; shift ;;
+        --rows) WANT=",${2:?--rows needs a list},"; shift ;;
         --no-install) INSTALL=0 ;;
         --keep) KEEP=1 ;;
-        -h|--help) sed -n '2,28p' "$0" | sed 's/^#  \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^#  \{0,1\}//'; exit 0 ;;
         *) echo "peers.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -257,18 +261,21 @@ row_mp () {
     MEMS[mp]=$(( ($(field rss_after_kb "$line") - $(field rss_before_kb "$line")) * 1024 / MEM ))
 }
 
+wanted () { case $WANT in *,$1,*) return 0 ;; esac; return 1; }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-row_zjq || echo "peers.sh: zjq row failed" >&2
-row_relay || echo "peers.sh: relay row failed" >&2
-if have gearmand; then row_raw gearman || echo "peers.sh: gearman row failed" >&2; fi
+if wanted zjq; then row_zjq || echo "peers.sh: zjq row failed" >&2; fi
 stop_all
-if have beanstalkd; then row_raw beanstalk || echo "peers.sh: beanstalk row failed" >&2; fi
+if wanted relay; then row_relay || echo "peers.sh: relay row failed" >&2; fi
 stop_all
-if have redis-server && $PY -c 'import celery, redis' 2>/dev/null; then
+if wanted gearman && have gearmand; then row_raw gearman || echo "peers.sh: gearman row failed" >&2; fi
+stop_all
+if wanted beanstalk && have beanstalkd; then row_raw beanstalk || echo "peers.sh: beanstalk row failed" >&2; fi
+stop_all
+if wanted celery && have redis-server && $PY -c 'import celery, redis' 2>/dev/null; then
     row_celery || echo "peers.sh: celery row failed" >&2
 fi
 stop_all
-row_mp || echo "peers.sh: mp row failed" >&2
+if wanted mp; then row_mp || echo "peers.sh: mp row failed" >&2; fi
 
 declare -A LABEL=([zjq]="zjq, default flags" [relay]="raw libzmq relay (zjq-relay)"
                   [gearman]="gearmand -t 1" [beanstalk]="beanstalkd"
@@ -278,6 +285,7 @@ printf '| %s | jobs/s, window 1 | jobs/s, window 200 | p50 Âµs, window 1 | p99 Â
 printf '|---|---:|---:|---:|---:|---:|\n'
 status=0
 for name in $ORDER; do
+    wanted "$name" || continue
     if [ -z "${ROWS[$name]:-}" ]; then
         printf '| %s | not measured | | | | |\n' "${LABEL[$name]}"
         [ "$name" = zjq ] && status=1
