@@ -135,13 +135,14 @@ static const zjq_option_t s_options [] = {
     { "fsync", 0, ZJQ_OPT_CUSTOM, S_FIELD (fsync_policy), .metavar = "POLICY",
       .parse = s_parse_fsync, .accepts = "always, interval or never",
       .help = "when the journal is fdatasync'ed; replies wait:\n"
-              "always: after every batch of messages;\n"
-              "interval (default): at most every --fsync-interval,\n"
-              "one sync for everything in between (both survive\n"
+              "always (default): group commit, a sync starts as\n"
+              "soon as the disk is free and covers all written;\n"
+              "interval: the same, syncs at least --fsync-interval\n"
+              "apart (fewer syncs, slower replies; both survive\n"
               "power loss); never: replies follow write () and\n"
               "survive a broker crash, not power loss" },
     { "fsync-interval", 0, ZJQ_OPT_MS, S_FIELD (fsync_interval_ms), 1, 60000, .metavar = "MS",
-      .def = "5", .help = "group commit interval for 'interval'" },
+      .def = "5", .help = "least time between two syncs for 'interval'" },
     { "journal-compact-size", 0, ZJQ_OPT_SIZE, S_FIELD (journal_compact_size), 4096, 0,
       .metavar = "BYTES", .def = "64M",
       .help = "rewrite the journal to its live state once it is\n"
@@ -207,7 +208,7 @@ zjq_broker_config_new (void)
     self->max_dead_letter_bytes = 256ULL << 20;
     self->max_peer_outbound_bytes = 8ULL << 20;
     self->max_outbound_bytes = 256ULL << 20;
-    self->fsync_policy = ZJQ_FSYNC_INTERVAL;
+    self->fsync_policy = ZJQ_FSYNC_ALWAYS;
     self->fsync_interval_ms = 5;
     self->journal_compact_size = 64ULL << 20;
     return self;

@@ -102,13 +102,41 @@ zjq_jobentry_side_free (zjq_jobside_t **side_p)
     *side_p = NULL;
 }
 
+//  Durations in an entry take 16 bits: a unit (the top two bits: ms,
+//  seconds, minutes, hours) and a count of it (the low 14 bits). Every
+//  duration in whole units below 16384 of one of them fits (below 16383
+//  for hours: 0xFFFF is ZJQ_DURATION_SIDE; the defaults,
+//  30 min and 1 h, are seconds); any other is kept exactly in the side block.
+static const int64_t s_duration_unit [4] = { 1, 1000, 60 * 1000, 3600 * 1000 };
+#define S_DURATION_COUNT 0x4000
+
+static int
+s_duration_code (int64_t ms)
+{
+    for (int unit = 0; unit < 4 && ms >= 0; unit++) {
+        int64_t count = ms / s_duration_unit [unit];
+        if (count * s_duration_unit [unit] == ms && count < S_DURATION_COUNT) {
+            int code = unit << 14 | (int) count;
+            return code == ZJQ_DURATION_SIDE? -1: code;
+        }
+    }
+    return -1;
+}
+
+static int64_t
+s_duration_ms (uint16_t code)
+{
+    return s_duration_unit [code >> 14] * (code & (S_DURATION_COUNT - 1));
+}
+
 //  Store a duration in the entry's field, or exactly in the side block if
 //  it does not fit. Returns 0, or -1 if out of memory for the side block.
 int
-zjq_jobentry_set_duration (zjq_jobentry_t *entry, uint32_t *field, int64_t ms, bool timeout)
+zjq_jobentry_set_duration (zjq_jobentry_t *entry, uint16_t *field, int64_t ms, bool timeout)
 {
-    if (ms >= 0 && ms < ZJQ_DURATION_SIDE) {
-        *field = (uint32_t) ms;
+    int code = s_duration_code (ms);
+    if (code >= 0) {
+        *field = (uint16_t) code;
         return 0;
     }
     zjq_jobside_t *side = zjq_jobentry_side_try (entry);
@@ -342,16 +370,16 @@ int64_t
 zjq_jobentry_job_timeout_ms (const zjq_jobentry_t *entry)
 {
     assert (entry);
-    return entry->job_timeout_ms == ZJQ_DURATION_SIDE? entry->side->job_timeout_ms
-                                                     : entry->job_timeout_ms;
+    return entry->job_timeout == ZJQ_DURATION_SIDE? entry->side->job_timeout_ms
+                                                  : s_duration_ms (entry->job_timeout);
 }
 
 int64_t
 zjq_jobentry_result_ttl_ms (const zjq_jobentry_t *entry)
 {
     assert (entry);
-    return entry->result_ttl_ms == ZJQ_DURATION_SIDE? entry->side->result_ttl_ms
-                                                    : entry->result_ttl_ms;
+    return entry->result_ttl == ZJQ_DURATION_SIDE? entry->side->result_ttl_ms
+                                                 : s_duration_ms (entry->result_ttl);
 }
 
 const char *
@@ -475,9 +503,23 @@ zjq_jobentry_test (bool verbose)
     assert (zjq_jobentry_key (entry) == NULL && zjq_jobentry_progress (entry) < 0);
     assert (zjq_jobentry_waiter_count (entry) == 0 && !zjq_jobentry_peer (entry));
     //  Durations and attempt counts that do not fit go to the side block
-    assert (zjq_jobentry_set_duration (entry, &entry->job_timeout_ms, 5000, true) == 0);
+    assert (zjq_jobentry_set_duration (entry, &entry->job_timeout, 5000, true) == 0);
     assert (!entry->side && zjq_jobentry_job_timeout_ms (entry) == 5000);
-    assert (zjq_jobentry_set_duration (entry, &entry->result_ttl_ms, INT64_C (1) << 40,
+    //  Whole units of ms, s, min or h below 16384 are coded in 16 bits
+    int64_t coded [] = { 0, 1, 16383, 16000, 1800 * 1000, 3600 * 1000, 16383 * 1000LL,
+                         7 * 24 * 3600 * 1000LL, 16382 * 3600 * 1000LL };
+    for (size_t index = 0; index < sizeof (coded) / sizeof (coded [0]); index++) {
+        assert (zjq_jobentry_set_duration (entry, &entry->result_ttl, coded [index], false) == 0);
+        assert (!entry->side && zjq_jobentry_result_ttl_ms (entry) == coded [index]);
+    }
+    assert (zjq_jobentry_set_duration (entry, &entry->job_timeout, 5000, true) == 0);
+    assert (zjq_jobentry_set_duration (entry, &entry->result_ttl, 16383 * 3600 * 1000LL + 1,
+                                       false) == 0);
+    assert (entry->side && zjq_jobentry_result_ttl_ms (entry) == 16383 * 3600 * 1000LL + 1);
+    assert (zjq_jobentry_job_timeout_ms (entry) == 5000);
+    assert (zjq_jobentry_set_duration (entry, &entry->job_timeout, 16385, true) == 0);
+    assert (entry->job_timeout == ZJQ_DURATION_SIDE && zjq_jobentry_job_timeout_ms (entry) == 16385);
+    assert (zjq_jobentry_set_duration (entry, &entry->result_ttl, INT64_C (1) << 40,
                                        false) == 0);
     assert (entry->side && zjq_jobentry_result_ttl_ms (entry) == INT64_C (1) << 40);
     assert (zjq_jobentry_set_attempts (entry, 2, 70000) == 0);

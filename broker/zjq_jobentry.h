@@ -21,6 +21,9 @@ typedef struct _zjq_owner_t zjq_owner_t;
 //  Payloads of at most this many bytes live inside the entry; larger ones
 //  stay in the frame they arrived in, so a JOB sends them without a copy.
 #define ZJQ_JOBENTRY_INLINE_MAX 1024
+//  Largest generation, sequence and order an entry holds (48 bits)
+#define ZJQ_JOBENTRY_48_MAX ((UINT64_C (1) << 48) - 1)
+
 //  queue_index of an entry in no queue heap
 #define ZJQ_JOBENTRY_NONE UINT32_MAX
 
@@ -34,22 +37,25 @@ typedef struct _zjq_owner_t zjq_owner_t;
 //  The fields are the table's: callers read them through the accessors
 //  below (zjq_queue reads priority, order and queue_index directly).
 typedef struct {
-    uint64_t generation;        //  the id is "<generation>-<sequence>", base 36
-    uint64_t sequence;
-    uint64_t order;             //  submission order, broker-wide; kept on retry
+    //  68 bytes before the payload: a 100-byte job is one 176-byte malloc
+    //  chunk. Ids, orders and the generation fit 48 bits (ZJQ_JOBENTRY_48_MAX).
+    uint64_t generation : 48;   //  the id is "<generation>-<sequence>", base 36
+    uint64_t payload_size : 16; //  bytes inline (0 when the payload is a frame)
+    uint64_t sequence : 48;
+    uint64_t max_attempts : 16; //  1..1000; ZJQ_JOBENTRY_WIDE: the side block has it
+    uint64_t order : 48;        //  submission order, broker-wide; kept on retry
+    uint64_t state : 8;         //  zjq_state_t
+    uint64_t flags : 8;         //  ZJQ_JOBENTRY_FRAME ...
     int64_t created_ms;         //  wall clock, Unix ms
     zjq_queue_t *queue;         //  the job's queue, which names it (not owned)
     zjq_owner_t *owner;         //  interned submitter key, or NULL
     zjq_jobside_t *side;        //  the side block, or NULL
     uint32_t queue_index;       //  position in the queue's heap, or ZJQ_JOBENTRY_NONE
-    uint32_t job_timeout_ms;    //  per attempt; UINT32_MAX: the side block has it
-    uint32_t result_ttl_ms;     //  ditto, for the outcome
+    uint16_t job_timeout;       //  per attempt, coded (zjq_jobentry_set_duration);
+                                //  ZJQ_DURATION_SIDE: the side block has it
+    uint16_t result_ttl;        //  ditto, for the outcome
     int16_t priority;           //  -1000..1000, higher runs first
-    uint16_t max_attempts;      //  1..1000; ZJQ_JOBENTRY_WIDE: the side block has it
     uint16_t attempt;           //  current or last attempt, 0 before the first; ditto
-    uint16_t payload_size;      //  bytes inline (0 when the payload is a frame)
-    uint8_t state;              //  zjq_state_t
-    uint8_t flags;              //  ZJQ_JOBENTRY_FRAME ...
     byte payload [];            //  the inline bytes, or a zframe_t * (unaligned)
 } zjq_jobentry_t;
 

@@ -10,7 +10,7 @@
 #define ZJQ_JOBENTRY_NOPAY   0x02       //  flags: the payload is gone (job ended)
 #define ZJQ_JOBENTRY_RESULT  0x04       //  flags: payload area holds the result
 #define ZJQ_JOBENTRY_WIDE    0x08       //  flags: attempt counts are in the side block
-#define ZJQ_DURATION_SIDE    UINT32_MAX //  a duration kept in the side block
+#define ZJQ_DURATION_SIDE    UINT16_MAX //  a duration kept in the side block
 
 
 //  Fields only some jobs need. The deadline and result heaps hold side
@@ -85,7 +85,7 @@ void
 //  Store a duration in the entry's field, or exactly in the side block if
 //  it does not fit. Returns 0, or -1 if out of memory for the side block.
 int
-    zjq_jobentry_set_duration (zjq_jobentry_t *entry, uint32_t *field, int64_t ms, bool timeout);
+    zjq_jobentry_set_duration (zjq_jobentry_t *entry, uint16_t *field, int64_t ms, bool timeout);
 
 //  Store attempt counts: in the entry while they fit 16 bits, else in the
 //  side block from then on. Returns 0, or -1 if out of memory (unchanged).

@@ -31,6 +31,7 @@
 //  The self-test below relies on assert: keep it in release builds too
 #undef NDEBUG
 #include <assert.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -278,6 +279,12 @@ zjq_jobtable_new (uint64_t generation)
     zjq_jobtable_t *self = (zjq_jobtable_t *) calloc (1, sizeof (zjq_jobtable_t));
     if (!self)
         return NULL;
+    if (generation > ZJQ_JOBENTRY_48_MAX) {
+        zjq_log_error ("job_table_error", "generation=%" PRIu64 " msg=%s", generation,
+                       "a generation past 48 bits");
+        free (self);
+        return NULL;
+    }
     self->generation = generation;
     self->next_sequence = 1;
     self->next_order = 1;
@@ -287,7 +294,7 @@ zjq_jobtable_new (uint64_t generation)
     self->deadlines = zjq_heap_new (s_deadline_before, s_deadline_index);
     self->results = zjq_heap_new (s_deadline_before, s_result_index);
     if (!self->by_key || !self->owners || !self->paused || !self->deadlines || !self->results
-    ||  zjq_hashtab_init (&self->by_id, s_entry_hash, ZJQ_INDEX_MIN_BITS, 6, 1) == -1) {
+    ||  zjq_hashtab_init (&self->by_id, s_entry_hash, ZJQ_INDEX_MIN_BITS, 7, 1) == -1) {
         zjq_jobtable_destroy (&self);
         return NULL;
     }
@@ -340,6 +347,8 @@ s_insert (zjq_jobtable_t *self, const zjq_job_t *spec, zjq_queue_t *queue,
     assert (spec && queue);
     if (zjq_hashtab_size (&self->by_id) >= UINT32_MAX - 1)
         return NULL;            //  heap positions are 32 bits
+    if (self->next_sequence > ZJQ_JOBENTRY_48_MAX || self->next_order > ZJQ_JOBENTRY_48_MAX)
+        return NULL;            //  entries hold 48 bits (2.8e14 jobs: restart the broker)
     zjq_jobentry_t *entry = zjq_jobentry_new (size);
     if (!entry)
         return NULL;
@@ -354,8 +363,8 @@ s_insert (zjq_jobtable_t *self, const zjq_job_t *spec, zjq_queue_t *queue,
     bool failed = false;
     entry->owner = s_owner_take (self, spec->owner, &failed);
     if (failed
-    ||  zjq_jobentry_set_duration (entry, &entry->job_timeout_ms, spec->job_timeout_ms, true) == -1
-    ||  zjq_jobentry_set_duration (entry, &entry->result_ttl_ms, spec->result_ttl_ms, false) == -1)
+    ||  zjq_jobentry_set_duration (entry, &entry->job_timeout, spec->job_timeout_ms, true) == -1
+    ||  zjq_jobentry_set_duration (entry, &entry->result_ttl, spec->result_ttl_ms, false) == -1)
         goto err;
     if (spec->key) {
         if (!zjq_jobentry_side_try (entry) || !(entry->side->key = strdup (spec->key)))
@@ -722,6 +731,8 @@ s_restore_problem (const zjq_job_t *job, uint64_t *generation)
     if (zjq_jobid_parse_exact (job->id, generation, &sequence) == -1
     ||  sequence != job->sequence)
         return "a bad id";
+    if (*generation > ZJQ_JOBENTRY_48_MAX || job->order > ZJQ_JOBENTRY_48_MAX)
+        return "an id or order out of range";
     if (job->priority < INT16_MIN || job->priority > INT16_MAX)
         return "a priority out of range";
     if (job->max_attempts < 0 || job->max_attempts > ZJQ_JOB_ATTEMPTS_MAX
@@ -755,8 +766,8 @@ s_restore_fields (zjq_jobtable_t *self, zjq_jobentry_t *entry, zjq_job_t *job)
                     || job->history || ended;
     if (failed || (side_needed && !zjq_jobentry_side_try (entry))
     ||  zjq_jobentry_set_attempts (entry, job->attempt, job->max_attempts) == -1
-    ||  zjq_jobentry_set_duration (entry, &entry->job_timeout_ms, job->job_timeout_ms, true) == -1
-    ||  zjq_jobentry_set_duration (entry, &entry->result_ttl_ms, job->result_ttl_ms, false) == -1)
+    ||  zjq_jobentry_set_duration (entry, &entry->job_timeout, job->job_timeout_ms, true) == -1
+    ||  zjq_jobentry_set_duration (entry, &entry->result_ttl, job->result_ttl_ms, false) == -1)
         return -1;
     zjq_jobside_t *side = entry->side;
     if (side) {

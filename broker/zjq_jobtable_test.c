@@ -42,7 +42,7 @@ s_test_index (zjq_queue_t *queue)
     for (size_t index = 0; index < COUNT; index++)
         entries [index] = s_test_insert (table, queue, NULL, 1000, index % 3);
     assert (zjq_hashtab_size (&table->by_id) == COUNT);
-    assert (((size_t) 1 << table->by_id.bits) >= COUNT * 4 / 3);
+    assert (((size_t) 1 << table->by_id.bits) >= COUNT * 8 / 7);     //  at most 7/8 full
     //  Restored jobs of an earlier generation share the index
     zjq_job_t record = { .sequence = COUNT, .order = 0, .max_attempts = 1,
                          .state = ZJQ_STATE_QUEUED, .job_timeout_ms = 5, .result_ttl_ms = 5 };
@@ -50,6 +50,16 @@ s_test_index (zjq_queue_t *queue)
     zjq_jobentry_t *old = zjq_jobtable_restore (table, &record, queue, 0);
     assert (old && old->generation == 1794000000000ULL);
     assert (zjq_jobtable_lookup (table, record.id) == old);
+    //  Entries hold generations, sequences and orders of 48 bits: a record
+    //  past that is dropped (logged), a table of such a generation refused
+    zjq_job_t wide = { .sequence = 1, .order = ZJQ_JOBENTRY_48_MAX + 1, .max_attempts = 1,
+                       .state = ZJQ_STATE_QUEUED, .job_timeout_ms = 5, .result_ttl_ms = 5 };
+    zjq_jobid_format (wide.id, 1794000000000ULL, 1);
+    assert (zjq_jobtable_restore (table, &wide, queue, 0) == NULL);
+    wide.order = 1;
+    zjq_jobid_format (wide.id, ZJQ_JOBENTRY_48_MAX + 1, 1);
+    assert (zjq_jobtable_restore (table, &wide, queue, 0) == NULL);
+    assert (zjq_jobtable_new (ZJQ_JOBENTRY_48_MAX + 1) == NULL);
     for (size_t index = 0; index < COUNT; index++)
         assert (zjq_jobtable_lookup (table, zjq_jobentry_id (entries [index]).text)
                 == entries [index]);
@@ -193,7 +203,8 @@ s_test_entries (zjq_queue_t *queue, bool verbose)
     assert (zjq_jobentry_payload (small).data == NULL);
     assert (stats->queued_bytes == ZJQ_JOBENTRY_INLINE_MAX + 1 + 5);
 
-    //  Durations that do not fit 32 bits are kept exactly in the side block
+    //  Durations that are not a whole count below 16384 of ms, s, min or h
+    //  are kept exactly in the side block (zjq_jobentry.c)
     zjq_job_t long_spec = spec;
     long_spec.job_timeout_ms = 10LL * 366 * 24 * 3600 * 1000;
     long_spec.result_ttl_ms = (int64_t) UINT32_MAX;
@@ -201,11 +212,12 @@ s_test_entries (zjq_queue_t *queue, bool verbose)
     assert (slow && slow->side);
     assert (zjq_jobentry_job_timeout_ms (slow) == long_spec.job_timeout_ms);
     assert (zjq_jobentry_result_ttl_ms (slow) == (int64_t) UINT32_MAX);
-    long_spec.result_ttl_ms = (int64_t) UINT32_MAX - 1;
+    long_spec.result_ttl_ms = 16382LL * 3600 * 1000;    //  16383 h is the side mark
     long_spec.job_timeout_ms = 1;
     zjq_jobentry_t *fits = zjq_jobtable_insert_copy (table, &long_spec, queue, "x", 1);
     assert (fits && !fits->side);
-    assert (zjq_jobentry_result_ttl_ms (fits) == (int64_t) UINT32_MAX - 1);
+    assert (zjq_jobentry_result_ttl_ms (fits) == 16382LL * 3600 * 1000);
+    assert (zjq_jobentry_job_timeout_ms (fits) == 1);
 
     //  Owners are interned: one copy per key, freed with its last job
     zjq_job_t owned_spec = spec;

@@ -117,7 +117,7 @@ zjq_journal_sync_thread (void *arg)
 {
     zjq_journal_t *self = (zjq_journal_t *) arg;
     zjq_jshared_t *shared = &self->shared;
-    int64_t last_sync = 0;
+    int64_t last_start = 0;         //  monotonic ms when the last sync began
     pthread_mutex_lock (&self->mutex);
     while (!shared->stop) {
         if (shared->switch_request) {
@@ -137,7 +137,7 @@ zjq_journal_sync_thread (void *arg)
                 if (self->sync_fn (self->dir_fd) == -1)
                     error = errno? errno: EIO;
             }
-            last_sync = zjq_mono_ms ();
+            last_start = zjq_mono_ms ();
             pthread_mutex_lock (&self->mutex);
             shared->switch_done = true;
             shared->switched = renamed;
@@ -152,11 +152,14 @@ zjq_journal_sync_thread (void *arg)
         }
         if (self->policy != ZJQ_FSYNC_NEVER && shared->sync_fd >= 0
         &&  shared->target > shared->synced) {
+            //  Group commit: a sync starts as soon as the previous one is
+            //  done, and covers everything written meanwhile. 'interval'
+            //  only bounds how often: starts at least interval_ms apart.
             int64_t now = zjq_mono_ms ();
-            if (self->policy == ZJQ_FSYNC_INTERVAL && now < last_sync + self->interval_ms) {
+            if (self->policy == ZJQ_FSYNC_INTERVAL && now < last_start + self->interval_ms) {
                 struct timespec until;
                 clock_gettime (CLOCK_MONOTONIC, &until);
-                int64_t wait_ns = (last_sync + self->interval_ms - now) * 1000000LL;
+                int64_t wait_ns = (last_start + self->interval_ms - now) * 1000000LL;
                 until.tv_sec += wait_ns / 1000000000LL;
                 until.tv_nsec += wait_ns % 1000000000LL;
                 if (until.tv_nsec >= 1000000000L) {
@@ -169,8 +172,8 @@ zjq_journal_sync_thread (void *arg)
             int fd = shared->sync_fd;
             uint64_t target = shared->target;
             pthread_mutex_unlock (&self->mutex);
+            last_start = now;
             int error = self->sync_fn (fd) == -1? (errno? errno: EIO): 0;
-            last_sync = zjq_mono_ms ();
             pthread_mutex_lock (&self->mutex);
             if (error)
                 shared->sync_error = error;

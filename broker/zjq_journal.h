@@ -12,10 +12,14 @@
 
     Durability. Appends go to a memory buffer and cost no system call. The
     broker calls zjq_journal_flush once per batch of messages, which writes
-    the buffer with one write(). A sync thread calls fdatasync: after every
-    flush (ZJQ_FSYNC_ALWAYS), at most every interval ms (ZJQ_FSYNC_INTERVAL),
-    or never (ZJQ_FSYNC_NEVER: the data is in the page cache, which survives
-    a crash of the broker but not of the machine). Each record appended
+    the buffer with one write(). A sync thread calls fdatasync, by group
+    commit: a sync starts as soon as something written is not yet synced and
+    the disk is free (no sync running), and covers everything written up to
+    its start; what is written while it runs goes into the next one
+    (ZJQ_FSYNC_ALWAYS, the default). ZJQ_FSYNC_INTERVAL is the same with a
+    bound on how often: two syncs start at least interval ms apart.
+    ZJQ_FSYNC_NEVER never syncs (the data is in the page cache, which
+    survives a crash of the broker but not of the machine). Each record appended
     gets the next LSN (zjq_journal_lsn); zjq_journal_durable says up to which LSN the policy's promise holds,
     and the broker holds client replies until then. The sync thread reports
     through a file descriptor that the broker polls.
@@ -42,8 +46,8 @@
 typedef struct _zjq_journal_t zjq_journal_t;
 
 typedef enum {
-    ZJQ_FSYNC_ALWAYS = 0,       //  fdatasync after every batch before replying
-    ZJQ_FSYNC_INTERVAL = 1,     //  fdatasync every interval ms, replies wait for it
+    ZJQ_FSYNC_ALWAYS = 0,       //  group commit: sync when the disk is free; replies wait
+    ZJQ_FSYNC_INTERVAL = 1,     //  ditto, sync starts at least interval ms apart
     ZJQ_FSYNC_NEVER = 2         //  write () only: survives a process crash, not power loss
 } zjq_fsync_policy_t;
 

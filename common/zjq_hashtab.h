@@ -11,8 +11,8 @@
     It grows (doubles) when an insert would pass grow_eighths / 8 load and,
     when shrink_eighths is not 0, shrinks after a removal leaves it below
     shrink_eighths / 8, to the smallest size at most 2 * shrink_eighths / 8
-    full (never below 1 << min_bits slots). The job id index uses 10, 6, 1
-    (1024 slots, grow at 3/4, shrink below 1/8 to 1/4); the client's request
+    full (never below 1 << min_bits slots). The job id index uses 10, 7, 1
+    (1024 slots, grow at 7/8, shrink below 1/8 to 1/4); the client's request
     table 6, 4, 0 (64 slots, at most half full, never shrinks).
 
     The struct is public so that the lookup, the hot path, is inline: with

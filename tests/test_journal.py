@@ -101,11 +101,12 @@ def test_kill9_restart_keeps_queued_running_and_results(zjq):
     early = submit_many(broker.endpoint, "early", [b"early %d" % i for i in range(50)])
     zt.wait_until(lambda: broker_stats(zjq)["succeeded"] == 50, 60, message="early jobs done")
     early_worker.stop()
-    # Jobs running at the crash (sleep 3 s each), and 10,000 queued ones.
-    # (no prefetch: exactly 4 run and 4 stay queued)
+    # Jobs running at the crash (sleep 10 s each: longer than submitting
+    # 10,000 jobs takes, even sanitized on a loaded machine), and 10,000
+    # queued ones. (no prefetch: exactly 4 run and 4 stay queued)
     slow_worker = zjq.start_worker("slow", builtin="sleep", concurrency=4, verbose=False,
                                    args=("--prefetch", "0"))
-    slow = submit_many(broker.endpoint, "slow", [b"3000"] * 8, max_attempts=3)
+    slow = submit_many(broker.endpoint, "slow", [b"10000"] * 8, max_attempts=3)
     zt.wait_until(lambda: broker_stats(zjq)["running"] == 4, 30, message="4 slow jobs running")
     work = submit_many(broker.endpoint, "work", [b"job %d" % i for i in range(10000)])
     assert len(set(work)) == 10000
@@ -130,7 +131,7 @@ def test_kill9_restart_keeps_queued_running_and_results(zjq):
     counted = 0
     for ids, expected in ((early, [b"early %d" % i for i in range(50)]),
                           (work, [b"job %d" % i for i in range(10000)]),
-                          (slow, [b"3000"] * 8)):
+                          (slow, [b"10000"] * 8)):
         for job_id, reply, payload in zip(ids, results(broker.endpoint, ids), expected):
             assert reply.name == "JOB_RESULT" and reply["state"] == "succeeded", (job_id, reply)
             assert (reply.payload or b"") == payload, (job_id, reply)
