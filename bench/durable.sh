@@ -51,12 +51,11 @@ fi
 TMP=$(mktemp -d /tmp/zjq-durable.XXXXXX)
 [ -n "$DIR" ] || DIR=$(mktemp -d /var/tmp/zjq-durable.XXXXXX)
 mkdir -p "$DIR"
-PIDS=""
+# shellcheck source=bench/procs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/procs.sh"
 
 cleanup () {
-    for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
-    for pid in $PIDS; do wait "$pid" 2>/dev/null || true; done
-    PIDS=""
+    stop_all
     if [ $KEEP = 1 ]; then
         echo "durable.sh: logs in $TMP, journals in $DIR" >&2
     else
@@ -66,18 +65,7 @@ cleanup () {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-start () {
-    local name=$1; shift
-    "$@" > "$TMP/$name.log" 2>&1 &
-    PID=$!
-    PIDS="$PID $PIDS"
-}
 
-stop_all () {
-    for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
-    for pid in $PIDS; do wait "$pid" 2>/dev/null || true; done
-    PIDS=""
-}
 
 #  The disk's own fdatasync time, microseconds (median of SYNCS)
 fsync_us () {

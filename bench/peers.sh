@@ -77,35 +77,16 @@ fi
 have () { command -v "$1" > /dev/null 2>&1; }
 
 TMP=$(mktemp -d /tmp/zjq-peers.XXXXXX)
-PIDS=""
+# shellcheck source=bench/procs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/procs.sh"
 cleanup () {
-    for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
-    for pid in $PIDS; do wait "$pid" 2>/dev/null || true; done
-    PIDS=""
+    stop_all
     if [ $KEEP = 1 ]; then echo "peers.sh: logs in $TMP" >&2; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-start () {
-    local name=$1; shift
-    "$@" > "$TMP/$name.log" 2>&1 &
-    PID=$!
-    PIDS="$PID $PIDS"
-}
 
-#  stop_all: SIGTERM to everything started, SIGKILL after 10 s
-stop_all () {
-    local pid tries
-    for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
-    for pid in $PIDS; do
-        tries=0
-        while kill -0 "$pid" 2>/dev/null && [ $tries -lt 100 ]; do sleep 0.1; tries=$((tries + 1)); done
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    PIDS=""
-}
 
 free_port () { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kb () { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }

@@ -90,18 +90,13 @@ fi
 TMP=$(mktemp -d /tmp/zjq-bench.XXXXXX)
 RESULTS=$TMP/results
 : > "$RESULTS"
-PIDS=""
 
 #  --- process management: everything started here is stopped here, by PID
+# shellcheck source=bench/procs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/procs.sh"
 
 cleanup () {
-    for pid in $PIDS; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in $PIDS; do
-        wait "$pid" 2>/dev/null || true
-    done
-    PIDS=""
+    stop_all
     if [ $KEEP = 1 ]; then
         echo "run.sh: logs and raw results in $TMP" >&2
     else
@@ -111,13 +106,6 @@ cleanup () {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-#  start NAME COMMAND...: run in the background, log to $TMP/NAME.log; sets PID
-start () {
-    local name=$1; shift
-    "$@" > "$TMP/$name.log" 2>&1 &
-    PID=$!
-    PIDS="$PID $PIDS"
-}
 
 #  stop PID: SIGTERM, wait for it to exit (a zjq-worker drains first)
 stop () {
